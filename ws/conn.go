@@ -27,15 +27,15 @@ const (
 // be called on the connection's loop thread, i.e. from the Handler; Send and
 // CloseAsync may be called from any goroutine.
 type Conn struct {
-	s     *Server
-	rc    *reactor.Conn
-	ls    *loopState
-	state uint8
+	s      *Server
+	rc     *reactor.Conn
+	ls     *loopState
+	state  uint8
 	opened bool // the handshake completed and OpenEvent was delivered
 	inMsg  bool // a fragmented message is being reassembled in msg
-	fin   bool // the frame being streamed is the message's last
-	utf8  UTF8State
-	msgOp OpCode
+	fin    bool // the frame being streamed is the message's last
+	utf8   UTF8State
+	msgOp  OpCode
 	// The data frame whose payload is arriving across reads.
 	remain  int64
 	mask    [4]byte

@@ -2,11 +2,8 @@ package ws
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
-
-	gws "github.com/gobwas/ws"
 )
 
 var crlfcrlf = []byte("\r\n\r\n")
@@ -42,9 +39,9 @@ func (s *Server) upgrade(data []byte) (n int, resp []byte, ok bool) {
 	hio.r.Reset(data[:n])
 	_, err := s.upgrader.Upgrade(&hio)
 	if err != nil {
-		var rej *gws.ConnectionRejectedError
-		if !errors.As(err, &rej) && hio.out.Len() == 0 {
-			// Not HTTP at all (gobwas stopped reading): answer plainly.
+		if hio.out.Len() == 0 {
+			// Not HTTP at all (gobwas stopped reading before it could
+			// answer): answer plainly.
 			return n, httpError(http.StatusBadRequest, "malformed HTTP request"), false
 		}
 		return n, hio.out.Bytes(), false

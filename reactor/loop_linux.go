@@ -131,6 +131,8 @@ func (l *Loop) pin() {
 	}
 }
 
+func onMainThread() bool { return unix.Gettid() == unix.Getpid() }
+
 func (l *Loop) run() {
 	l.pin()
 	defer l.finish()

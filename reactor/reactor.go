@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,7 +148,22 @@ func (e *Engine) Start() {
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			l.run()
+			// A loop must not own the main thread: it would rename the
+			// process and pin its CPU mask. If this goroutine got the main
+			// thread, it keeps it (locked, so nothing else runs there) while
+			// the loop runs on another thread.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if !onMainThread() {
+				l.run()
+				return
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				l.run()
+			}()
+			<-done
 		}()
 	}
 }

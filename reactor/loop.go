@@ -31,6 +31,7 @@ type Loop struct {
 
 	wakePending atomic.Bool
 	ctl         atomic.Uint32
+	batch       atomic.Int32 // events per wait; SetBatch changes it
 	closed      atomic.Bool
 	tid         atomic.Int32
 
@@ -72,6 +73,17 @@ func (l *Loop) signal() {
 
 func (l *Loop) postControl(bit uint32) {
 	l.ctl.Or(bit)
+	l.signal()
+}
+
+// SetBatch changes how many events the loop takes per wait, from its next
+// turn on. Safe from any goroutine; a control word, so a full inbox cannot
+// lose it.
+func (l *Loop) SetBatch(n int) {
+	if n < 1 {
+		n = 1
+	}
+	l.batch.Store(int32(n))
 	l.signal()
 }
 

@@ -72,6 +72,7 @@ func newLoop(e *Engine, idx int, spec LoopSpec) (*Loop, error) {
 		return nil, err
 	}
 	p.events = make([]unix.EpollEvent, e.cfg.Batch)
+	l.batch.Store(int32(e.cfg.Batch))
 	p.rbuf = make([]byte, headroom+e.cfg.ReadBufferSize)
 	return l, nil
 }
@@ -143,6 +144,9 @@ func (l *Loop) run() {
 		timeout := -1
 		if len(l.timed) > 0 || p.acceptAt != 0 {
 			timeout = int(tickInterval / time.Millisecond)
+		}
+		if b := int(l.batch.Load()); b != len(p.events) {
+			p.events = make([]unix.EpollEvent, b)
 		}
 		n, err := unix.EpollWait(p.epfd, p.events, timeout)
 		if err != nil && !errors.Is(err, unix.EINTR) {

@@ -69,7 +69,7 @@ func (c *Conn) WriteMessage(op OpCode, p []byte) error {
 	if c.state != stateOpen {
 		return ErrConnClosed
 	}
-	if c.rc.Buffered()+len(p) > c.s.cfg.MaxWriteQueue {
+	if c.rc.Buffered()+len(p) > c.s.limits.Load().MaxWriteQueue {
 		c.fail(ErrSlowConsumer)
 		return ErrSlowConsumer
 	}
@@ -134,6 +134,7 @@ func (c *Conn) fail(err *CloseError) {
 // reassembled in c.msg (the slow path, counted).
 func (c *Conn) readFrames(b []byte) int {
 	off := 0
+	lim := c.s.limits.Load()
 	for off < len(b) && c.state == stateOpen {
 		if c.remain > 0 {
 			off += c.stream(b[off:])
@@ -165,10 +166,10 @@ func (c *Conn) readFrames(b []byte) int {
 		case h.OpCode != OpContinuation && c.inMsg:
 			c.fail(ErrExpectedCont)
 			return len(b)
-		case h.Length > c.s.cfg.MaxFrameSize:
+		case h.Length > lim.MaxFrameSize:
 			c.fail(ErrFrameTooBig)
 			return len(b)
-		case int64(len(c.msg))+h.Length > c.s.cfg.MaxMessageSize:
+		case int64(len(c.msg))+h.Length > lim.MaxMessageSize:
 			c.fail(ErrMessageTooBig)
 			return len(b)
 		}

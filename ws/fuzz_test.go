@@ -61,7 +61,9 @@ func FuzzUpgrade(f *testing.F) {
 	f.Add([]byte("GET"))
 	cfg := DefaultConfig()
 	cfg.MaxHandshakeSize = 1024
-	s := &Server{cfg: cfg, upgrader: gws.Upgrader{ReadBufferSize: cfg.MaxHandshakeSize}}
+	s := &Server{cfg: cfg}
+	lim := cfg.Limits()
+	s.limits.Store(&lim)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n, resp, ok := s.upgrade(b)
 		if n == 0 {

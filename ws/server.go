@@ -53,11 +53,55 @@ func DefaultConfig() Config {
 	}
 }
 
+// Limits are the settings that may change while the server runs; see
+// Server.Reload.
+type Limits struct {
+	BatchSize        int
+	MaxFrameSize     int64
+	MaxMessageSize   int64
+	MaxHandshakeSize int
+	MaxWriteQueue    int
+	HandshakeTimeout time.Duration
+}
+
+// Limits returns the reloadable part of c.
+func (c *Config) Limits() Limits {
+	return Limits{
+		BatchSize:        c.BatchSize,
+		MaxFrameSize:     c.MaxFrameSize,
+		MaxMessageSize:   c.MaxMessageSize,
+		MaxHandshakeSize: c.MaxHandshakeSize,
+		MaxWriteQueue:    c.MaxWriteQueue,
+		HandshakeTimeout: c.HandshakeTimeout,
+	}
+}
+
+// Validate reports the first limit that cannot work.
+func (l *Limits) Validate() error {
+	switch {
+	case l.BatchSize < 1 || l.BatchSize > 4096:
+		return fmt.Errorf("ws: batch size %d: want 1..4096", l.BatchSize)
+	case l.MaxFrameSize < 125:
+		return fmt.Errorf("ws: max frame size %d: want at least 125", l.MaxFrameSize)
+	case l.MaxMessageSize < l.MaxFrameSize:
+		return fmt.Errorf("ws: max message size %d is below max frame size %d", l.MaxMessageSize, l.MaxFrameSize)
+	case l.MaxHandshakeSize < 256:
+		return fmt.Errorf("ws: max handshake size %d: want at least 256", l.MaxHandshakeSize)
+	case l.MaxWriteQueue < 1024:
+		return fmt.Errorf("ws: max write queue %d: want at least 1024", l.MaxWriteQueue)
+	case l.HandshakeTimeout <= 0:
+		return errors.New("ws: handshake timeout must be positive")
+	}
+	return nil
+}
+
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {
+	lim := c.Limits()
+	if err := lim.Validate(); err != nil {
+		return err
+	}
 	switch {
-	case c.BatchSize < 1 || c.BatchSize > 4096:
-		return fmt.Errorf("ws: batch size %d: want 1..4096", c.BatchSize)
 	case c.ReactorRing < 2:
 		return fmt.Errorf("ws: ring capacity %d: want at least 2", c.ReactorRing)
 	case c.Workers < 0:
@@ -66,16 +110,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ws: NUMA node %d: want -1 (auto) or a node number", c.NUMANode)
 	case c.ReadBufferSize < 4096:
 		return fmt.Errorf("ws: read buffer %d bytes: want at least 4096", c.ReadBufferSize)
-	case c.MaxFrameSize < 125:
-		return fmt.Errorf("ws: max frame size %d: want at least 125", c.MaxFrameSize)
-	case c.MaxMessageSize < c.MaxFrameSize:
-		return fmt.Errorf("ws: max message size %d is below max frame size %d", c.MaxMessageSize, c.MaxFrameSize)
-	case c.MaxHandshakeSize < 256:
-		return fmt.Errorf("ws: max handshake size %d: want at least 256", c.MaxHandshakeSize)
-	case c.MaxWriteQueue < 1024:
-		return fmt.Errorf("ws: max write queue %d: want at least 1024", c.MaxWriteQueue)
-	case c.HandshakeTimeout <= 0 || c.ShutdownTimeout <= 0 || c.LingerTimeout <= 0:
-		return errors.New("ws: handshake, shutdown and linger timeouts must be positive")
+	case c.ShutdownTimeout <= 0 || c.LingerTimeout <= 0:
+		return errors.New("ws: shutdown and linger timeouts must be positive")
 	}
 	return nil
 }
@@ -92,9 +128,10 @@ func WithMiddleware(mw ...Middleware) Option {
 // CPU, each with its own listener, running the handler to completion.
 type Server struct {
 	cfg      Config
+	limits   atomic.Pointer[Limits] // read by the loops per read; swapped by Reload
 	log      *slog.Logger
 	engine   *reactor.Engine
-	upgrader gws.Upgrader
+	upgrader gws.Upgrader // template; each handshake copies it with the current size limit
 	loops    []loopState
 	mws      []Middleware
 	handler  Handler
@@ -135,7 +172,8 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	s.upgrader = gws.Upgrader{ReadBufferSize: cfg.MaxHandshakeSize}
+	lim := cfg.Limits()
+	s.limits.Store(&lim)
 	specs, err := planLoops(cfg.NUMANode, cfg.Workers)
 	if err != nil {
 		return nil, err
@@ -156,6 +194,29 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	}
 	return s, nil
 }
+
+// Reload replaces the limits that can change at run time. An invalid set
+// is refused with an error and changes nothing. New limits apply to frames
+// and handshakes that start after Reload returns; the batch size changes at
+// each loop's next turn.
+func (s *Server) Reload(l Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	old := s.limits.Swap(&l)
+	if old.BatchSize != l.BatchSize {
+		for _, lp := range s.engine.Loops() {
+			lp.SetBatch(l.BatchSize)
+		}
+	}
+	s.log.Info("ws: limits reloaded", "batch", l.BatchSize, "max_frame", l.MaxFrameSize,
+		"max_message", l.MaxMessageSize, "max_handshake", l.MaxHandshakeSize,
+		"max_write_queue", l.MaxWriteQueue, "handshake_timeout", l.HandshakeTimeout)
+	return nil
+}
+
+// CurrentLimits returns the limits in force.
+func (s *Server) CurrentLimits() Limits { return *s.limits.Load() }
 
 // UseMiddleware adds middlewares after those already registered. It must be
 // called before Run.
@@ -259,7 +320,7 @@ func (h *engineHandler) OnOpen(rc *reactor.Conn) {
 	s := (*Server)(h)
 	c := &Conn{s: s, rc: rc, ls: &s.loops[rc.Loop().Index()]}
 	rc.SetContext(c)
-	rc.SetDeadline(rc.Loop().Now().Add(s.cfg.HandshakeTimeout))
+	rc.SetDeadline(rc.Loop().Now().Add(s.limits.Load().HandshakeTimeout))
 }
 
 func (h *engineHandler) OnRead(rc *reactor.Conn, data []byte) int {

@@ -61,7 +61,7 @@ type HwlocCore struct {
 }
 
 // LoadHwloc loads a topology through hwloc, keeping important I/O objects
-// (HWLOC_TYPE_FILTER_KEEP_IMPORTANT) and CPUs outside this process's cgroup
+// (HWLOC_TYPE_FILTER_KEEP_IMPORTANT), instruction caches (as lstopo does) and CPUs outside this process's cgroup
 // (HWLOC_TOPOLOGY_FLAG_INCLUDE_DISALLOWED, so that it lists what numactl and
 // sysfs list). Builds without cgo on Linux return ErrNoHwloc.
 func LoadHwloc(in HwlocInput) (*HwlocTopology, error) { return loadHwloc(in) }

@@ -82,6 +82,10 @@ func (h *hwloc) configure(in HwlocInput) error {
 	if r, err := C.hwloc_topology_set_io_types_filter(h.t, C.HWLOC_TYPE_FILTER_KEEP_IMPORTANT); r != 0 {
 		return fmt.Errorf("cnuma: hwloc_topology_set_io_types_filter: %w", err)
 	}
+	// hwloc drops instruction caches by default; lstopo and hwloc-calc keep them.
+	if r, err := C.hwloc_topology_set_icache_types_filter(h.t, C.HWLOC_TYPE_FILTER_KEEP_ALL); r != 0 {
+		return fmt.Errorf("cnuma: hwloc_topology_set_icache_types_filter: %w", err)
+	}
 	if r, err := C.hwloc_topology_set_flags(h.t, C.HWLOC_TOPOLOGY_FLAG_INCLUDE_DISALLOWED); r != 0 {
 		return fmt.Errorf("cnuma: hwloc_topology_set_flags: %w", err)
 	}

@@ -44,8 +44,8 @@ type Node struct {
 	ID        int
 	CPUs      []int // the node's CPUs as the OS lists them; may include offline ones
 	Memory    uint64
-	Free      int64   // free bytes; -1 when the source does not say
-	Distances []int   // SLIT row: one per node, in ascending node-id order
+	Free      int64 // free bytes; -1 when the source does not say
+	Distances []int // SLIT row: one per node, in ascending node-id order
 	HugePages []HugePages
 }
 

@@ -49,7 +49,7 @@ type CacheInfo struct {
 	Level int
 	Type  string // Data, Instruction or Unified
 	Size  uint64 // bytes
-	ID    int    // cache id within its level and type, -1 when the kernel gives none
+	ID    int    // sysfs cache id (hwloc: logical index) within level and type; -1 if none
 	CPUs  []int  // shared_cpu_list
 }
 

@@ -13,6 +13,7 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v numactl >/dev/null || need+=(numactl)
 command -v lstopo-no-graphics >/dev/null || command -v lstopo >/dev/null || need+=(hwloc-nox)
 command -v gcc >/dev/null || need+=(gcc)
+command -v jq >/dev/null || need+=(jq)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

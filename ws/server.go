@@ -13,6 +13,7 @@ import (
 	gws "github.com/gobwas/ws"
 
 	"github.com/hioload-ws/hioload-ws/reactor"
+	"github.com/hioload-ws/hioload-ws/topology"
 )
 
 // Config is the server's configuration. Start from DefaultConfig.
@@ -33,6 +34,10 @@ type Config struct {
 	LingerTimeout    time.Duration // after a close, wait this long for the client's FIN
 
 	Logger *slog.Logger // nil logs nothing
+
+	// Topology is the machine to plan for; nil discovers this one. Tests
+	// and tools pass synthetic topologies here.
+	Topology *topology.Topology
 }
 
 // DefaultConfig returns the defaults of the echo command.
@@ -134,6 +139,8 @@ type Server struct {
 	upgrader gws.Upgrader // template; each handshake copies it with the current size limit
 	loops    []loopState
 	mws      []Middleware
+	topo     *topology.Topology
+	plan     *topology.Plan
 	handler  Handler
 
 	mu       sync.Mutex
@@ -174,10 +181,11 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	}
 	lim := cfg.Limits()
 	s.limits.Store(&lim)
-	specs, err := planLoops(cfg.NUMANode, cfg.Workers)
+	topo, p, specs, err := plan(&cfg)
 	if err != nil {
 		return nil, err
 	}
+	s.topo, s.plan = topo, p
 	s.loops = make([]loopState, len(specs))
 	s.engine, err = reactor.New(reactor.Config{
 		Addr:           cfg.ListenAddr,
@@ -225,6 +233,12 @@ func (s *Server) UseMiddleware(mw ...Middleware) { s.mws = append(s.mws, mw...) 
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.engine.Addr() }
 
+// Topology is the machine the server planned for.
+func (s *Server) Topology() *topology.Topology { return s.topo }
+
+// Plan is where the server's loops run and whose memory they use.
+func (s *Server) Plan() *topology.Plan { return s.plan }
+
 // Config returns the server's configuration.
 func (s *Server) Config() Config { return s.cfg }
 
@@ -239,6 +253,7 @@ func (s *Server) Run(h Handler) error {
 	s.running = true
 	s.handler = chain(h, s.mws)
 	s.mu.Unlock()
+	s.log.Info("ws: plan", "numa", s.plan.NUMA.String(), "nodes", s.plan.Nodes, "loops", len(s.plan.Loops), "reason", s.plan.Reason)
 	for _, l := range s.engine.Loops() {
 		sp := l.Spec()
 		s.log.Info("ws: loop", "loop", l.Index(), "cpu", sp.CPU, "node", sp.Node)

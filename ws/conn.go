@@ -116,6 +116,7 @@ func (c *Conn) fail(err *CloseError) {
 	c.state = stateClosed
 	c.closeCode = err.Code
 	c.ls.closesSent.Add(1)
+	c.ls.closeCodes[closeCodeSlot(err.Code)].Add(1)
 	b := c.rc.Scratch(MaxHeaderSize + 125)
 	n := PutClose(b[4:], err.Code, err.Reason)
 	h := PutHeader(b, true, OpClose, n)

@@ -162,6 +162,7 @@ type loopState struct {
 	upgraded   atomic.Uint64
 	rejected   atomic.Uint64
 	closesSent atomic.Uint64
+	closeCodes [closeCodeSlots]atomic.Uint64 // closes the server initiated, by code
 	open       atomic.Int64
 	_          [64]byte // keep loops' counters off each other's cache lines
 }
@@ -301,7 +302,10 @@ type Stats struct {
 	BytesOut    uint64 // payload bytes of messages sent
 	Reassembled uint64 // payload bytes copied to reassemble split or fragmented messages
 	ClosesSent  uint64 // close frames the server initiated
-	Loops       []reactor.Stats
+	// CloseCodes counts the closes the server initiated by status code
+	// (1000-1015; other codes are summed under 0).
+	CloseCodes map[StatusCode]uint64
+	Loops      []reactor.Stats
 }
 
 // Stats returns the server's counters, summed over loops, plus each loop's
@@ -319,6 +323,14 @@ func (s *Server) Stats() Stats {
 		st.BytesOut += ls.bytesOut.Load()
 		st.Reassembled += ls.copied.Load()
 		st.ClosesSent += ls.closesSent.Load()
+		for j := range ls.closeCodes {
+			if n := ls.closeCodes[j].Load(); n > 0 {
+				if st.CloseCodes == nil {
+					st.CloseCodes = map[StatusCode]uint64{}
+				}
+				st.CloseCodes[closeCodeOf(j)] += n
+			}
+		}
 	}
 	for _, l := range s.engine.Loops() {
 		rs := l.Stats()
@@ -326,6 +338,23 @@ func (s *Server) Stats() Stats {
 		st.Loops = append(st.Loops, rs)
 	}
 	return st
+}
+
+// closeCodeSlots counts codes 1000-1015 one by one and the rest in slot 16.
+const closeCodeSlots = 17
+
+func closeCodeSlot(code StatusCode) int {
+	if code >= 1000 && code < 1016 {
+		return int(code - 1000)
+	}
+	return 16
+}
+
+func closeCodeOf(slot int) StatusCode {
+	if slot < 16 {
+		return StatusCode(1000 + slot)
+	}
+	return 0
 }
 
 // engineHandler is the Server seen by the reactor.

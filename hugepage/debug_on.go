@@ -4,7 +4,9 @@ package hugepage
 
 import (
 	"fmt"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 )
 
@@ -29,12 +31,18 @@ func debugInit(c *class) {
 	}
 }
 
+// debugGet checks the poison of slot i, just taken by get with one reference.
+// On a mismatch it puts the slot back, re-poisoned, and panics.
 func debugGet(c *class, i uint32) {
 	off := int(i) * c.size
 	for j, v := range c.mem[off : off+c.size] {
 		if v != poison {
-			panic(fmt.Sprintf("hugepage: buffer of class %d written at offset %d after its Release%s",
-				c.size, j, debugHolder(&c.slots[i])))
+			msg := fmt.Sprintf("hugepage: buffer of class %d written at offset %d after its Release%s",
+				c.size, j, debugHolder(&c.slots[i]))
+			s := &c.slots[i]
+			s.state.Store(s.state.Load() &^ (1<<32 - 1))
+			c.put(i)
+			panic(msg)
 		}
 	}
 	c.debug[i].getPC.Store(caller())
@@ -54,22 +62,23 @@ func debugHolder(s *slot) string {
 	return fmt.Sprintf(" (got at %s, last released at %s)", where(d.getPC.Load()), where(d.releasePC.Load()))
 }
 
-// caller returns the PC of the first frame outside this package.
+// caller returns the PC of the first frame outside this package's own
+// (non-test) files: the code that called Get or Release.
 func caller() uintptr {
 	var pcs [8]uintptr
 	n := runtime.Callers(3, pcs[:])
 	frames := runtime.CallersFrames(pcs[:n])
 	for {
 		f, more := frames.Next()
-		if !isOwn(f.Function) || !more {
+		if !isOwn(f.File) || !more {
 			return f.PC
 		}
 	}
 }
 
-func isOwn(fn string) bool {
-	const pkg = "github.com/hioload-ws/hioload-ws/hugepage."
-	return len(fn) > len(pkg) && fn[:len(pkg)] == pkg
+func isOwn(file string) bool {
+	dir, name := filepath.Split(file)
+	return filepath.Base(dir) == "hugepage" && !strings.HasSuffix(name, "_test.go")
 }
 
 func where(pc uintptr) string {

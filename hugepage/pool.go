@@ -96,6 +96,7 @@ type Pool struct {
 // the arena holds no Go pointers.
 type class struct {
 	size   int
+	index  int // in Pool.classes
 	mem    []byte
 	free   *stack.Treiber
 	slots  []slot
@@ -139,6 +140,7 @@ func New(cfg Config) (*Pool, error) {
 	for i, c := range classes {
 		cl := &p.classes[i]
 		cl.size = c.Size
+		cl.index = i
 		cl.mem = mem[offsets[i] : offsets[i]+c.Size*c.Count : offsets[i]+c.Size*c.Count]
 		cl.free = stack.NewTreiberFull(c.Count)
 		cl.slots = make([]slot, c.Count)
@@ -193,19 +195,36 @@ func (p *Pool) Get(n int) (Buffer, error) {
 	if uint(n) > uint(p.max) {
 		return Buffer{}, ErrTooLarge
 	}
-	l := 0
-	if n > 1 {
-		l = bits.Len(uint(n - 1))
-	}
-	return p.classes[p.byLog[l]].get(n)
+	return p.classes[p.byLog[log2Ceil(n)]].get(n)
 }
 
+// log2Ceil returns the smallest l with 1<<l >= n, for n >= 0.
+func log2Ceil(n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return bits.Len(uint(n - 1))
+}
+
+// get takes a buffer of n bytes from the shared free list.
 func (c *class) get(n int) (Buffer, error) {
 	i, ok := c.free.Pop()
 	if !ok {
 		c.failed.Add(1)
 		return Buffer{}, ErrExhausted
 	}
+	b, ok := c.hand(i, n)
+	if !ok {
+		c.free.Push(i)
+		return Buffer{}, ErrClosed
+	}
+	return b, nil
+}
+
+// hand gives slot i, just taken off a free list, its first reference in a new
+// generation. After Close it leaves the slot free and reports false; the
+// caller puts it back where it came from.
+func (c *class) hand(i uint32, n int) (Buffer, bool) {
 	s := &c.slots[i]
 	gen := uint32(s.state.Load()>>32) + 1
 	s.state.Store(uint64(gen)<<32 | 1)
@@ -214,13 +233,12 @@ func (c *class) get(n int) (Buffer, error) {
 	// of us sees the other, so Close never unmaps memory handed out here.
 	if c.pool.closed.Load() {
 		s.state.Store(uint64(gen) << 32)
-		c.free.Push(i)
-		return Buffer{}, ErrClosed
+		return Buffer{}, false
 	}
 	if debug {
 		debugGet(c, i)
 	}
-	return Buffer{s: s, gen: gen, n: uint32(n)}, nil
+	return Buffer{s: s, gen: gen, n: uint32(n)}, true
 }
 
 // put returns slot i, whose last reference was just dropped, to its class.

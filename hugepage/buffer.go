@@ -73,9 +73,13 @@ func (b Buffer) Retain() {
 func (b Buffer) Release() {
 	for {
 		old := b.load("Release")
+		if debug && uint32(old) == 1 {
+			// Poison while the reference still keeps Close from unmapping.
+			debugPut(b.s.cls, b.s.idx)
+		}
 		if b.s.state.CompareAndSwap(old, old-1) {
 			if uint32(old) == 1 {
-				b.s.cls.put(b.s.idx)
+				b.s.cls.free.Push(b.s.idx)
 			}
 			return
 		}

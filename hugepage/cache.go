@@ -75,6 +75,9 @@ func (c *Cache) Get(n int) (Buffer, error) {
 func (c *Cache) Release(b Buffer) {
 	for {
 		old := b.load("Release")
+		if debug && uint32(old) == 1 {
+			debugPut(b.s.cls, b.s.idx) // as in Buffer.Release
+		}
 		if !b.s.state.CompareAndSwap(old, old-1) {
 			continue
 		}
@@ -82,24 +85,17 @@ func (c *Cache) Release(b Buffer) {
 			return
 		}
 		cl := b.s.cls
-		if cl.pool != c.p {
-			cl.put(b.s.idx) // a buffer of another pool
+		if cl.pool != c.p || c.classes[cl.index].max == 0 {
+			cl.free.Push(b.s.idx) // another pool's buffer, or an uncached class
 			return
 		}
 		cc := &c.classes[cl.index]
-		if cc.max == 0 {
-			cl.put(b.s.idx)
-			return
-		}
 		if cc.n == cc.max {
 			// Full: hand half to the shared list for other loops.
 			for cc.n > cc.max/2 {
 				cc.n--
 				cl.free.Push(cc.free[cc.n])
 			}
-		}
-		if debug {
-			debugPut(cl, b.s.idx)
 		}
 		cc.free[cc.n] = b.s.idx
 		cc.n++

@@ -192,3 +192,19 @@ func TestCacheStress(t *testing.T) {
 	close(handoff)
 	rel.Wait()
 }
+
+// TestCacheReleaseOtherPool: a loop may give back, through its cache, a
+// buffer of another pool (say a pool with more classes); it goes home.
+func TestCacheReleaseOtherPool(t *testing.T) {
+	small := newPool(t, Config{Node: -1, Classes: []Class{{64, 16}}})
+	other := newPool(t, Config{Node: -1})
+	c := small.NewCache()
+	b, err := other.Get(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Release(b)
+	if other.InUse() != 0 || c.classes[0].n != 0 {
+		t.Fatalf("other pool InUse %d, cache holds %d", other.InUse(), c.classes[0].n)
+	}
+}

@@ -39,9 +39,10 @@ func debugGet(c *class, i uint32) {
 		if v != poison {
 			msg := fmt.Sprintf("hugepage: buffer of class %d written at offset %d after its Release%s",
 				c.size, j, debugHolder(&c.slots[i]))
+			debugPut(c, i)
 			s := &c.slots[i]
 			s.state.Store(s.state.Load() &^ (1<<32 - 1))
-			c.put(i)
+			c.free.Push(i)
 			panic(msg)
 		}
 	}

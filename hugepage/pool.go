@@ -241,14 +241,6 @@ func (c *class) hand(i uint32, n int) (Buffer, bool) {
 	return Buffer{s: s, gen: gen, n: uint32(n)}, true
 }
 
-// put returns slot i, whose last reference was just dropped, to its class.
-func (c *class) put(i uint32) {
-	if debug {
-		debugPut(c, i)
-	}
-	c.free.Push(i)
-}
-
 // MaxSize is the size of the largest class: the largest n Get accepts.
 func (p *Pool) MaxSize() int { return p.max }
 

@@ -307,3 +307,55 @@ func TestVMARange(t *testing.T) {
 		}
 	}
 }
+
+// TestSIGBUSTrapOtherNode is the trap for real, on a machine with two or more
+// nodes (the qemu guest of NUMA-NOTES.md): huge pages reserved on node 1
+// only; a pool bound to node 0 must fall back instead of dying, and a pool
+// bound to node 1 must get those huge pages, on node 1.
+func TestSIGBUSTrapOtherNode(t *testing.T) {
+	const node1 = "/sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages"
+	if _, err := os.Stat(node1); err != nil {
+		t.Skip("needs a second NUMA node with 2 MiB huge pages: " + err.Error())
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("reserving huge pages needs root")
+	}
+	if freeHugePages(t) != 0 {
+		t.Skip("huge pages are already free somewhere; the trap needs them on node 1 only")
+	}
+	old, err := os.ReadFile(node1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const need = 2 // smallClasses: 4 MiB
+	if err := os.WriteFile(node1, []byte(strconv.Itoa(need)), 0); err != nil {
+		t.Skipf("cannot reserve on node 1: %v", err)
+	}
+	t.Cleanup(func() { _ = os.WriteFile(node1, old, 0) })
+	if got := freeHugePages(t); got < need {
+		t.Skipf("node 1 reserved only %d huge pages", got)
+	}
+
+	p0 := newPool(t, Config{Node: 0})
+	a0 := p0.Arena()
+	if a0.Kind == PageHugetlb || len(a0.Fallbacks) == 0 || !strings.Contains(a0.Fallbacks[0], "MADV_POPULATE_WRITE") {
+		t.Fatalf("node 0 arena %s: want a fallback at MADV_POPULATE_WRITE", a0)
+	}
+	if a0.Bound && !a0.Placement.OnNode(0) {
+		t.Errorf("node 0 arena placement %s", a0.Placement)
+	}
+	b, err := p0.Get(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Bytes()[0] = 1
+	b.Release()
+	t.Logf("node 0: %s", a0)
+
+	p1 := newPool(t, Config{Node: 1})
+	a1 := p1.Arena()
+	if a1.Kind != PageHugetlb || !a1.Placement.OnNode(1) {
+		t.Fatalf("node 1 arena %s: want hugetlb pages on node 1", a1)
+	}
+	t.Logf("node 1: %s", a1)
+}

@@ -22,12 +22,19 @@ func freeHugePages(t *testing.T) int {
 	return n
 }
 
-// reserveHugePages raises vm.nr_hugepages by n for the test and restores the
-// old value at cleanup. It skips when not root or when the kernel could not
-// find n free pages.
+// reserveHugePages raises node 0's 2 MiB huge page reservation by n for the
+// test and restores the old value at cleanup. It writes the per-node knob
+// where there is one: the global vm.nr_hugepages spreads pages over all nodes,
+// which on a 2-node machine leaves node 0 short (and a pool bound there falls
+// back, correctly). It skips when not root or when the kernel could not find
+// n free pages.
 func reserveHugePages(t *testing.T, n int) {
 	t.Helper()
-	const knob = "/proc/sys/vm/nr_hugepages"
+	knob := "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"
+	free := "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/free_hugepages"
+	if _, err := os.Stat(knob); err != nil {
+		knob, free = "/proc/sys/vm/nr_hugepages", ""
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("reserving huge pages needs root (writes " + knob + ")")
 	}
@@ -48,8 +55,16 @@ func reserveHugePages(t *testing.T, n int) {
 			t.Errorf("restoring %s to %s: %v", knob, old, err)
 		}
 	})
-	if free := freeHugePages(t); free < n {
-		t.Skipf("asked for %d more huge pages, the kernel has only %d free (memory fragmented?)", n, free)
+	got := freeHugePages(t)
+	if free != "" {
+		b, err := os.ReadFile(free)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if got < n {
+		t.Skipf("asked %s for %d more huge pages, node 0 has only %d free (memory fragmented?)", knob, n, got)
 	}
 }
 

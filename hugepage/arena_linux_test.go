@@ -309,7 +309,7 @@ func TestVMARange(t *testing.T) {
 		lo, hi uintptr
 		ok     bool
 	}{
-		{"7f0000000000-7f0000400000 rw-p 00000000 00:00 0 ", 0x7f0000000000, 0x7f0000400000, true},
+		{"7f000000-7f400000 rw-p 00000000 00:00 0 ", 0x7f000000, 0x7f400000, true},
 		{"00400000-00452000 r-xp 00000000 08:02 173521      /usr/bin/x", 0x400000, 0x452000, true},
 		{"AnonHugePages:      4096 kB", 0, 0, false},
 		{"VmFlags: rd wr mr mw me ac sd", 0, 0, false},

@@ -38,8 +38,13 @@ func (b Buffer) Bytes() []byte {
 // Len is len(b.Bytes()).
 func (b Buffer) Len() int { return int(b.n) }
 
-// Cap is the size of the buffer's class.
-func (b Buffer) Cap() int { return b.s.cls.size }
+// Cap is the size of the buffer's class, 0 for the zero Buffer.
+func (b Buffer) Cap() int {
+	if b.s == nil {
+		return 0
+	}
+	return b.s.cls.size
+}
 
 // IsZero reports whether b is the zero Buffer (what Get returns with an error).
 func (b Buffer) IsZero() bool { return b.s == nil }

@@ -40,6 +40,9 @@ const (
 	MinClassSize = 64
 	// MaxClassSize is the largest class size New accepts.
 	MaxClassSize = 1 << 30
+	// maxArena bounds one pool's arena: 1 TiB on 64-bit systems, 1 GiB on
+	// 32-bit ones.
+	maxArena = 1 << (30 + 10*(bits.UintSize/64))
 )
 
 // DefaultClasses returns the classes used when Config.Classes is nil: 64 B to
@@ -173,8 +176,8 @@ func layout(classes []Class) ([]int, int, error) {
 			return nil, 0, fmt.Errorf("hugepage: class %d: size %d is not a power of two in [%d, %d]", i, c.Size, MinClassSize, MaxClassSize)
 		case i > 0 && c.Size <= classes[i-1].Size:
 			return nil, 0, fmt.Errorf("hugepage: class %d: size %d does not grow on %d", i, c.Size, classes[i-1].Size)
-		case c.Count < 1 || c.Count > stack.MaxLen || c.Count > (1<<40)/c.Size:
-			return nil, 0, fmt.Errorf("hugepage: class %d: count %d out of range", i, c.Count)
+		case c.Count < 1 || uint64(c.Count) > stack.MaxLen || c.Count > (maxArena-off)/c.Size:
+			return nil, 0, fmt.Errorf("hugepage: class %d: count %d out of range (arena limit %d bytes)", i, c.Count, maxArena)
 		}
 		off = roundUp(off, min(c.Size, hugeSize))
 		offsets[i] = off

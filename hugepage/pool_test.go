@@ -2,6 +2,7 @@ package hugepage
 
 import (
 	"errors"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -38,7 +39,7 @@ func TestGetClassAndAlignment(t *testing.T) {
 
 func TestTooLarge(t *testing.T) {
 	p := newPool(t, Config{Node: -1})
-	for _, n := range []int{1<<20 + 1, -1, 1 << 40} {
+	for _, n := range []int{1<<20 + 1, -1, math.MaxInt} {
 		if b, err := p.Get(n); !errors.Is(err, ErrTooLarge) || !b.IsZero() {
 			t.Errorf("Get(%d) = %v, %v; want zero Buffer, ErrTooLarge", n, b, err)
 		}

@@ -47,7 +47,7 @@ type Treiber struct {
 // NewTreiber returns an empty stack for the indexes [0, n).
 // It panics if n is negative or larger than MaxLen.
 func NewTreiber(n int) *Treiber {
-	if n < 0 || n > MaxLen {
+	if n < 0 || uint64(n) > MaxLen {
 		panic("stack: NewTreiber: bad length")
 	}
 	return &Treiber{next: make([]atomic.Uint32, n)}

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Every platform file defines the two arena hooks:
+// Every platform file defines the three arena hooks:
 //
 //	mapArena(size, node int, o mapOptions) ([]byte, Arena, error)
 //		maps at least size bytes of zeroed, writable memory that holds no Go
@@ -16,6 +16,10 @@ import (
 //		An error means no memory is mapped.
 //	unmapArena(mem []byte, a *Arena) error
 //		gives mem back to the system; mem is never used again.
+//	hugeBytes(part []byte, a *Arena) int
+//		reports how many bytes of part (a slice of the arena a describes)
+//		huge pages back right now, or -1 when that cannot be told (so that a
+//		size class can report its own page kind, not only the arena's).
 //
 // arena_linux.go maps with mmap (hugetlb, then THP, then base pages), binds
 // with mbind and checks with /proc/self/smaps and move_pages;

@@ -193,6 +193,11 @@ func TestHugetlbReserved(t *testing.T) {
 	if !a.Placement.OnNode(0) {
 		t.Errorf("placement %s, want all on node 0", a.Placement)
 	}
+	for _, c := range p.Stats().Classes {
+		if c.Pages != PageHugetlb || c.HugeBytes != c.Size*c.Capacity {
+			t.Errorf("class %d: pages %s, %d huge bytes; want hugetlb throughout", c.Size, c.Pages, c.HugeBytes)
+		}
+	}
 	b, err := p.Get(1 << 20)
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +302,8 @@ func TestStatsReportPages(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	for i, c := range st.Classes {
-		if c.Pages != st.Arena.Kind || c.Pages == PageUnknown || c.Size != smallClasses[i].Size || c.Capacity != smallClasses[i].Count {
+		kindOK := c.Pages == st.Arena.Kind || st.Arena.Kind == PageTHP && c.Pages == PageNormal && c.HugeBytes == 0
+		if !kindOK || c.Pages == PageUnknown || c.Size != smallClasses[i].Size || c.Capacity != smallClasses[i].Count {
 			t.Errorf("class %d stats %+v", i, c)
 		}
 	}
@@ -373,4 +379,50 @@ func TestSIGBUSTrapOtherNode(t *testing.T) {
 		t.Fatalf("node 1 arena %s: want hugetlb pages on node 1", a1)
 	}
 	t.Logf("node 1: %s", a1)
+}
+
+// TestClassPageKinds checks the per-class page measure against the arena's:
+// in a fully huge THP arena every class is huge throughout; with THP off no
+// class is.
+func TestClassPageKinds(t *testing.T) {
+	thp := newPool(t, Config{Node: 0, NoHugetlb: true})
+	st := thp.Stats()
+	if st.Classes[0].HugeBytes < 0 {
+		t.Skip("per-class huge pages need root (pagemap frame numbers, /proc/kpageflags)")
+	}
+	if st.Arena.Kind == PageTHP && st.Arena.HugeBytes == st.Arena.Size {
+		for _, c := range st.Classes {
+			if c.HugeBytes != c.Size*c.Capacity || c.Pages != PageTHP {
+				t.Errorf("THP arena %s, class %d: %d of %d bytes huge, pages %s", st.Arena, c.Size, c.HugeBytes, c.Size*c.Capacity, c.Pages)
+			}
+		}
+	} else {
+		t.Logf("THP arena only partly huge (%s); checking bounds only", st.Arena)
+		for _, c := range st.Classes {
+			if c.HugeBytes > c.Size*c.Capacity {
+				t.Errorf("class %d: %d huge bytes in %d", c.Size, c.HugeBytes, c.Size*c.Capacity)
+			}
+		}
+	}
+	normal := newPool(t, Config{Node: 0, NoHugetlb: true, NoTHP: true})
+	if st := normal.Stats(); st.Arena.Kind == PageNormal {
+		for _, c := range st.Classes {
+			if c.HugeBytes != 0 || c.Pages != PageNormal {
+				t.Errorf("base-page arena, class %d: %d huge bytes, pages %s", c.Size, c.HugeBytes, c.Pages)
+			}
+		}
+	}
+	// Measure directly a THP region that is not huge: a fresh anonymous
+	// mapping that was populated without MADV_HUGEPAGE and THP "madvise".
+	enabled, _ := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	if strings.Contains(string(enabled), "[madvise]") {
+		mem, err := unix.Mmap(-1, 0, 4<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Munmap(mem)
+		if got := hugeBytes(mem, &Arena{Kind: PageTHP}); got != 0 {
+			t.Errorf("hugeBytes of base-page memory = %d, want 0", got)
+		}
+	}
 }

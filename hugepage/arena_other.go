@@ -27,3 +27,6 @@ func mapArena(size, node int, _ mapOptions) ([]byte, Arena, error) {
 }
 
 func unmapArena([]byte, *Arena) error { return nil }
+
+// hugeBytes is -1: the Go heap says nothing about its pages.
+func hugeBytes([]byte, *Arena) int { return -1 }

@@ -39,3 +39,6 @@ func mapArena(size, node int, _ mapOptions) ([]byte, Arena, error) {
 func unmapArena(mem []byte, _ *Arena) error {
 	return os.NewSyscallError("VirtualFree", windows.VirtualFree(uintptr(unsafe.Pointer(&mem[0])), 0, windows.MEM_RELEASE))
 }
+
+// hugeBytes is 0: the arena is never backed by large pages yet.
+func hugeBytes([]byte, *Arena) int { return 0 }

@@ -100,6 +100,7 @@ type Pool struct {
 type class struct {
 	size   int
 	index  int // in Pool.classes
+	huge   int // bytes of mem backed by huge pages when New checked, -1 unknown
 	mem    []byte
 	free   *stack.Treiber
 	slots  []slot
@@ -145,6 +146,7 @@ func New(cfg Config) (*Pool, error) {
 		cl.size = c.Size
 		cl.index = i
 		cl.mem = mem[offsets[i] : offsets[i]+c.Size*c.Count : offsets[i]+c.Size*c.Count]
+		cl.huge = hugeBytes(cl.mem, &p.arena)
 		cl.free = stack.NewTreiberFull(c.Count)
 		cl.slots = make([]slot, c.Count)
 		cl.pool = p

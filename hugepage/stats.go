@@ -8,9 +8,15 @@ type ClassStats struct {
 	Free     int // Capacity - InUse
 	// Exhausted counts Gets that returned ErrExhausted for this class.
 	Exhausted uint64
-	// Pages is the page kind behind the class: the arena's, measured per
-	// mapping (see Arena.HugeBytes for how much of a THP arena is huge).
+	// Pages is the page kind behind the class: hugetlb or base pages as for
+	// the arena; in a THP arena, PageTHP if any of the class's memory is huge
+	// and PageNormal if none is, or the arena's kind when HugeBytes is -1.
 	Pages PageKind
+	// HugeBytes is how many of the class's bytes huge pages backed when New
+	// checked (THP can be split or collapsed later), or -1 when it could not
+	// be measured per class (in a THP arena that needs root, for
+	// /proc/self/pagemap frame numbers and /proc/kpageflags).
+	HugeBytes int
 }
 
 // Stats is a snapshot of a pool: its node, its memory and its classes.
@@ -35,9 +41,22 @@ func (p *Pool) Stats() Stats {
 			InUse:     n,
 			Free:      len(c.slots) - n,
 			Exhausted: c.failed.Load(),
-			Pages:     p.arena.Kind,
+			Pages:     c.pages(),
+			HugeBytes: c.huge,
 		}
 		s.InUse += n
 	}
 	return s
+}
+
+// pages is the page kind of the class's memory (see ClassStats.Pages).
+func (c *class) pages() PageKind {
+	k := c.pool.arena.Kind
+	if k != PageTHP || c.huge < 0 {
+		return k
+	}
+	if c.huge == 0 {
+		return PageNormal
+	}
+	return PageTHP
 }

@@ -178,10 +178,11 @@ func layout(classes []Class) ([]int, int, error) {
 			return nil, 0, fmt.Errorf("hugepage: class %d: size %d is not a power of two in [%d, %d]", i, c.Size, MinClassSize, MaxClassSize)
 		case i > 0 && c.Size <= classes[i-1].Size:
 			return nil, 0, fmt.Errorf("hugepage: class %d: size %d does not grow on %d", i, c.Size, classes[i-1].Size)
-		case c.Count < 1 || uint64(c.Count) > stack.MaxLen || c.Count > (maxArena-off)/c.Size:
-			return nil, 0, fmt.Errorf("hugepage: class %d: count %d out of range (arena limit %d bytes)", i, c.Count, maxArena)
 		}
 		off = roundUp(off, min(c.Size, hugeSize))
+		if c.Count < 1 || uint64(c.Count) > stack.MaxLen || c.Count > (maxArena-off)/c.Size {
+			return nil, 0, fmt.Errorf("hugepage: class %d: count %d out of range (arena limit %d bytes)", i, c.Count, maxArena)
+		}
 		offsets[i] = off
 		off += c.Size * c.Count
 	}

@@ -313,8 +313,9 @@ func vmaRange(line string) (lo, hi uintptr, ok bool) {
 	if !found {
 		return 0, 0, false
 	}
-	a, err1 := strconv.ParseUint(l, 16, 64)
-	b, err2 := strconv.ParseUint(h, 16, 64)
+	const bits = int(unsafe.Sizeof(uintptr(0)) * 8)
+	a, err1 := strconv.ParseUint(l, 16, bits)
+	b, err2 := strconv.ParseUint(h, 16, bits)
 	if err1 != nil || err2 != nil {
 		return 0, 0, false
 	}

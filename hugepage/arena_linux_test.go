@@ -23,17 +23,17 @@ func freeHugePages(t *testing.T) int {
 }
 
 // reserveHugePages raises node 0's 2 MiB huge page reservation by n for the
-// test and restores the old value at cleanup. It writes the per-node knob
-// where there is one: the global vm.nr_hugepages spreads pages over all nodes,
-// which on a 2-node machine leaves node 0 short (and a pool bound there falls
-// back, correctly). It skips when not root or when the kernel could not find
-// n free pages.
+// test and restores the old value at cleanup. On a one-node machine it writes
+// vm.nr_hugepages; with more nodes it writes node 0's own knob, because the
+// global one spreads pages over all nodes and leaves node 0 short (a pool
+// bound there then falls back, correctly, and the test would be wrong). It
+// skips when not root or when the kernel could not find n free pages.
 func reserveHugePages(t *testing.T, n int) {
 	t.Helper()
-	knob := "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"
-	free := "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/free_hugepages"
-	if _, err := os.Stat(knob); err != nil {
-		knob, free = "/proc/sys/vm/nr_hugepages", ""
+	knob, free := "/proc/sys/vm/nr_hugepages", ""
+	if _, err := os.Stat("/sys/devices/system/node/node1"); err == nil {
+		knob = "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"
+		free = "/sys/devices/system/node/node0/hugepages/hugepages-2048kB/free_hugepages"
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("reserving huge pages needs root (writes " + knob + ")")

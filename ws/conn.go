@@ -41,7 +41,7 @@ type Conn struct {
 	remain  int64
 	mask    [4]byte
 	maskOff int
-	msg     []byte // reassembly buffer (copy, counted)
+	msg     reactor.Buf // reassembly buffer (copy, counted), pool memory
 
 	closeCode StatusCode // close code sent or received
 	overCap   bool       // opened past MaxConns: close with 1013 after the handshake
@@ -175,7 +175,7 @@ func (c *Conn) readFrames(b []byte) int {
 		case h.Length > lim.MaxFrameSize:
 			c.fail(ErrFrameTooBig)
 			return len(b)
-		case int64(len(c.msg))+h.Length > lim.MaxMessageSize:
+		case int64(c.msg.Len())+h.Length > lim.MaxMessageSize:
 			c.fail(ErrMessageTooBig)
 			return len(b)
 		}
@@ -189,7 +189,7 @@ func (c *Conn) readFrames(b []byte) int {
 				c.fail(ErrInvalidUTF8)
 				return len(b)
 			}
-			c.deliver(h.OpCode, p)
+			c.deliverFrom(h.OpCode, p, srcRead)
 			continue
 		}
 		if !c.inMsg {
@@ -198,7 +198,7 @@ func (c *Conn) readFrames(b []byte) int {
 		c.remain, c.mask, c.maskOff, c.fin = h.Length, h.Mask, 0, h.Fin
 		// Reserve room for the frame, but not more than 1 MiB ahead of the
 		// bytes that actually arrive: a header alone must not pin 16 MiB.
-		c.msg = slices.Grow(c.msg, int(min(h.Length, 1<<20)))
+		c.msg.Grow(c.rc.Loop(), int(min(h.Length, 1<<20)))
 		if h.Length == 0 {
 			c.endFrame()
 		}
@@ -224,7 +224,7 @@ func (c *Conn) stream(b []byte) int {
 		}
 		c.utf8 = s
 	}
-	c.msg = append(c.msg, p...) // copy: reassembly of a fragmented or split message
+	c.msg.Append(c.rc.Loop(), p) // copy: reassembly of a fragmented or split message
 	c.ls.copied.Add(uint64(n))
 	c.remain -= int64(n)
 	if c.remain == 0 {
@@ -243,14 +243,10 @@ func (c *Conn) endFrame() {
 		return
 	}
 	c.inMsg = false
-	c.deliver(c.msgOp, c.msg)
+	c.deliverFrom(c.msgOp, c.msg.Bytes(), srcMsg)
 	// Replies may point into msg: send them before msg is reused.
 	c.rc.Flush()
-	if cap(c.msg) > 64<<10 {
-		c.msg = nil // give a large message's memory back
-	} else {
-		c.msg = c.msg[:0]
-	}
+	c.msg.Free(c.rc.Loop())
 }
 
 // control answers a ping, notes a pong, and completes the closing
@@ -279,12 +275,14 @@ func (c *Conn) control(op OpCode, p []byte) {
 	}
 }
 
-func (c *Conn) deliver(op OpCode, p []byte) {
+// deliverFrom hands a whole message to the handler; src says where its
+// bytes live, for Event.Retain.
+func (c *Conn) deliverFrom(op OpCode, p []byte, src uint8) {
 	ls := c.ls
 	ls.msgsIn.Add(1)
 	ls.bytesIn.Add(uint64(len(p)))
 	ev := &ls.ev
-	*ev = Event{Kind: MessageEvent, Conn: c, Op: op, Data: p}
+	*ev = Event{Kind: MessageEvent, Conn: c, Op: op, Data: p, src: src}
 	err := c.s.handler.Handle(ev)
 	*ev = Event{}
 	if err != nil {

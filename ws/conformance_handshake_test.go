@@ -154,6 +154,18 @@ func handshakeCases() []confCase {
 		{"H.29 invalid frame pipelined in the handshake's write", steps(func(c *client) {
 			*c = *dial(c.t, c.nc.RemoteAddr().String(), frame{fin: true, op: opText, payload: hello, unmasked: true}.bytes()...)
 		}, expectFail(1002))},
+		{"H.31 valid 6 KiB request in 1 KiB writes", steps(upgradeWith(replace("\r\n\r\n", "\r\nX-Pad: "+strings.Repeat("p", 6<<10)+"\r\n\r\n"), 1024), send(textB(hello)), expectText(hello), closeNormally())},
+		{"H.32 valid 7 KiB request in 2 writes with a pause, then pipelined frames", steps(func(c *client) {
+			key := newKey()
+			req := []byte(replace("\r\n\r\n", "\r\nX-Pad: "+strings.Repeat("q", 7<<10)+"\r\n\r\n")(handshakeRequest("x", key)))
+			req = append(req, textB(hello)...)
+			c.write(req[:5000])
+			time.Sleep(2 * time.Millisecond)
+			c.write(req[5000:])
+			resp := c.readResponse(nil)
+			require.Equal(c.t, http.StatusSwitchingProtocols, resp.StatusCode)
+			require.Equal(c.t, acceptKey(key), resp.Header.Get("Sec-WebSocket-Accept"))
+		}, expectText(hello), closeNormally())},
 		{"H.30 a second request after a refused one is not answered", steps(
 			badRequest(replace("GET ", "PUT ")),
 			func(c *client) { c.write([]byte(handshakeRequest("x", newKey()))) },

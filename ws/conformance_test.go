@@ -107,6 +107,7 @@ func TestConformanceCount(t *testing.T) {
 	add(section9())
 	add(limitCases())
 	add(handshakeCases())
+	add(appCases())
 	var secs []string
 	for s := range counts {
 		secs = append(secs, s)

@@ -34,6 +34,17 @@ const ioTimeout = 10 * time.Second
 // parallel subtests.
 func startEcho(t testing.TB, mod func(*ws.Config)) string {
 	t.Helper()
+	return startServer(t, mod, ws.HandlerFunc(func(e *ws.Event) error {
+		if e.Kind == ws.MessageEvent {
+			return e.Conn.WriteMessage(e.Op, e.Data)
+		}
+		return nil
+	}))
+}
+
+// startServer is startEcho with another handler.
+func startServer(t testing.TB, mod func(*ws.Config), h ws.Handler) string {
+	t.Helper()
 	cfg := ws.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Workers = 2
@@ -46,12 +57,7 @@ func startEcho(t testing.TB, mod func(*ws.Config)) string {
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() {
-		done <- srv.Run(ws.HandlerFunc(func(e *ws.Event) error {
-			if e.Kind == ws.MessageEvent {
-				return e.Conn.WriteMessage(e.Op, e.Data)
-			}
-			return nil
-		}))
+		done <- srv.Run(h)
 	}()
 	t.Cleanup(func() {
 		require.NoError(t, srv.Shutdown())

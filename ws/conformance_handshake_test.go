@@ -174,14 +174,22 @@ func handshakeCases() []confCase {
 }
 
 func TestConformanceHandshake(t *testing.T) {
-	addr := startEcho(t, func(c *ws.Config) { c.HandshakeTimeout = handshakeTimeout })
-	for _, tc := range handshakeCases() {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, sc := range serverConfigs {
+		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
-			nc := dialRaw(t, addr)
-			c := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
-			for _, s := range tc.steps {
-				s(c)
+			addr := startEcho(t, func(c *ws.Config) {
+				sc.mod(c)
+				c.HandshakeTimeout = handshakeTimeout
+			})
+			for _, tc := range handshakeCases() {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					nc := dialRaw(t, addr)
+					c := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
+					for _, s := range tc.steps {
+						s(c)
+					}
+				})
 			}
 		})
 	}

@@ -3,8 +3,12 @@ package ws_test
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"testing"
 	"unicode/utf8"
+
+	"github.com/hioload-ws/hioload-ws/ws"
 )
 
 // utf8Seq is one Autobahn section 6 payload (most come from Markus Kuhn's
@@ -241,4 +245,77 @@ func fragmentsAt(op byte, p []byte, at ...int) []byte {
 		out = append(out, dataF(o, i == len(parts)-1, part)...)
 	}
 	return out
+}
+
+// TestConformanceUTF8Random is a differential test of the server's UTF-8
+// validation against Go's unicode/utf8 (which, like RFC 3629, rejects
+// surrogates, overlongs and code points over U+10FFFF): random strings near
+// the edges of validity, each sent in random fragments written in random
+// chops. Valid ones must be echoed byte for byte on a long-lived
+// connection; each invalid one gets its own connection and must get 1007.
+// The seed is fixed, so a failure names a reproducible case.
+func TestConformanceUTF8Random(t *testing.T) {
+	addr := startEcho(t, func(c *ws.Config) { c.Workers = 1; c.ReadBufferSize = 4096 })
+	rng := rand.New(rand.NewPCG(2026, 6455))
+	edges := []rune{0, 0x7f, 0x80, 0x7ff, 0x800, 0xd7ff, 0xe000, 0xfffd, 0xfffe, 0xffff, 0x10000, 0x10ffff}
+	odd := []byte{0x80, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xf8, 0xfe, 0xff, 0xa0, 0x9f, 0x8f, 0x90}
+	gen := func() []byte {
+		var b []byte
+		for n := rng.IntN(24); n >= 0; n-- {
+			r := edges[rng.IntN(len(edges))]
+			if rng.IntN(2) == 0 {
+				r = rune(rng.IntN(0x110000))
+				if r >= 0xd800 && r <= 0xdfff {
+					r = 'a'
+				}
+			}
+			b = utf8.AppendRune(b, r)
+		}
+		if rng.IntN(2) == 0 { // damage it, maybe
+			for k := rng.IntN(3); k >= 0; k-- {
+				i := rng.IntN(len(b) + 1)
+				b = append(b[:i], append([]byte{odd[rng.IntN(len(odd))]}, b[i:]...)...)
+			}
+		}
+		if rng.IntN(4) == 0 && len(b) > 0 { // or cut it short
+			b = b[:rng.IntN(len(b))]
+		}
+		return b
+	}
+	encode := func(p []byte) []byte {
+		if len(p) == 0 || rng.IntN(3) == 0 {
+			return textB(p)
+		}
+		var cuts []int
+		for i := 1; i < len(p); i++ {
+			if rng.IntN(4) == 0 {
+				cuts = append(cuts, i)
+			}
+		}
+		return fragmentsAt(opText, p, cuts...)
+	}
+	good := dial(t, addr)
+	valid, invalid := 0, 0
+	for i := range 1500 {
+		p := gen()
+		b := encode(p)
+		chop := 1 + rng.IntN(len(b))
+		if utf8.Valid(p) {
+			valid++
+			good.writeChopped(b, chop, 0)
+			good.expectMessage(opText, p)
+			continue
+		}
+		invalid++
+		t.Run(fmt.Sprintf("invalid-%d-%x", i, p), func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, addr)
+			c.writeChopped(b, chop, 0)
+			c.expectClose(1007, false)
+		})
+	}
+	for _, s := range closeNormally() {
+		s(good)
+	}
+	t.Logf("%d valid strings echoed, %d invalid ones refused with 1007", valid, invalid)
 }

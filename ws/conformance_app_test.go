@@ -86,19 +86,19 @@ func appCases() []confCase {
 			send(binF(payload(1000, 1))[:500]),
 			func(c *client) { require.NoError(c.t, c.nc.(*net.TCPConn).CloseWrite()) },
 			func(c *client) { c.expectEOF() })},
-	}
-}
-
-// appBugCases are the cases of this section that fail today; see
-// docs/CONFORMANCE.md and the last commit of the conformance branch.
-func appBugCases() []confCase {
-	return []confCase{
 		{"A.8 application close reason over 123 bytes is cut on a code point boundary", steps(send(textF("close-long")), expectClosePayload(func(c *client, p []byte) {
 			require.GreaterOrEqual(c.t, len(p), 2)
 			require.Equal(c.t, 4000, int(binary.BigEndian.Uint16(p)))
 			require.True(c.t, utf8.Valid(p[2:]), "close reason %x is not valid UTF-8 (RFC 6455 §5.5.1)", p[2:])
 			require.True(c.t, strings.HasPrefix(longReason, string(p[2:])), "reason %q", p[2:])
 		}))},
+	}
+}
+
+// appBugCases are the cases of this section that fail today (TestServerBugs);
+// see docs/CONFORMANCE.md.
+func appBugCases() []confCase {
+	return []confCase{
 		{"A.9 application close with 1005 never puts 1005 on the wire", steps(send(textF("close-1005")), expectClosePayload(func(c *client, p []byte) {
 			if len(p) >= 2 {
 				code := ws.StatusCode(binary.BigEndian.Uint16(p))

@@ -230,6 +230,29 @@ func section2() []confCase {
 		confCase{"2.14 [extra] pong with 126-byte payload", steps(send(frame{fin: true, op: opPong, payload: make([]byte, 126)}.bytes()), expectFail(1002))},
 		confCase{"2.15 [extra] ping declaring 126 bytes, header only", steps(send(frame{fin: true, op: opPing, rawLen: true, length: 126}.bytes()), expectFail(1002))},
 	)
+	// [extra] 512 one-byte echoes fill the loop's 1024 iovecs, so the 513th
+	// reply's header is queued across a flush; 600 more replies that take
+	// one iovec each (empty pongs, empty echoes) must not reuse its bytes.
+	for i, later := range []struct {
+		name  string
+		frame []byte
+		want  step
+	}{{"empty pings", pingF(nil), expectPong(nil)}, {"empty binary messages", binF(nil), expectBinary(nil)}} {
+		var b []byte
+		var want []step
+		for range 512 {
+			b = append(b, binF([]byte{1})...)
+			want = append(want, expectBinary([]byte{1}))
+		}
+		b = append(b, binF([]byte{2, 2, 2})...)
+		want = append(want, expectBinary([]byte{2, 2, 2}))
+		for range 600 {
+			b = append(b, later.frame...)
+			want = append(want, later.want)
+		}
+		cs = append(cs, confCase{fmt.Sprintf("2.%d [extra] 513 binary messages then 600 %s in one write", 16+i, later.name),
+			steps(send(b), want, closeNormally())})
+	}
 	return cs
 }
 

@@ -98,8 +98,13 @@ func (c *Conn) Flush() {
 	}
 }
 
+// Queued is the number of bytes waiting in c's write queue because the
+// kernel would not take them: what a slow-consumer limit measures. It does
+// not count this turn's replies, which writev has not offered yet.
+func (c *Conn) Queued() int { return c.out.Len() - c.outHead }
+
 // Buffered is the number of bytes queued for c and not yet taken by the
-// kernel.
+// kernel, this turn's pending replies included.
 func (c *Conn) Buffered() int {
 	n := c.out.Len() - c.outHead
 	if c.loop.pending == c {

@@ -95,7 +95,7 @@ func appCases() []confCase {
 	}
 }
 
-// appBugCases are the cases of this section that fail today (TestServerBugs);
+// appBugCases are the regression cases of BUG-3 (TestServerRegressions);
 // see docs/CONFORMANCE.md.
 func appBugCases() []confCase {
 	return []confCase{

@@ -12,12 +12,11 @@ import (
 	"github.com/hioload-ws/hioload-ws/ws"
 )
 
-// TestServerBugs holds the cases that fail against the server as it is:
-// each is a bug report in test form (docs/CONFORMANCE.md, "Known server
-// bugs", says where the fault is and how to fix it). When a bug is fixed,
-// move its case into the table it belongs to.
-func TestServerBugs(t *testing.T) {
-	t.Run("BUG-1 pongs bypass MaxWriteQueue", func(t *testing.T) {
+// TestServerRegressions holds the cases of four server bugs this suite
+// found (docs/CONFORMANCE.md, "Server bugs found"), fixed since: each guards
+// against its bug coming back.
+func TestServerRegressions(t *testing.T) {
+	t.Run("BUG-1 pongs count against MaxWriteQueue", func(t *testing.T) {
 		addr := startEcho(t, func(c *ws.Config) { c.MaxWriteQueue = 64 << 10 })
 		c := dial(t, addr)
 		require.NoError(t, c.nc.(*net.TCPConn).SetReadBuffer(16<<10))
@@ -46,7 +45,7 @@ func TestServerBugs(t *testing.T) {
 		}
 	})
 
-	t.Run("BUG-2 a reading client gets 1008 for pipelined messages", func(t *testing.T) {
+	t.Run("BUG-2 a reading client may pipeline past MaxWriteQueue", func(t *testing.T) {
 		// 100 KiB of 1 KiB messages in one read: their echoes count against
 		// MaxWriteQueue before writev has even offered them to the kernel.
 		addr := startEcho(t, func(c *ws.Config) { c.MaxWriteQueue = 16 << 10 })
@@ -63,12 +62,12 @@ func TestServerBugs(t *testing.T) {
 		}
 	})
 
-	t.Run("BUG-3 Conn.Close puts reserved codes on the wire", func(t *testing.T) {
+	t.Run("BUG-3 Conn.Close never puts reserved codes on the wire", func(t *testing.T) {
 		addr := startServer(t, nil, ws.HandlerFunc(appHandler))
 		runCases(t, addr, appBugCases())
 	})
 
-	t.Run("BUG-4 Sec-WebSocket-Key that is not base64 of 16 bytes is accepted", func(t *testing.T) {
+	t.Run("BUG-4 a Sec-WebSocket-Key that is not base64 of 16 bytes gets 400", func(t *testing.T) {
 		addr := startEcho(t, nil)
 		for _, key := range []string{"!!!!!!!!!!!!!!!!!!!!!!!!", "AAAAAAAAAAAAAAAAAAAAAAAA"} {
 			t.Run(key, func(t *testing.T) {

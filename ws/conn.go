@@ -74,13 +74,24 @@ func (c *Conn) WriteMessage(op OpCode, p []byte) error {
 	if c.state != stateOpen {
 		return ErrConnClosed
 	}
-	if c.rc.Buffered()+len(p) > c.s.limits.Load().MaxWriteQueue {
+	if err := c.reply(op, p); err != nil {
+		return err
+	}
+	c.ls.msgsOut.Add(1)
+	c.ls.bytesOut.Add(uint64(len(p)))
+	return nil
+}
+
+// reply queues a frame unless the client is a slow consumer: bytes the
+// kernel already refused (the write queue) plus this frame would pass
+// MaxWriteQueue. This turn's replies that writev has not offered yet do not
+// count, so a client that reads keeps up however many messages it pipelines.
+func (c *Conn) reply(op OpCode, p []byte) error {
+	if c.rc.Queued()+len(p) > c.s.limits.Load().MaxWriteQueue {
 		c.fail(ErrSlowConsumer)
 		return ErrSlowConsumer
 	}
 	c.writeFrame(op, p)
-	c.ls.msgsOut.Add(1)
-	c.ls.bytesOut.Add(uint64(len(p)))
 	return nil
 }
 
@@ -92,16 +103,31 @@ func (c *Conn) Send(op OpCode, p []byte) error {
 	return c.rc.Loop().Post(reactor.Task{Conn: c.rc, Gen: c.rc.Gen(), Op: byte(op), Data: data})
 }
 
+// ErrInvalidCloseCode is returned by Close and CloseAsync for a code that
+// RFC 6455 §7.4 does not allow in a close frame (1004, 1006, 1015, below
+// 1000, 1016-2999, 5000 and above).
+var ErrInvalidCloseCode = errors.New("ws: close code not allowed on the wire")
+
 // Close starts the closing handshake with code and reason (cut to fit a
-// control frame). It must be called on the connection's loop thread.
-func (c *Conn) Close(code StatusCode, reason string) {
-	if c.state == stateOpen {
-		c.fail(&CloseError{Code: code, Reason: reason})
+// control frame). StatusNoStatusRcvd (1005) sends a close frame without a
+// status; a code that may not appear on the wire is refused with
+// ErrInvalidCloseCode. It must be called on the connection's loop thread.
+func (c *Conn) Close(code StatusCode, reason string) error {
+	if code != StatusNoStatusRcvd && !ValidCloseCode(code) {
+		return ErrInvalidCloseCode
 	}
+	if c.state != stateOpen {
+		return ErrConnClosed
+	}
+	c.fail(&CloseError{Code: code, Reason: reason})
+	return nil
 }
 
-// CloseAsync is Close from any goroutine.
+// CloseAsync is Close from any goroutine (without a reason).
 func (c *Conn) CloseAsync(code StatusCode) error {
+	if code != StatusNoStatusRcvd && !ValidCloseCode(code) {
+		return ErrInvalidCloseCode
+	}
 	return c.rc.Loop().Post(reactor.Task{Conn: c.rc, Gen: c.rc.Gen(), Op: byte(OpClose), Code: uint16(code)})
 }
 
@@ -123,7 +149,10 @@ func (c *Conn) fail(err *CloseError) {
 	c.ls.closesSent.Add(1)
 	c.ls.closeCodes[closeCodeSlot(err.Code)].Add(1)
 	b := c.rc.Scratch(MaxHeaderSize + 125)
-	n := PutClose(b[4:], err.Code, err.Reason)
+	n := 0 // 1005 means "no status": an empty close payload
+	if err.Code != StatusNoStatusRcvd {
+		n = PutClose(b[4:], err.Code, err.Reason)
+	}
 	h := PutHeader(b, true, OpClose, n)
 	if h != 2 {
 		panic("ws: close header size") // n <= 125 always takes the 2-byte header
@@ -254,7 +283,7 @@ func (c *Conn) endFrame() {
 func (c *Conn) control(op OpCode, p []byte) {
 	switch op {
 	case OpPing:
-		c.writeFrame(OpPong, p)
+		c.reply(OpPong, p) // pongs count against MaxWriteQueue like echoes
 	case OpPong:
 		// Unsolicited pongs are allowed (§5.5.3) and need no answer.
 	case OpClose:

@@ -349,7 +349,10 @@ func (l *Loop) read(c *Conn) bool {
 			copy(buf[headroom-k:headroom], c.in.Bytes())
 			data = buf[headroom-k : headroom+n]
 		} else {
-			c.in.Append(l, data)
+			if !c.in.Append(l, data) {
+				c.closeNow(ErrNoMemory)
+				return false
+			}
 			data = c.in.Bytes()
 		}
 		l.stats.copiedIn.Add(uint64(k))
@@ -368,7 +371,11 @@ func (l *Loop) read(c *Conn) bool {
 		c.in.SetLen(copy(c.in.Bytes(), rest)) // rest lives in c.in: move it to the front
 	default:
 		c.in.SetLen(0)
-		c.in.Append(l, rest) // copy: keep the partial tail
+		if !c.in.Append(l, rest) { // copy: keep the partial tail
+			c.closeNow(ErrNoMemory)
+			l.renewReadBuffer()
+			return false
+		}
 	}
 	l.renewReadBuffer()
 	return true

@@ -142,6 +142,7 @@ type Server struct {
 	topo     *topology.Topology
 	plan     *topology.Plan
 	handler  Handler
+	ctrl     *Control // probes, reload, handler metrics; see GetControl
 
 	mu       sync.Mutex
 	running  bool
@@ -177,6 +178,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.ctrl = newControl(s)
 	for _, o := range opts {
 		o(s)
 	}

@@ -137,8 +137,9 @@ func (c *Conn) Abort(err error) {
 	}
 }
 
-// SetDeadline closes c with ErrTimeout if it is still open at t; the zero
-// time clears the deadline. The resolution is about 250 ms.
+// SetDeadline calls Handler.OnDeadline if c is still open at t (while c is
+// closing, it closes c with ErrTimeout instead); the zero time clears it.
+// The resolution is about 250 ms.
 func (c *Conn) SetDeadline(t time.Time) {
 	if t.IsZero() {
 		c.deadline = 0

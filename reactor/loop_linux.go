@@ -527,3 +527,13 @@ func (c *Conn) remoteAddr() net.Addr {
 	}
 	return sockaddrToTCP(sa)
 }
+
+// FileLimit is the process's soft limit on open descriptors (RLIMIT_NOFILE),
+// or -1 if it cannot be read.
+func FileLimit() int {
+	var r unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil || r.Cur > 1<<30 {
+		return -1
+	}
+	return int(r.Cur)
+}

@@ -29,3 +29,6 @@ func (c *Conn) flush()               {}
 func (c *Conn) closeNow(error)       { c.flags |= fClosed }
 func (c *Conn) shutdownWrite()       { c.flags |= fWriteShut }
 func (c *Conn) remoteAddr() net.Addr { return nil }
+
+// FileLimit is -1 where the reactor does not run.
+func FileLimit() int { return -1 }

@@ -45,6 +45,10 @@ type Handler interface {
 	// OnShutdown is called once per open connection when the engine begins a
 	// graceful shutdown, after the last bytes the peer had sent were read.
 	OnShutdown(c *Conn)
+	// OnDeadline is called when a deadline set with Conn.SetDeadline passed
+	// while c is open and not closing. The handler decides: set a new
+	// deadline (keepalive), close c, or nothing.
+	OnDeadline(c *Conn)
 	// OnClose is called once when c is closed; c must not be used after it.
 	OnClose(c *Conn, err error)
 }

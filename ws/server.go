@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,24 @@ type Config struct {
 	ShutdownTimeout  time.Duration // Shutdown waits this long for clients to answer 1001
 	LingerTimeout    time.Duration // after a close, wait this long for the client's FIN
 
+	// MaxConns bounds open connections; past it a client completes the
+	// handshake and is closed at once with 1013 (try again later). 0 means
+	// the open-file limit less 64.
+	MaxConns int
+	// MaxConnsPerIP bounds connections from one client address; past it the
+	// upgrade is refused with HTTP 429. 0 means no per-address limit (the
+	// right default behind a load balancer).
+	MaxConnsPerIP int
+	// AllowedOrigins, when not empty, is the list of Origin header values
+	// (e.g. "https://example.com", compared case-insensitively) a browser
+	// may connect from; others get HTTP 403. Requests without Origin (not
+	// from a browser) are allowed.
+	AllowedOrigins []string
+	// IdleTimeout closes a connection (1001) that sent nothing for this
+	// long; after half of it the server sends a ping, which a live client
+	// answers. 0 disables it.
+	IdleTimeout time.Duration
+
 	Logger *slog.Logger // nil logs nothing
 
 	// Topology is the machine to plan for; nil discovers this one. Tests
@@ -58,6 +77,17 @@ func DefaultConfig() Config {
 	}
 }
 
+// maxConns resolves MaxConns 0 to the open-file limit less 64.
+func (c *Config) maxConns() int64 {
+	if c.MaxConns > 0 {
+		return int64(c.MaxConns)
+	}
+	if n := reactor.FileLimit(); n > 0 {
+		return int64(max(n-64, 64))
+	}
+	return 1 << 40
+}
+
 // Limits are the settings that may change while the server runs; see
 // Server.Reload.
 type Limits struct {
@@ -67,6 +97,7 @@ type Limits struct {
 	MaxHandshakeSize int
 	MaxWriteQueue    int
 	HandshakeTimeout time.Duration
+	IdleTimeout      time.Duration
 }
 
 // Limits returns the reloadable part of c.
@@ -78,6 +109,7 @@ func (c *Config) Limits() Limits {
 		MaxHandshakeSize: c.MaxHandshakeSize,
 		MaxWriteQueue:    c.MaxWriteQueue,
 		HandshakeTimeout: c.HandshakeTimeout,
+		IdleTimeout:      c.IdleTimeout,
 	}
 }
 
@@ -96,6 +128,8 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("ws: max write queue %d: want at least 1024", l.MaxWriteQueue)
 	case l.HandshakeTimeout <= 0:
 		return errors.New("ws: handshake timeout must be positive")
+	case l.IdleTimeout < 0 || l.IdleTimeout > 0 && l.IdleTimeout < 2*time.Second:
+		return fmt.Errorf("ws: idle timeout %s: want 0 (off) or at least 2s", l.IdleTimeout)
 	}
 	return nil
 }
@@ -117,6 +151,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ws: read buffer %d bytes: want at least 4096", c.ReadBufferSize)
 	case c.ShutdownTimeout <= 0 || c.LingerTimeout <= 0:
 		return errors.New("ws: shutdown and linger timeouts must be positive")
+	case c.MaxConns < 0 || c.MaxConnsPerIP < 0:
+		return errors.New("ws: connection limits must be 0 (default) or positive")
 	}
 	return nil
 }
@@ -141,6 +177,10 @@ type Server struct {
 	mws      []Middleware
 	topo     *topology.Topology
 	plan     *topology.Plan
+	maxConns int64
+	conns    atomic.Int64 // open TCP connections, for MaxConns
+	origins  map[string]bool
+	perIP    perIPCounter
 	handler  Handler
 	ctrl     *Control // probes, reload, handler metrics; see GetControl
 
@@ -162,6 +202,8 @@ type loopState struct {
 	copied     atomic.Uint64
 	upgraded   atomic.Uint64
 	rejected   atomic.Uint64
+	overCap    atomic.Uint64
+	timeouts   atomic.Uint64
 	closesSent atomic.Uint64
 	closeCodes [closeCodeSlots]atomic.Uint64 // closes the server initiated, by code
 	open       atomic.Int64
@@ -184,6 +226,15 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	}
 	lim := cfg.Limits()
 	s.limits.Store(&lim)
+	s.maxConns = cfg.maxConns()
+	s.perIP.max = cfg.MaxConnsPerIP
+	if len(cfg.AllowedOrigins) > 0 {
+		s.origins = make(map[string]bool, len(cfg.AllowedOrigins))
+		for _, o := range cfg.AllowedOrigins {
+			s.origins[strings.ToLower(o)] = true
+		}
+		s.upgrader.OnHeader = s.checkOrigin
+	}
 	topo, p, specs, err := plan(&cfg)
 	if err != nil {
 		return nil, err
@@ -298,6 +349,8 @@ type Stats struct {
 	Accepted    uint64 // TCP connections accepted
 	Upgraded    uint64 // handshakes completed
 	Rejected    uint64 // handshakes refused with an HTTP error
+	OverCap     uint64 // connections closed with 1013 because MaxConns was reached
+	Timeouts    uint64 // connections dropped by the handshake or idle timeout
 	MessagesIn  uint64
 	MessagesOut uint64
 	BytesIn     uint64 // payload bytes of messages received
@@ -319,6 +372,8 @@ func (s *Server) Stats() Stats {
 		st.Connections += ls.open.Load()
 		st.Upgraded += ls.upgraded.Load()
 		st.Rejected += ls.rejected.Load()
+		st.OverCap += ls.overCap.Load()
+		st.Timeouts += ls.timeouts.Load()
 		st.MessagesIn += ls.msgsIn.Load()
 		st.MessagesOut += ls.msgsOut.Load()
 		st.BytesIn += ls.bytesIn.Load()
@@ -366,11 +421,29 @@ func (h *engineHandler) OnOpen(rc *reactor.Conn) {
 	s := (*Server)(h)
 	c := &Conn{s: s, rc: rc, ls: &s.loops[rc.Loop().Index()]}
 	rc.SetContext(c)
+	c.overCap = s.conns.Add(1) > s.maxConns
+	if s.perIP.max > 0 {
+		c.ip = s.perIP.add(rc.RemoteAddr())
+	}
 	rc.SetDeadline(rc.Loop().Now().Add(s.limits.Load().HandshakeTimeout))
+}
+
+// OnDeadline drops a handshake that took too long, and keeps an idle
+// connection alive with a ping, or closes it with 1001 when it stays silent.
+func (h *engineHandler) OnDeadline(rc *reactor.Conn) {
+	c := rc.Context().(*Conn)
+	switch c.state {
+	case stateHandshake:
+		c.ls.timeouts.Add(1)
+		rc.Abort(reactor.ErrTimeout)
+	case stateOpen:
+		c.keepalive()
+	}
 }
 
 func (h *engineHandler) OnRead(rc *reactor.Conn, data []byte) int {
 	c := rc.Context().(*Conn)
+	c.lastRead, c.pinged = rc.Loop().NowNano(), false
 	switch c.state {
 	case stateOpen:
 		return c.readFrames(data)
@@ -407,6 +480,10 @@ func (h *engineHandler) OnClose(rc *reactor.Conn, err error) {
 		return
 	}
 	c.msg = nil
+	c.s.conns.Add(-1)
+	if c.ip != nil {
+		c.s.perIP.remove(c.ip)
+	}
 	if c.opened {
 		c.ls.open.Add(-1)
 		code := c.closeCode

@@ -387,3 +387,5 @@ func TestSendFromAnotherGoroutine(t *testing.T) {
 	require.Equal(t, OpClose, hdr.OpCode)
 	require.Equal(t, StatusNormalClosure, StatusCode(binary.BigEndian.Uint16(p)))
 }
+
+func readHeader(r io.Reader) (gws.Header, error) { return gws.ReadHeader(r) }

@@ -208,6 +208,7 @@ func (c *Control) LogLevel() (slog.Level, bool) {
 //	  "max_handshake_size": 8192,
 //	  "max_write_queue": 33554432,
 //	  "handshake_timeout": "5s",
+//	  "idle_timeout": "2m",
 //	  "log_level": "debug"
 //	}
 func (c *Control) ReloadFile(path string) error {
@@ -245,6 +246,7 @@ type reloadFile struct {
 	MaxHandshakeSize *int    `json:"max_handshake_size"`
 	MaxWriteQueue    *int    `json:"max_write_queue"`
 	HandshakeTimeout *string `json:"handshake_timeout"` // a Go duration, e.g. "10s"
+	IdleTimeout      *string `json:"idle_timeout"`      // a Go duration; "0s" turns it off
 	LogLevel         *string `json:"log_level"`         // debug, info, warn, error (slog.Level text)
 }
 
@@ -266,12 +268,19 @@ func parseReload(data []byte, base Limits, baseLevel slog.Level, haveLevel bool)
 	set(&l.MaxMessageSize, f.MaxMessageSize)
 	set(&l.MaxHandshakeSize, f.MaxHandshakeSize)
 	set(&l.MaxWriteQueue, f.MaxWriteQueue)
-	if f.HandshakeTimeout != nil {
-		d, err := time.ParseDuration(*f.HandshakeTimeout)
-		if err != nil {
-			return base, baseLevel, fmt.Errorf("ws: reload file: handshake_timeout: %w", err)
+	for _, d := range []struct {
+		name string
+		v    *string
+		dst  *time.Duration
+	}{{"handshake_timeout", f.HandshakeTimeout, &l.HandshakeTimeout}, {"idle_timeout", f.IdleTimeout, &l.IdleTimeout}} {
+		if d.v == nil {
+			continue
 		}
-		l.HandshakeTimeout = d
+		v, err := time.ParseDuration(*d.v)
+		if err != nil {
+			return base, baseLevel, fmt.Errorf("ws: reload file: %s: %w", d.name, err)
+		}
+		*d.dst = v
 	}
 	if f.LogLevel != nil {
 		if !haveLevel {

@@ -150,10 +150,11 @@ func TestReloadFile(t *testing.T) {
 	start := srv.CurrentLimits()
 
 	p := writeFile(t, dir, `{"batch_size": 5, "max_frame_size": 1000, "max_message_size": 1000,
-		"max_handshake_size": 4096, "max_write_queue": 65536, "handshake_timeout": "3s", "log_level": "debug"}`)
+		"max_handshake_size": 4096, "max_write_queue": 65536, "handshake_timeout": "3s", "idle_timeout": "90s",
+		"log_level": "debug"}`)
 	require.NoError(t, ctrl.ReloadFile(p))
 	want := Limits{BatchSize: 5, MaxFrameSize: 1000, MaxMessageSize: 1000, MaxHandshakeSize: 4096,
-		MaxWriteQueue: 65536, HandshakeTimeout: 3 * time.Second}
+		MaxWriteQueue: 65536, HandshakeTimeout: 3 * time.Second, IdleTimeout: 90 * time.Second}
 	require.Equal(t, want, srv.CurrentLimits())
 	require.Equal(t, slog.LevelDebug, level.Level())
 	require.Equal(t, "DEBUG", ctrl.Stats()[StatsLogLevel])

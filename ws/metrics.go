@@ -269,13 +269,13 @@ type collector struct {
 
 	connections, accepted, upgraded, rejected   *prometheus.Desc
 	messagesIn, messagesOut, bytesIn, bytesOut  *prometheus.Desc
-	reassembled, closes                         *prometheus.Desc
+	reassembled, closes, overCap, timeouts      *prometheus.Desc
 	loopConns, loopAccepted, loopReads          *prometheus.Desc
 	loopReadBytes, loopWrites, loopWriteBytes   *prometheus.Desc
 	loopCopiedIn, loopCopiedOut, loopWakeups    *prometheus.Desc
 	loopEvents, loopInbox, loopAcceptFails      *prometheus.Desc
 	batchSize, maxFrame, maxMessage, maxHandsh  *prometheus.Desc
-	maxWriteQueue, handshakeTimeout             *prometheus.Desc
+	maxWriteQueue, handshakeTimeout, idleTime   *prometheus.Desc
 	handlerProcessed, handlerErrors, handlerLat *prometheus.Desc
 	poolInUse                                   *prometheus.Desc
 }
@@ -299,6 +299,8 @@ func NewCollector(s *Server) prometheus.Collector {
 		bytesIn:          d("bytes_in_total", "Payload bytes of messages received."),
 		bytesOut:         d("bytes_out_total", "Payload bytes of messages sent."),
 		reassembled:      d("reassembled_bytes_total", "Payload bytes copied to reassemble split or fragmented messages."),
+		overCap:          d("over_cap_total", "Connections closed with 1013 because MaxConns was reached."),
+		timeouts:         d("timeouts_total", "Connections dropped by the handshake or idle timeout."),
 		closes:           d("closes_sent_total", "Close frames the server initiated, by status code (0: codes outside 1000-1015).", "code"),
 		loopConns:        d("loop_connections", "Open TCP connections of the loop (any state).", loop...),
 		loopAccepted:     d("loop_accepted_total", "TCP connections the loop accepted.", loop...),
@@ -318,6 +320,7 @@ func NewCollector(s *Server) prometheus.Collector {
 		maxHandsh:        d("max_handshake_bytes", "Largest upgrade request accepted (reloadable)."),
 		maxWriteQueue:    d("max_write_queue_bytes", "Bytes queued for a slow reader before it gets 1008 (reloadable)."),
 		handshakeTimeout: d("handshake_timeout_seconds", "Time allowed to complete the upgrade (reloadable)."),
+		idleTime:         d("idle_timeout_seconds", "Silence after which a connection is closed with 1001; 0 = off (reloadable)."),
 		handlerProcessed: d("handler_processed_total", "Messages handled by the handler (HandlerMetrics middleware)."),
 		handlerErrors:    d("handler_errors_total", "Messages whose handler returned an error (HandlerMetrics middleware)."),
 		handlerLat:       d("handler_latency_seconds", "Time in the handler per message (HandlerMetrics middleware)."),
@@ -329,10 +332,10 @@ func NewCollector(s *Server) prometheus.Collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.connections, c.accepted, c.upgraded, c.rejected,
-		c.messagesIn, c.messagesOut, c.bytesIn, c.bytesOut, c.reassembled, c.closes,
+		c.messagesIn, c.messagesOut, c.bytesIn, c.bytesOut, c.reassembled, c.closes, c.overCap, c.timeouts,
 		c.loopConns, c.loopAccepted, c.loopReads, c.loopReadBytes, c.loopWrites, c.loopWriteBytes,
 		c.loopCopiedIn, c.loopCopiedOut, c.loopWakeups, c.loopEvents, c.loopInbox, c.loopAcceptFails,
-		c.batchSize, c.maxFrame, c.maxMessage, c.maxHandsh, c.maxWriteQueue, c.handshakeTimeout,
+		c.batchSize, c.maxFrame, c.maxMessage, c.maxHandsh, c.maxWriteQueue, c.handshakeTimeout, c.idleTime,
 		c.handlerProcessed, c.handlerErrors, c.handlerLat, c.poolInUse,
 	} {
 		ch <- d
@@ -357,6 +360,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.bytesIn, st.BytesIn)
 	counter(c.bytesOut, st.BytesOut)
 	counter(c.reassembled, st.Reassembled)
+	counter(c.overCap, st.OverCap)
+	counter(c.timeouts, st.Timeouts)
 	for code, n := range st.CloseCodes {
 		counter(c.closes, n, strconv.Itoa(int(code)))
 	}
@@ -382,6 +387,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.maxHandsh, float64(lim.MaxHandshakeSize))
 	gauge(c.maxWriteQueue, float64(lim.MaxWriteQueue))
 	gauge(c.handshakeTimeout, lim.HandshakeTimeout.Seconds())
+	gauge(c.idleTime, lim.IdleTimeout.Seconds())
 	c.collectHandler(ch)
 	c.collectPools(ch, &st)
 }

@@ -140,6 +140,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.Equal(t, 32.0, v("hioload_batch_size"))
 	require.Equal(t, float64(64<<10), v("hioload_max_message_bytes"))
 	require.Equal(t, 10.0, v("hioload_handshake_timeout_seconds"))
+	require.Equal(t, srv.CurrentLimits().IdleTimeout.Seconds(), v("hioload_idle_timeout_seconds"))
+	require.Zero(t, v("hioload_over_cap_total"))
+	require.Zero(t, v("hioload_timeouts_total"))
 
 	// Per loop: both loops present with their placement labels; their
 	// counters add up to the totals.

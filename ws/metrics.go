@@ -62,6 +62,9 @@ type handlerMetrics struct {
 }
 
 func (m *handlerMetrics) observe(loop int, d time.Duration, failed bool) {
+	if uint(loop) >= uint(len(m.stripes)) {
+		loop = 0 // made before the loops were planned (from an Option): share stripe 0
+	}
 	s := &m.stripes[loop]
 	s.latency[latencyBucket(d)].Add(1)
 	s.sumNs.Add(uint64(d))

@@ -149,16 +149,23 @@ func (g *loopGate) mw(next Handler) Handler {
 // does Shutdown begin. Every message is echoed once, in order, then 1001.
 // In the gated case the loops are held in the handler meanwhile, so at
 // the moment Shutdown is called most of the bytes are still unread in the
-// server's socket buffers: the shutdown itself must read them.
+// server's socket buffers: the shutdown itself must read them. In the
+// slow-readers case the clients read nothing until Shutdown was called, so
+// the echoes wait in the server's write queues and the close frame must
+// come after them.
 func TestShutdownAnswersWhatWasSent(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		gated bool
-		msgs  int
-		sizes []int
+		name    string
+		gated   bool // hold the loops in the handler until Shutdown
+		slow    bool // clients read nothing until Shutdown: echoes wait in the server's queues
+		clients int
+		msgs    int
+		sizes   []int
 	}{
-		{"gated", true, 80, []int{6, 60, 125, 126, 300, 1000}},
-		{"large", false, 30, []int{6, 126, 4000, 65535, 65536, 70000, 200000}},
+		{"gated", true, false, 4, 80, []int{6, 60, 125, 126, 300, 1000}},
+		{"large", false, false, 4, 30, []int{6, 126, 4000, 65535, 65536, 70000, 200000}},
+		// More than the server's socket send buffer (up to 4 MiB) per client.
+		{"slow readers", false, true, 2, 60, []int{6, 65536, 200000}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fds0, g0 := openFDs(t), runtime.NumGoroutine()
@@ -167,25 +174,38 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.ListenAddr = "127.0.0.1:0"
 			cfg.Workers = 2
+			if tc.slow {
+				// Draining megabytes under -race on a busy machine may take
+				// longer than the 2s linger, which would cut the connection
+				// (see TestShutdownWaitsForSlowReaderUpToShutdownTimeout).
+				cfg.LingerTimeout, cfg.ShutdownTimeout = 10*time.Second, 10*time.Second
+			}
 			srv, err := NewServer(cfg, WithMiddleware(gate.mw))
 			require.NoError(t, err)
 			done := make(chan error, 1)
 			go func() { done <- srv.Run(echoHandler) }()
 
-			const clients = 4
+			clients := tc.clients
 			conns := make([]net.Conn, clients)
 			readers := make([]pipeReader, clients)
 			var wg sync.WaitGroup
+			startReaders := func() {
+				for i := range conns {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						readers[i].read(conns[i], size, nil)
+					}()
+				}
+			}
 			for i := range conns {
 				conns[i] = dialWS(t, srv.Addr().String())
 				readers[i].id = i
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					readers[i].read(conns[i], size, nil)
-				}()
 			}
-			require.Eventually(t, func() bool { return srv.Stats().Connections == clients }, 5*time.Second, 5*time.Millisecond)
+			if !tc.slow {
+				startReaders()
+			}
+			require.Eventually(t, func() bool { return srv.Stats().Connections == int64(clients) }, 5*time.Second, 5*time.Millisecond)
 			gate.armed.Store(tc.gated)
 			handshakes := srv.Stats().Loops
 			var wrote uint64
@@ -242,6 +262,15 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 				time.Sleep(20 * time.Millisecond) // let Shutdown post to the blocked loops
 			}
 			close(gate.release)
+			if tc.slow {
+				var queued uint64
+				for _, l := range srv.Stats().Loops {
+					queued += l.CopiedOut
+				}
+				require.Greater(t, queued, uint64(0), "echoes should have queued in the server")
+				t.Logf("echo bytes queued by the server for slow readers: %d", queued)
+				startReaders()
+			}
 
 			require.NoError(t, <-shut)
 			require.NoError(t, <-done, "Run returns nil after a graceful shutdown")

@@ -52,11 +52,12 @@ const (
 	StatsHandler  = "handler"   // HandlerStats: what HandlerMetrics measured
 	StatsLimits   = "limits"    // Limits in force
 	StatsLogLevel = "log_level" // string, if WithLogLevel registered a level
+	StatsPools    = "pools"     // []hugepage.Stats: Server.PoolStats, one pool per node
 )
 
 func reservedStatsName(name string) bool {
 	switch name {
-	case StatsServer, StatsNodes, StatsHandler, StatsLimits, StatsLogLevel:
+	case StatsServer, StatsNodes, StatsHandler, StatsLimits, StatsLogLevel, StatsPools:
 		return true
 	}
 	return false
@@ -67,7 +68,8 @@ func reservedStatsName(name string) bool {
 // the caller's goroutine, not a loop thread, so it must read shared state
 // safely (atomics). Registering a name again replaces the probe; a nil fn
 // removes it. It panics if name is empty or one of the built-in names
-// (StatsServer, StatsNodes, StatsHandler, StatsLimits, StatsLogLevel).
+// (StatsServer, StatsNodes, StatsHandler, StatsLimits, StatsLogLevel,
+// StatsPools).
 func (c *Control) RegisterDebugProbe(name string, fn func() any) {
 	if name == "" || reservedStatsName(name) {
 		panic(fmt.Sprintf("ws: debug probe name %q is reserved", name))
@@ -111,7 +113,8 @@ type NodeStats struct {
 
 // Stats returns every probe's value by name and the built-in entries:
 // StatsServer (Server.Stats, whole, so that fields added to Stats show up
-// here as they are), StatsNodes, StatsHandler, StatsLimits and, with
+// here as they are), StatsNodes, StatsHandler, StatsLimits, StatsPools
+// (page kind, placement and buffers in use per class, per node) and, with
 // WithLogLevel, StatsLogLevel. It is meant for humans and debug pages;
 // metrics scrapers should use the Prometheus collector.
 func (c *Control) Stats() map[string]any {
@@ -130,6 +133,7 @@ func (c *Control) Stats() map[string]any {
 	out[StatsNodes] = nodeStats(&st)
 	out[StatsHandler] = c.HandlerStats()
 	out[StatsLimits] = c.s.CurrentLimits()
+	out[StatsPools] = c.s.PoolStats()
 	if c.level != nil {
 		out[StatsLogLevel] = c.level.Level().String()
 	}

@@ -87,6 +87,12 @@ func TestProbeInStatsAndDebugProbes(t *testing.T) {
 	require.Contains(t, page, StatsNodes)
 	require.Contains(t, page, StatsHandler)
 	require.Contains(t, page, StatsLimits)
+	var pools []struct {
+		Node    int
+		Classes []struct{ Size, Capacity, InUse int }
+	}
+	require.NoError(t, json.Unmarshal(page[StatsPools], &pools))
+	require.Len(t, pools, len(srv.PoolStats()))
 
 	ctrl.RegisterDebugProbe("answer", nil)
 	require.NotContains(t, ctrl.Stats(), "answer")

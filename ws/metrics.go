@@ -280,7 +280,8 @@ type collector struct {
 	batchSize, maxFrame, maxMessage, maxHandsh  *prometheus.Desc
 	maxWriteQueue, handshakeTimeout, idleTime   *prometheus.Desc
 	handlerProcessed, handlerErrors, handlerLat *prometheus.Desc
-	poolInUse                                   *prometheus.Desc
+	poolInUse, poolCapacity, poolExhausted      *prometheus.Desc
+	poolBytes, poolHugeBytes                    *prometheus.Desc
 }
 
 // NewCollector returns a prometheus.Collector of the server's metrics, all
@@ -327,7 +328,11 @@ func NewCollector(s *Server) prometheus.Collector {
 		handlerProcessed: d("handler_processed_total", "Messages handled by the handler (HandlerMetrics middleware)."),
 		handlerErrors:    d("handler_errors_total", "Messages whose handler returned an error (HandlerMetrics middleware)."),
 		handlerLat:       d("handler_latency_seconds", "Time in the handler per message (HandlerMetrics middleware)."),
-		poolInUse:        d("pool_buffers_in_use", "Pool buffers in use, by NUMA node, size class and page kind.", "node", "class", "page"),
+		poolInUse:        d("pool_buffers_in_use", "Pool buffers handed out and not yet released, by NUMA node, size class (bytes) and page kind.", "node", "class", "page"),
+		poolCapacity:     d("pool_buffers", "Pool buffers in the class.", "node", "class", "page"),
+		poolExhausted:    d("pool_exhausted_total", "Gets refused because the class had no free buffer (the loop fell back to the Go heap).", "node", "class", "page"),
+		poolBytes:        d("pool_arena_bytes", "Bytes mapped for the node's pool, by page kind (hugetlb, thp, normal).", "node", "page"),
+		poolHugeBytes:    d("pool_arena_huge_bytes", "Bytes of the node's pool that huge pages back.", "node", "page"),
 	}
 }
 
@@ -339,7 +344,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.loopConns, c.loopAccepted, c.loopReads, c.loopReadBytes, c.loopWrites, c.loopWriteBytes,
 		c.loopCopiedIn, c.loopCopiedOut, c.loopWakeups, c.loopEvents, c.loopInbox, c.loopAcceptFails,
 		c.batchSize, c.maxFrame, c.maxMessage, c.maxHandsh, c.maxWriteQueue, c.handshakeTimeout, c.idleTime,
-		c.handlerProcessed, c.handlerErrors, c.handlerLat, c.poolInUse,
+		c.handlerProcessed, c.handlerErrors, c.handlerLat,
+		c.poolInUse, c.poolCapacity, c.poolExhausted, c.poolBytes, c.poolHugeBytes,
 	} {
 		ch <- d
 	}
@@ -392,7 +398,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.handshakeTimeout, lim.HandshakeTimeout.Seconds())
 	gauge(c.idleTime, lim.IdleTimeout.Seconds())
 	c.collectHandler(ch)
-	c.collectPools(ch, &st)
+	c.collectPools(ch)
 }
 
 func (c *collector) collectHandler(ch chan<- prometheus.Metric) {
@@ -408,11 +414,19 @@ func (c *collector) collectHandler(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(c.handlerLat, hs.Processed, hs.LatencySum.Seconds(), buckets)
 }
 
-// collectPools is where the pool figures go once Stats carries them: for
-// each node, size class and page kind ("hugetlb", "thp", "normal"), send
-//
-//	gauge(c.poolInUse, float64(inUse), node, class, page)
-//
-// The description (hioload_pool_buffers_in_use{node,class,page}) is
-// already declared and described, so only this body needs filling in.
-func (c *collector) collectPools(ch chan<- prometheus.Metric, st *Stats) {}
+// collectPools sends each pool's figures: buffers in use and capacity per
+// node, size class and page kind, Gets refused because a class was
+// exhausted, and the arena's size and huge-page bytes.
+func (c *collector) collectPools(ch chan<- prometheus.Metric) {
+	for _, p := range c.s.PoolStats() {
+		node := strconv.Itoa(p.Node)
+		ch <- prometheus.MustNewConstMetric(c.poolBytes, prometheus.GaugeValue, float64(p.Arena.Size), node, p.Arena.Kind.String())
+		ch <- prometheus.MustNewConstMetric(c.poolHugeBytes, prometheus.GaugeValue, float64(p.Arena.HugeBytes), node, p.Arena.Kind.String())
+		for _, cl := range p.Classes {
+			lv := []string{node, strconv.Itoa(cl.Size), cl.Pages.String()}
+			ch <- prometheus.MustNewConstMetric(c.poolInUse, prometheus.GaugeValue, float64(cl.InUse), lv...)
+			ch <- prometheus.MustNewConstMetric(c.poolCapacity, prometheus.GaugeValue, float64(cl.Capacity), lv...)
+			ch <- prometheus.MustNewConstMetric(c.poolExhausted, prometheus.CounterValue, float64(cl.Exhausted), lv...)
+		}
+	}
+}

@@ -163,8 +163,20 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.Equal(t, float64(clients), loopConns)
 	require.Greater(t, readBytes, float64(sentBytes), "frames and handshakes are more than payloads")
 	require.Greater(t, wakeups, 0.0)
-	_, pools := fams["hioload_pool_buffers_in_use"]
-	require.False(t, pools, "no pool figures until Stats carries them")
+	// Pools: per node, class and page kind.
+	pools := srv.PoolStats()
+	require.NotEmpty(t, pools, "the server maps a pool per node")
+	for _, p := range pools {
+		node, page := strconv.Itoa(p.Node), p.Arena.Kind.String()
+		require.Equal(t, float64(p.Arena.Size), v("hioload_pool_arena_bytes", "node", node, "page", page))
+		v("hioload_pool_arena_huge_bytes", "node", node, "page", page)
+		for _, cl := range p.Classes {
+			labels := []string{"node", node, "class", strconv.Itoa(cl.Size), "page", cl.Pages.String()}
+			require.Equal(t, float64(cl.Capacity), v("hioload_pool_buffers", labels...))
+			require.LessOrEqual(t, v("hioload_pool_buffers_in_use", labels...), float64(cl.Capacity))
+			v("hioload_pool_exhausted_total", labels...)
+		}
+	}
 
 	// The conventional collectors.
 	for _, name := range []string{"go_goroutines", "go_memstats_alloc_bytes", "go_gc_duration_seconds",

@@ -63,9 +63,10 @@ var clockBase = time.Now()
 // Control.HandlerStats, Control.Stats and the hioload_handler_* metrics.
 // Opens and closes pass through unmeasured. Per message it costs two
 // monotonic clock readings and two or three atomic adds on the loop's own
-// cache line (counters are striped by loop); it allocates nothing. It times what
-// is inside it: put it last to time the handler alone. A panic that
-// unwinds through it is not counted (Recovery logs it). Install it once.
+// cache line (counters are striped by loop); it allocates nothing. It
+// times what is inside it: put it last to time the handler alone. A panic
+// that unwinds through it is not counted (Recovery logs it). Install it
+// once.
 func HandlerMetrics(c *Control) Middleware {
 	m := c.handlerMetrics()
 	return func(next Handler) Handler {

@@ -199,6 +199,7 @@ type Server struct {
 	origins  map[string]bool
 	perIP    perIPCounter
 	handler  Handler
+	ctrl     *Control // probes, reload, handler metrics; see GetControl
 
 	mu       sync.Mutex
 	running  bool
@@ -236,6 +237,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.ctrl = newControl(s)
 	for _, o := range opts {
 		o(s)
 	}

@@ -456,6 +456,11 @@ func (c *Conn) drainOut() {
 		l.stats.writeCalls.Add(1)
 		l.stats.bytesOut.Add(uint64(n))
 		c.outHead += n
+		if c.flags&fClosing != 0 && n > 0 {
+			// Closing behind a queue: the linger deadline bounds a peer
+			// that stopped reading, not one that reads slowly.
+			c.deadline = l.now + int64(l.e.cfg.LingerTimeout)
+		}
 	}
 	c.out.Free(l) // drained: give the queue's memory back
 	c.outHead = 0

@@ -456,11 +456,6 @@ func (c *Conn) drainOut() {
 		l.stats.writeCalls.Add(1)
 		l.stats.bytesOut.Add(uint64(n))
 		c.outHead += n
-		if c.flags&fClosing != 0 && n > 0 {
-			// Closing behind a queue: the linger deadline bounds a peer
-			// that stopped reading, not one that reads slowly.
-			c.deadline = l.now + int64(l.e.cfg.LingerTimeout)
-		}
 	}
 	c.out.Free(l) // drained: give the queue's memory back
 	c.outHead = 0
@@ -540,6 +535,20 @@ func (c *Conn) closeNow(err error) {
 	c.outHead = 0
 	l.stats.conns.Add(-1)
 	l.h.OnClose(c, err)
+}
+
+// progressed reports whether the peer took any of c's output since the last
+// call: the kernel's unsent bytes (SIOCOUTQ) plus our queue shrank, or our
+// queue moved. A slow reader keeps moving; a peer that stopped does not.
+func (c *Conn) progressed() bool {
+	outq, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	if err != nil {
+		return false
+	}
+	pending := outq + c.out.Len() - c.outHead
+	moved := pending < c.sent
+	c.sent = pending
+	return moved
 }
 
 func (c *Conn) remoteAddr() net.Addr {

@@ -213,6 +213,8 @@ type Server struct {
 // (the counters are atomics so that Stats may read them from anywhere).
 type loopState struct {
 	ev         Event
+	frame      []byte // the whole client frame being handled, when in the read buffer
+	frameHdr   int    // its header's length
 	msgsIn     stat.Counter
 	msgsOut    stat.Counter
 	bytesIn    stat.Counter

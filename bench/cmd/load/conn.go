@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+)
+
+// wsGUID is the key suffix of RFC 6455 §1.3.
+const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// dial opens a TCP connection from src to addr and performs the opening
+// handshake. The returned reader may already hold bytes after the response.
+func dial(ctx context.Context, src netip.Addr, addr, path string, bufSize int) (net.Conn, *bufio.Reader, error) {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	if src.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+	}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	var raw [16]byte
+	rand.Read(raw[:])
+	key := base64.StdEncoding.EncodeToString(raw[:])
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	br := bufio.NewReaderSize(c, bufSize)
+	if err := readUpgrade(br, key); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	c.SetDeadline(time.Time{})
+	return c, br, nil
+}
+
+// readUpgrade reads the server's response up to its blank line and checks the
+// status and Sec-WebSocket-Accept (RFC 6455 §4.1, client requirements 1–4).
+func readUpgrade(br *bufio.Reader, key string) error {
+	status, err := br.ReadSlice('\n')
+	if err != nil {
+		return fmt.Errorf("load: read handshake status: %w", err)
+	}
+	if !bytes.HasPrefix(status, []byte("HTTP/1.1 101")) {
+		return fmt.Errorf("load: handshake refused: %q", bytes.TrimSpace(status))
+	}
+	sum := sha1.Sum([]byte(key + wsGUID))
+	want := base64.StdEncoding.EncodeToString(sum[:])
+	accepted := false
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return fmt.Errorf("load: read handshake headers: %w", err)
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Sec-WebSocket-Accept")) {
+			accepted = string(bytes.TrimSpace(value)) == want
+		}
+	}
+	if !accepted {
+		return errors.New("load: handshake without a valid Sec-WebSocket-Accept")
+	}
+	return nil
+}
+
+// stats are one connection's counters; the main goroutine sums them.
+type stats struct {
+	echoed     atomic.Uint64 // messages whose echo was verified
+	mismatches atomic.Uint64 // echoes that differed from what was sent
+}
+
+// loadConn drives one connection: a writer goroutine sends while it holds
+// credits (at most inflight messages unanswered), a reader verifies every echo
+// in order and hands the credit back.
+type loadConn struct {
+	r       *run
+	c       net.Conn
+	br      *bufio.Reader
+	msg     *message
+	frame   *clientFrame
+	sent    []atomic.Int64 // send time of seq, indexed seq % inflight
+	credits atomic.Int64
+	wake    chan struct{}
+	st      stats
+	// interval and phase pace the writer in fixed-rate mode (0 = pipelined).
+	interval time.Duration
+	phase    time.Duration
+}
+
+func (lc *loadConn) writeLoop() error {
+	bw := bufio.NewWriterSize(lc.c, lc.r.cfg.bufSize)
+	var seq uint64
+	next := lc.r.start.Add(lc.phase)
+	for !lc.r.stopping.Load() {
+		n := lc.credits.Swap(0)
+		if n == 0 {
+			select {
+			case <-lc.wake:
+			case <-lc.r.stop:
+			}
+			continue
+		}
+		for ; n > 0; n-- {
+			ts := lc.r.now()
+			if lc.interval > 0 {
+				if d := time.Until(next); d > 0 {
+					if bw.Buffered() > 0 {
+						if err := bw.Flush(); err != nil {
+							return err
+						}
+					}
+					time.Sleep(d)
+				}
+				// Latency counts from the intended send time, so a stalled
+				// writer is charged for its delay (no coordinated omission).
+				ts = next.Sub(lc.r.start).Nanoseconds()
+				next = next.Add(lc.interval)
+			}
+			lc.sent[seq%uint64(len(lc.sent))].Store(ts)
+			if _, err := bw.Write(lc.frame.set(seq)); err != nil {
+				return err
+			}
+			seq++
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (lc *loadConn) give() {
+	if lc.credits.Add(1) == 1 {
+		select {
+		case lc.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// readLoop verifies echoes as they arrive. A message may come in several
+// frames (continuations); each chunk is compared in place in the read buffer.
+func (lc *loadConn) readLoop() error {
+	br := lc.br
+	size := int64(len(lc.msg.base))
+	var seq uint64
+	var off int64 // payload bytes of message seq verified so far
+	for {
+		b, err := br.Peek(2)
+		if err != nil {
+			return err
+		}
+		h, ok, err := parseHeader(b)
+		for err == nil && !ok {
+			b, err = br.Peek(len(b) + 2)
+			if err == nil {
+				h, ok, err = parseHeader(b)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		br.Discard(h.size)
+		switch {
+		case h.op >= opClose:
+			if h.op == opClose {
+				return errors.New("load: server sent a close frame")
+			}
+			if _, err := br.Discard(int(h.length)); err != nil {
+				return err
+			}
+			continue
+		case (h.op == opContinuation) != (off > 0), h.op != opContinuation && h.op != lc.msg.op,
+			off+h.length > size, h.fin && off+h.length != size:
+			lc.st.mismatches.Add(1)
+			return fmt.Errorf("%w: frame op %d fin %v length %d at offset %d of %d", errMismatch, h.op, h.fin, h.length, off, size)
+		}
+		for rem := h.length; rem > 0; {
+			if br.Buffered() == 0 {
+				if _, err := br.Peek(1); err != nil {
+					return err
+				}
+			}
+			n := int(min(rem, int64(br.Buffered())))
+			chunk, _ := br.Peek(n)
+			if !lc.msg.equalAt(seq, int(off), chunk) {
+				lc.st.mismatches.Add(1)
+				return fmt.Errorf("%w: message %d bytes %d..%d", errMismatch, seq, off, off+int64(n))
+			}
+			br.Discard(n)
+			off += int64(n)
+			rem -= int64(n)
+		}
+		if !h.fin {
+			continue
+		}
+		if lc.r.measuring.Load() {
+			lc.r.hist.record(lc.r.now() - lc.sent[seq%uint64(len(lc.sent))].Load())
+		}
+		lc.st.echoed.Add(1)
+		seq++
+		off = 0
+		lc.give()
+	}
+}

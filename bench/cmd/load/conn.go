@@ -111,9 +111,11 @@ func (lc *loadConn) writeLoop() error {
 	bw := bufio.NewWriterSize(lc.c, lc.r.cfg.bufSize)
 	var seq uint64
 	next := lc.r.start.Add(lc.phase)
+	owed := false // in fixed-rate mode: a send fell due while no credit was left
 	for !lc.r.stopping.Load() {
 		n := lc.credits.Swap(0)
 		if n == 0 {
+			owed = lc.interval > 0 && time.Until(next) <= 0
 			select {
 			case <-lc.wake:
 			case <-lc.r.stop:
@@ -131,9 +133,18 @@ func (lc *loadConn) writeLoop() error {
 					}
 					time.Sleep(d)
 				}
-				// Latency counts from the intended send time, so a stalled
-				// writer is charged for its delay (no coordinated omission).
-				ts = next.Sub(lc.r.start).Nanoseconds()
+				// A send that waited for a credit (the server was behind)
+				// counts from its intended time, so the server is charged for
+				// the delay (no coordinated omission). Otherwise it counts from
+				// the actual send: Go's timers may wake up to 1 ms late
+				// (netpoll sleeps in whole milliseconds), which is the
+				// generator's delay, not the server's.
+				if owed {
+					ts = next.Sub(lc.r.start).Nanoseconds()
+					owed = time.Until(next) <= 0
+				} else {
+					ts = lc.r.now()
+				}
 				next = next.Add(lc.interval)
 			}
 			lc.sent[seq%uint64(len(lc.sent))].Store(ts)

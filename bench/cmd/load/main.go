@@ -36,6 +36,8 @@ type config struct {
 	addr     string
 	path     string
 	label    string
+	server   string
+	scenario string
 	conns    int
 	inflight int
 	rate     float64
@@ -57,7 +59,9 @@ func parseFlags() (config, error) {
 	var src string
 	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:9001", "server address host:port")
 	flag.StringVar(&cfg.path, "path", "/", "request path of the upgrade")
-	flag.StringVar(&cfg.label, "label", "", "free text copied into the JSON result (server/scenario name)")
+	flag.StringVar(&cfg.label, "label", "", "free text copied into the JSON result")
+	flag.StringVar(&cfg.server, "server", "", "server name copied into the JSON result")
+	flag.StringVar(&cfg.scenario, "scenario", "", "scenario name copied into the JSON result")
 	flag.IntVar(&cfg.conns, "conns", 100, "connections")
 	flag.IntVar(&cfg.inflight, "inflight", 16, "messages in flight per connection (the cap in -rate mode)")
 	flag.Float64Var(&cfg.rate, "rate", 0, "total messages per second across all connections; 0 = pipelined")
@@ -123,6 +127,8 @@ func (r *run) fail(err error) {
 // result is the JSON line the generator prints.
 type result struct {
 	Label          string  `json:"label,omitempty"`
+	Server         string  `json:"server,omitempty"`
+	Scenario       string  `json:"scenario,omitempty"`
 	Addr           string  `json:"addr"`
 	Conns          int     `json:"conns"`
 	Inflight       int     `json:"inflight"`
@@ -159,7 +165,7 @@ func main() {
 	if cfg.idle {
 		os.Exit(r.holdIdle(ctx, conns, dialErrs, err))
 	}
-	res := result{Label: cfg.label, Addr: cfg.addr, Conns: cfg.conns, Inflight: cfg.inflight,
+	res := result{Label: cfg.label, Server: cfg.server, Scenario: cfg.scenario, Addr: cfg.addr, Conns: cfg.conns, Inflight: cfg.inflight,
 		Rate: cfg.rate, Size: cfg.size, Text: cfg.text, DialErrors: dialErrs}
 	if err == nil {
 		r.measure(ctx, conns, &res)
@@ -171,8 +177,8 @@ func main() {
 	}
 	line, _ := json.Marshal(res)
 	fmt.Println(string(line))
-	fmt.Fprintf(os.Stderr, "%s size=%d conns=%d inflight=%d rate=%g: %.0f msg/s, %.2f MiB/s, p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, server CPU %.3f µs/msg, generator CPU %.3f µs/msg, mismatches %d, conn errors %d, dial errors %d %s\n",
-		cfg.label, cfg.size, cfg.conns, cfg.inflight, cfg.rate, res.MsgsPerSec, res.MiBPerSec, res.P50us, res.P99us, res.P999us,
+	fmt.Fprintf(os.Stderr, "%s %s %s size=%d conns=%d inflight=%d rate=%g: %.0f msg/s, %.2f MiB/s, p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, server CPU %.3f µs/msg, generator CPU %.3f µs/msg, mismatches %d, conn errors %d, dial errors %d %s\n",
+		cfg.server, cfg.scenario, cfg.label, cfg.size, cfg.conns, cfg.inflight, cfg.rate, res.MsgsPerSec, res.MiBPerSec, res.P50us, res.P99us, res.P999us,
 		res.ServerCPUusMsg, res.GenCPUusMsg, res.Mismatches, res.ConnErrors, res.DialErrors, res.Error)
 	if res.Error != "" || res.Mismatches > 0 || res.ConnErrors > 0 || res.DialErrors > 0 || res.Msgs == 0 {
 		os.Exit(1)

@@ -1,0 +1,127 @@
+package reactor
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/hioload-ws/hioload-ws/internal/ring"
+)
+
+// control bits posted to a loop outside its inbox, so that a full inbox can
+// never lose a shutdown.
+const (
+	ctlShutdown uint32 = 1 << iota
+	ctlAbort
+)
+
+// tickInterval is how often a loop looks at deadlines while any are set.
+const tickInterval = 250 * time.Millisecond
+
+// Loop is one event loop. Its methods other than Post, Stats, Index, Spec and
+// TID must only be called on the loop's own thread (from Handler callbacks).
+type Loop struct {
+	e     *Engine
+	h     Handler
+	log   *slog.Logger
+	idx   int
+	spec  LoopSpec
+	inbox *ring.MPMC[Task]
+	stats loopStats
+
+	wakePending atomic.Bool
+	ctl         atomic.Uint32
+	closed      atomic.Bool
+	tid         atomic.Int32
+
+	// Loop-thread state.
+	pending  *Conn    // connection whose writes sit in iov
+	iovBytes int      // bytes in iov
+	scratch  []byte   // frame headers for pending writes
+	scrOff   int      // used part of scratch
+	timed    []*Conn  // connections with a deadline
+	stopping bool     // shutdown began: exit once no connection is left
+	now      int64    // unix nanoseconds at the start of the turn
+	plat     loopPlat // the platform's poller state
+}
+
+// Post hands t to the loop from any goroutine. It never blocks: a full inbox
+// returns ErrInboxFull, a stopped loop ErrClosed.
+func (l *Loop) Post(t Task) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if !l.inbox.Push(t) {
+		return ErrInboxFull
+	}
+	l.signal()
+	return nil
+}
+
+// signal wakes the loop unless a wakeup is already on its way. The loop
+// clears wakePending before it drains the inbox, so a task pushed after the
+// drain always sees false here and writes the wakeup (runtime netpollBreak
+// and gnet Poller.Trigger use the same guard).
+func (l *Loop) signal() {
+	if l.wakePending.CompareAndSwap(false, true) {
+		if err := l.wake(); err != nil {
+			l.log.Error("reactor: wake loop", "loop", l.idx, "err", err)
+		}
+	}
+}
+
+func (l *Loop) postControl(bit uint32) {
+	l.ctl.Or(bit)
+	l.signal()
+}
+
+// drainInbox runs queued tasks; called after a wakeup.
+func (l *Loop) drainInbox() {
+	l.wakePending.Store(false)
+	for {
+		t, ok := l.inbox.Pop()
+		if !ok {
+			return
+		}
+		switch {
+		case t.Fn != nil:
+			t.Fn()
+		case t.Conn != nil && t.Conn.loop == l && t.Conn.gen == t.Gen && t.Conn.flags&fClosed == 0:
+			l.h.OnTask(t.Conn, &t)
+			t.Conn.Flush()
+		}
+	}
+}
+
+// Now is the time at the start of the loop's current turn; cheaper than
+// time.Now for per-message bookkeeping.
+func (l *Loop) Now() time.Time { return time.Unix(0, l.now) }
+
+// track adds c to the deadline list.
+func (l *Loop) track(c *Conn) {
+	if c.flags&fTimed == 0 {
+		c.flags |= fTimed
+		l.timed = append(l.timed, c)
+	}
+}
+
+// sweep closes connections whose deadline passed and forgets the rest that
+// no longer have one.
+func (l *Loop) sweep() {
+	keep := l.timed[:0]
+	for _, c := range l.timed {
+		switch {
+		case c.flags&fClosed != 0 || c.deadline == 0:
+			c.flags &^= fTimed
+		case l.now >= c.deadline:
+			c.flags &^= fTimed
+			c.closeNow(ErrTimeout)
+		default:
+			keep = append(keep, c)
+		}
+	}
+	clear(l.timed[len(keep):])
+	l.timed = keep
+}
+
+func (l *Loop) resetScratch() { l.scrOff = 0 }

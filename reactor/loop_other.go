@@ -1,0 +1,30 @@
+//go:build !linux
+
+package reactor
+
+import (
+	"fmt"
+	"net"
+	"runtime"
+)
+
+// loopPlat is empty where no reactor exists yet: New fails before any loop
+// or connection is made, so the hooks below are never reached at run time.
+type loopPlat struct {
+	iov  [1][]byte
+	niov int
+}
+
+func (p *loopPlat) setIov(b []byte) { p.iov[p.niov] = b; p.niov++ }
+
+func newLoop(*Engine, int, LoopSpec) (*Loop, error) {
+	return nil, fmt.Errorf("%w (%s/%s: the IOCP reactor for Windows is not built yet; use Linux)", ErrUnsupported, runtime.GOOS, runtime.GOARCH)
+}
+
+func (l *Loop) run()                 {}
+func (l *Loop) wake() error          { return ErrUnsupported }
+func (l *Loop) release()             { l.closed.Store(true) }
+func (c *Conn) flush()               {}
+func (c *Conn) closeNow(error)       { c.flags |= fClosed }
+func (c *Conn) shutdownWrite()       { c.flags |= fWriteShut }
+func (c *Conn) remoteAddr() net.Addr { return nil }

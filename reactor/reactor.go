@@ -1,0 +1,247 @@
+package reactor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors returned by the reactor.
+var (
+	// ErrUnsupported is returned by New on platforms without a reactor yet.
+	ErrUnsupported = errors.New("reactor: not supported on this platform")
+	// ErrInboxFull is returned by Post when the loop's inbox is at capacity.
+	ErrInboxFull = errors.New("reactor: loop inbox full")
+	// ErrClosed is returned by Post after the loop has stopped.
+	ErrClosed = errors.New("reactor: loop closed")
+	// ErrTimeout is passed to OnClose when a connection's deadline expired.
+	ErrTimeout = errors.New("reactor: deadline exceeded")
+	// ErrShutdown is passed to OnClose for connections still open when the
+	// shutdown deadline expired.
+	ErrShutdown = errors.New("reactor: closed by shutdown")
+	// ErrPeerClosed is passed to OnClose when the peer closed the connection.
+	ErrPeerClosed = errors.New("reactor: connection closed by peer")
+)
+
+// Handler is the layer above the reactor (the WebSocket protocol). Every
+// method is called on the loop thread that owns the connection, never
+// concurrently for one loop.
+type Handler interface {
+	// OnOpen is called for each accepted connection.
+	OnOpen(c *Conn)
+	// OnRead is given the bytes available on c: what the last read returned,
+	// preceded by what the previous OnRead left unconsumed. It returns how
+	// many bytes it consumed; the rest is kept and offered again. The slice
+	// is valid until OnRead returns, and replies queued with c.Write that
+	// point into it are flushed before the memory is reused.
+	OnRead(c *Conn, data []byte) (consumed int)
+	// OnTask runs a task posted for c with Loop.Post, if c is still open.
+	OnTask(c *Conn, t *Task)
+	// OnShutdown is called once per open connection when the engine begins a
+	// graceful shutdown, after the last bytes the peer had sent were read.
+	OnShutdown(c *Conn)
+	// OnClose is called once when c is closed; c must not be used after it.
+	OnClose(c *Conn, err error)
+}
+
+// LoopSpec places one loop.
+type LoopSpec struct {
+	CPU  int // CPU to pin the loop's thread to; -1 leaves it unpinned
+	Node int // NUMA node the loop's memory belongs to; -1 if unknown
+}
+
+// Config configures an Engine.
+type Config struct {
+	Addr           string     // listen address, e.g. ":9001" or "127.0.0.1:0"
+	Loops          []LoopSpec // one entry per event loop; empty means one unpinned loop
+	Batch          int        // max events per epoll_wait
+	Ring           int        // inbox capacity per loop
+	ReadBufferSize int        // bytes per loop read buffer
+	// MaxWriteQueue bounds the bytes a connection may have queued because
+	// the peer is not reading. The reactor itself does not enforce it; the
+	// upper layer checks Conn.Buffered before queueing (it owns the close
+	// frame it must send).
+	MaxWriteQueue int
+	// LingerTimeout bounds how long a half-closed connection waits for the
+	// peer to close after a graceful close.
+	LingerTimeout time.Duration
+	Logger        *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if len(c.Loops) == 0 {
+		c.Loops = []LoopSpec{{CPU: -1, Node: -1}}
+	}
+	if c.Batch <= 0 {
+		c.Batch = 32
+	}
+	if c.Ring <= 0 {
+		c.Ring = 1024
+	}
+	if c.ReadBufferSize <= 0 {
+		c.ReadBufferSize = 128 << 10
+	}
+	if c.LingerTimeout <= 0 {
+		c.LingerTimeout = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Task is work handed to a loop by another goroutine. Exactly one of Fn or
+// Conn is set: Fn runs on the loop thread; a Conn task goes to
+// Handler.OnTask if the connection (checked by generation) is still open.
+type Task struct {
+	Fn   func()
+	Conn *Conn
+	Gen  uint32
+	Op   byte
+	Data []byte
+	Code uint16
+}
+
+// Engine is a set of event loops sharing one listen address.
+type Engine struct {
+	cfg      Config
+	h        Handler
+	loops    []*Loop
+	addr     net.Addr
+	wg       sync.WaitGroup
+	started  atomic.Bool
+	stopping atomic.Bool
+	log      *slog.Logger
+}
+
+// New binds the listeners and prepares the loops; Start runs them.
+func New(cfg Config, h Handler) (*Engine, error) {
+	cfg.setDefaults()
+	e := &Engine{cfg: cfg, h: h, log: cfg.Logger}
+	for i, spec := range cfg.Loops {
+		l, err := newLoop(e, i, spec)
+		if err != nil {
+			e.closeLoops()
+			return nil, err
+		}
+		e.loops = append(e.loops, l)
+	}
+	return e, nil
+}
+
+// Addr is the bound listen address (useful with port 0).
+func (e *Engine) Addr() net.Addr { return e.addr }
+
+// Loops returns the engine's loops, in index order.
+func (e *Engine) Loops() []*Loop { return e.loops }
+
+// Start runs every loop on its own locked, pinned OS thread.
+func (e *Engine) Start() {
+	if !e.started.CompareAndSwap(false, true) {
+		return
+	}
+	for _, l := range e.loops {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			l.run()
+		}()
+	}
+}
+
+// Wait blocks until every loop has returned.
+func (e *Engine) Wait() { e.wg.Wait() }
+
+// Shutdown stops accepting, offers every open connection to
+// Handler.OnShutdown, and waits until the connections are closed. When ctx
+// ends first, the remaining connections are closed with ErrShutdown; the
+// loops are always gone when Shutdown returns. The error is ctx's if the
+// deadline was needed.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	if !e.started.Load() {
+		e.closeLoops()
+		return nil
+	}
+	if e.stopping.CompareAndSwap(false, true) {
+		for _, l := range e.loops {
+			l.postControl(ctlShutdown)
+		}
+	}
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	for _, l := range e.loops {
+		l.postControl(ctlAbort)
+	}
+	<-done
+	return ctx.Err()
+}
+
+func (e *Engine) closeLoops() {
+	for _, l := range e.loops {
+		l.release()
+	}
+}
+
+// Stats are a loop's counters. They are read without stopping the loop.
+type Stats struct {
+	Loop        int
+	CPU         int
+	Node        int
+	Conns       int64
+	Accepted    uint64
+	ReadCalls   uint64
+	BytesIn     uint64
+	WriteCalls  uint64
+	BytesOut    uint64
+	CopiedOut   uint64 // bytes copied to write queues because a socket would block
+	CopiedIn    uint64 // bytes of partial input kept between reads
+	Wakeups     uint64 // epoll_wait returns
+	Events      uint64 // events handled
+	InboxLen    int
+	AcceptFails uint64
+}
+
+type loopStats struct {
+	conns       atomic.Int64
+	accepted    atomic.Uint64
+	readCalls   atomic.Uint64
+	bytesIn     atomic.Uint64
+	writeCalls  atomic.Uint64
+	bytesOut    atomic.Uint64
+	copiedOut   atomic.Uint64
+	copiedIn    atomic.Uint64
+	wakeups     atomic.Uint64
+	events      atomic.Uint64
+	acceptFails atomic.Uint64
+}
+
+// Stats returns a snapshot of the loop's counters.
+func (l *Loop) Stats() Stats {
+	s := &l.stats
+	return Stats{
+		Loop: l.idx, CPU: l.spec.CPU, Node: l.spec.Node,
+		Conns: s.conns.Load(), Accepted: s.accepted.Load(),
+		ReadCalls: s.readCalls.Load(), BytesIn: s.bytesIn.Load(),
+		WriteCalls: s.writeCalls.Load(), BytesOut: s.bytesOut.Load(),
+		CopiedOut: s.copiedOut.Load(), CopiedIn: s.copiedIn.Load(),
+		Wakeups: s.wakeups.Load(), Events: s.events.Load(),
+		InboxLen: l.inbox.Len(), AcceptFails: s.acceptFails.Load(),
+	}
+}
+
+// Index is the loop's position in the engine.
+func (l *Loop) Index() int { return l.idx }
+
+// Spec is the loop's placement.
+func (l *Loop) Spec() LoopSpec { return l.spec }
+
+// TID is the OS thread id the loop runs on, 0 before it started.
+func (l *Loop) TID() int { return int(l.tid.Load()) }

@@ -1,0 +1,314 @@
+package ws
+
+import (
+	"errors"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/hioload-ws/hioload-ws/reactor"
+)
+
+// Errors returned by Conn methods.
+var (
+	// ErrConnClosed is returned when writing to a connection that is closing
+	// or closed.
+	ErrConnClosed = errors.New("ws: connection closed")
+)
+
+// Connection states.
+const (
+	stateHandshake uint8 = iota
+	stateOpen
+	stateClosed // close frame sent or received; reads are discarded
+)
+
+// Conn is one WebSocket connection. WriteMessage, Close and the getters must
+// be called on the connection's loop thread, i.e. from the Handler; Send and
+// CloseAsync may be called from any goroutine.
+type Conn struct {
+	s      *Server
+	rc     *reactor.Conn
+	ls     *loopState
+	state  uint8
+	opened bool // the handshake completed and OpenEvent was delivered
+	inMsg  bool // a fragmented message is being reassembled in msg
+	fin    bool // the frame being streamed is the message's last
+	utf8   UTF8State
+	msgOp  OpCode
+	// The data frame whose payload is arriving across reads.
+	remain  int64
+	mask    [4]byte
+	maskOff int
+	msg     []byte // reassembly buffer (copy, counted)
+
+	closeCode StatusCode // close code sent or received
+	user      any
+}
+
+// UserData returns the value stored with SetUserData.
+func (c *Conn) UserData() any { return c.user }
+
+// SetUserData keeps an application value with the connection.
+func (c *Conn) SetUserData(v any) { c.user = v }
+
+// RemoteAddr is the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.rc.RemoteAddr() }
+
+// Loop is the index of the event loop that owns the connection.
+func (c *Conn) Loop() int { return c.rc.Loop().Index() }
+
+// WriteMessage sends p as one frame of type op (OpText, OpBinary, OpPing,
+// OpPong). It must be called on the connection's loop thread. p is not
+// copied: it is written with the other replies of this loop turn in one
+// writev, so it must stay unchanged until the handler returns (an Event's
+// Data qualifies). If the client has stopped reading and the bytes queued
+// for it would pass Config.MaxWriteQueue, the connection is closed with 1008
+// and ErrSlowConsumer is returned.
+func (c *Conn) WriteMessage(op OpCode, p []byte) error {
+	if c.state != stateOpen {
+		return ErrConnClosed
+	}
+	if c.rc.Buffered()+len(p) > c.s.cfg.MaxWriteQueue {
+		c.fail(ErrSlowConsumer)
+		return ErrSlowConsumer
+	}
+	c.writeFrame(op, p)
+	c.ls.msgsOut.Add(1)
+	c.ls.bytesOut.Add(uint64(len(p)))
+	return nil
+}
+
+// Send copies p and sends it as one frame of type op from any goroutine,
+// through the owning loop's inbox. It returns reactor.ErrInboxFull when the
+// loop is saturated (the caller decides whether to retry or drop).
+func (c *Conn) Send(op OpCode, p []byte) error {
+	data := slices.Clone(p) // copy: the caller's bytes may change once Send returns
+	return c.rc.Loop().Post(reactor.Task{Conn: c.rc, Gen: c.rc.Gen(), Op: byte(op), Data: data})
+}
+
+// Close starts the closing handshake with code and reason (cut to fit a
+// control frame). It must be called on the connection's loop thread.
+func (c *Conn) Close(code StatusCode, reason string) {
+	if c.state == stateOpen {
+		c.fail(&CloseError{Code: code, Reason: reason})
+	}
+}
+
+// CloseAsync is Close from any goroutine.
+func (c *Conn) CloseAsync(code StatusCode) error {
+	return c.rc.Loop().Post(reactor.Task{Conn: c.rc, Gen: c.rc.Gen(), Op: byte(OpClose), Code: uint16(code)})
+}
+
+func (c *Conn) writeFrame(op OpCode, p []byte) {
+	hdr := c.rc.Scratch(MaxHeaderSize)
+	n := PutHeader(hdr, true, op, len(p))
+	c.rc.Write(hdr[:n])
+	c.rc.Write(p)
+}
+
+// fail sends a close frame for err and closes the connection gracefully:
+// RFC 6455 §7.1.7, "Fail the WebSocket Connection".
+func (c *Conn) fail(err *CloseError) {
+	if c.state != stateOpen {
+		return
+	}
+	c.state = stateClosed
+	c.closeCode = err.Code
+	c.ls.closesSent.Add(1)
+	b := c.rc.Scratch(MaxHeaderSize + 125)
+	n := PutClose(b[4:], err.Code, err.Reason)
+	h := PutHeader(b, true, OpClose, n)
+	if h != 2 {
+		panic("ws: close header size") // n <= 125 always takes the 2-byte header
+	}
+	copy(b[2:], b[4:4+n])
+	c.rc.Write(b[:2+n])
+	c.rc.CloseGracefully()
+}
+
+// readFrames parses, unmasks and handles the frames in b and returns how
+// many bytes it consumed; an incomplete header or control frame at the end
+// is left for the next read. Whole unfragmented messages are handed to the
+// handler in place (zero-copy); fragments and frames split across reads are
+// reassembled in c.msg (the slow path, counted).
+func (c *Conn) readFrames(b []byte) int {
+	off := 0
+	for off < len(b) && c.state == stateOpen {
+		if c.remain > 0 {
+			off += c.stream(b[off:])
+			continue
+		}
+		h, hs, complete, err := ParseHeader(b[off:])
+		if err != nil {
+			c.fail(err.(*CloseError))
+			return len(b)
+		}
+		if !complete {
+			return off
+		}
+		if h.OpCode.IsControl() {
+			end := off + hs + int(h.Length)
+			if end > len(b) {
+				return off // wait for the whole control frame (at most 139 bytes)
+			}
+			p := b[off+hs : end]
+			Unmask(p, h.Mask, 0)
+			off = end
+			c.control(h.OpCode, p)
+			continue
+		}
+		switch {
+		case h.OpCode == OpContinuation && !c.inMsg:
+			c.fail(ErrUnexpectedCont)
+			return len(b)
+		case h.OpCode != OpContinuation && c.inMsg:
+			c.fail(ErrExpectedCont)
+			return len(b)
+		case h.Length > c.s.cfg.MaxFrameSize:
+			c.fail(ErrFrameTooBig)
+			return len(b)
+		case int64(len(c.msg))+h.Length > c.s.cfg.MaxMessageSize:
+			c.fail(ErrMessageTooBig)
+			return len(b)
+		}
+		off += hs
+		if !c.inMsg && h.Fin && int64(len(b)-off) >= h.Length {
+			// The fast path: a whole message in the read buffer.
+			p := b[off : off+int(h.Length)]
+			off += len(p)
+			Unmask(p, h.Mask, 0)
+			if h.OpCode == OpText && !ValidUTF8(p) {
+				c.fail(ErrInvalidUTF8)
+				return len(b)
+			}
+			c.deliver(h.OpCode, p)
+			continue
+		}
+		if !c.inMsg {
+			c.inMsg, c.msgOp, c.utf8 = true, h.OpCode, utf8Accept
+		}
+		c.remain, c.mask, c.maskOff, c.fin = h.Length, h.Mask, 0, h.Fin
+		// Reserve room for the frame, but not more than 1 MiB ahead of the
+		// bytes that actually arrive: a header alone must not pin 16 MiB.
+		c.msg = slices.Grow(c.msg, int(min(h.Length, 1<<20)))
+		if h.Length == 0 {
+			c.endFrame()
+		}
+	}
+	if c.state != stateOpen {
+		return len(b)
+	}
+	return off
+}
+
+// stream takes the next part of a data frame's payload into the
+// reassembly buffer, validating text as it arrives (fail fast).
+func (c *Conn) stream(b []byte) int {
+	n := int(min(int64(len(b)), c.remain))
+	p := b[:n]
+	Unmask(p, c.mask, c.maskOff)
+	c.maskOff += n
+	if c.msgOp == OpText {
+		s, ok := ValidateUTF8(c.utf8, p)
+		if !ok {
+			c.fail(ErrInvalidUTF8)
+			return len(b)
+		}
+		c.utf8 = s
+	}
+	c.msg = append(c.msg, p...) // copy: reassembly of a fragmented or split message
+	c.ls.copied.Add(uint64(n))
+	c.remain -= int64(n)
+	if c.remain == 0 {
+		c.endFrame()
+	}
+	return n
+}
+
+// endFrame completes a streamed frame, and the message if it was final.
+func (c *Conn) endFrame() {
+	if !c.fin {
+		return
+	}
+	if c.msgOp == OpText && !c.utf8.Complete() {
+		c.fail(ErrInvalidUTF8)
+		return
+	}
+	c.inMsg = false
+	c.deliver(c.msgOp, c.msg)
+	// Replies may point into msg: send them before msg is reused.
+	c.rc.Flush()
+	if cap(c.msg) > 64<<10 {
+		c.msg = nil // give a large message's memory back
+	} else {
+		c.msg = c.msg[:0]
+	}
+}
+
+// control answers a ping, notes a pong, and completes the closing
+// handshake (RFC 6455 §5.5).
+func (c *Conn) control(op OpCode, p []byte) {
+	switch op {
+	case OpPing:
+		c.writeFrame(OpPong, p)
+	case OpPong:
+		// Unsolicited pongs are allowed (§5.5.3) and need no answer.
+	case OpClose:
+		code, _, err := ParseClose(p)
+		if err != nil {
+			c.fail(err.(*CloseError))
+			return
+		}
+		c.state = stateClosed
+		c.closeCode = code
+		// Echo the status code (§5.5.1), without the reason.
+		if code == StatusNoStatusRcvd {
+			c.writeFrame(OpClose, nil)
+		} else {
+			c.writeFrame(OpClose, p[:2])
+		}
+		c.rc.CloseGracefully()
+	}
+}
+
+func (c *Conn) deliver(op OpCode, p []byte) {
+	ls := c.ls
+	ls.msgsIn.Add(1)
+	ls.bytesIn.Add(uint64(len(p)))
+	ev := &ls.ev
+	*ev = Event{Kind: MessageEvent, Conn: c, Op: op, Data: p}
+	err := c.s.handler.Handle(ev)
+	*ev = Event{}
+	if err != nil {
+		c.s.log.Debug("ws: handler error", "remote", c.rc.RemoteAddr(), "err", err)
+		c.fail(ErrHandler)
+	}
+}
+
+// handshake runs the upgrade once the whole request is in data.
+func (c *Conn) handshake(data []byte) int {
+	n, resp, ok := c.s.upgrade(data)
+	if n == 0 {
+		return 0
+	}
+	c.rc.Write(resp)
+	if !ok {
+		c.ls.rejected.Add(1)
+		c.state = stateClosed
+		c.rc.CloseGracefully()
+		return len(data)
+	}
+	c.state, c.opened = stateOpen, true
+	c.rc.SetDeadline(time.Time{})
+	c.ls.upgraded.Add(1)
+	c.ls.open.Add(1)
+	ev := &c.ls.ev
+	*ev = Event{Kind: OpenEvent, Conn: c}
+	c.s.handler.Handle(ev)
+	*ev = Event{}
+	if c.state != stateOpen {
+		return len(data)
+	}
+	return n + c.readFrames(data[n:])
+}

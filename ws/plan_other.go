@@ -1,0 +1,5 @@
+//go:build !linux
+
+package ws
+
+func allowedCPUs() ([]int, error) { return fallbackCPUs(), nil }

@@ -1,0 +1,58 @@
+package ws
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+
+	gws "github.com/gobwas/ws"
+)
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// handshakeIO feeds gobwas/ws's Upgrader one complete request and collects
+// its response, so the upgrade runs on the loop thread without blocking.
+type handshakeIO struct {
+	r   bytes.Reader
+	out bytes.Buffer
+}
+
+func (h *handshakeIO) Read(p []byte) (int, error)  { return h.r.Read(p) }
+func (h *handshakeIO) Write(p []byte) (int, error) { return h.out.Write(p) }
+
+// upgrade handles bytes received before the handshake completed. It returns
+// how many bytes the request took (0 while it is incomplete), the response
+// to send, and whether the connection is now a WebSocket. A rejected request
+// gets the HTTP status gobwas/ws chooses (400, 405, 426 with
+// Sec-WebSocket-Version: 13, 505) and its reason as the body.
+func (s *Server) upgrade(data []byte) (n int, resp []byte, ok bool) {
+	end := bytes.Index(data, crlfcrlf)
+	if end < 0 {
+		if len(data) > s.cfg.MaxHandshakeSize {
+			return len(data), httpError(http.StatusRequestHeaderFieldsTooLarge, "handshake request too large"), false
+		}
+		return 0, nil, false
+	}
+	n = end + len(crlfcrlf)
+	if n > s.cfg.MaxHandshakeSize {
+		return n, httpError(http.StatusRequestHeaderFieldsTooLarge, "handshake request too large"), false
+	}
+	var hio handshakeIO
+	hio.r.Reset(data[:n])
+	_, err := s.upgrader.Upgrade(&hio)
+	if err != nil {
+		var rej *gws.ConnectionRejectedError
+		if !errors.As(err, &rej) && hio.out.Len() == 0 {
+			// Not HTTP at all (gobwas stopped reading): answer plainly.
+			return n, httpError(http.StatusBadRequest, "malformed HTTP request"), false
+		}
+		return n, hio.out.Bytes(), false
+	}
+	return n, hio.out.Bytes(), true
+}
+
+func httpError(code int, reason string) []byte {
+	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		code, http.StatusText(code), len(reason), reason)
+}

@@ -97,7 +97,7 @@ for s in gnet gobwas nbio gws gorilla; do
 	fi
 done
 if [ -d "$root/echo" ]; then
-	log "build: our echo (go build -o bin/echo ./echo)"
+	log "build: our echo (go build ./echo, run as hioload-ws -workers 1)"
 	if (cd "$root" && go build -o "$bin/hioload-ws" ./echo); then
 		built=("hioload-ws" "${built[@]}")
 	else

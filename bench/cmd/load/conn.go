@@ -122,8 +122,10 @@ func (lc *loadConn) writeLoop() error {
 			}
 			continue
 		}
+		// Pipelined sends of one batch leave in one flush: one clock read.
+		batchTS := lc.r.now()
 		for ; n > 0; n-- {
-			ts := lc.r.now()
+			ts := batchTS
 			if lc.interval > 0 {
 				if d := time.Until(next); d > 0 {
 					if bw.Buffered() > 0 {

@@ -26,6 +26,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -52,6 +53,7 @@ type config struct {
 	pid      int
 	idle     bool
 	hold     time.Duration
+	profile  string
 }
 
 func parseFlags() (config, error) {
@@ -76,6 +78,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&cfg.pid, "pid", 0, "server process id, for CPU time per message from /proc/PID/stat")
 	flag.BoolVar(&cfg.idle, "idle", false, "open -conns idle connections, print {\"ready\":N}, hold them")
 	flag.DurationVar(&cfg.hold, "hold", 5*time.Minute, "in -idle mode, the longest time to hold")
+	flag.StringVar(&cfg.profile, "cpuprofile", "", "write the generator's CPU profile of the measurement window here")
 	flag.Parse()
 	var err error
 	if cfg.srcFrom, err = netip.ParseAddr(src); err != nil {
@@ -285,9 +288,11 @@ func (r *run) measure(ctx context.Context, conns []opened, res *result) {
 	cpu0, cpuErr := serverCPU(cfg.pid)
 	gen0 := selfCPU()
 	n0, t0 := r.echoed(), time.Now()
+	stopProfile := startProfile(cfg.profile)
 	r.measuring.Store(true)
 	sleep(ctx, cfg.duration)
 	r.measuring.Store(false)
+	stopProfile()
 	n1, t1 := r.echoed(), time.Now()
 	cpu1, cpuErr1 := serverCPU(cfg.pid)
 	gen1 := selfCPU()
@@ -331,6 +336,25 @@ func (r *run) echoed() uint64 {
 		n += lc.st.echoed.Load()
 	}
 	return n
+}
+
+// startProfile starts a CPU profile into path ("" = none) and returns its stop.
+func startProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load: cpuprofile:", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

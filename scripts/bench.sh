@@ -174,24 +174,21 @@ load_run() {
 
 # idle_run NAME: RSS per connection with 19,000 idle connections, opened by two
 # generators of 9,500 (each below the 20,000 open-file limit) from separate
-# source ranges.
+# source ranges; they hold the connections until sent SIGTERM.
 idle_run() {
-	local name=$1 before after ready=0 i
-	local n1=9500 n2=9500
+	local name=$1 before after ready=0 i g
 	sleep 0.2
 	before=$(rss_kb "$pid")
 	local base=$((10 + run_no % 200))
-	mkfifo "$bin/hold"
-	exec 4<>"$bin/hold"
 	local gens=()
 	for g in 1 2; do
 		taskset -c "$gen_cpu" "$bin/load" -idle -addr "127.0.0.1:$port" -conns 9500 \
-			-src "127.$base.$((g * 100)).1" -srcs 100 -hold 120s \
-			<"$bin/hold" >"$bin/idle$g.out" 2>&1 &
+			-src "127.$base.$((g * 100)).1" -srcs 100 -hold 120s -dial-timeout 60s \
+			</dev/null >"$bin/idle$g.out" 2>&1 &
 		gens+=($!)
 		children+=($!)
 	done
-	for i in $(seq 600); do
+	for i in $(seq 700); do
 		ready=$(cat "$bin/idle1.out" "$bin/idle2.out" | grep -c '"ready":' || true)
 		[ "$ready" -ge 2 ] && break
 		sleep 0.1
@@ -201,8 +198,9 @@ idle_run() {
 	local ok=true
 	grep -q '"ready":9500}' "$bin/idle1.out" || ok=false
 	grep -q '"ready":9500}' "$bin/idle2.out" || ok=false
-	exec 4>&-
-	rm -f "$bin/hold"
+	for g in "${gens[@]}"; do
+		kill -TERM "$g" 2>/dev/null || true
+	done
 	for g in "${gens[@]}"; do
 		wait "$g" 2>/dev/null || true
 	done

@@ -153,6 +153,9 @@ func (lc *loadConn) writeLoop() error {
 			if _, err := bw.Write(lc.frame.set(seq)); err != nil {
 				return err
 			}
+			if _, err := bw.Write(lc.msg.tail); err != nil {
+				return err
+			}
 			seq++
 		}
 		if err := bw.Flush(); err != nil {
@@ -216,7 +219,7 @@ func (lc *loadConn) readLoop() error {
 			}
 			n := int(min(rem, int64(br.Buffered())))
 			chunk, _ := br.Peek(n)
-			if !lc.msg.equalAt(seq, int(off), chunk) {
+			if !lc.frame.equalAt(seq, int(off), chunk) {
 				lc.st.mismatches.Add(1)
 				return fmt.Errorf("%w: message %d bytes %d..%d", errMismatch, seq, off, off+int64(n))
 			}

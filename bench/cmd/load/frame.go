@@ -20,73 +20,72 @@ const (
 // errMismatch reports an echo whose bytes differ from what was sent.
 var errMismatch = errors.New("load: echo differs from the message sent")
 
-// stampWidth is how many leading payload bytes carry the message's sequence
-// number, written as hex digits so that text messages stay valid UTF-8.
+// stampWidth is how many leading payload bytes carry the message's stamp
+// (connection id and sequence number), written as hex digits so that text
+// messages stay valid UTF-8.
 func stampWidth(size int) int { return min(size, 16) }
 
-// putStamp writes seq as w hex digits into dst (the low digits when w < 16).
-func putStamp(dst []byte, seq uint64) {
+// seqBits is how many low bits of a stamp hold the sequence number; the bits
+// above hold the connection's id, so an echo sent to the wrong connection is
+// caught as well as a lost, repeated or reordered one.
+const seqBits = 44
+
+// putStamp writes the stamp of (id, seq) as len(dst) hex digits (the low
+// digits when len(dst) < 16).
+func putStamp(dst []byte, id, seq uint64) {
 	const hex = "0123456789abcdef"
+	v := id<<seqBits | seq&(1<<seqBits-1)
 	for i := len(dst) - 1; i >= 0; i-- {
-		dst[i] = hex[seq&0xf]
-		seq >>= 4
+		dst[i] = hex[v&0xf]
+		v >>= 4
 	}
 }
 
-// message describes the payload a connection sends: base holds the pattern,
-// whose first stampWidth bytes are replaced by the sequence number of each send.
+// message is the payload all connections send, and its masked tail: every
+// connection uses the same mask key, so the bytes after the stamp are masked
+// once and shared, and a send writes a few bytes of its own plus the tail.
 type message struct {
 	op   byte
-	base []byte
+	base []byte // the payload, stamp bytes aside
+	key  [4]byte
+	tail []byte // base[stampWidth:] masked with key
 }
 
-// newMessage returns a printable-ASCII pattern of size bytes derived from seed,
-// so that each connection sends different bytes and text frames are valid UTF-8.
-func newMessage(size int, text bool, seed uint64) *message {
-	m := &message{op: opBinary, base: make([]byte, size)}
+// newMessage returns a printable-ASCII pattern of size bytes, so that text
+// frames are valid UTF-8, and its masked tail.
+func newMessage(size int, text bool) *message {
+	m := &message{op: opBinary, base: make([]byte, size), key: [4]byte{0x5a, 0xc3, 0x91, 0x27}}
 	if text {
 		m.op = opText
 	}
-	x := seed*0x9E3779B97F4A7C15 + 1
+	x := uint64(0x9E3779B97F4A7C15)
 	for i := range m.base {
 		x ^= x << 13
 		x ^= x >> 7
 		x ^= x << 17
 		m.base[i] = 'A' + byte(x%58) // 'A'..'z', all ASCII
 	}
+	w := stampWidth(size) // 16 or the whole payload: the tail starts at a key boundary
+	m.tail = make([]byte, size-w)
+	for i := range m.tail {
+		m.tail[i] = m.base[w+i] ^ m.key[(w+i)&3]
+	}
 	return m
 }
 
-// equalAt reports whether chunk equals the payload of message seq at payload
-// offset off. It lets a reader verify an echo piece by piece as bytes arrive.
-func (m *message) equalAt(seq uint64, off int, chunk []byte) bool {
-	w := stampWidth(len(m.base))
-	if off < w {
-		var st [16]byte
-		putStamp(st[:w], seq)
-		n := min(w-off, len(chunk))
-		if !bytes.Equal(chunk[:n], st[off:off+n]) {
-			return false
-		}
-		chunk = chunk[n:]
-		off += n
-	}
-	return bytes.Equal(chunk, m.base[off:off+len(chunk)])
-}
-
-// clientFrame is one masked client frame that is rewritten in place for each
-// send: only the stamp bytes change, so sending costs no masking of the payload.
+// clientFrame is one connection's frame header and masked stamp, rewritten in
+// place for each send; message.tail follows it on the wire.
 type clientFrame struct {
-	buf    []byte
+	m      *message
+	id     uint64
+	prefix []byte // header, mask key, masked stamp
 	payOff int
-	key    [4]byte
-	width  int
 }
 
-// newClientFrame builds the masked frame for m with mask key derived from seed.
-func newClientFrame(m *message, seed uint32) *clientFrame {
+// newClientFrame builds connection id's frame prefix for m.
+func newClientFrame(m *message, id uint64) *clientFrame {
 	n := len(m.base)
-	hdr := make([]byte, 0, 14)
+	hdr := make([]byte, 0, 14+16)
 	hdr = append(hdr, 0x80|m.op)
 	switch {
 	case n < 126:
@@ -97,25 +96,41 @@ func newClientFrame(m *message, seed uint32) *clientFrame {
 		hdr = append(hdr, 0x80|127)
 		hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
 	}
-	f := &clientFrame{payOff: len(hdr) + 4, width: stampWidth(n)}
-	binary.BigEndian.PutUint32(f.key[:], seed|1)
-	hdr = append(hdr, f.key[:]...)
-	f.buf = append(hdr, m.base...)
-	for i := range n {
-		f.buf[f.payOff+i] ^= f.key[i&3]
-	}
+	hdr = append(hdr, m.key[:]...)
+	f := &clientFrame{m: m, id: id, payOff: len(hdr)}
+	f.prefix = append(hdr, make([]byte, stampWidth(n))...)
 	return f
 }
 
-// set rewrites the frame's stamp for seq and returns the whole frame.
+// set rewrites the stamp for seq and returns the frame's prefix; the frame is
+// the prefix followed by f.m.tail.
 func (f *clientFrame) set(seq uint64) []byte {
 	var st [16]byte
-	putStamp(st[:f.width], seq)
-	p := f.buf[f.payOff:]
-	for i := range f.width {
-		p[i] = st[i] ^ f.key[i&3]
+	w := len(f.prefix) - f.payOff
+	putStamp(st[:w], f.id, seq)
+	p := f.prefix[f.payOff:]
+	for i := range w {
+		p[i] = st[i] ^ f.m.key[i&3]
 	}
-	return f.buf
+	return f.prefix
+}
+
+// equalAt reports whether chunk equals the payload of message seq at payload
+// offset off. It lets a reader verify an echo piece by piece as bytes arrive.
+func (f *clientFrame) equalAt(seq uint64, off int, chunk []byte) bool {
+	base := f.m.base
+	w := stampWidth(len(base))
+	if off < w {
+		var st [16]byte
+		putStamp(st[:w], f.id, seq)
+		n := min(w-off, len(chunk))
+		if !bytes.Equal(chunk[:n], st[off:off+n]) {
+			return false
+		}
+		chunk = chunk[n:]
+		off += n
+	}
+	return bytes.Equal(chunk, base[off:off+len(chunk)])
 }
 
 // header is a parsed server frame header.

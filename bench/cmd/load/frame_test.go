@@ -32,21 +32,29 @@ func unmask(t *testing.T, frame []byte) (op byte, payload []byte) {
 	return frame[0] & 0x0f, payload
 }
 
+func frameOf(f *clientFrame, seq uint64) []byte {
+	return append(bytes.Clone(f.set(seq)), f.m.tail...)
+}
+
 func TestClientFrameCarriesStampedPayload(t *testing.T) {
 	for _, size := range []int{1, 7, 16, 17, 125, 126, 65535, 65536, 1 << 20} {
 		for _, text := range []bool{false, true} {
-			m := newMessage(size, text, 3)
-			f := newClientFrame(m, 0xdeadbeef)
-			for _, seq := range []uint64{0, 1, 0xabcdef, 1<<64 - 1} {
-				op, p := unmask(t, f.set(seq))
+			m := newMessage(size, text)
+			f := newClientFrame(m, 3)
+			other := newClientFrame(m, 4)
+			for _, seq := range []uint64{0, 1, 0xabcdef, 1<<seqBits - 1} {
+				op, p := unmask(t, frameOf(f, seq))
 				if op != m.op {
 					t.Fatalf("size %d: opcode %d, want %d", size, op, m.op)
 				}
-				if !m.equalAt(seq, 0, p) {
+				if !f.equalAt(seq, 0, p) {
 					t.Fatalf("size %d seq %d: payload does not verify", size, seq)
 				}
-				if size > 1 && m.equalAt(seq+1, 0, p) {
+				if size > 1 && f.equalAt(seq+1, 0, p) {
 					t.Fatalf("size %d seq %d: payload also verifies as seq+1", size, seq)
+				}
+				if size >= 16 && other.equalAt(seq, 0, p) {
+					t.Fatalf("size %d seq %d: payload also verifies on another connection", size, seq)
 				}
 				if text && !utf8.Valid(p) {
 					t.Fatalf("size %d: text payload is not UTF-8", size)
@@ -57,20 +65,20 @@ func TestClientFrameCarriesStampedPayload(t *testing.T) {
 }
 
 func TestEqualAtInChunks(t *testing.T) {
-	m := newMessage(1000, false, 9)
-	f := newClientFrame(m, 1)
-	_, p := unmask(t, f.set(42))
+	m := newMessage(1000, false)
+	f := newClientFrame(m, 9)
+	_, p := unmask(t, frameOf(f, 42))
 	for _, chunk := range []int{1, 3, 16, 17, 999, 1000} {
 		for off := 0; off < len(p); off += chunk {
 			end := min(off+chunk, len(p))
-			if !m.equalAt(42, off, p[off:end]) {
+			if !f.equalAt(42, off, p[off:end]) {
 				t.Fatalf("chunk %d at %d does not verify", chunk, off)
 			}
 		}
 	}
 	bad := bytes.Clone(p)
 	bad[500] ^= 1
-	if m.equalAt(42, 496, bad[496:520]) {
+	if f.equalAt(42, 496, bad[496:520]) {
 		t.Fatal("a flipped bit verified")
 	}
 }

@@ -10,8 +10,8 @@
 // /proc/PID/stat) per echoed message over the same window.
 //
 // With -idle it opens -conns upgraded connections, prints one JSON line
-// {"ready":N} when all are open and holds them until stdin closes, a signal
-// arrives or -hold passes, so that a script can read the server's memory.
+// {"ready":N} when all are open and holds them until SIGTERM or SIGINT arrives
+// or -hold passes, so that a script can read the server's memory.
 package main
 
 import (
@@ -21,7 +21,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -53,6 +52,7 @@ type config struct {
 	pid      int
 	idle     bool
 	hold     time.Duration
+	dialTime time.Duration
 	profile  string
 }
 
@@ -78,6 +78,7 @@ func parseFlags() (config, error) {
 	flag.IntVar(&cfg.pid, "pid", 0, "server process id, for CPU time per message from /proc/PID/stat")
 	flag.BoolVar(&cfg.idle, "idle", false, "open -conns idle connections, print {\"ready\":N}, hold them")
 	flag.DurationVar(&cfg.hold, "hold", 5*time.Minute, "in -idle mode, the longest time to hold")
+	flag.DurationVar(&cfg.dialTime, "dial-timeout", time.Minute, "the longest time to open all connections")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write the generator's CPU profile of the measurement window here")
 	flag.Parse()
 	var err error
@@ -196,6 +197,11 @@ type opened struct {
 // dialAll opens cfg.conns connections with cfg.dialers workers.
 func (r *run) dialAll(ctx context.Context) ([]opened, int64, error) {
 	cfg := &r.cfg
+	if cfg.dialTime > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.dialTime)
+		defer cancel()
+	}
 	out := make([]opened, cfg.conns)
 	var next atomic.Int64
 	var errs atomic.Int64
@@ -223,6 +229,10 @@ func (r *run) dialAll(ctx context.Context) ([]opened, int64, error) {
 		})
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil && first.Load() == nil {
+		err = fmt.Errorf("load: opening connections: %w", err)
+		first.Store(&err)
+	}
 	if p := first.Load(); p != nil {
 		for _, o := range out {
 			if o.c != nil {
@@ -241,14 +251,8 @@ func (r *run) holdIdle(ctx context.Context, conns []opened, dialErrs int64, err 
 		return 1
 	}
 	fmt.Printf("{\"ready\":%d}\n", len(conns))
-	stdinClosed := make(chan struct{})
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		close(stdinClosed)
-	}()
 	select {
 	case <-ctx.Done():
-	case <-stdinClosed:
 	case <-time.After(r.cfg.hold):
 	}
 	for _, o := range conns {
@@ -263,9 +267,9 @@ func (r *run) measure(ctx context.Context, conns []opened, res *result) {
 	cfg := &r.cfg
 	r.start = time.Now()
 	var wg sync.WaitGroup
+	msg := newMessage(cfg.size, cfg.text)
 	for i, o := range conns {
-		msg := newMessage(cfg.size, cfg.text, uint64(i)+1)
-		lc := &loadConn{r: r, c: o.c, br: o.br, msg: msg, frame: newClientFrame(msg, uint32(i)*2654435761),
+		lc := &loadConn{r: r, c: o.c, br: o.br, msg: msg, frame: newClientFrame(msg, uint64(i)),
 			sent: make([]atomic.Int64, cfg.inflight), wake: make(chan struct{}, 1)}
 		lc.credits.Store(int64(cfg.inflight))
 		if cfg.rate > 0 {

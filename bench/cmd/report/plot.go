@@ -42,9 +42,9 @@ func (d *data) plot(path string) error {
 			i++
 		}
 	}
-	d.panel(img, image.Rect(20, 10, 600, h-10), "messages/s by payload size (100 conns x 16 in flight)",
+	d.panel(img, image.Rect(20, 10, 600, h-10), "messages/s (100 conns x 16 in flight)",
 		func(r *record) float64 { return r.MsgsPerSec }, colors)
-	d.panel(img, image.Rect(620, 10, 1200, h-10), "server CPU us/msg by payload size (lower is better)",
+	d.panel(img, image.Rect(620, 10, 1200, h-10), "server CPU us per message (lower = better)",
 		func(r *record) float64 { return r.ServerCPUusMsg }, colors)
 	// Legend.
 	y := 60
@@ -67,7 +67,7 @@ func (d *data) plot(path string) error {
 
 func (d *data) panel(img *image.RGBA, r image.Rectangle, title string, value func(*record) float64, colors map[string]color.RGBA) {
 	drawText(img, r.Min.X+10, r.Min.Y+5, title, 2, ink)
-	plotArea := image.Rect(r.Min.X+90, r.Min.Y+40, r.Max.X-20, r.Max.Y-50)
+	plotArea := image.Rect(r.Min.X+90, r.Min.Y+40, r.Max.X-20, r.Max.Y-60)
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, s := range d.servers {
 		for _, sc := range sizeScenarios {
@@ -103,6 +103,7 @@ func (d *data) panel(img *image.RGBA, r image.Rectangle, title string, value fun
 		x := xOf(i)
 		drawText(img, x-textWidth(sc, 2)/2, plotArea.Max.Y+14, sc, 2, ink)
 	}
+	drawText(img, plotArea.Min.X+plotArea.Dx()/2-textWidth("payload size", 2)/2, plotArea.Max.Y+36, "payload size", 2, ink)
 	servers := slices.Clone(d.servers)
 	slices.Reverse(servers) // ours (first) is drawn last, on top
 	for _, s := range servers {

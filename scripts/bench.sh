@@ -248,6 +248,7 @@ run_one() {
 # --- the runs -----------------------------------------------------------------
 total=$((repeats * ${#scenario_list[@]} * ${#server_list[@]}))
 step=0
+log "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg); tree $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 log "runs: $total (servers: ${server_list[*]}; scenarios: ${scenario_list[*]}; repeats: $repeats; ${duration}s windows; server CPU $server_cpu, generator CPU $gen_cpu)"
 for ((r = 0; r < repeats; r++)); do
 	for scenario in "${scenario_list[@]}"; do
@@ -261,6 +262,7 @@ for ((r = 0; r < repeats; r++)); do
 	done
 done
 
+log "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 report_args=(-in "$out")
 [ -z "$plot" ] || report_args+=(-png "$plot")
 "$bin/report" "${report_args[@]}" || failures=$((failures + 1))

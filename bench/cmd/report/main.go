@@ -227,6 +227,40 @@ func (d *data) table(w io.Writer, m metric) {
 	}
 }
 
+// spreadTable shows, for server CPU per message, how far apart the repeats
+// were: (max − min) / median over the successful runs.
+func (d *data) spreadTable(w io.Writer) {
+	var cols []string
+	for _, s := range d.scenarios {
+		if s != "idle" {
+			cols = append(cols, s)
+		}
+	}
+	if len(cols) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nSpread of server CPU per message over repeats, (max − min) / median\n\n")
+	fmt.Fprintf(w, "| server | %s |\n|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---:|", len(cols)))
+	for _, srv := range d.servers {
+		cells := make([]string, len(cols))
+		for i, s := range cols {
+			var xs []float64
+			for _, r := range d.runs[key{srv, s}] {
+				if r.ok() {
+					xs = append(xs, r.ServerCPUusMsg)
+				}
+			}
+			med, _, ok := d.median(key{srv, s}, func(r *record) float64 { return r.ServerCPUusMsg })
+			if !ok || med <= 0 || len(xs) < 2 {
+				cells[i] = "–"
+				continue
+			}
+			cells[i] = fmt.Sprintf("%.0f%% (n=%d)", (slices.Max(xs)-slices.Min(xs))/med*100, len(xs))
+		}
+		fmt.Fprintf(w, "| %s | %s |\n", srv, strings.Join(cells, " | "))
+	}
+}
+
 // failures lists every failed run so that a wrong echo is never hidden.
 func (d *data) failures(w io.Writer) int {
 	n := 0
@@ -266,6 +300,7 @@ func main() {
 	for _, m := range metrics {
 		d.table(os.Stdout, m)
 	}
+	d.spreadTable(os.Stdout)
 	fmt.Println()
 	failed := d.failures(os.Stdout)
 	if *png != "" {

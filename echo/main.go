@@ -12,10 +12,10 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/hioload-ws/hioload-ws/topology"
 	"github.com/hioload-ws/hioload-ws/ws"
 )
 
@@ -42,6 +42,8 @@ func run() error {
 	shutdown := flag.Duration("shutdown-timeout", 5*time.Second, "how long shutdown waits for clients to answer close 1001")
 	statsEvery := flag.Duration("stats", 5*time.Second, "interval of the stats line (0 = off)")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
+	showTopo := flag.Bool("topology", false, "print the machine's topology and the loop plan for these flags, then exit")
+	asJSON := flag.Bool("json", false, "with -topology: print the topo/v1 JSON report")
 	flag.Parse()
 
 	var level slog.Level
@@ -49,9 +51,16 @@ func run() error {
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	node, err := parseNUMA(*numa)
+	sel, err := topology.ParseNUMA(*numa)
 	if err != nil {
 		return err
+	}
+	node := -1
+	if !sel.Auto {
+		node = sel.Node
+	}
+	if *showTopo {
+		return report(*asJSON, sel, *workers, *addr)
 	}
 
 	// Build the server configuration from the flags.
@@ -112,14 +121,20 @@ func run() error {
 	return nil
 }
 
-// parseNUMA accepts "auto", "-1" (the same) or a node number.
-func parseNUMA(s string) (int, error) {
-	if s == "auto" {
-		return -1, nil
+// report prints the topology and the plan the flags give, as text or as
+// topo/v1 JSON (scripts/topology-report.sh checks the JSON against numactl
+// and lstopo).
+func report(asJSON bool, sel topology.Selector, workers int, addr string) error {
+	topo, err := topology.Discover()
+	if err != nil {
+		return err
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < -1 {
-		return 0, fmt.Errorf(`-numa %q: want "auto", -1 or a node number`, s)
+	plan, err := topo.PlanFor(sel, workers, addr)
+	if err != nil {
+		return err
 	}
-	return n, nil
+	if asJSON {
+		return topology.WriteJSON(os.Stdout, topo, plan)
+	}
+	return topology.WriteText(os.Stdout, topo, plan)
 }

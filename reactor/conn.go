@@ -65,12 +65,7 @@ func (c *Conn) Write(b []byte) {
 		c.queue(b) // copy: the socket would block
 		return
 	}
-	if l.pending != c {
-		if l.pending != nil {
-			l.pending.flush()
-		}
-		l.pending = c
-	}
+	l.claim(c)
 	if l.plat.niov == len(l.plat.iov) {
 		c.flush()
 		l.pending = c
@@ -80,14 +75,16 @@ func (c *Conn) Write(b []byte) {
 }
 
 // Scratch returns n bytes of loop-owned memory that stay valid until c's
-// queued writes are flushed: room for a frame header to pass to Write.
+// queued writes are flushed: room for a frame header to pass to Write. It
+// also makes room for two more Writes, so that the header and its payload
+// are queued without a flush between them (a flush recycles the scratch
+// memory).
 func (c *Conn) Scratch(n int) []byte {
 	l := c.loop
-	if l.scrOff+n > len(l.scratch) {
-		if l.pending != nil {
-			l.pending.flush()
-		}
-		l.resetScratch()
+	l.claim(c)
+	if l.scrOff+n > len(l.scratch) || l.plat.niov+2 > len(l.plat.iov) {
+		c.flush()
+		l.pending = c
 	}
 	b := l.scratch[l.scrOff : l.scrOff+n : l.scrOff+n]
 	l.scrOff += n
@@ -127,7 +124,10 @@ func (c *Conn) CloseGracefully() {
 	c.flags |= fClosing
 	if c.outHead >= len(c.out) {
 		c.shutdownWrite()
+		return
 	}
+	// A peer that does not read would keep the queue, and c, forever.
+	c.SetDeadline(time.Unix(0, c.loop.now).Add(c.loop.e.cfg.LingerTimeout))
 }
 
 // Abort closes c at once; queued output is dropped.
@@ -137,8 +137,9 @@ func (c *Conn) Abort(err error) {
 	}
 }
 
-// SetDeadline closes c with ErrTimeout if it is still open at t; the zero
-// time clears the deadline. The resolution is about 250 ms.
+// SetDeadline calls Handler.OnDeadline if c is still open at t (while c is
+// closing, it closes c with ErrTimeout instead); the zero time clears it.
+// The resolution is about 250 ms.
 func (c *Conn) SetDeadline(t time.Time) {
 	if t.IsZero() {
 		c.deadline = 0
@@ -156,4 +157,17 @@ func (c *Conn) queue(b []byte) {
 	}
 	c.out = append(c.out, b...) // copy: the socket would block
 	c.loop.stats.copiedOut.Add(uint64(len(b)))
+}
+
+// claim makes c the connection whose writes the loop is collecting, sending
+// another connection's first. Only one connection's iovecs are pending at a
+// time, and a flush recycles the scratch memory, so Scratch claims before it
+// hands out bytes.
+func (l *Loop) claim(c *Conn) {
+	if l.pending != c {
+		if l.pending != nil {
+			l.pending.flush()
+		}
+		l.pending = c
+	}
 }

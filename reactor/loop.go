@@ -31,18 +31,20 @@ type Loop struct {
 
 	wakePending atomic.Bool
 	ctl         atomic.Uint32
+	batch       atomic.Int32 // events per wait; SetBatch changes it
 	closed      atomic.Bool
 	tid         atomic.Int32
 
 	// Loop-thread state.
-	pending  *Conn    // connection whose writes sit in iov
-	iovBytes int      // bytes in iov
-	scratch  []byte   // frame headers for pending writes
-	scrOff   int      // used part of scratch
-	timed    []*Conn  // connections with a deadline
-	stopping bool     // shutdown began: exit once no connection is left
-	now      int64    // unix nanoseconds at the start of the turn
-	plat     loopPlat // the platform's poller state
+	pending    *Conn    // connection whose writes sit in iov
+	iovBytes   int      // bytes in iov
+	scratch    []byte   // frame headers for pending writes
+	scrOff     int      // used part of scratch
+	timed      []*Conn  // connections with a deadline
+	timedSpare []*Conn  // sweep's second buffer
+	stopping   bool     // shutdown began: exit once no connection is left
+	now        int64    // unix nanoseconds at the start of the turn
+	plat       loopPlat // the platform's poller state
 }
 
 // Post hands t to the loop from any goroutine. It never blocks: a full inbox
@@ -75,6 +77,17 @@ func (l *Loop) postControl(bit uint32) {
 	l.signal()
 }
 
+// SetBatch changes how many events the loop takes per wait, from its next
+// turn on. Safe from any goroutine; a control word, so a full inbox cannot
+// lose it.
+func (l *Loop) SetBatch(n int) {
+	if n < 1 {
+		n = 1
+	}
+	l.batch.Store(int32(n))
+	l.signal()
+}
+
 // drainInbox runs queued tasks; called after a wakeup.
 func (l *Loop) drainInbox() {
 	l.wakePending.Store(false)
@@ -97,6 +110,9 @@ func (l *Loop) drainInbox() {
 // time.Now for per-message bookkeeping.
 func (l *Loop) Now() time.Time { return time.Unix(0, l.now) }
 
+// NowNano is Now in Unix nanoseconds.
+func (l *Loop) NowNano() int64 { return l.now }
+
 // track adds c to the deadline list.
 func (l *Loop) track(c *Conn) {
 	if c.flags&fTimed == 0 {
@@ -105,23 +121,32 @@ func (l *Loop) track(c *Conn) {
 	}
 }
 
-// sweep closes connections whose deadline passed and forgets the rest that
-// no longer have one.
+// sweep acts on deadlines that passed: a closing connection's linger
+// deadline closes it; any other goes to Handler.OnDeadline. The list is
+// rebuilt into the spare slice so that SetDeadline from the handler appends
+// safely.
 func (l *Loop) sweep() {
-	keep := l.timed[:0]
-	for _, c := range l.timed {
+	old := l.timed
+	l.timed = l.timedSpare[:0]
+	for _, c := range old {
 		switch {
 		case c.flags&fClosed != 0 || c.deadline == 0:
 			c.flags &^= fTimed
-		case l.now >= c.deadline:
-			c.flags &^= fTimed
-			c.closeNow(ErrTimeout)
+		case l.now < c.deadline:
+			l.timed = append(l.timed, c)
 		default:
-			keep = append(keep, c)
+			c.flags &^= fTimed
+			c.deadline = 0
+			if c.flags&(fClosing|fWriteShut|fPeerEOF) != 0 {
+				c.closeNow(ErrTimeout) // the reactor's own linger deadline
+				continue
+			}
+			l.h.OnDeadline(c)
+			c.Flush()
 		}
 	}
-	clear(l.timed[len(keep):])
-	l.timed = keep
+	clear(old)
+	l.timedSpare = old[:0]
 }
 
 func (l *Loop) resetScratch() { l.scrOff = 0 }

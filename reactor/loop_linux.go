@@ -72,6 +72,7 @@ func newLoop(e *Engine, idx int, spec LoopSpec) (*Loop, error) {
 		return nil, err
 	}
 	p.events = make([]unix.EpollEvent, e.cfg.Batch)
+	l.batch.Store(int32(e.cfg.Batch))
 	p.rbuf = make([]byte, headroom+e.cfg.ReadBufferSize)
 	return l, nil
 }
@@ -131,6 +132,8 @@ func (l *Loop) pin() {
 	}
 }
 
+func onMainThread() bool { return unix.Gettid() == unix.Getpid() }
+
 func (l *Loop) run() {
 	l.pin()
 	defer l.finish()
@@ -141,6 +144,9 @@ func (l *Loop) run() {
 		timeout := -1
 		if len(l.timed) > 0 || p.acceptAt != 0 {
 			timeout = int(tickInterval / time.Millisecond)
+		}
+		if b := int(l.batch.Load()); b != len(p.events) {
+			p.events = make([]unix.EpollEvent, b)
 		}
 		n, err := unix.EpollWait(p.epfd, p.events, timeout)
 		if err != nil && !errors.Is(err, unix.EINTR) {
@@ -520,4 +526,14 @@ func (c *Conn) remoteAddr() net.Addr {
 		return nil
 	}
 	return sockaddrToTCP(sa)
+}
+
+// FileLimit is the process's soft limit on open descriptors (RLIMIT_NOFILE),
+// or -1 if it cannot be read.
+func FileLimit() int {
+	var r unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil || r.Cur > 1<<30 {
+		return -1
+	}
+	return int(r.Cur)
 }

@@ -21,6 +21,7 @@ func newLoop(*Engine, int, LoopSpec) (*Loop, error) {
 	return nil, fmt.Errorf("%w (%s/%s: the IOCP reactor for Windows is not built yet; use Linux)", ErrUnsupported, runtime.GOOS, runtime.GOARCH)
 }
 
+func onMainThread() bool             { return false }
 func (l *Loop) run()                 {}
 func (l *Loop) wake() error          { return ErrUnsupported }
 func (l *Loop) release()             { l.closed.Store(true) }
@@ -28,3 +29,6 @@ func (c *Conn) flush()               {}
 func (c *Conn) closeNow(error)       { c.flags |= fClosed }
 func (c *Conn) shutdownWrite()       { c.flags |= fWriteShut }
 func (c *Conn) remoteAddr() net.Addr { return nil }
+
+// FileLimit is -1 where the reactor does not run.
+func FileLimit() int { return -1 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,10 @@ type Handler interface {
 	// OnShutdown is called once per open connection when the engine begins a
 	// graceful shutdown, after the last bytes the peer had sent were read.
 	OnShutdown(c *Conn)
+	// OnDeadline is called when a deadline set with Conn.SetDeadline passed
+	// while c is open and not closing. The handler decides: set a new
+	// deadline (keepalive), close c, or nothing.
+	OnDeadline(c *Conn)
 	// OnClose is called once when c is closed; c must not be used after it.
 	OnClose(c *Conn, err error)
 }
@@ -147,7 +152,22 @@ func (e *Engine) Start() {
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			l.run()
+			// A loop must not own the main thread: it would rename the
+			// process and pin its CPU mask. If this goroutine got the main
+			// thread, it keeps it (locked, so nothing else runs there) while
+			// the loop runs on another thread.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if !onMainThread() {
+				l.run()
+				return
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				l.run()
+			}()
+			<-done
 		}()
 	}
 }

@@ -39,8 +39,16 @@ func ParseClose(p []byte) (code StatusCode, reason []byte, err error) {
 }
 
 // PutClose writes a close payload (code and reason, the reason cut to fit a
-// control frame) into b, which must hold 125 bytes, and returns its length.
+// control frame, never inside a UTF-8 sequence) into b, which must hold 125
+// bytes, and returns its length.
 func PutClose(b []byte, code StatusCode, reason string) int {
 	binary.BigEndian.PutUint16(b, uint16(code))
+	if len(reason) > 123 {
+		cut := 123
+		for cut > 0 && reason[cut]&0xc0 == 0x80 {
+			cut-- // reason[cut] continues a sequence: cut before its start
+		}
+		reason = reason[:cut]
+	}
 	return 2 + copy(b[2:125], reason)
 }

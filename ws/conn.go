@@ -3,6 +3,7 @@ package ws
 import (
 	"errors"
 	"net"
+	"net/http"
 	"slices"
 	"time"
 
@@ -43,6 +44,10 @@ type Conn struct {
 	msg     []byte // reassembly buffer (copy, counted)
 
 	closeCode StatusCode // close code sent or received
+	overCap   bool       // opened past MaxConns: close with 1013 after the handshake
+	pinged    bool       // a keepalive ping is out and nothing was read since
+	lastRead  int64      // loop time of the last read, for IdleTimeout
+	ip        *ipKey     // counted in the per-address limit
 	user      any
 }
 
@@ -69,7 +74,7 @@ func (c *Conn) WriteMessage(op OpCode, p []byte) error {
 	if c.state != stateOpen {
 		return ErrConnClosed
 	}
-	if c.rc.Buffered()+len(p) > c.s.cfg.MaxWriteQueue {
+	if c.rc.Buffered()+len(p) > c.s.limits.Load().MaxWriteQueue {
 		c.fail(ErrSlowConsumer)
 		return ErrSlowConsumer
 	}
@@ -116,6 +121,7 @@ func (c *Conn) fail(err *CloseError) {
 	c.state = stateClosed
 	c.closeCode = err.Code
 	c.ls.closesSent.Add(1)
+	c.ls.closeCodes[closeCodeSlot(err.Code)].Add(1)
 	b := c.rc.Scratch(MaxHeaderSize + 125)
 	n := PutClose(b[4:], err.Code, err.Reason)
 	h := PutHeader(b, true, OpClose, n)
@@ -134,6 +140,7 @@ func (c *Conn) fail(err *CloseError) {
 // reassembled in c.msg (the slow path, counted).
 func (c *Conn) readFrames(b []byte) int {
 	off := 0
+	lim := c.s.limits.Load()
 	for off < len(b) && c.state == stateOpen {
 		if c.remain > 0 {
 			off += c.stream(b[off:])
@@ -165,10 +172,10 @@ func (c *Conn) readFrames(b []byte) int {
 		case h.OpCode != OpContinuation && c.inMsg:
 			c.fail(ErrExpectedCont)
 			return len(b)
-		case h.Length > c.s.cfg.MaxFrameSize:
+		case h.Length > lim.MaxFrameSize:
 			c.fail(ErrFrameTooBig)
 			return len(b)
-		case int64(len(c.msg))+h.Length > c.s.cfg.MaxMessageSize:
+		case int64(len(c.msg))+h.Length > lim.MaxMessageSize:
 			c.fail(ErrMessageTooBig)
 			return len(b)
 		}
@@ -292,6 +299,9 @@ func (c *Conn) handshake(data []byte) int {
 	if n == 0 {
 		return 0
 	}
+	if ok && c.ip != nil && c.ip.over {
+		resp, ok = httpError(http.StatusTooManyRequests, "too many connections from this address"), false
+	}
 	c.rc.Write(resp)
 	if !ok {
 		c.ls.rejected.Add(1)
@@ -299,8 +309,17 @@ func (c *Conn) handshake(data []byte) int {
 		c.rc.CloseGracefully()
 		return len(data)
 	}
-	c.state, c.opened = stateOpen, true
+	c.state = stateOpen
+	if c.overCap {
+		c.ls.overCap.Add(1)
+		c.fail(errOverCapacity)
+		return len(data)
+	}
+	c.opened = true
 	c.rc.SetDeadline(time.Time{})
+	if idle := c.s.limits.Load().IdleTimeout; idle > 0 {
+		c.rc.SetDeadline(c.rc.Loop().Now().Add(idle / 2))
+	}
 	c.ls.upgraded.Add(1)
 	c.ls.open.Add(1)
 	ev := &c.ls.ev
@@ -311,4 +330,33 @@ func (c *Conn) handshake(data []byte) int {
 		return len(data)
 	}
 	return n + c.readFrames(data[n:])
+}
+
+var errOverCapacity = &CloseError{StatusTryAgainLater, "server at its connection limit"}
+var errIdle = &CloseError{StatusGoingAway, "idle timeout"}
+
+// keepalive runs at a connection's idle deadline: after IdleTimeout/2 of
+// silence it sends a ping (RFC 6455 §5.5.2, a live client answers with a
+// pong, which counts as activity); after IdleTimeout of silence it closes
+// with 1001.
+func (c *Conn) keepalive() {
+	idle := c.s.limits.Load().IdleTimeout
+	if idle <= 0 {
+		return // turned off by a reload
+	}
+	now := c.rc.Loop().NowNano()
+	silent := time.Duration(now - c.lastRead)
+	switch {
+	case silent >= idle:
+		c.ls.timeouts.Add(1)
+		c.fail(errIdle)
+	case silent >= idle/2 && !c.pinged:
+		c.pinged = true
+		c.writeFrame(OpPing, nil)
+		c.rc.SetDeadline(time.Unix(0, c.lastRead).Add(idle))
+	case c.pinged:
+		c.rc.SetDeadline(time.Unix(0, c.lastRead).Add(idle))
+	default:
+		c.rc.SetDeadline(time.Unix(0, c.lastRead).Add(idle / 2))
+	}
 }

@@ -1,41 +1,32 @@
 package ws
 
 import (
-	"fmt"
-	"runtime"
-
 	"github.com/hioload-ws/hioload-ws/reactor"
+	"github.com/hioload-ws/hioload-ws/topology"
 )
 
-// planLoops places the event loops: one per CPU this process may run on
-// (its affinity mask), or workers loops spread round-robin over them.
-func planLoops(node, workers int) ([]reactor.LoopSpec, error) {
-	cpus, err := allowedCPUs()
-	if err != nil {
-		return nil, err
-	}
-	if node > 0 {
-		return nil, fmt.Errorf("ws: NUMA node %d does not exist (nodes: 0)", node)
-	}
-	n := workers
-	if n == 0 {
-		n = len(cpus)
-	}
-	specs := make([]reactor.LoopSpec, n)
-	for i := range specs {
-		cpu := -1
-		if len(cpus) > 0 {
-			cpu = cpus[i%len(cpus)]
+// plan places the event loops from the machine's topology: Config.NUMANode
+// (-1 = auto: the node of the NIC serving the listen address, else every
+// node) and Config.Workers (0 = one loop per usable CPU of those nodes).
+func plan(cfg *Config) (*topology.Topology, *topology.Plan, []reactor.LoopSpec, error) {
+	topo := cfg.Topology
+	if topo == nil {
+		var err error
+		if topo, err = topology.Discover(); err != nil {
+			return nil, nil, nil, err
 		}
-		specs[i] = reactor.LoopSpec{CPU: cpu, Node: max(node, 0)}
 	}
-	return specs, nil
-}
-
-func fallbackCPUs() []int {
-	cpus := make([]int, runtime.NumCPU())
-	for i := range cpus {
-		cpus[i] = i
+	sel := topology.Auto
+	if cfg.NUMANode >= 0 {
+		sel = topology.Selector{Node: cfg.NUMANode}
 	}
-	return cpus
+	p, err := topo.PlanFor(sel, cfg.Workers, cfg.ListenAddr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	specs := make([]reactor.LoopSpec, len(p.Loops))
+	for i, l := range p.Loops {
+		specs[i] = reactor.LoopSpec{CPU: l.CPU, Node: l.Node}
+	}
+	return topo, p, specs, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	gws "github.com/gobwas/ws"
 
 	"github.com/hioload-ws/hioload-ws/reactor"
+	"github.com/hioload-ws/hioload-ws/topology"
 )
 
 // Config is the server's configuration. Start from DefaultConfig.
@@ -32,7 +34,29 @@ type Config struct {
 	ShutdownTimeout  time.Duration // Shutdown waits this long for clients to answer 1001
 	LingerTimeout    time.Duration // after a close, wait this long for the client's FIN
 
+	// MaxConns bounds open connections; past it a client completes the
+	// handshake and is closed at once with 1013 (try again later). 0 means
+	// the open-file limit less 64.
+	MaxConns int
+	// MaxConnsPerIP bounds connections from one client address; past it the
+	// upgrade is refused with HTTP 429. 0 means no per-address limit (the
+	// right default behind a load balancer).
+	MaxConnsPerIP int
+	// AllowedOrigins, when not empty, is the list of Origin header values
+	// (e.g. "https://example.com", compared case-insensitively) a browser
+	// may connect from; others get HTTP 403. Requests without Origin (not
+	// from a browser) are allowed.
+	AllowedOrigins []string
+	// IdleTimeout closes a connection (1001) that sent nothing for this
+	// long; after half of it the server sends a ping, which a live client
+	// answers. 0 disables it.
+	IdleTimeout time.Duration
+
 	Logger *slog.Logger // nil logs nothing
+
+	// Topology is the machine to plan for; nil discovers this one. Tests
+	// and tools pass synthetic topologies here.
+	Topology *topology.Topology
 }
 
 // DefaultConfig returns the defaults of the echo command.
@@ -53,11 +77,70 @@ func DefaultConfig() Config {
 	}
 }
 
+// maxConns resolves MaxConns 0 to the open-file limit less 64.
+func (c *Config) maxConns() int64 {
+	if c.MaxConns > 0 {
+		return int64(c.MaxConns)
+	}
+	if n := reactor.FileLimit(); n > 0 {
+		return int64(max(n-64, 64))
+	}
+	return 1 << 40
+}
+
+// Limits are the settings that may change while the server runs; see
+// Server.Reload.
+type Limits struct {
+	BatchSize        int
+	MaxFrameSize     int64
+	MaxMessageSize   int64
+	MaxHandshakeSize int
+	MaxWriteQueue    int
+	HandshakeTimeout time.Duration
+	IdleTimeout      time.Duration
+}
+
+// Limits returns the reloadable part of c.
+func (c *Config) Limits() Limits {
+	return Limits{
+		BatchSize:        c.BatchSize,
+		MaxFrameSize:     c.MaxFrameSize,
+		MaxMessageSize:   c.MaxMessageSize,
+		MaxHandshakeSize: c.MaxHandshakeSize,
+		MaxWriteQueue:    c.MaxWriteQueue,
+		HandshakeTimeout: c.HandshakeTimeout,
+		IdleTimeout:      c.IdleTimeout,
+	}
+}
+
+// Validate reports the first limit that cannot work.
+func (l *Limits) Validate() error {
+	switch {
+	case l.BatchSize < 1 || l.BatchSize > 4096:
+		return fmt.Errorf("ws: batch size %d: want 1..4096", l.BatchSize)
+	case l.MaxFrameSize < 125:
+		return fmt.Errorf("ws: max frame size %d: want at least 125", l.MaxFrameSize)
+	case l.MaxMessageSize < l.MaxFrameSize:
+		return fmt.Errorf("ws: max message size %d is below max frame size %d", l.MaxMessageSize, l.MaxFrameSize)
+	case l.MaxHandshakeSize < 256:
+		return fmt.Errorf("ws: max handshake size %d: want at least 256", l.MaxHandshakeSize)
+	case l.MaxWriteQueue < 1024:
+		return fmt.Errorf("ws: max write queue %d: want at least 1024", l.MaxWriteQueue)
+	case l.HandshakeTimeout <= 0:
+		return errors.New("ws: handshake timeout must be positive")
+	case l.IdleTimeout < 0 || l.IdleTimeout > 0 && l.IdleTimeout < 2*time.Second:
+		return fmt.Errorf("ws: idle timeout %s: want 0 (off) or at least 2s", l.IdleTimeout)
+	}
+	return nil
+}
+
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {
+	lim := c.Limits()
+	if err := lim.Validate(); err != nil {
+		return err
+	}
 	switch {
-	case c.BatchSize < 1 || c.BatchSize > 4096:
-		return fmt.Errorf("ws: batch size %d: want 1..4096", c.BatchSize)
 	case c.ReactorRing < 2:
 		return fmt.Errorf("ws: ring capacity %d: want at least 2", c.ReactorRing)
 	case c.Workers < 0:
@@ -66,16 +149,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ws: NUMA node %d: want -1 (auto) or a node number", c.NUMANode)
 	case c.ReadBufferSize < 4096:
 		return fmt.Errorf("ws: read buffer %d bytes: want at least 4096", c.ReadBufferSize)
-	case c.MaxFrameSize < 125:
-		return fmt.Errorf("ws: max frame size %d: want at least 125", c.MaxFrameSize)
-	case c.MaxMessageSize < c.MaxFrameSize:
-		return fmt.Errorf("ws: max message size %d is below max frame size %d", c.MaxMessageSize, c.MaxFrameSize)
-	case c.MaxHandshakeSize < 256:
-		return fmt.Errorf("ws: max handshake size %d: want at least 256", c.MaxHandshakeSize)
-	case c.MaxWriteQueue < 1024:
-		return fmt.Errorf("ws: max write queue %d: want at least 1024", c.MaxWriteQueue)
-	case c.HandshakeTimeout <= 0 || c.ShutdownTimeout <= 0 || c.LingerTimeout <= 0:
-		return errors.New("ws: handshake, shutdown and linger timeouts must be positive")
+	case c.ShutdownTimeout <= 0 || c.LingerTimeout <= 0:
+		return errors.New("ws: shutdown and linger timeouts must be positive")
+	case c.MaxConns < 0 || c.MaxConnsPerIP < 0:
+		return errors.New("ws: connection limits must be 0 (default) or positive")
 	}
 	return nil
 }
@@ -92,11 +169,18 @@ func WithMiddleware(mw ...Middleware) Option {
 // CPU, each with its own listener, running the handler to completion.
 type Server struct {
 	cfg      Config
+	limits   atomic.Pointer[Limits] // read by the loops per read; swapped by Reload
 	log      *slog.Logger
 	engine   *reactor.Engine
-	upgrader gws.Upgrader
+	upgrader gws.Upgrader // template; each handshake copies it with the current size limit
 	loops    []loopState
 	mws      []Middleware
+	topo     *topology.Topology
+	plan     *topology.Plan
+	maxConns int64
+	conns    atomic.Int64 // open TCP connections, for MaxConns
+	origins  map[string]bool
+	perIP    perIPCounter
 	handler  Handler
 
 	mu       sync.Mutex
@@ -117,7 +201,10 @@ type loopState struct {
 	copied     atomic.Uint64
 	upgraded   atomic.Uint64
 	rejected   atomic.Uint64
+	overCap    atomic.Uint64
+	timeouts   atomic.Uint64
 	closesSent atomic.Uint64
+	closeCodes [closeCodeSlots]atomic.Uint64 // closes the server initiated, by code
 	open       atomic.Int64
 	_          [64]byte // keep loops' counters off each other's cache lines
 }
@@ -135,11 +222,22 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	s.upgrader = gws.Upgrader{ReadBufferSize: cfg.MaxHandshakeSize}
-	specs, err := planLoops(cfg.NUMANode, cfg.Workers)
+	lim := cfg.Limits()
+	s.limits.Store(&lim)
+	s.maxConns = cfg.maxConns()
+	s.perIP.max = cfg.MaxConnsPerIP
+	if len(cfg.AllowedOrigins) > 0 {
+		s.origins = make(map[string]bool, len(cfg.AllowedOrigins))
+		for _, o := range cfg.AllowedOrigins {
+			s.origins[strings.ToLower(o)] = true
+		}
+		s.upgrader.OnHeader = s.checkOrigin
+	}
+	topo, p, specs, err := plan(&cfg)
 	if err != nil {
 		return nil, err
 	}
+	s.topo, s.plan = topo, p
 	s.loops = make([]loopState, len(specs))
 	s.engine, err = reactor.New(reactor.Config{
 		Addr:           cfg.ListenAddr,
@@ -157,12 +255,41 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	return s, nil
 }
 
+// Reload replaces the limits that can change at run time. An invalid set
+// is refused with an error and changes nothing. New limits apply to frames
+// and handshakes that start after Reload returns; the batch size changes at
+// each loop's next turn.
+func (s *Server) Reload(l Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	old := s.limits.Swap(&l)
+	if old.BatchSize != l.BatchSize {
+		for _, lp := range s.engine.Loops() {
+			lp.SetBatch(l.BatchSize)
+		}
+	}
+	s.log.Info("ws: limits reloaded", "batch", l.BatchSize, "max_frame", l.MaxFrameSize,
+		"max_message", l.MaxMessageSize, "max_handshake", l.MaxHandshakeSize,
+		"max_write_queue", l.MaxWriteQueue, "handshake_timeout", l.HandshakeTimeout)
+	return nil
+}
+
+// CurrentLimits returns the limits in force.
+func (s *Server) CurrentLimits() Limits { return *s.limits.Load() }
+
 // UseMiddleware adds middlewares after those already registered. It must be
 // called before Run.
 func (s *Server) UseMiddleware(mw ...Middleware) { s.mws = append(s.mws, mw...) }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.engine.Addr() }
+
+// Topology is the machine the server planned for.
+func (s *Server) Topology() *topology.Topology { return s.topo }
+
+// Plan is where the server's loops run and whose memory they use.
+func (s *Server) Plan() *topology.Plan { return s.plan }
 
 // Config returns the server's configuration.
 func (s *Server) Config() Config { return s.cfg }
@@ -178,6 +305,7 @@ func (s *Server) Run(h Handler) error {
 	s.running = true
 	s.handler = chain(h, s.mws)
 	s.mu.Unlock()
+	s.log.Info("ws: plan", "numa", s.plan.NUMA.String(), "nodes", s.plan.Nodes, "loops", len(s.plan.Loops), "reason", s.plan.Reason)
 	for _, l := range s.engine.Loops() {
 		sp := l.Spec()
 		s.log.Info("ws: loop", "loop", l.Index(), "cpu", sp.CPU, "node", sp.Node)
@@ -219,13 +347,18 @@ type Stats struct {
 	Accepted    uint64 // TCP connections accepted
 	Upgraded    uint64 // handshakes completed
 	Rejected    uint64 // handshakes refused with an HTTP error
+	OverCap     uint64 // connections closed with 1013 because MaxConns was reached
+	Timeouts    uint64 // connections dropped by the handshake or idle timeout
 	MessagesIn  uint64
 	MessagesOut uint64
 	BytesIn     uint64 // payload bytes of messages received
 	BytesOut    uint64 // payload bytes of messages sent
 	Reassembled uint64 // payload bytes copied to reassemble split or fragmented messages
 	ClosesSent  uint64 // close frames the server initiated
-	Loops       []reactor.Stats
+	// CloseCodes counts the closes the server initiated by status code
+	// (1000-1015; other codes are summed under 0).
+	CloseCodes map[StatusCode]uint64
+	Loops      []reactor.Stats
 }
 
 // Stats returns the server's counters, summed over loops, plus each loop's
@@ -237,12 +370,22 @@ func (s *Server) Stats() Stats {
 		st.Connections += ls.open.Load()
 		st.Upgraded += ls.upgraded.Load()
 		st.Rejected += ls.rejected.Load()
+		st.OverCap += ls.overCap.Load()
+		st.Timeouts += ls.timeouts.Load()
 		st.MessagesIn += ls.msgsIn.Load()
 		st.MessagesOut += ls.msgsOut.Load()
 		st.BytesIn += ls.bytesIn.Load()
 		st.BytesOut += ls.bytesOut.Load()
 		st.Reassembled += ls.copied.Load()
 		st.ClosesSent += ls.closesSent.Load()
+		for j := range ls.closeCodes {
+			if n := ls.closeCodes[j].Load(); n > 0 {
+				if st.CloseCodes == nil {
+					st.CloseCodes = map[StatusCode]uint64{}
+				}
+				st.CloseCodes[closeCodeOf(j)] += n
+			}
+		}
 	}
 	for _, l := range s.engine.Loops() {
 		rs := l.Stats()
@@ -252,6 +395,23 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
+// closeCodeSlots counts codes 1000-1015 one by one and the rest in slot 16.
+const closeCodeSlots = 17
+
+func closeCodeSlot(code StatusCode) int {
+	if code >= 1000 && code < 1016 {
+		return int(code - 1000)
+	}
+	return 16
+}
+
+func closeCodeOf(slot int) StatusCode {
+	if slot < 16 {
+		return StatusCode(1000 + slot)
+	}
+	return 0
+}
+
 // engineHandler is the Server seen by the reactor.
 type engineHandler Server
 
@@ -259,11 +419,29 @@ func (h *engineHandler) OnOpen(rc *reactor.Conn) {
 	s := (*Server)(h)
 	c := &Conn{s: s, rc: rc, ls: &s.loops[rc.Loop().Index()]}
 	rc.SetContext(c)
-	rc.SetDeadline(rc.Loop().Now().Add(s.cfg.HandshakeTimeout))
+	c.overCap = s.conns.Add(1) > s.maxConns
+	if s.perIP.max > 0 {
+		c.ip = s.perIP.add(rc.RemoteAddr())
+	}
+	rc.SetDeadline(rc.Loop().Now().Add(s.limits.Load().HandshakeTimeout))
+}
+
+// OnDeadline drops a handshake that took too long, and keeps an idle
+// connection alive with a ping, or closes it with 1001 when it stays silent.
+func (h *engineHandler) OnDeadline(rc *reactor.Conn) {
+	c := rc.Context().(*Conn)
+	switch c.state {
+	case stateHandshake:
+		c.ls.timeouts.Add(1)
+		rc.Abort(reactor.ErrTimeout)
+	case stateOpen:
+		c.keepalive()
+	}
 }
 
 func (h *engineHandler) OnRead(rc *reactor.Conn, data []byte) int {
 	c := rc.Context().(*Conn)
+	c.lastRead, c.pinged = rc.Loop().NowNano(), false
 	switch c.state {
 	case stateOpen:
 		return c.readFrames(data)
@@ -300,6 +478,10 @@ func (h *engineHandler) OnClose(rc *reactor.Conn, err error) {
 		return
 	}
 	c.msg = nil
+	c.s.conns.Add(-1)
+	if c.ip != nil {
+		c.s.perIP.remove(c.ip)
+	}
 	if c.opened {
 		c.ls.open.Add(-1)
 		code := c.closeCode

@@ -2,11 +2,8 @@ package ws
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
-
-	gws "github.com/gobwas/ws"
 )
 
 var crlfcrlf = []byte("\r\n\r\n")
@@ -27,24 +24,27 @@ func (h *handshakeIO) Write(p []byte) (int, error) { return h.out.Write(p) }
 // gets the HTTP status gobwas/ws chooses (400, 405, 426 with
 // Sec-WebSocket-Version: 13, 505) and its reason as the body.
 func (s *Server) upgrade(data []byte) (n int, resp []byte, ok bool) {
+	max := s.limits.Load().MaxHandshakeSize
 	end := bytes.Index(data, crlfcrlf)
 	if end < 0 {
-		if len(data) > s.cfg.MaxHandshakeSize {
+		if len(data) > max {
 			return len(data), httpError(http.StatusRequestHeaderFieldsTooLarge, "handshake request too large"), false
 		}
 		return 0, nil, false
 	}
 	n = end + len(crlfcrlf)
-	if n > s.cfg.MaxHandshakeSize {
+	if n > max {
 		return n, httpError(http.StatusRequestHeaderFieldsTooLarge, "handshake request too large"), false
 	}
 	var hio handshakeIO
 	hio.r.Reset(data[:n])
-	_, err := s.upgrader.Upgrade(&hio)
+	u := s.upgrader
+	u.ReadBufferSize = max
+	_, err := u.Upgrade(&hio)
 	if err != nil {
-		var rej *gws.ConnectionRejectedError
-		if !errors.As(err, &rej) && hio.out.Len() == 0 {
-			// Not HTTP at all (gobwas stopped reading): answer plainly.
+		if hio.out.Len() == 0 {
+			// Not HTTP at all (gobwas stopped reading before it could
+			// answer): answer plainly.
 			return n, httpError(http.StatusBadRequest, "malformed HTTP request"), false
 		}
 		return n, hio.out.Bytes(), false

@@ -1,0 +1,136 @@
+package cnuma
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// These run against this machine, through libnuma with cgo and through sysfs
+// and raw syscalls without.
+
+func TestMachineNodes(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skipf("no NUMA on this machine: %v", err)
+	}
+	max, err := MaxNode()
+	if err != nil || max < 0 {
+		t.Fatalf("MaxNode() = %d, %v", max, err)
+	}
+	online, err := SysFS{}.OnlineCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []int
+	for n := 0; n <= max; n++ {
+		cpus, err := NodeCPUs(n)
+		if errors.Is(err, ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("NodeCPUs(%d): %v", n, err)
+		}
+		all = append(all, cpus...)
+		mem, err := NodeMemory(n)
+		if err != nil || !mem.HasTotal || mem.Total == 0 || mem.Free > mem.Total {
+			t.Fatalf("NodeMemory(%d) = %+v, %v", n, mem, err)
+		}
+		if d, err := Distance(n, n); err != nil || d != 10 {
+			t.Fatalf("Distance(%d, %d) = %d, %v; want 10", n, n, d, err)
+		}
+	}
+	slices.Sort(all)
+	for _, c := range online {
+		if !slices.Contains(all, c) {
+			t.Errorf("online cpu %d is in no node (nodes hold %v)", c, all)
+		}
+	}
+	if _, err := NodeCPUs(max + 1); !errors.Is(err, ErrNoNode) {
+		t.Errorf("NodeCPUs(%d) error = %v, want ErrNoNode", max+1, err)
+	}
+	if _, err := Distance(0, max+1); !errors.Is(err, ErrNoNode) {
+		t.Errorf("Distance(0, %d) error = %v, want ErrNoNode", max+1, err)
+	}
+	if _, err := NodeMemory(-1); !errors.Is(err, ErrNoNode) {
+		t.Errorf("NodeMemory(-1) error = %v, want ErrNoNode", err)
+	}
+}
+
+func TestAllocOnNode(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skipf("no NUMA on this machine: %v", err)
+	}
+	const size = 1 << 20
+	m, err := AllocOnNode(size, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := m.Bytes()
+	if len(b) != size || m.Node() != 0 {
+		t.Fatalf("AllocOnNode gave %d bytes on node %d", len(b), m.Node())
+	}
+	b[0], b[size-1] = 1, 2
+	if m.Bound() {
+		p, err := MemPolicy(b)
+		if err != nil || p.Mode != unix.MPOL_BIND || !slices.Equal(p.Nodes, []int{0}) {
+			t.Fatalf("Bound() but MemPolicy = %+v, %v", p, err)
+		}
+		if n, err := PageNode(b); err != nil || n != 0 {
+			t.Fatalf("PageNode = %d, %v; want node 0", n, err)
+		}
+	} else if m.NotBoundReason() == "" {
+		t.Fatal("memory not bound and no reason given")
+	} else {
+		t.Logf("memory not bound here: %s", m.NotBoundReason())
+	}
+	if err := m.Free(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Free(); err == nil {
+		t.Fatal("second Free succeeded")
+	}
+	if _, err := AllocOnNode(0, 0); err == nil {
+		t.Fatal("AllocOnNode(0, 0) succeeded")
+	}
+	if _, err := AllocOnNode(size, 1023); !errors.Is(err, ErrNoNode) {
+		t.Fatalf("AllocOnNode on node 1023: %v, want ErrNoNode", err)
+	}
+}
+
+func TestBind(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skipf("no NUMA on this machine: %v", err)
+	}
+	b, err := unix.Mmap(-1, 0, 1<<16, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Munmap(b) })
+	if err := Bind(b, 0); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			t.Skipf("mbind refused here (seccomp?): %v", err)
+		}
+		t.Fatal(err)
+	}
+	p, err := MemPolicy(b)
+	if err != nil || p.Mode != unix.MPOL_BIND || !slices.Equal(p.Nodes, []int{0}) {
+		t.Fatalf("after Bind(0): MemPolicy = %+v, %v", p, err)
+	}
+	// A node that does not exist: the kernel answers EINVAL (NUMA-NOTES).
+	if err := Bind(b, 1000); !errors.Is(err, unix.EINVAL) {
+		t.Fatalf("Bind to node 1000: %v, want EINVAL", err)
+	}
+}
+
+func TestAllowedCPUs(t *testing.T) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	cpus, err := AllowedCPUs()
+	if err != nil || len(cpus) != set.Count() {
+		t.Fatalf("AllowedCPUs() = %v, %v; affinity has %d cpus", cpus, err, set.Count())
+	}
+}

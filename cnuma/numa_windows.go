@@ -1,0 +1,140 @@
+package cnuma
+
+import (
+	"fmt"
+	"math/bits"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+)
+
+// x/sys/windows has none of the NUMA procs; these lines declare them and
+// mkwinsyscall turns them into zsyscall_windows.go (go generate ./cnuma, from
+// the go:generate line in cnuma.go, which runs on any host).
+
+//sys	getNumaHighestNodeNumber(highest *uint32) (err error) = kernel32.GetNumaHighestNodeNumber
+//sys	getNumaNodeProcessorMaskEx(node uint16, affinity *groupAffinity) (err error) = kernel32.GetNumaNodeProcessorMaskEx
+//sys	getNumaAvailableMemoryNodeEx(node uint16, avail *uint64) (err error) = kernel32.GetNumaAvailableMemoryNodeEx
+//sys	virtualAllocExNuma(process windows.Handle, addr uintptr, size uintptr, allocType uint32, protect uint32, node uint32) (p uintptr, err error) = kernel32.VirtualAllocExNuma
+//sys	getProcessAffinityMask(process windows.Handle, procMask *uintptr, sysMask *uintptr) (err error) = kernel32.GetProcessAffinityMask
+//sys	setThreadGroupAffinity(thread windows.Handle, affinity *groupAffinity, previous *groupAffinity) (err error) = kernel32.SetThreadGroupAffinity
+
+// groupAffinity is GROUP_AFFINITY: a processor group and a mask of its CPUs.
+type groupAffinity struct {
+	Mask     uintptr
+	Group    uint16
+	Reserved [3]uint16
+}
+
+// cpusPerGroup is the width of a group's mask; CPU numbers here are
+// group*64 + bit, so that one machine-wide number names each logical processor.
+const cpusPerGroup = int(unsafe.Sizeof(uintptr(0)) * 8)
+
+func available() error {
+	_, err := maxNode()
+	return err
+}
+
+func maxNode() (int, error) {
+	var n uint32
+	if err := getNumaHighestNodeNumber(&n); err != nil {
+		return 0, fmt.Errorf("%w: GetNumaHighestNodeNumber: %v", ErrNoNUMA, err)
+	}
+	return int(n), nil
+}
+
+func nodeAffinity(node int) (groupAffinity, error) {
+	var ga groupAffinity
+	if err := getNumaNodeProcessorMaskEx(uint16(node), &ga); err != nil {
+		return ga, fmt.Errorf("%w: %d: GetNumaNodeProcessorMaskEx: %v", ErrNoNode, node, err)
+	}
+	return ga, nil
+}
+
+func nodeCPUs(node int) ([]int, error) {
+	ga, err := nodeAffinity(node)
+	if err != nil {
+		return nil, err
+	}
+	return maskCPUs(int(ga.Group), ga.Mask), nil
+}
+
+func maskCPUs(group int, mask uintptr) []int {
+	cpus := []int{}
+	for m := uint64(mask); m != 0; m &= m - 1 {
+		cpus = append(cpus, group*cpusPerGroup+bits.TrailingZeros64(m))
+	}
+	return cpus
+}
+
+// nodeMemory reports free memory only: Windows has no per-node total.
+func nodeMemory(node int) (Memory, error) {
+	var free uint64
+	if err := getNumaAvailableMemoryNodeEx(uint16(node), &free); err != nil {
+		return Memory{}, fmt.Errorf("cnuma: GetNumaAvailableMemoryNodeEx(%d): %w", node, err)
+	}
+	return Memory{Free: free}, nil
+}
+
+// distance knows only the local distance: Windows publishes no SLIT through
+// kernel32.
+func distance(from, to int) (int, error) {
+	if _, err := nodeAffinity(from); err != nil {
+		return 0, err
+	}
+	if _, err := nodeAffinity(to); err != nil {
+		return 0, err
+	}
+	if from == to {
+		return 10, nil
+	}
+	return 0, fmt.Errorf("%w: distance between nodes %d and %d", ErrUnsupported, from, to)
+}
+
+func allocOnNode(size, node int) (*Mem, error) {
+	p, err := virtualAllocExNuma(windows.CurrentProcess(), 0, uintptr(size),
+		windows.MEM_RESERVE|windows.MEM_COMMIT, windows.PAGE_READWRITE, uint32(node))
+	if err != nil {
+		return nil, fmt.Errorf("cnuma: VirtualAllocExNuma(%d, node %d): %w", size, node, err)
+	}
+	// p is memory outside the Go heap; reading it as a pointer through &p keeps
+	// vet's uintptr rule satisfied without changing the value.
+	base := *(*unsafe.Pointer)(unsafe.Pointer(&p))
+	return &Mem{
+		b:      unsafe.Slice((*byte)(base), size),
+		node:   node,
+		reason: "windows: VirtualAllocExNuma prefers the node, it does not bind",
+	}, nil
+}
+
+func (m *Mem) release() error {
+	if len(m.b) == 0 {
+		return nil
+	}
+	if err := windows.VirtualFree(uintptr(unsafe.Pointer(&m.b[0])), 0, windows.MEM_RELEASE); err != nil {
+		return fmt.Errorf("cnuma: VirtualFree: %w", err)
+	}
+	return nil
+}
+
+func runOnNode(node int) error {
+	ga, err := nodeAffinity(node)
+	if err != nil {
+		return err
+	}
+	if err := setThreadGroupAffinity(windows.CurrentThread(), &ga, nil); err != nil {
+		return fmt.Errorf("cnuma: SetThreadGroupAffinity(node %d): %w", node, err)
+	}
+	return nil
+}
+
+// allowedCPUs reads the process mask of its primary group, which
+// GetProcessAffinityMask reports as group 0 numbering: processes spanning
+// several groups (more than 64 CPUs) see only their primary group here.
+func allowedCPUs() ([]int, error) {
+	var proc, sys uintptr
+	if err := getProcessAffinityMask(windows.CurrentProcess(), &proc, &sys); err != nil {
+		return nil, fmt.Errorf("cnuma: GetProcessAffinityMask: %w", err)
+	}
+	return maskCPUs(0, proc), nil
+}

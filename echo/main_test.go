@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	gws "github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildOut  []byte
+)
+
+// buildEcho builds the command once per test binary run.
+func buildEcho(t *testing.T) string {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the echo server runs on Linux")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "echo-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "echo")
+		buildOut, buildErr = exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+	})
+	require.NoError(t, buildErr, "%s", buildOut)
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+type server struct {
+	cmd    *exec.Cmd
+	addr   string
+	stdout *bufio.Reader
+}
+
+// start runs the echo binary (with prefix, e.g. taskset) on 127.0.0.1:0 and
+// waits for its "listening on" line.
+func start(t *testing.T, prefix []string, bin string, args ...string) *server {
+	t.Helper()
+	argv := append(append(prefix, bin, "-addr", "127.0.0.1:0", "-stats", "0"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	r := bufio.NewReader(out)
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := r.ReadString('\n')
+		lines <- line
+	}()
+	select {
+	case line := <-lines:
+		addr, ok := strings.CutPrefix(strings.TrimSpace(line), "echo: listening on ")
+		require.True(t, ok, "unexpected first line %q", line)
+		return &server{cmd: cmd, addr: addr, stdout: r}
+	case <-time.After(20 * time.Second):
+		t.Fatal("echo did not start")
+	}
+	return nil
+}
+
+func TestEchoEndToEnd(t *testing.T) {
+	bin := buildEcho(t)
+	s := start(t, nil, bin, "-workers", "2")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, _, err := gws.Dial(ctx, "ws://"+s.addr+"/")
+	require.NoError(t, err)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	for _, m := range []struct {
+		op gws.OpCode
+		p  []byte
+	}{{gws.OpText, []byte("Hello")}, {gws.OpBinary, []byte{0, 1, 2, 255}}, {gws.OpText, bytes.Repeat([]byte("é"), 40000)}} {
+		require.NoError(t, wsutil.WriteClientMessage(conn, m.op, m.p))
+		p, op, err := wsutil.ReadServerData(conn)
+		require.NoError(t, err)
+		require.Equal(t, m.op, op)
+		require.Equal(t, m.p, p)
+	}
+
+	// SIGTERM: the client gets close 1001, the process prints its goodbye
+	// and exits 0.
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	h, err := gws.ReadHeader(conn)
+	require.NoError(t, err)
+	require.Equal(t, gws.OpClose, h.OpCode)
+	p := make([]byte, h.Length)
+	_, err = io.ReadFull(conn, p)
+	require.NoError(t, err)
+	require.Equal(t, []byte{0x03, 0xe9}, p[:2], "close 1001")
+	wsutil.WriteClientMessage(conn, gws.OpClose, p[:2])
+	rest, _ := io.ReadAll(s.stdout)
+	require.Contains(t, string(rest), "Server stopped.")
+	require.NoError(t, s.cmd.Wait(), "echo must exit 0 after SIGTERM")
+}
+
+// threads returns the loop threads of pid: name -> Cpus_allowed_list.
+func threads(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	dirs, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, d := range dirs {
+		comm, err := os.ReadFile(d + "/comm")
+		if err != nil {
+			continue
+		}
+		name := strings.TrimSpace(string(comm))
+		if !strings.HasPrefix(name, "reactor-") {
+			continue
+		}
+		require.NotEqual(t, fmt.Sprint(pid), filepath.Base(d), "loop %s runs on the main thread", name)
+		status, err := os.ReadFile(d + "/status")
+		require.NoError(t, err)
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				got[name] = strings.TrimSpace(v)
+			}
+		}
+	}
+	return got
+}
+
+// TestTasksetOneCPU: under `taskset -c N` the plan has one loop, pinned to
+// N, and no loop thread may run anywhere else.
+func TestTasksetOneCPU(t *testing.T) {
+	bin := buildEcho(t)
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		t.Skip("no taskset")
+	}
+	cpu := runtime.NumCPU() - 1
+	s := start(t, []string{taskset, "-c", fmt.Sprint(cpu)}, bin)
+	var got map[string]string
+	require.Eventually(t, func() bool {
+		got = threads(t, s.cmd.Process.Pid)
+		return len(got) == 1
+	}, 10*time.Second, 20*time.Millisecond, "loop threads: %v", got)
+	require.Equal(t, map[string]string{"reactor-0": fmt.Sprint(cpu)}, got)
+}
+
+// TestLoopsPinnedAsPlanned: with two loops on a two-CPU machine each loop
+// thread is allowed exactly its own CPU.
+func TestLoopsPinnedAsPlanned(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs 2 CPUs")
+	}
+	bin := buildEcho(t)
+	s := start(t, nil, bin, "-workers", "2")
+	var got map[string]string
+	require.Eventually(t, func() bool {
+		got = threads(t, s.cmd.Process.Pid)
+		return len(got) == 2
+	}, 10*time.Second, 20*time.Millisecond, "loop threads: %v", got)
+	require.Equal(t, map[string]string{"reactor-0": "0", "reactor-1": "1"}, got)
+}
+
+func TestBadFlags(t *testing.T) {
+	bin := buildEcho(t)
+	for _, args := range [][]string{{"-numa", "7"}, {"-numa", "x"}, {"-batch", "0"}, {"-workers", "-2"}} {
+		out, err := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...).CombinedOutput()
+		require.Error(t, err, "%v should fail", args)
+		require.Contains(t, string(out), "echo: ", "%v: a clear error: %s", args, out)
+	}
+	out, err := exec.Command(bin, "-topology", "-json").Output()
+	require.NoError(t, err)
+	require.Contains(t, string(out), `"schema": "topo/v1"`)
+}

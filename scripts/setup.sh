@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building and testing hioload-ws needs on a Debian/Ubuntu
+# machine that has Go: the libnuma and hwloc headers for the cgo bindings,
+# and the numactl/hwloc tools the topology report compares itself with.
+# Does nothing when everything is there already.
+set -euo pipefail
+
+need=()
+have_header() { [ -f "/usr/include/$1" ]; }
+have_header numa.h || need+=(libnuma-dev)
+{ have_header hwloc.h && pkg-config --exists hwloc 2>/dev/null; } || need+=(libhwloc-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v numactl >/dev/null || need+=(numactl)
+command -v lstopo-no-graphics >/dev/null || command -v lstopo >/dev/null || need+=(hwloc-nox)
+command -v gcc >/dev/null || need+=(gcc)
+command -v jq >/dev/null || need+=(jq)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "setup: installing ${need[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then sudo="sudo"; else
+    echo "setup: need root (or sudo) to install ${need[*]};" >&2
+    echo "setup: install them by hand, or build without cgo: CGO_ENABLED=0 go build ./echo" >&2
+    exit 1
+  fi
+fi
+if ! command -v apt-get >/dev/null; then
+  echo "setup: no apt-get here; install the equivalents of ${need[*]} by hand" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+echo "setup: done"

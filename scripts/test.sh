@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, as `make test` and CI run it. Each step prints a
+# line when it starts and how long it took; the first failure stops the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+GO=${GO:-go}
+FUZZTIME=${FUZZTIME:-5s}
+
+step() {
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "==> $name"
+  "$@"
+  echo "    ok: $name ($((SECONDS - t0))s)"
+}
+
+fmt_check() {
+  local bad
+  bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+  if [ -n "$bad" ]; then echo "not gofmt-ed:"; echo "$bad"; return 1; fi
+}
+
+optional() { # run a script if it exists (it skips itself when its tools are missing)
+  if [ -x "$1" ]; then "$@"; else echo "    (no $1)"; fi
+}
+
+step "gofmt" fmt_check
+step "go vet" $GO vet ./...
+step "dependency direction" scripts/checkdeps.sh
+step "build without cgo" env CGO_ENABLED=0 $GO build ./...
+step "vet without cgo" env CGO_ENABLED=0 $GO vet ./...
+step "build for windows" env GOOS=windows $GO build ./...
+step "vet for windows" env GOOS=windows $GO vet ./...
+step "tests (race detector, shuffled)" $GO test -race -shuffle=on -timeout 15m ./...
+step "tests without cgo" env CGO_ENABLED=0 $GO test -timeout 10m ./...
+step "fuzz targets ($FUZZTIME each)" env FUZZTIME=$FUZZTIME scripts/fuzz.sh
+step "interop with Node ws and wscat" optional scripts/interop-node.sh
+step "interop with Python websockets" optional scripts/interop-python.sh
+step "topology report" optional scripts/topology-report.sh
+step "benchmark smoke run" optional scripts/bench.sh --smoke
+echo "==> all tests passed"

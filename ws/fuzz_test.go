@@ -1,0 +1,131 @@
+package ws
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	gws "github.com/gobwas/ws"
+)
+
+// FuzzParseHeader checks the incremental parser against gobwas/ws's
+// reader: whatever ours accepts, gobwas reads the same way; ours never reads
+// past the header it reports, and a prefix is never "complete".
+func FuzzParseHeader(f *testing.F) {
+	f.Add([]byte{0x81, 0x85, 1, 2, 3, 4})
+	f.Add([]byte{0x82, 0xfe, 0x01, 0x00, 1, 2, 3, 4})
+	f.Add([]byte{0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4})
+	f.Add([]byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}) // 64-bit length, MSB set
+	f.Add([]byte{0x89, 0xfe, 0x00, 0x7e, 1, 2, 3, 4})                // ping with 126 bytes
+	f.Add([]byte{0x01, 0x80, 1, 2, 3, 4})
+	f.Add([]byte{0xc1, 0x80, 1, 2, 3, 4})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, size, complete, err := ParseHeader(b)
+		if err != nil {
+			if _, ok := err.(*CloseError); !ok {
+				t.Fatalf("error %T is not a CloseError", err)
+			}
+			return
+		}
+		if !complete {
+			return
+		}
+		if size > len(b) || size < 6 || size > MaxHeaderSize {
+			t.Fatalf("size %d for %d bytes", size, len(b))
+		}
+		if _, _, c, _ := ParseHeader(b[:size-1]); c {
+			t.Fatalf("a strict prefix parsed as complete")
+		}
+		ref, rerr := gws.ReadHeader(bytes.NewReader(b[:size]))
+		if rerr != nil {
+			t.Fatalf("gobwas rejects what we accept: %v", rerr)
+		}
+		if ref != h {
+			t.Fatalf("header %+v, gobwas reads %+v", h, ref)
+		}
+	})
+}
+
+// FuzzUpgrade feeds arbitrary request bytes to the handshake: it must never
+// panic, must wait for more bytes only while the request is incomplete and
+// within the size limit, and must always answer with an HTTP response.
+func FuzzUpgrade(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nSec-WebSocket-Version: 8\r\n\r\n"))
+	f.Add([]byte("POST / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.0\r\n\r\n"))
+	f.Add([]byte("GET"))
+	cfg := DefaultConfig()
+	cfg.MaxHandshakeSize = 1024
+	s := &Server{cfg: cfg}
+	lim := cfg.Limits()
+	s.limits.Store(&lim)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, resp, ok := s.upgrade(b)
+		if n == 0 {
+			if bytes.Contains(b, crlfcrlf) || len(b) > cfg.MaxHandshakeSize {
+				t.Fatalf("waited for more bytes on a complete or oversized request")
+			}
+			return
+		}
+		if n > len(b) {
+			t.Fatalf("consumed %d of %d bytes", n, len(b))
+		}
+		if !bytes.HasPrefix(resp, []byte("HTTP/1.1 ")) {
+			t.Fatalf("response %q is not HTTP", resp)
+		}
+		if ok != bytes.HasPrefix(resp, []byte("HTTP/1.1 101 ")) {
+			t.Fatalf("ok=%v with response %q", ok, resp)
+		}
+	})
+}
+
+// FuzzServerStream sends arbitrary bytes after a good handshake to a live
+// server. Whatever they are, the server answers with well-formed frames,
+// closes only with a code RFC 6455 allows, and stays up for the next input.
+func FuzzServerStream(f *testing.F) {
+	f.Add([]byte{0x81, 0x85, 1, 2, 3, 4, 'h' ^ 1, 'e' ^ 2, 'l' ^ 3, 'l' ^ 4, 'o' ^ 1})
+	f.Add([]byte{0x01, 0x81, 0, 0, 0, 0, 'a', 0x89, 0x80, 0, 0, 0, 0, 0x80, 0x81, 0, 0, 0, 0, 'b'})
+	f.Add([]byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8})
+	f.Add([]byte{0x81, 0x81, 0, 0, 0, 0, 0xff})
+	f.Add([]byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4})
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	cfg.MaxMessageSize, cfg.MaxFrameSize = 1<<16, 1<<16
+	cfg.LingerTimeout = 100 * time.Millisecond
+	srv := startServer(f, cfg, echoHandler)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := dialWS(t, srv.Addr().String())
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write(b)
+		c.(*net.TCPConn).CloseWrite()
+		r := bufio.NewReader(c)
+		for {
+			h, err := gws.ReadHeader(r)
+			if err != nil {
+				if strings.Contains(err.Error(), "timeout") {
+					t.Fatalf("server neither answered nor closed: %v", err)
+				}
+				return // EOF or reset after our half-close: fine
+			}
+			if h.Masked || h.Rsv != 0 {
+				t.Fatalf("server frame %+v is masked or has RSV bits", h)
+			}
+			p := make([]byte, h.Length)
+			if _, err := ioReadFull(r, p); err != nil {
+				return
+			}
+			if h.OpCode == gws.OpClose && len(p) >= 2 {
+				code := StatusCode(uint16(p[0])<<8 | uint16(p[1]))
+				if !ValidCloseCode(code) {
+					t.Fatalf("server closed with code %d", code)
+				}
+			}
+		}
+	})
+}

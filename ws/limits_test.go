@@ -1,0 +1,141 @@
+package ws
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// rawUpgrade sends an upgrade request with extra header lines and returns
+// the response status line and headers.
+func rawUpgrade(t *testing.T, addr, extra string) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n", extra)
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	return c, r, resp
+}
+
+func TestMaxConnsCloses1013(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxConns = 3
+	srv := startServer(t, cfg, echoHandler)
+	for i := 0; i < 3; i++ {
+		_, _, resp := rawUpgrade(t, srv.Addr().String(), "")
+		require.Equal(t, 101, resp.StatusCode)
+	}
+	_, r, resp := rawUpgrade(t, srv.Addr().String(), "")
+	require.Equal(t, 101, resp.StatusCode)
+	h, p := readFrame(t, r)
+	require.Equal(t, OpClose, h.OpCode)
+	require.Equal(t, StatusTryAgainLater, StatusCode(binary.BigEndian.Uint16(p)))
+	require.Equal(t, uint64(1), srv.Stats().OverCap)
+}
+
+func TestMaxConnsPerIP429(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxConnsPerIP = 2
+	srv := startServer(t, cfg, echoHandler)
+	var first net.Conn
+	for i := 0; i < 2; i++ {
+		c, _, resp := rawUpgrade(t, srv.Addr().String(), "")
+		require.Equal(t, 101, resp.StatusCode)
+		first = c
+	}
+	_, _, resp := rawUpgrade(t, srv.Addr().String(), "")
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	// Closing one frees a place for the address.
+	first.Close()
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		return err == nil && resp.StatusCode == 101
+	}, 5*time.Second, 50*time.Millisecond)
+}
+
+func TestAllowedOrigins403(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.AllowedOrigins = []string{"https://good.example"}
+	srv := startServer(t, cfg, echoHandler)
+	for _, tc := range []struct {
+		header string
+		status int
+	}{
+		{"Origin: https://good.example\r\n", 101},
+		{"Origin: HTTPS://GOOD.EXAMPLE\r\n", 101},
+		{"", 101}, // not a browser
+		{"Origin: https://evil.example\r\n", 403},
+		{"Origin: null\r\n", 403},
+	} {
+		_, _, resp := rawUpgrade(t, srv.Addr().String(), tc.header)
+		require.Equal(t, tc.status, resp.StatusCode, "%q", tc.header)
+	}
+}
+
+// TestIdleTimeoutPingsThenCloses: a silent client gets a ping after half
+// the idle timeout and close 1001 at the timeout; a client that answers the
+// ping stays.
+func TestIdleTimeoutPingsThenCloses(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.IdleTimeout = 2 * time.Second
+	srv := startServer(t, cfg, echoHandler)
+	silent := dialWS(t, srv.Addr().String())
+	defer silent.Close()
+	live := dialWS(t, srv.Addr().String())
+	defer live.Close()
+
+	done := make(chan struct{})
+	go func() { // the live client answers every ping
+		defer close(done)
+		live.SetDeadline(time.Now().Add(6 * time.Second))
+		r := bufio.NewReader(live)
+		for {
+			h, err := readHeader(r)
+			if err != nil {
+				return
+			}
+			p := make([]byte, h.Length)
+			io.ReadFull(r, p)
+			if h.OpCode == OpPing {
+				live.Write(maskedFrame(OpPong, true, p))
+			}
+			if h.OpCode == OpClose {
+				t.Errorf("live client closed with %x", p)
+				return
+			}
+		}
+	}()
+
+	silent.SetDeadline(time.Now().Add(6 * time.Second))
+	t0 := time.Now()
+	r := bufio.NewReader(silent)
+	h, _ := readFrame(t, r)
+	require.Equal(t, OpPing, h.OpCode)
+	require.GreaterOrEqual(t, time.Since(t0), 700*time.Millisecond, "ping before half the idle timeout")
+	h, p := readFrame(t, r)
+	require.Equal(t, OpClose, h.OpCode)
+	require.Equal(t, StatusGoingAway, StatusCode(binary.BigEndian.Uint16(p)))
+	require.True(t, strings.Contains(string(p), "idle"))
+	live.Close() // it outlived the silent one by answering pings
+	<-done
+	require.GreaterOrEqual(t, srv.Stats().Timeouts, uint64(1))
+}

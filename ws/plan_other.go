@@ -1,5 +1,0 @@
-//go:build !linux
-
-package ws
-
-func allowedCPUs() ([]int, error) { return fallbackCPUs(), nil }

@@ -1,0 +1,391 @@
+package ws
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gws "github.com/gobwas/ws"
+	"github.com/stretchr/testify/require"
+)
+
+var ioReadFull = io.ReadFull
+
+var echoHandler = HandlerFunc(func(e *Event) error {
+	if e.Kind == MessageEvent {
+		return e.Conn.WriteMessage(e.Op, e.Data)
+	}
+	return nil
+})
+
+// startServer runs a server on 127.0.0.1:0 until the test ends.
+func startServer(t testing.TB, cfg Config, h Handler, opts ...Option) *Server {
+	t.Helper()
+	cfg.ListenAddr = "127.0.0.1:0"
+	srv, err := NewServer(cfg, opts...)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(h) }()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after Shutdown")
+		}
+	})
+	return srv
+}
+
+// dialWS connects and completes a handshake.
+func dialWS(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
+	resp := make([]byte, 0, 256)
+	buf := make([]byte, 1)
+	for !bytes.HasSuffix(resp, crlfcrlf) {
+		_, err := c.Read(buf)
+		require.NoError(t, err)
+		resp = append(resp, buf[0])
+	}
+	require.True(t, bytes.HasPrefix(resp, []byte("HTTP/1.1 101 ")), "%s", resp)
+	require.Contains(t, string(resp), "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")
+	c.SetDeadline(time.Time{})
+	return c
+}
+
+func maskedFrame(op OpCode, fin bool, p []byte) []byte {
+	var b bytes.Buffer
+	h := gws.Header{Fin: fin, OpCode: op, Masked: true, Length: int64(len(p))}
+	rand.Read(h.Mask[:])
+	gws.WriteHeader(&b, h)
+	m := bytes.Clone(p)
+	gws.Cipher(m, h.Mask, 0)
+	b.Write(m)
+	return b.Bytes()
+}
+
+func readFrame(t testing.TB, r io.Reader) (gws.Header, []byte) {
+	t.Helper()
+	h, err := gws.ReadHeader(r)
+	require.NoError(t, err)
+	p := make([]byte, h.Length)
+	_, err = io.ReadFull(r, p)
+	require.NoError(t, err)
+	return h, p
+}
+
+func openFDs(t testing.TB) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}
+
+// settle waits (bounded) until f reports a count at or below want.
+func settle(want int, f func() int) int {
+	var n int
+	for i := 0; i < 100; i++ {
+		if n = f(); n <= want {
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return n
+}
+
+// TestShutdownReleasesEverything: after Shutdown every client got close
+// 1001, and no goroutine or descriptor of the server is left.
+func TestShutdownReleasesEverything(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reactor is Linux-only")
+	}
+	fds0, g0 := openFDs(t), runtime.NumGoroutine()
+	cfg := DefaultConfig()
+	cfg.ListenAddr = "127.0.0.1:0"
+	cfg.Workers = 2
+	srv, err := NewServer(cfg)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(echoHandler) }()
+
+	const n = 20
+	clients := make([]net.Conn, n)
+	for i := range clients {
+		clients[i] = dialWS(t, srv.Addr().String())
+		clients[i].Write(maskedFrame(OpText, true, []byte("ping")))
+		h, p := readFrame(t, clients[i])
+		require.Equal(t, OpText, h.OpCode)
+		require.Equal(t, "ping", string(p))
+	}
+	require.Eventually(t, func() bool { return srv.Stats().Connections == n }, 5*time.Second, 10*time.Millisecond)
+
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			h, p := readFrame(t, c)
+			require.Equal(t, OpClose, h.OpCode)
+			require.Equal(t, StatusGoingAway, StatusCode(binary.BigEndian.Uint16(p)))
+			c.Write(maskedFrame(OpClose, true, p[:2])) // answer the close
+			_, err := c.Read(make([]byte, 1))
+			require.ErrorIs(t, err, io.EOF)
+		}()
+	}
+	require.NoError(t, srv.Shutdown())
+	require.NoError(t, <-done)
+	wg.Wait()
+	require.Equal(t, int64(0), srv.Stats().Connections)
+	require.LessOrEqual(t, settle(fds0, func() int { return openFDs(t) }), fds0, "descriptors left open")
+	require.LessOrEqual(t, settle(g0, runtime.NumGoroutine), g0, "goroutines left running")
+}
+
+// TestLoopThreadsPinned reads /proc/self/task/*/ for the loop threads: each
+// is named reactor-N and allowed exactly the CPU its plan names.
+func TestLoopThreadsPinned(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reactor is Linux-only")
+	}
+	cfg := DefaultConfig()
+	cfg.Workers = 2
+	srv := startServer(t, cfg, echoHandler)
+	loops := srv.engine.Loops()
+	require.Eventually(t, func() bool {
+		for _, l := range loops {
+			if l.TID() == 0 {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 10*time.Millisecond)
+	for _, l := range loops {
+		dir := fmt.Sprintf("/proc/self/task/%d/", l.TID())
+		comm, err := os.ReadFile(dir + "comm")
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("reactor-%d", l.Index()), strings.TrimSpace(string(comm)))
+		status, err := os.ReadFile(dir + "status")
+		require.NoError(t, err)
+		require.NotEqual(t, os.Getpid(), l.TID(), "a loop runs on the main thread")
+		if l.Spec().CPU >= 0 {
+			require.Contains(t, string(status), fmt.Sprintf("Cpus_allowed_list:\t%d\n", l.Spec().CPU))
+		}
+	}
+}
+
+// TestEchoAllocsPerMessage measures heap allocations per echoed message in
+// the steady state, over loopback, with a client that allocates nothing.
+func TestEchoAllocsPerMessage(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are unreliable under the race detector")
+	}
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	srv := startServer(t, cfg, echoHandler)
+	allocs := echoAllocs(t, srv.Addr().String(), 16, 64, 2000)
+	t.Logf("heap allocations per echoed message: %.4f", allocs)
+	require.Less(t, allocs, 0.01)
+}
+
+// echoAllocs pipelines batches of inFlight messages of size bytes on one
+// connection, rounds times, and returns mallocs per message.
+func echoAllocs(t testing.TB, addr string, inFlight, size, rounds int) float64 {
+	c := dialWS(t, addr)
+	defer c.Close()
+	payload := bytes.Repeat([]byte{'a'}, size)
+	frame := maskedFrame(OpBinary, true, payload)
+	batch := bytes.Repeat(frame, inFlight)
+	want := 2 + len(payload)
+	if size >= 126 {
+		want += 2
+	}
+	in := make([]byte, want*inFlight)
+	round := func() {
+		if _, err := c.Write(batch); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 100; i++ {
+		round() // warm up: buffers, maps, scheduler
+	}
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for i := 0; i < rounds; i++ {
+		round()
+	}
+	runtime.ReadMemStats(&m1)
+	return float64(m1.Mallocs-m0.Mallocs) / float64(rounds*inFlight)
+}
+
+// BenchmarkEchoLoopback echoes pipelined messages over loopback through a
+// one-loop server and reports heap allocations per echoed message (client
+// and server share the process; the client allocates nothing per message).
+func BenchmarkEchoLoopback(b *testing.B) {
+	for _, size := range []int{64, 1024, 16 << 10} {
+		b.Run(sizeName(size), func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.Workers = 1
+			srv := startServer(b, cfg, echoHandler)
+			c := dialWS(b, srv.Addr().String())
+			defer c.Close()
+			const inFlight = 16
+			frame := maskedFrame(OpBinary, true, make([]byte, size))
+			batch := bytes.Repeat(frame, inFlight)
+			hdr := 2
+			if size >= 126 {
+				hdr = 4
+			}
+			in := make([]byte, (hdr+size)*inFlight)
+			b.SetBytes(int64(size * inFlight))
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			for b.Loop() {
+				c.Write(batch)
+				io.ReadFull(c, in)
+			}
+			runtime.ReadMemStats(&m1)
+			b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(b.N*inFlight), "allocs/msg")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*inFlight), "ns/msg")
+		})
+	}
+}
+
+func TestHandshakeTimeoutDropsSilentClient(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HandshakeTimeout = 300 * time.Millisecond
+	srv := startServer(t, cfg, echoHandler)
+	c, err := net.Dial("tcp", srv.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n")) // and never the rest
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	require.Error(t, err)
+	require.False(t, isTimeout(err), "the server kept a stalled handshake open: %v", err)
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// TestSlowConsumerGets1008: a client that sends but never reads is closed
+// with 1008 once its queued replies pass MaxWriteQueue, and a well-behaved
+// client on the same loop is not held up.
+func TestSlowConsumerGets1008(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	cfg.MaxWriteQueue = 256 << 10
+	cfg.LingerTimeout = 500 * time.Millisecond
+	srv := startServer(t, cfg, echoHandler)
+	slow := dialWS(t, srv.Addr().String())
+	defer slow.Close()
+	good := dialWS(t, srv.Addr().String())
+	defer good.Close()
+
+	msg := maskedFrame(OpBinary, true, make([]byte, 32<<10))
+	slow.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	closed := false
+	for i := 0; i < 2000 && !closed; i++ {
+		if _, err := slow.Write(msg); err != nil {
+			closed = true // the server gave up on us: expected
+		}
+		if i%50 == 0 {
+			good.SetDeadline(time.Now().Add(5 * time.Second))
+			good.Write(maskedFrame(OpText, true, []byte("still here")))
+			_, p := readFrame(t, good)
+			require.Equal(t, "still here", string(p))
+		}
+		if srv.Stats().ClosesSent > 0 {
+			closed = true
+		}
+	}
+	require.True(t, closed, "server never closed the slow consumer")
+	// Now read: echoes, then the 1008 close frame.
+	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReaderSize(slow, 1<<20)
+	for {
+		h, p := readFrame(t, r)
+		if h.OpCode == OpClose {
+			require.Equal(t, StatusPolicyViolation, StatusCode(binary.BigEndian.Uint16(p)))
+			break
+		}
+		require.Equal(t, OpBinary, h.OpCode)
+	}
+}
+
+// TestRecoveryClosesWith1011 checks that a panicking handler costs only its
+// own connection: the client gets 1011 and other clients go on.
+func TestRecoveryClosesWith1011(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	h := HandlerFunc(func(e *Event) error {
+		if e.Kind == MessageEvent && string(e.Data) == "boom" {
+			panic("handler bug")
+		}
+		return echoHandler(e)
+	})
+	srv := startServer(t, cfg, h, WithMiddleware(Recovery(discardLogger())))
+	bad := dialWS(t, srv.Addr().String())
+	defer bad.Close()
+	good := dialWS(t, srv.Addr().String())
+	defer good.Close()
+	bad.Write(maskedFrame(OpText, true, []byte("boom")))
+	hdr, p := readFrame(t, bad)
+	require.Equal(t, OpClose, hdr.OpCode)
+	require.Equal(t, StatusInternalError, StatusCode(binary.BigEndian.Uint16(p)))
+	good.Write(maskedFrame(OpText, true, []byte("fine")))
+	_, p = readFrame(t, good)
+	require.Equal(t, "fine", string(p))
+}
+
+func TestSendFromAnotherGoroutine(t *testing.T) {
+	cfg := DefaultConfig()
+	conns := make(chan *Conn, 1)
+	h := HandlerFunc(func(e *Event) error {
+		if e.Kind == OpenEvent {
+			conns <- e.Conn
+		}
+		return nil
+	})
+	srv := startServer(t, cfg, h)
+	c := dialWS(t, srv.Addr().String())
+	defer c.Close()
+	sc := <-conns
+	for i := 0; i < 100; i++ {
+		require.NoError(t, sc.Send(OpText, []byte(fmt.Sprintf("push %d", i))))
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	for i := 0; i < 100; i++ {
+		_, p := readFrame(t, r)
+		require.Equal(t, fmt.Sprintf("push %d", i), string(p))
+	}
+	require.NoError(t, sc.CloseAsync(StatusNormalClosure))
+	hdr, p := readFrame(t, r)
+	require.Equal(t, OpClose, hdr.OpCode)
+	require.Equal(t, StatusNormalClosure, StatusCode(binary.BigEndian.Uint16(p)))
+}
+
+func readHeader(r io.Reader) (gws.Header, error) { return gws.ReadHeader(r) }

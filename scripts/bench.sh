@@ -31,6 +31,7 @@ plot=""
 smoke=0
 server_cpu=0
 gen_cpu=1
+text=()
 
 usage() {
 	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
@@ -44,7 +45,8 @@ flags:
   --out FILE         keep the raw JSON lines here (default: a temporary file)
   --plot FILE.png    also draw throughput and CPU/msg by payload size
   --cpus S,G         CPU for the server and for the generator (default $server_cpu,$gen_cpu)
-  --smoke            one small scenario, ~1 s per server; for CI
+  --text             send text frames (servers validate UTF-8) instead of binary
+  --smoke            one small scenario (1 KiB text messages), ~1 s per server; for CI
 EOF
 }
 
@@ -58,6 +60,7 @@ while [ $# -gt 0 ]; do
 	--out) out=$2; shift 2 ;;
 	--plot) plot=$2; shift 2 ;;
 	--cpus) server_cpu=${2%,*}; gen_cpu=${2#*,}; shift 2 ;;
+	--text) text=(-text); shift ;;
 	--smoke) smoke=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench.sh: unknown flag $1" >&2; usage >&2; exit 2 ;;
@@ -66,6 +69,7 @@ done
 
 if [ "$smoke" = 1 ]; then
 	scenarios=smoke
+	text=(-text)
 	repeats=1
 	duration=1
 	warmup=0.3
@@ -167,7 +171,7 @@ load_run() {
 	local rc=0
 	taskset -c "$gen_cpu" "$bin/load" -addr "127.0.0.1:$port" -pid "$pid" \
 		-server "$name" -scenario "$scenario" -src "$(src_base)" -srcs 250 \
-		-warmup "${warmup}s" -duration "${duration}s" "$@" >>"$out" 2>"$bin/load.err" || rc=$?
+		-warmup "${warmup}s" -duration "${duration}s" "${text[@]}" "$@" >>"$out" 2>"$bin/load.err" || rc=$?
 	log "  $(tail -1 "$bin/load.err")"
 	return $rc
 }

@@ -181,8 +181,8 @@ func main() {
 	}
 	line, _ := json.Marshal(res)
 	fmt.Println(string(line))
-	fmt.Fprintf(os.Stderr, "%s %s %s size=%d conns=%d inflight=%d rate=%g: %.0f msg/s, %.2f MiB/s, p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, server CPU %.3f µs/msg, generator CPU %.3f µs/msg, mismatches %d, conn errors %d, dial errors %d %s\n",
-		cfg.server, cfg.scenario, cfg.label, cfg.size, cfg.conns, cfg.inflight, cfg.rate, res.MsgsPerSec, res.MiBPerSec, res.P50us, res.P99us, res.P999us,
+	fmt.Fprintf(os.Stderr, "%s %s %s size=%d text=%v conns=%d inflight=%d rate=%g: %.0f msg/s, %.2f MiB/s, p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, server CPU %.3f µs/msg, generator CPU %.3f µs/msg, mismatches %d, conn errors %d, dial errors %d %s\n",
+		cfg.server, cfg.scenario, cfg.label, cfg.size, cfg.text, cfg.conns, cfg.inflight, cfg.rate, res.MsgsPerSec, res.MiBPerSec, res.P50us, res.P99us, res.P999us,
 		res.ServerCPUusMsg, res.GenCPUusMsg, res.Mismatches, res.ConnErrors, res.DialErrors, res.Error)
 	if res.Error != "" || res.Mismatches > 0 || res.ConnErrors > 0 || res.DialErrors > 0 || res.Msgs == 0 {
 		os.Exit(1)

@@ -75,6 +75,12 @@ if [ "$smoke" = 1 ]; then
 	warmup=0.3
 fi
 
+command -v taskset >/dev/null || { echo "bench.sh: taskset (util-linux) is needed" >&2; exit 1; }
+if [ "$(nproc)" -lt 2 ] && [ "$server_cpu" != "$gen_cpu" ]; then
+	echo "bench.sh: one CPU only: server and generator share CPU $server_cpu; CPU per message still ranks, msg/s does not" >&2
+	gen_cpu=$server_cpu
+fi
+
 bin=$(mktemp -d /tmp/hioload-bench.XXXXXX)
 children=()
 cleanup() {

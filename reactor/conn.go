@@ -23,8 +23,8 @@ type Conn struct {
 	fd       int
 	gen      uint32
 	flags    uint8
-	in       []byte // unconsumed input kept between reads (copy, counted)
-	out      []byte // unsent output (copy, counted); out[outHead:] is pending
+	in       Buf // unconsumed input kept between reads (copy, counted)
+	out      Buf // unsent output (copy, counted); out[outHead:] is pending
 	outHead  int
 	deadline int64 // unix nanoseconds; 0 = none
 	ctx      any
@@ -61,7 +61,7 @@ func (c *Conn) Write(b []byte) {
 		return
 	}
 	l := c.loop
-	if c.outHead < len(c.out) {
+	if c.outHead < c.out.Len() {
 		c.queue(b) // copy: the socket would block
 		return
 	}
@@ -98,10 +98,15 @@ func (c *Conn) Flush() {
 	}
 }
 
+// Queued is the number of bytes waiting in c's write queue because the
+// kernel would not take them: what a slow-consumer limit measures. It does
+// not count this turn's replies, which writev has not offered yet.
+func (c *Conn) Queued() int { return c.out.Len() - c.outHead }
+
 // Buffered is the number of bytes queued for c and not yet taken by the
-// kernel.
+// kernel, this turn's pending replies included.
 func (c *Conn) Buffered() int {
-	n := len(c.out) - c.outHead
+	n := c.out.Len() - c.outHead
 	if c.loop.pending == c {
 		n += c.loop.iovBytes
 	}
@@ -122,7 +127,7 @@ func (c *Conn) CloseGracefully() {
 		return
 	}
 	c.flags |= fClosing
-	if c.outHead >= len(c.out) {
+	if c.outHead >= c.out.Len() {
 		c.shutdownWrite()
 		return
 	}
@@ -152,10 +157,13 @@ func (c *Conn) SetDeadline(t time.Time) {
 // queue appends b to the write queue: the slow path when the kernel would
 // not take everything.
 func (c *Conn) queue(b []byte) {
-	if c.outHead > 0 && c.outHead == len(c.out) {
-		c.out, c.outHead = c.out[:0], 0
+	if c.outHead > 0 && c.outHead >= c.out.Len()/2 {
+		// Move the unsent half to the front rather than grow behind bytes
+		// already written.
+		c.out.SetLen(copy(c.out.Bytes(), c.out.Bytes()[c.outHead:]))
+		c.outHead = 0
 	}
-	c.out = append(c.out, b...) // copy: the socket would block
+	c.out.Append(c.loop, b) // copy: the socket would block
 	c.loop.stats.copiedOut.Add(uint64(len(b)))
 }
 

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hioload-ws/hioload-ws/hugepage"
 	"github.com/hioload-ws/hioload-ws/internal/ring"
 )
 
@@ -14,6 +15,11 @@ const (
 	ctlShutdown uint32 = 1 << iota
 	ctlAbort
 )
+
+// headroom is space kept in front of each read so that a small leftover
+// from the previous read can be put back in front of the new bytes without
+// a second buffer.
+const headroom = 4096
 
 // tickInterval is how often a loop looks at deadlines while any are set.
 const tickInterval = 250 * time.Millisecond
@@ -36,15 +42,19 @@ type Loop struct {
 	tid         atomic.Int32
 
 	// Loop-thread state.
-	pending    *Conn    // connection whose writes sit in iov
-	iovBytes   int      // bytes in iov
-	scratch    []byte   // frame headers for pending writes
-	scrOff     int      // used part of scratch
-	timed      []*Conn  // connections with a deadline
-	timedSpare []*Conn  // sweep's second buffer
-	stopping   bool     // shutdown began: exit once no connection is left
-	now        int64    // unix nanoseconds at the start of the turn
-	plat       loopPlat // the platform's poller state
+	cache      *hugepage.Cache // the loop's front of its node's pool; nil: Go heap
+	rbuf       []byte          // read buffer: headroom, then room for a read
+	rbufH      hugepage.Buffer // rbuf's pool buffer; zero for heap memory
+	rbufShared bool            // a handler retained rbuf: read into a new one
+	pending    *Conn           // connection whose writes sit in iov
+	iovBytes   int             // bytes in iov
+	scratch    []byte          // frame headers for pending writes
+	scrOff     int             // used part of scratch
+	timed      []*Conn         // connections with a deadline
+	timedSpare []*Conn         // sweep's second buffer
+	stopping   bool            // shutdown began: exit once no connection is left
+	now        int64           // unix nanoseconds at the start of the turn
+	plat       loopPlat        // the platform's poller state
 }
 
 // Post hands t to the loop from any goroutine. It never blocks: a full inbox

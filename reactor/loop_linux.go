@@ -17,11 +17,6 @@ import (
 // maxIov is IOV_MAX on Linux: the most buffers one writev takes.
 const maxIov = 1024
 
-// headroom is space kept in front of the read buffer so that a small
-// leftover from the previous read can be put back in front of new bytes
-// without a second buffer.
-const headroom = 4096
-
 // loopPlat is the epoll loop's state.
 type loopPlat struct {
 	epfd     int
@@ -29,7 +24,6 @@ type loopPlat struct {
 	lfd      int // listening socket, -1 once closed
 	events   []unix.EpollEvent
 	conns    []*Conn // indexed by fd
-	rbuf     []byte  // headroom + read buffer
 	iov      [maxIov]unix.Iovec
 	niov     int
 	acceptAt int64 // accept paused (EMFILE) until this time; 0 = not paused
@@ -73,7 +67,10 @@ func newLoop(e *Engine, idx int, spec LoopSpec) (*Loop, error) {
 	}
 	p.events = make([]unix.EpollEvent, e.cfg.Batch)
 	l.batch.Store(int32(e.cfg.Batch))
-	p.rbuf = make([]byte, headroom+e.cfg.ReadBufferSize)
+	if spec.Pool != nil {
+		l.cache = spec.Pool.NewCache()
+	}
+	l.newReadBuffer()
 	return l, nil
 }
 
@@ -229,6 +226,7 @@ func (l *Loop) closeAll(err error) {
 func (l *Loop) finish() {
 	l.closeAll(ErrShutdown)
 	l.release()
+	l.freeMemory()
 	// Drop tasks nobody will run; their data is garbage once unreferenced.
 	for {
 		if _, ok := l.inbox.Pop(); !ok {
@@ -320,8 +318,7 @@ func (l *Loop) onConnEvent(fd int, gen uint32, events uint32) {
 // read does one read on c and hands the bytes to the handler. It reports
 // whether the read returned data (so a caller may read again).
 func (l *Loop) read(c *Conn) bool {
-	p := &l.plat
-	buf := p.rbuf
+	buf := l.rbuf
 	var n int
 	var err error
 	for {
@@ -346,36 +343,42 @@ func (l *Loop) read(c *Conn) bool {
 		return true // closing: the peer's bytes are read only to see its EOF
 	}
 	data := buf[headroom : headroom+n]
-	if k := len(c.in); k > 0 {
+	if k := c.in.Len(); k > 0 {
 		// copy: a partial frame or request left from the previous read.
 		if k <= headroom {
-			copy(buf[headroom-k:headroom], c.in)
+			copy(buf[headroom-k:headroom], c.in.Bytes())
 			data = buf[headroom-k : headroom+n]
 		} else {
-			c.in = append(c.in, data...)
-			data = c.in
+			c.in.Append(l, data)
+			data = c.in.Bytes()
 		}
 		l.stats.copiedIn.Add(uint64(k))
 	}
 	consumed := l.h.OnRead(c, data)
 	c.Flush()
 	if c.flags&fClosed != 0 {
+		l.renewReadBuffer()
 		return false
 	}
 	rest := data[min(consumed, len(data)):]
 	switch {
 	case len(rest) == 0:
-		if cap(c.in) > headroom {
-			c.in = nil // a large request or frame is done: give its memory back
-		} else {
-			c.in = c.in[:0]
-		}
-	case len(c.in) > 0 && &rest[len(rest)-1] == &c.in[len(c.in)-1]:
-		c.in = c.in[:copy(c.in, rest)] // rest lives in c.in: move it to the front
+		c.in.Free(l)
+	case c.in.Len() > 0 && &rest[len(rest)-1] == &c.in.Bytes()[c.in.Len()-1]:
+		c.in.SetLen(copy(c.in.Bytes(), rest)) // rest lives in c.in: move it to the front
 	default:
-		c.in = append(c.in[:0], rest...) // copy: keep the partial tail
+		c.in.SetLen(0)
+		c.in.Append(l, rest) // copy: keep the partial tail
 	}
+	l.renewReadBuffer()
 	return true
+}
+
+// renewReadBuffer replaces the read buffer if a handler kept it.
+func (l *Loop) renewReadBuffer() {
+	if l.rbufShared {
+		l.newReadBuffer()
+	}
 }
 
 // flush writes the loop's queued iovecs for c with one writev and queues the
@@ -419,7 +422,7 @@ func (c *Conn) flush() {
 		}
 		v.Base = nil // let the GC have the buffer
 	}
-	if c.outHead < len(c.out) {
+	if c.outHead < c.out.Len() {
 		c.pollOut(true)
 	}
 }
@@ -427,8 +430,8 @@ func (c *Conn) flush() {
 // drainOut writes queued output when the socket became writable.
 func (c *Conn) drainOut() {
 	l := c.loop
-	for c.outHead < len(c.out) {
-		n, err := unix.Write(c.fd, c.out[c.outHead:])
+	for c.outHead < c.out.Len() {
+		n, err := unix.Write(c.fd, c.out.Bytes()[c.outHead:])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -443,7 +446,8 @@ func (c *Conn) drainOut() {
 		l.stats.bytesOut.Add(uint64(n))
 		c.outHead += n
 	}
-	c.out, c.outHead = nil, 0 // drained: free the queue's memory
+	c.out.Free(l) // drained: give the queue's memory back
+	c.outHead = 0
 	c.pollOut(false)
 	if c.flags&(fClosing|fPeerEOF) != 0 {
 		c.shutdownWrite()
@@ -473,7 +477,7 @@ func (c *Conn) pollOut(on bool) {
 // queued, in which case they are sent first (a half-closed peer may still
 // read).
 func (c *Conn) peerEOF() {
-	if c.outHead >= len(c.out) || c.flags&fWriteShut != 0 {
+	if c.outHead >= c.out.Len() || c.flags&fWriteShut != 0 {
 		c.closeNow(ErrPeerClosed)
 		return
 	}
@@ -515,7 +519,9 @@ func (c *Conn) closeNow(err error) {
 	if c.fd < len(p.conns) && p.conns[c.fd] == c {
 		p.conns[c.fd] = nil
 	}
-	c.in, c.out, c.outHead = nil, nil, 0
+	c.in.Free(l)
+	c.out.Free(l)
+	c.outHead = 0
 	l.stats.conns.Add(-1)
 	l.h.OnClose(c, err)
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hioload-ws/hioload-ws/hugepage"
 )
 
 // Errors returned by the reactor.
@@ -55,8 +57,9 @@ type Handler interface {
 
 // LoopSpec places one loop.
 type LoopSpec struct {
-	CPU  int // CPU to pin the loop's thread to; -1 leaves it unpinned
-	Node int // NUMA node the loop's memory belongs to; -1 if unknown
+	CPU  int            // CPU to pin the loop's thread to; -1 leaves it unpinned
+	Node int            // NUMA node the loop's memory belongs to; -1 if unknown
+	Pool *hugepage.Pool // the node's pool for the loop's buffers; nil: Go heap
 }
 
 // Config configures an Engine.
@@ -65,7 +68,7 @@ type Config struct {
 	Loops          []LoopSpec // one entry per event loop; empty means one unpinned loop
 	Batch          int        // max events per epoll_wait
 	Ring           int        // inbox capacity per loop
-	ReadBufferSize int        // bytes per loop read buffer
+	ReadBufferSize int        // bytes per loop read buffer (4 KiB of it is headroom for partial frames)
 	// MaxWriteQueue bounds the bytes a connection may have queued because
 	// the peer is not reading. The reactor itself does not enforce it; the
 	// upper layer checks Conn.Buffered before queueing (it owns the close
@@ -87,7 +90,7 @@ func (c *Config) setDefaults() {
 	if c.Ring <= 0 {
 		c.Ring = 1024
 	}
-	if c.ReadBufferSize <= 0 {
+	if c.ReadBufferSize < 2*headroom {
 		c.ReadBufferSize = 128 << 10
 	}
 	if c.LingerTimeout <= 0 {
@@ -112,14 +115,15 @@ type Task struct {
 
 // Engine is a set of event loops sharing one listen address.
 type Engine struct {
-	cfg      Config
-	h        Handler
-	loops    []*Loop
-	addr     net.Addr
-	wg       sync.WaitGroup
-	started  atomic.Bool
-	stopping atomic.Bool
-	log      *slog.Logger
+	cfg     Config
+	h       Handler
+	loops   []*Loop
+	addr    net.Addr
+	wg      sync.WaitGroup
+	mu      sync.Mutex // Start and Shutdown
+	started bool
+	stopped bool
+	log     *slog.Logger
 }
 
 // New binds the listeners and prepares the loops; Start runs them.
@@ -143,11 +147,15 @@ func (e *Engine) Addr() net.Addr { return e.addr }
 // Loops returns the engine's loops, in index order.
 func (e *Engine) Loops() []*Loop { return e.loops }
 
-// Start runs every loop on its own locked, pinned OS thread.
+// Start runs every loop on its own locked, pinned OS thread. After
+// Shutdown it does nothing.
 func (e *Engine) Start() {
-	if !e.started.CompareAndSwap(false, true) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started || e.stopped {
 		return
 	}
+	e.started = true
 	for _, l := range e.loops {
 		e.wg.Add(1)
 		go func() {
@@ -181,11 +189,18 @@ func (e *Engine) Wait() { e.wg.Wait() }
 // loops are always gone when Shutdown returns. The error is ctx's if the
 // deadline was needed.
 func (e *Engine) Shutdown(ctx context.Context) error {
-	if !e.started.Load() {
-		e.closeLoops()
+	e.mu.Lock()
+	first := !e.stopped
+	e.stopped = true
+	started := e.started
+	e.mu.Unlock()
+	if !started {
+		if first {
+			e.closeLoops()
+		}
 		return nil
 	}
-	if e.stopping.CompareAndSwap(false, true) {
+	if first {
 		for _, l := range e.loops {
 			l.postControl(ctlShutdown)
 		}
@@ -207,6 +222,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 func (e *Engine) closeLoops() {
 	for _, l := range e.loops {
 		l.release()
+		l.freeMemory()
 	}
 }
 
@@ -227,20 +243,24 @@ type Stats struct {
 	Events      uint64 // events handled
 	InboxLen    int
 	AcceptFails uint64
+	// HeapFallbacks counts buffers taken from the Go heap because the pool
+	// had none of the size (or the loop has no pool).
+	HeapFallbacks uint64
 }
 
 type loopStats struct {
-	conns       atomic.Int64
-	accepted    atomic.Uint64
-	readCalls   atomic.Uint64
-	bytesIn     atomic.Uint64
-	writeCalls  atomic.Uint64
-	bytesOut    atomic.Uint64
-	copiedOut   atomic.Uint64
-	copiedIn    atomic.Uint64
-	wakeups     atomic.Uint64
-	events      atomic.Uint64
-	acceptFails atomic.Uint64
+	conns         atomic.Int64
+	accepted      atomic.Uint64
+	readCalls     atomic.Uint64
+	bytesIn       atomic.Uint64
+	writeCalls    atomic.Uint64
+	bytesOut      atomic.Uint64
+	copiedOut     atomic.Uint64
+	copiedIn      atomic.Uint64
+	wakeups       atomic.Uint64
+	events        atomic.Uint64
+	acceptFails   atomic.Uint64
+	heapFallbacks atomic.Uint64
 }
 
 // Stats returns a snapshot of the loop's counters.
@@ -254,6 +274,7 @@ func (l *Loop) Stats() Stats {
 		CopiedOut: s.copiedOut.Load(), CopiedIn: s.copiedIn.Load(),
 		Wakeups: s.wakeups.Load(), Events: s.events.Load(),
 		InboxLen: l.inbox.Len(), AcceptFails: s.acceptFails.Load(),
+		HeapFallbacks: s.heapFallbacks.Load(),
 	}
 }
 

@@ -41,7 +41,7 @@ type Conn struct {
 	remain  int64
 	mask    [4]byte
 	maskOff int
-	msg     []byte // reassembly buffer (copy, counted)
+	msg     reactor.Buf // reassembly buffer (copy, counted), pool memory
 
 	closeCode StatusCode // close code sent or received
 	overCap   bool       // opened past MaxConns: close with 1013 after the handshake
@@ -74,13 +74,24 @@ func (c *Conn) WriteMessage(op OpCode, p []byte) error {
 	if c.state != stateOpen {
 		return ErrConnClosed
 	}
-	if c.rc.Buffered()+len(p) > c.s.limits.Load().MaxWriteQueue {
+	if err := c.reply(op, p); err != nil {
+		return err
+	}
+	c.ls.msgsOut.Add(1)
+	c.ls.bytesOut.Add(uint64(len(p)))
+	return nil
+}
+
+// reply queues a frame unless the client is a slow consumer: bytes the
+// kernel already refused (the write queue) plus this frame would pass
+// MaxWriteQueue. This turn's replies that writev has not offered yet do not
+// count, so a client that reads keeps up however many messages it pipelines.
+func (c *Conn) reply(op OpCode, p []byte) error {
+	if c.rc.Queued()+len(p) > c.s.limits.Load().MaxWriteQueue {
 		c.fail(ErrSlowConsumer)
 		return ErrSlowConsumer
 	}
 	c.writeFrame(op, p)
-	c.ls.msgsOut.Add(1)
-	c.ls.bytesOut.Add(uint64(len(p)))
 	return nil
 }
 
@@ -92,16 +103,31 @@ func (c *Conn) Send(op OpCode, p []byte) error {
 	return c.rc.Loop().Post(reactor.Task{Conn: c.rc, Gen: c.rc.Gen(), Op: byte(op), Data: data})
 }
 
+// ErrInvalidCloseCode is returned by Close and CloseAsync for a code that
+// RFC 6455 §7.4 does not allow in a close frame (1004, 1006, 1015, below
+// 1000, 1016-2999, 5000 and above).
+var ErrInvalidCloseCode = errors.New("ws: close code not allowed on the wire")
+
 // Close starts the closing handshake with code and reason (cut to fit a
-// control frame). It must be called on the connection's loop thread.
-func (c *Conn) Close(code StatusCode, reason string) {
-	if c.state == stateOpen {
-		c.fail(&CloseError{Code: code, Reason: reason})
+// control frame). StatusNoStatusRcvd (1005) sends a close frame without a
+// status; a code that may not appear on the wire is refused with
+// ErrInvalidCloseCode. It must be called on the connection's loop thread.
+func (c *Conn) Close(code StatusCode, reason string) error {
+	if code != StatusNoStatusRcvd && !ValidCloseCode(code) {
+		return ErrInvalidCloseCode
 	}
+	if c.state != stateOpen {
+		return ErrConnClosed
+	}
+	c.fail(&CloseError{Code: code, Reason: reason})
+	return nil
 }
 
-// CloseAsync is Close from any goroutine.
+// CloseAsync is Close from any goroutine (without a reason).
 func (c *Conn) CloseAsync(code StatusCode) error {
+	if code != StatusNoStatusRcvd && !ValidCloseCode(code) {
+		return ErrInvalidCloseCode
+	}
 	return c.rc.Loop().Post(reactor.Task{Conn: c.rc, Gen: c.rc.Gen(), Op: byte(OpClose), Code: uint16(code)})
 }
 
@@ -123,7 +149,10 @@ func (c *Conn) fail(err *CloseError) {
 	c.ls.closesSent.Add(1)
 	c.ls.closeCodes[closeCodeSlot(err.Code)].Add(1)
 	b := c.rc.Scratch(MaxHeaderSize + 125)
-	n := PutClose(b[4:], err.Code, err.Reason)
+	n := 0 // 1005 means "no status": an empty close payload
+	if err.Code != StatusNoStatusRcvd {
+		n = PutClose(b[4:], err.Code, err.Reason)
+	}
 	h := PutHeader(b, true, OpClose, n)
 	if h != 2 {
 		panic("ws: close header size") // n <= 125 always takes the 2-byte header
@@ -175,7 +204,7 @@ func (c *Conn) readFrames(b []byte) int {
 		case h.Length > lim.MaxFrameSize:
 			c.fail(ErrFrameTooBig)
 			return len(b)
-		case int64(len(c.msg))+h.Length > lim.MaxMessageSize:
+		case int64(c.msg.Len())+h.Length > lim.MaxMessageSize:
 			c.fail(ErrMessageTooBig)
 			return len(b)
 		}
@@ -189,7 +218,7 @@ func (c *Conn) readFrames(b []byte) int {
 				c.fail(ErrInvalidUTF8)
 				return len(b)
 			}
-			c.deliver(h.OpCode, p)
+			c.deliverFrom(h.OpCode, p, srcRead)
 			continue
 		}
 		if !c.inMsg {
@@ -198,7 +227,7 @@ func (c *Conn) readFrames(b []byte) int {
 		c.remain, c.mask, c.maskOff, c.fin = h.Length, h.Mask, 0, h.Fin
 		// Reserve room for the frame, but not more than 1 MiB ahead of the
 		// bytes that actually arrive: a header alone must not pin 16 MiB.
-		c.msg = slices.Grow(c.msg, int(min(h.Length, 1<<20)))
+		c.msg.Grow(c.rc.Loop(), int(min(h.Length, 1<<20)))
 		if h.Length == 0 {
 			c.endFrame()
 		}
@@ -224,7 +253,7 @@ func (c *Conn) stream(b []byte) int {
 		}
 		c.utf8 = s
 	}
-	c.msg = append(c.msg, p...) // copy: reassembly of a fragmented or split message
+	c.msg.Append(c.rc.Loop(), p) // copy: reassembly of a fragmented or split message
 	c.ls.copied.Add(uint64(n))
 	c.remain -= int64(n)
 	if c.remain == 0 {
@@ -243,14 +272,10 @@ func (c *Conn) endFrame() {
 		return
 	}
 	c.inMsg = false
-	c.deliver(c.msgOp, c.msg)
+	c.deliverFrom(c.msgOp, c.msg.Bytes(), srcMsg)
 	// Replies may point into msg: send them before msg is reused.
 	c.rc.Flush()
-	if cap(c.msg) > 64<<10 {
-		c.msg = nil // give a large message's memory back
-	} else {
-		c.msg = c.msg[:0]
-	}
+	c.msg.Free(c.rc.Loop())
 }
 
 // control answers a ping, notes a pong, and completes the closing
@@ -258,7 +283,7 @@ func (c *Conn) endFrame() {
 func (c *Conn) control(op OpCode, p []byte) {
 	switch op {
 	case OpPing:
-		c.writeFrame(OpPong, p)
+		c.reply(OpPong, p) // pongs count against MaxWriteQueue like echoes
 	case OpPong:
 		// Unsolicited pongs are allowed (§5.5.3) and need no answer.
 	case OpClose:
@@ -279,12 +304,14 @@ func (c *Conn) control(op OpCode, p []byte) {
 	}
 }
 
-func (c *Conn) deliver(op OpCode, p []byte) {
+// deliverFrom hands a whole message to the handler; src says where its
+// bytes live, for Event.Retain.
+func (c *Conn) deliverFrom(op OpCode, p []byte, src uint8) {
 	ls := c.ls
 	ls.msgsIn.Add(1)
 	ls.bytesIn.Add(uint64(len(p)))
 	ev := &ls.ev
-	*ev = Event{Kind: MessageEvent, Conn: c, Op: op, Data: p}
+	*ev = Event{Kind: MessageEvent, Conn: c, Op: op, Data: p, src: src}
 	err := c.s.handler.Handle(ev)
 	*ev = Event{}
 	if err != nil {

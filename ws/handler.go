@@ -1,5 +1,10 @@
 package ws
 
+import (
+	"github.com/hioload-ws/hioload-ws/hugepage"
+	"github.com/hioload-ws/hioload-ws/reactor"
+)
+
 // EventKind says what an Event reports.
 type EventKind uint8
 
@@ -36,6 +41,63 @@ type Event struct {
 	Data []byte     // MessageEvent: the payload
 	Code StatusCode // CloseEvent: the close code sent or received, 1006 if none
 	Err  error      // CloseEvent: why the transport closed, if not by handshake
+
+	src uint8 // where Data lives: srcRead or srcMsg (see Retain)
+}
+
+// Where a MessageEvent's Data lives.
+const (
+	srcNone uint8 = iota
+	srcRead       // the loop's read buffer
+	srcMsg        // the connection's reassembly buffer
+)
+
+// Retain keeps the message's payload past Handle's return: the returned
+// Buffer's Bytes are Data, valid until Buffer.Release, which any goroutine
+// may call (exactly once). The payload is not copied when it sits in the
+// loop's read buffer or in a reassembled message (the usual cases): the
+// buffer gets another reference and the loop moves on to a fresh one. Only
+// a payload that spanned a read boundary in a small frame is copied. Call it
+// at most once per MessageEvent, on the loop thread, inside Handle.
+//
+// The loop's own reference lasts until the replies of this turn are sent, so
+// releasing the Buffer early (even from another goroutine) never corrupts a
+// reply that points into the same bytes.
+func (e *Event) Retain() Buffer {
+	c := e.Conn
+	switch e.src {
+	case srcRead:
+		if h, off, ok := c.rc.Loop().RetainRead(e.Data); ok {
+			return Buffer{h: h, b: h.Bytes()[off : off+len(e.Data)]}
+		}
+	case srcMsg:
+		// The loop keeps its own reference until the replies that may point
+		// into the message are flushed; then it drops it (endFrame).
+		return Buffer{h: c.msg.Share(), b: c.msg.Bytes()}
+	}
+	var b reactor.Buf
+	b.Append(c.rc.Loop(), e.Data) // copy: the payload is not in a buffer we can share
+	c.ls.copied.Add(uint64(len(e.Data)))
+	h, p := b.Detach()
+	return Buffer{h: h, b: p}
+}
+
+// Buffer is a message payload kept past the handler (Event.Retain). It is
+// a small value; copy it freely, but Release it exactly once. Pool memory
+// goes back to the pool on Release; a heap copy is left to the GC.
+type Buffer struct {
+	h hugepage.Buffer
+	b []byte
+}
+
+// Bytes returns the payload, valid until Release.
+func (b Buffer) Bytes() []byte { return b.b }
+
+// Release gives the memory back. A second Release of pool memory panics.
+func (b Buffer) Release() {
+	if !b.h.IsZero() {
+		b.h.Release()
+	}
 }
 
 // Handler handles events. Handle runs on the connection's loop thread

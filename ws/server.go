@@ -13,6 +13,7 @@ import (
 
 	gws "github.com/gobwas/ws"
 
+	"github.com/hioload-ws/hioload-ws/hugepage"
 	"github.com/hioload-ws/hioload-ws/reactor"
 	"github.com/hioload-ws/hioload-ws/topology"
 )
@@ -57,6 +58,13 @@ type Config struct {
 	// Topology is the machine to plan for; nil discovers this one. Tests
 	// and tools pass synthetic topologies here.
 	Topology *topology.Topology
+
+	// PoolClasses sizes each node's buffer pool (nil: hugepage's defaults,
+	// 75 MiB per node). NoHugepages maps the pools with base pages only.
+	// NoPool makes the loops take every buffer from the Go heap instead.
+	PoolClasses []hugepage.Class
+	NoHugepages bool
+	NoPool      bool
 }
 
 // DefaultConfig returns the defaults of the echo command.
@@ -177,6 +185,7 @@ type Server struct {
 	mws      []Middleware
 	topo     *topology.Topology
 	plan     *topology.Plan
+	pools    []*hugepage.Pool
 	maxConns int64
 	conns    atomic.Int64 // open TCP connections, for MaxConns
 	origins  map[string]bool
@@ -238,6 +247,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.topo, s.plan = topo, p
+	s.newPools(specs)
 	s.loops = make([]loopState, len(specs))
 	s.engine, err = reactor.New(reactor.Config{
 		Addr:           cfg.ListenAddr,
@@ -250,6 +260,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 		Logger:         s.log,
 	}, (*engineHandler)(s))
 	if err != nil {
+		s.closePools()
 		return nil, err
 	}
 	return s, nil
@@ -335,6 +346,9 @@ func (s *Server) ShutdownContext(ctx context.Context) error {
 		if errors.Is(s.shutErr, context.DeadlineExceeded) {
 			s.log.Warn("ws: shutdown deadline passed; closed the remaining connections")
 			s.shutErr = nil
+		}
+		if err := s.closePools(); err != nil {
+			s.log.Warn("ws: pools kept mapped", "err", err)
 		}
 		close(s.runDone)
 	})
@@ -477,7 +491,7 @@ func (h *engineHandler) OnClose(rc *reactor.Conn, err error) {
 	if c == nil {
 		return
 	}
-	c.msg = nil
+	c.msg.Free(rc.Loop())
 	c.s.conns.Add(-1)
 	if c.ip != nil {
 		c.s.perIP.remove(c.ip)

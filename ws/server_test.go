@@ -154,6 +154,7 @@ func TestShutdownReleasesEverything(t *testing.T) {
 	require.NoError(t, <-done)
 	wg.Wait()
 	require.Equal(t, int64(0), srv.Stats().Connections)
+	require.Zero(t, srv.PoolsInUse(), "pool buffers still in use after shutdown")
 	require.LessOrEqual(t, settle(fds0, func() int { return openFDs(t) }), fds0, "descriptors left open")
 	require.LessOrEqual(t, settle(g0, runtime.NumGoroutine), g0, "goroutines left running")
 }

@@ -2,6 +2,7 @@ package ws
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 )
@@ -36,6 +37,9 @@ func (s *Server) upgrade(data []byte) (n int, resp []byte, ok bool) {
 	if n > max {
 		return n, httpError(http.StatusRequestHeaderFieldsTooLarge, "handshake request too large"), false
 	}
+	if !validKey(data[:n]) {
+		return n, httpError(http.StatusBadRequest, "Sec-WebSocket-Key is not base64 of 16 bytes"), false
+	}
 	var hio handshakeIO
 	hio.r.Reset(data[:n])
 	u := s.upgrader
@@ -55,4 +59,34 @@ func (s *Server) upgrade(data []byte) (n int, resp []byte, ok bool) {
 func httpError(code int, reason string) []byte {
 	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 		code, http.StatusText(code), len(reason), reason)
+}
+
+var secKey = []byte("sec-websocket-key:")
+
+// validKey checks every Sec-WebSocket-Key header in req: RFC 6455 §4.2.1
+// item 5 wants the base64 of 16 bytes, and gobwas/ws checks only that it is
+// 24 characters long. A request without the header is left to gobwas, which
+// answers 400 for it.
+func validKey(req []byte) bool {
+	for len(req) > 0 {
+		line := req
+		if i := bytes.IndexByte(req, '\n'); i >= 0 {
+			line, req = req[:i], req[i+1:]
+		} else {
+			req = nil
+		}
+		if len(line) < len(secKey) || !bytes.EqualFold(line[:len(secKey)], secKey) {
+			continue
+		}
+		v := bytes.TrimSpace(line[len(secKey):])
+		var nonce [18]byte // 24 base64 characters decode to at most 18 bytes
+		if len(v) != 24 {
+			return false
+		}
+		n, err := base64.StdEncoding.Decode(nonce[:], v)
+		if err != nil || n != 16 {
+			return false
+		}
+	}
+	return true
 }

@@ -63,7 +63,11 @@ func ValidateUTF8(s UTF8State, p []byte) (UTF8State, bool) {
 	i := 0
 	for i < len(p) {
 		if s == utf8Accept {
-			// ASCII fast path: 8 bytes per step while no high bit is set.
+			// ASCII fast path: 16, then 8 bytes per step while no high bit
+			// is set.
+			for i+16 <= len(p) && (binary.LittleEndian.Uint64(p[i:])|binary.LittleEndian.Uint64(p[i+8:]))&0x8080808080808080 == 0 {
+				i += 16
+			}
 			for i+8 <= len(p) && binary.LittleEndian.Uint64(p[i:])&0x8080808080808080 == 0 {
 				i += 8
 			}

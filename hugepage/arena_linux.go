@@ -1,0 +1,420 @@
+package hugepage
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14): fault every page in
+// for writing now, and return an error instead of raising SIGBUS when a page
+// cannot be had.
+const madvPopulateWrite = 23
+
+// maxNodes bounds the node masks passed to mbind and get_mempolicy
+// (CONFIG_NODES_SHIFT=10 on Debian's kernels).
+const maxNodes = 1024
+
+func mapArena(size, node int, o mapOptions) ([]byte, Arena, error) {
+	a := Arena{Node: node}
+	if node < -1 {
+		return nil, a, fmt.Errorf("%w: node %d", ErrNoNode, node)
+	}
+	if node >= 0 {
+		if err := checkNode(node); err != nil {
+			return nil, a, err
+		}
+	}
+	size = roundUp(size, hugeSize)
+	a.Size = size
+	if !o.noHugetlb {
+		mem, err := mapHugetlb(size, node, o.noReserve, &a)
+		if err == nil {
+			verify(mem, &a)
+			return mem, a, nil
+		}
+		a.Fallbacks = append(a.Fallbacks, "hugetlb: "+err.Error())
+	}
+	wantTHP := !o.noTHP
+	mem, err := mapAnon(size, node, &wantTHP, &a)
+	if err != nil {
+		return nil, a, err
+	}
+	verify(mem, &a)
+	if wantTHP && a.Kind == PageNormal {
+		a.Fallbacks = append(a.Fallbacks, "thp: the kernel backed none of it with huge pages ("+thpSettings()+")")
+	}
+	return mem, a, nil
+}
+
+func unmapArena(mem []byte, _ *Arena) error {
+	return os.NewSyscallError("munmap", unix.MunmapPtr(unsafe.Pointer(&mem[0]), uintptr(len(mem))))
+}
+
+// mapHugetlb maps size bytes from the hugetlb reservation, binds them and
+// faults them in with MADV_POPULATE_WRITE. The reservation is global, so with
+// pages reserved only on another node mmap succeeds and the first touch of
+// memory bound here would SIGBUS (NUMA-NOTES.md, "the SIGBUS trap"); populating
+// turns that into an error and we fall back.
+func mapHugetlb(size, node int, noReserve bool, a *Arena) ([]byte, error) {
+	flags := unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_HUGETLB
+	if noReserve {
+		flags |= unix.MAP_NORESERVE
+	}
+	p, err := unix.MmapPtr(-1, 0, nil, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, flags)
+	if err != nil {
+		return nil, fmt.Errorf("mmap MAP_HUGETLB: %w (HugePages_Free %s, need %d)", err, meminfo("HugePages_Free"), size/hugeSize)
+	}
+	mem := unsafe.Slice((*byte)(p), size)
+	bind(mem, node, a)
+	if err := unix.Madvise(mem, madvPopulateWrite); err != nil {
+		_ = unix.MunmapPtr(p, uintptr(size))
+		if errors.Is(err, unix.EINVAL) {
+			return nil, fmt.Errorf("madvise MADV_POPULATE_WRITE: %w (kernel older than 5.14?); not touching hugetlb memory that may raise SIGBUS", err)
+		}
+		return nil, fmt.Errorf("madvise MADV_POPULATE_WRITE: %w (no free huge pages where the memory is bound; a touch would have raised SIGBUS)", err)
+	}
+	return mem, nil
+}
+
+// mapAnon maps size bytes of anonymous memory aligned to hugeSize, asks for
+// transparent huge pages when *thp, binds and faults it in. It clears *thp
+// when the madvise is refused (and says why in a.Fallbacks).
+func mapAnon(size, node int, thp *bool, a *Arena) ([]byte, error) {
+	p, err := unix.MmapPtr(-1, 0, nil, uintptr(size+hugeSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, fmt.Errorf("hugepage: mmap %d bytes: %w", size, err)
+	}
+	// Trim the over-allocation so the arena starts on a huge page boundary:
+	// THP only backs aligned 2 MiB extents.
+	head := int(-uintptr(p) & (hugeSize - 1))
+	if head > 0 {
+		_ = unix.MunmapPtr(p, uintptr(head))
+	}
+	if tail := hugeSize - head; tail > 0 {
+		_ = unix.MunmapPtr(unsafe.Add(p, head+size), uintptr(tail))
+	}
+	mem := unsafe.Slice((*byte)(unsafe.Add(p, head)), size)
+	if *thp {
+		if err := unix.Madvise(mem, unix.MADV_HUGEPAGE); err != nil {
+			*thp = false
+			a.Fallbacks = append(a.Fallbacks, "thp: madvise MADV_HUGEPAGE: "+err.Error()+" ("+thpSettings()+")")
+		}
+	}
+	bind(mem, node, a)
+	if err := unix.Madvise(mem, madvPopulateWrite); err != nil {
+		if !errors.Is(err, unix.EINVAL) {
+			_ = unix.MunmapPtr(unsafe.Pointer(&mem[0]), uintptr(size))
+			return nil, fmt.Errorf("hugepage: node %d: madvise MADV_POPULATE_WRITE %d bytes: %w", node, size, err)
+		}
+		// Kernel without MADV_POPULATE_WRITE: anonymous memory cannot raise
+		// SIGBUS, so touching each base page is a safe way to fault it in.
+		for off := 0; off < size; off += os.Getpagesize() {
+			mem[off] = 0
+		}
+	}
+	return mem, nil
+}
+
+// bind applies MPOL_BIND to node (node -1: no binding) and records whether it
+// took. A refused mbind (EPERM under seccomp) leaves the memory usable but
+// unbound; that is reported, not hidden.
+func bind(mem []byte, node int, a *Arena) {
+	a.Bound, a.BindErr = false, ""
+	if node < 0 {
+		return
+	}
+	if err := mbind(mem, node); err != nil {
+		a.BindErr = err.Error()
+		return
+	}
+	mode, mask, err := policyAt(uintptr(unsafe.Pointer(&mem[0])))
+	switch {
+	case err != nil:
+		a.Bound = true // mbind said yes; the read-back is what was refused
+		a.BindErr = ""
+	case mode != unix.MPOL_BIND || mask[node/64]&(1<<(node%64)) == 0:
+		a.BindErr = fmt.Sprintf("mbind succeeded but the policy reads back as mode %d", mode)
+	default:
+		a.Bound = true
+	}
+}
+
+// mbind binds mem to node with MPOL_BIND, moving any page already faulted.
+func mbind(mem []byte, node int) error {
+	if node >= maxNodes {
+		return os.NewSyscallError("mbind", unix.EINVAL)
+	}
+	var mask [maxNodes / 64]uint64
+	mask[node/64] = 1 << (node % 64)
+	// The kernel reads maxnode-1 bits (mm/mempolicy.c get_nodes), hence +1.
+	_, _, e := unix.Syscall6(unix.SYS_MBIND, uintptr(unsafe.Pointer(&mem[0])), uintptr(len(mem)),
+		unix.MPOL_BIND, uintptr(unsafe.Pointer(&mask[0])), maxNodes+1,
+		unix.MPOL_MF_STRICT|unix.MPOL_MF_MOVE)
+	if e != 0 {
+		return os.NewSyscallError("mbind", e)
+	}
+	return nil
+}
+
+// policyAt returns the memory policy of the mapping holding addr.
+func policyAt(addr uintptr) (int, [maxNodes / 64]uint64, error) {
+	var mode int32
+	var mask [maxNodes / 64]uint64
+	_, _, e := unix.Syscall6(unix.SYS_GET_MEMPOLICY, uintptr(unsafe.Pointer(&mode)),
+		uintptr(unsafe.Pointer(&mask[0])), maxNodes, addr, unix.MPOL_F_ADDR, 0)
+	if e != 0 {
+		return 0, mask, os.NewSyscallError("get_mempolicy", e)
+	}
+	return int(mode), mask, nil
+}
+
+// nodeOf returns the node of the page holding addr
+// (get_mempolicy with MPOL_F_NODE|MPOL_F_ADDR).
+func nodeOf(addr uintptr) (int, error) {
+	var node int32
+	_, _, e := unix.Syscall6(unix.SYS_GET_MEMPOLICY, uintptr(unsafe.Pointer(&node)), 0, 0,
+		addr, unix.MPOL_F_NODE|unix.MPOL_F_ADDR, 0)
+	if e != 0 {
+		return -1, os.NewSyscallError("get_mempolicy", e)
+	}
+	return int(node), nil
+}
+
+// verify fills a.Kind, a.PageSize, a.HugeBytes and a.Placement from what the
+// kernel reports for mem.
+func verify(mem []byte, a *Arena) {
+	a.Kind, a.PageSize, a.HugeBytes = PageUnknown, 0, 0
+	f, err := smapsOf(uintptr(unsafe.Pointer(&mem[0])))
+	if err == nil {
+		a.PageSize = f["KernelPageSize"]
+		switch anon := f["AnonHugePages"]; {
+		case a.PageSize >= hugeSize:
+			a.Kind, a.HugeBytes = PageHugetlb, len(mem)
+		case anon > 0:
+			a.Kind, a.HugeBytes = PageTHP, min(anon, len(mem))
+		default:
+			a.Kind = PageNormal
+		}
+	} else {
+		a.Fallbacks = append(a.Fallbacks, "page kind not verified: "+err.Error())
+	}
+	a.Placement = placement(mem, a.PageSize)
+}
+
+// placement asks the kernel which node holds each of up to 64 pages spread
+// over mem: move_pages with nil nodes moves nothing and fills in the status.
+func placement(mem []byte, pageSize int) Placement {
+	if pageSize <= 0 {
+		pageSize = os.Getpagesize()
+	}
+	step := roundUp(max(len(mem)/64, pageSize), pageSize)
+	var addrs [64]uintptr
+	var status [64]int32
+	n := 0
+	for off := 0; off < len(mem) && n < len(addrs); off += step {
+		addrs[n] = uintptr(unsafe.Pointer(&mem[off]))
+		n++
+	}
+	p := Placement{Method: "move_pages", Sampled: n, Nodes: make(map[int]int)}
+	_, _, e := unix.Syscall6(unix.SYS_MOVE_PAGES, 0, uintptr(n), uintptr(unsafe.Pointer(&addrs[0])),
+		0, uintptr(unsafe.Pointer(&status[0])), 0)
+	if e == 0 {
+		for _, s := range status[:n] {
+			p.Nodes[int(s)]++ // a negative status is -errno, e.g. -14 (EFAULT) or -2 (ENOENT: not present)
+		}
+		return p
+	}
+	p.Method = "get_mempolicy"
+	for _, addr := range addrs[:n] {
+		node, err := nodeOf(addr)
+		if err != nil {
+			return Placement{Err: "move_pages: " + e.Error() + "; " + err.Error()}
+		}
+		p.Nodes[node]++
+	}
+	return p
+}
+
+// checkNode returns ErrNoNode unless node is a NUMA node of this machine.
+func checkNode(node int) error {
+	if node < maxNodes {
+		if _, err := os.Stat("/sys/devices/system/node/node" + strconv.Itoa(node)); err == nil {
+			return nil
+		}
+	}
+	online, err := os.ReadFile("/sys/devices/system/node/online")
+	if err != nil {
+		if node == 0 {
+			return nil // kernel without NUMA: everything is node 0
+		}
+		online = []byte("0 (no /sys/devices/system/node)")
+	}
+	return fmt.Errorf("%w: node %d (online: %s)", ErrNoNode, node, bytes.TrimSpace(online))
+}
+
+// smapsOf returns the size fields (in bytes) of the mapping holding addr in
+// /proc/self/smaps.
+func smapsOf(addr uintptr) (map[string]int, error) {
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	var fields map[string]int
+	for sc.Scan() {
+		line := sc.Text()
+		if lo, hi, ok := vmaRange(line); ok {
+			if fields != nil {
+				return fields, nil // the next mapping starts
+			}
+			if lo <= addr && addr < hi {
+				fields = make(map[string]int)
+			}
+			continue
+		}
+		if fields == nil {
+			continue
+		}
+		name, rest, ok := strings.Cut(line, ":")
+		rest = strings.TrimSpace(rest)
+		if !ok || !strings.HasSuffix(rest, " kB") {
+			continue
+		}
+		if v, err := strconv.Atoi(strings.TrimSuffix(rest, " kB")); err == nil {
+			fields[name] = v << 10
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if fields == nil {
+		return nil, fmt.Errorf("no mapping holds %#x in /proc/self/smaps", addr)
+	}
+	return fields, nil
+}
+
+// vmaRange parses the "start-end perms ..." header line of an smaps entry.
+func vmaRange(line string) (lo, hi uintptr, ok bool) {
+	r, _, found := strings.Cut(line, " ")
+	if !found {
+		return 0, 0, false
+	}
+	l, h, found := strings.Cut(r, "-")
+	if !found {
+		return 0, 0, false
+	}
+	const bits = int(unsafe.Sizeof(uintptr(0)) * 8)
+	a, err1 := strconv.ParseUint(l, 16, bits)
+	b, err2 := strconv.ParseUint(h, 16, bits)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return uintptr(a), uintptr(b), true
+}
+
+// meminfo returns a field of /proc/meminfo as text, or "?".
+func meminfo(name string) string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == name {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+// thpSettings describes the THP sysfs knobs for fallback messages.
+func thpSettings() string {
+	read := func(f string) string {
+		b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/" + f)
+		if err != nil {
+			return "?"
+		}
+		return string(bytes.TrimSpace(b))
+	}
+	return "transparent_hugepage/enabled: " + read("enabled") + ", defrag: " + read("defrag")
+}
+
+// Flags of /proc/kpageflags (Documentation/admin-guide/mm/pagemap.rst).
+const (
+	kpfHuge = 1 << 17 // a hugetlb page
+	kpfTHP  = 1 << 22 // part of a transparent huge page
+)
+
+// hugeBytes measures huge page backing for part of an arena. hugetlb and
+// base-page arenas are uniform (smaps said so for the whole mapping). For THP
+// it looks at one base page per 2 MiB extent: /proc/self/pagemap gives its
+// frame number (bits 0-54 when bit 63, present, is set) and /proc/kpageflags
+// that frame's flags. Frame numbers read as 0 without CAP_SYS_ADMIN, and
+// kpageflags is root-only: then it returns -1.
+func hugeBytes(part []byte, a *Arena) int {
+	switch a.Kind {
+	case PageHugetlb:
+		return len(part)
+	case PageNormal:
+		return 0
+	case PageTHP:
+	default:
+		return -1
+	}
+	if len(part) == 0 {
+		return 0
+	}
+	pm, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		return -1
+	}
+	defer pm.Close()
+	kf, err := os.Open("/proc/kpageflags")
+	if err != nil {
+		return -1
+	}
+	defer kf.Close()
+	page := uintptr(os.Getpagesize())
+	start := uintptr(unsafe.Pointer(&part[0]))
+	end := start + uintptr(len(part))
+	var word [8]byte
+	read := func(f *os.File, off uintptr) (uint64, bool) {
+		if _, err := f.ReadAt(word[:], int64(off)); err != nil {
+			return 0, false
+		}
+		return uint64(word[0]) | uint64(word[1])<<8 | uint64(word[2])<<16 | uint64(word[3])<<24 |
+			uint64(word[4])<<32 | uint64(word[5])<<40 | uint64(word[6])<<48 | uint64(word[7])<<56, true
+	}
+	huge := 0
+	for ext := start &^ (hugeSize - 1); ext < end; ext += hugeSize {
+		lo, hi := max(ext, start), min(ext+hugeSize, end)
+		ent, ok := read(pm, lo/page*8)
+		if !ok {
+			return -1
+		}
+		pfn := ent & (1<<55 - 1)
+		if ent&(1<<63) == 0 {
+			continue // not present: not huge
+		}
+		if pfn == 0 {
+			return -1 // frame numbers hidden: not CAP_SYS_ADMIN
+		}
+		flags, ok := read(kf, uintptr(pfn)*8)
+		if !ok {
+			return -1
+		}
+		if flags&(kpfTHP|kpfHuge) != 0 {
+			huge += int(hi - lo)
+		}
+	}
+	return huge
+}

@@ -1,0 +1,37 @@
+// Package hugepage provides NUMA-local slab pools of buffers backed, when the
+// machine allows it, by huge pages.
+//
+// A Pool maps one arena for one node: from the hugetlb reservation
+// (MAP_HUGETLB) when enough huge pages are reserved, else anonymous memory
+// aligned to 2 MiB with MADV_HUGEPAGE (transparent huge pages), else base
+// pages. It binds the arena to the node with mbind, faults every page in with
+// MADV_POPULATE_WRITE (which turns the SIGBUS of huge pages reserved on
+// another node into an error and a fallback), and then checks what it got:
+// the page kind from /proc/self/smaps and the placement from move_pages. Arena
+// reports all of it, including memory left unbound because mbind was refused
+// (seccomp) and every fallback taken with its reason. On Windows the arena is
+// VirtualAlloc'd base pages without node binding, on other systems a Go heap
+// slice; both say so.
+//
+// The arena is carved into size classes (powers of two from 64 B; by default
+// up to 16 MiB). Each class keeps its free buffers as slot indexes on a
+// lock-free Treiber stack (internal/stack), so Get and Release are a few
+// atomic operations, never block and never allocate. The arena holds no Go
+// pointers; per-buffer state lives in Go slices.
+//
+// A Buffer is what a reactor loop reads into and what a handler receives:
+//
+//	p, err := hugepage.New(hugepage.Config{Node: 0})
+//	if err != nil { ... }
+//	defer p.Close()
+//	b, err := p.Get(64 << 10) // ErrExhausted when the class is empty
+//	if err != nil { ... }
+//	n, _ := unix.Read(fd, b.Bytes())
+//	payload := b.Bytes()[:n] // parse, unmask and echo in place
+//	b.Retain()               // a write queue keeps the unsent tail
+//	b.Release()              // the loop is done with it
+//	...                      // the queue's Release gives it back
+//
+// Leak checks use Pool.InUse (0 once every buffer is back) and Pool.Close,
+// which refuses to unmap while buffers are out.
+package hugepage

@@ -1,0 +1,89 @@
+package hugepage
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestUnboundUnderSeccomp runs a child process that refuses mbind,
+// get_mempolicy, set_mempolicy and move_pages with EPERM, as Docker's default
+// seccomp profile does (NUMA-NOTES.md), and checks that the pool still works
+// and reports its memory as unbound with the reason, not as bound.
+func TestUnboundUnderSeccomp(t *testing.T) {
+	if os.Getenv("HUGEPAGE_SECCOMP_CHILD") == "1" {
+		seccompChild()
+		return
+	}
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the seccomp filter below checks amd64 syscall numbers")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestUnboundUnderSeccomp$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "HUGEPAGE_SECCOMP_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	text := string(out)
+	if strings.Contains(text, "SKIP-SECCOMP:") {
+		t.Skip(text[strings.Index(text, "SKIP-SECCOMP:"):])
+	}
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, text)
+	}
+	i := strings.Index(text, "ARENA: ")
+	if i < 0 {
+		t.Fatalf("child printed no arena:\n%s", text)
+	}
+	line := text[i:]
+	line, _, _ = strings.Cut(line, "\n")
+	if !strings.Contains(line, "NOT bound to node 0: mbind: operation not permitted") ||
+		!strings.Contains(line, "placement not checked") {
+		t.Fatalf("unbound arena not reported as such: %s", line)
+	}
+	t.Log(line)
+}
+
+// seccompChild installs the filter on every thread, builds a pool and prints
+// its arena; the parent judges the output.
+func seccompChild() {
+	deny := []uintptr{unix.SYS_MBIND, unix.SYS_GET_MEMPOLICY, unix.SYS_SET_MEMPOLICY, unix.SYS_MOVE_PAGES}
+	prog := []unix.SockFilter{{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}} // seccomp_data.nr
+	for i, nr := range deny {
+		prog = append(prog, unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K,
+			K: uint32(nr), Jt: uint8(len(deny) - i), Jf: 0})
+	}
+	prog = append(prog,
+		unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+		unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)})
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		fmt.Println("SKIP-SECCOMP: no_new_privs:", err)
+		return
+	}
+	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
+		unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog))); e != 0 {
+		fmt.Println("SKIP-SECCOMP: seccomp:", e)
+		return
+	}
+	p, err := New(Config{Node: 0, Classes: smallClasses})
+	if err != nil {
+		fmt.Println("New:", err)
+		os.Exit(1)
+	}
+	b, err := p.Get(4096)
+	if err != nil {
+		fmt.Println("Get:", err)
+		os.Exit(1)
+	}
+	b.Bytes()[0] = 1
+	b.Release()
+	fmt.Println("ARENA: " + p.Arena().String())
+	if err := p.Close(); err != nil {
+		fmt.Println("Close:", err)
+		os.Exit(1)
+	}
+}

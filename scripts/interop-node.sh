@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Interop with Node.js clients: the `ws` npm package (text, binary, empty,
+# large, fragmented, ping/pong, close) and `wscat` in non-interactive mode,
+# against a freshly built echo binary on a free loopback port.
+# Exits 0 with a SKIP line when node or npm is missing; non-zero on any
+# mismatch.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	echo "SKIP interop-node: node or npm not installed"
+	exit 0
+fi
+
+tmp=$(mktemp -d)
+pid=""
+cleanup() {
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo "interop-node: building echo"
+go build -o "$tmp/echo" ./echo
+
+echo "interop-node: installing ws and wscat from npm"
+if ! (cd "$tmp" && npm init -y >/dev/null && timeout 180 npm install --no-audit --no-fund --loglevel=error ws@8 wscat >"$tmp/npm.log" 2>&1); then
+	cat "$tmp/npm.log" >&2
+	echo "SKIP interop-node: npm install failed (no registry access?)"
+	exit 0
+fi
+
+# Port 0: the kernel picks a free port and echo prints the address.
+"$tmp/echo" -addr 127.0.0.1:0 -workers 2 -stats 0 -log-level warn >"$tmp/echo.out" 2>"$tmp/echo.err" &
+pid=$!
+addr=""
+for _ in $(seq 1 100); do
+	addr=$(sed -n 's/^echo: listening on //p' "$tmp/echo.out" | head -n1)
+	[ -n "$addr" ] && break
+	if ! kill -0 "$pid" 2>/dev/null; then
+		cat "$tmp/echo.err" >&2
+		echo "FAIL interop-node: echo exited before listening"
+		exit 1
+	fi
+	sleep 0.1
+done
+if [ -z "$addr" ]; then
+	echo "FAIL interop-node: echo did not print its address"
+	exit 1
+fi
+echo "interop-node: echo listening on $addr"
+
+cat >"$tmp/client.js" <<'JS'
+'use strict';
+const WebSocket = require('ws');
+const crypto = require('crypto');
+const url = process.argv[2];
+
+const timer = setTimeout(() => { console.error('FAIL: timeout'); process.exit(1); }, 30000);
+function fail(msg) { console.error('FAIL: ' + msg); process.exit(1); }
+
+const ws = new WebSocket(url, { maxPayload: 32 << 20 });
+const queue = [];
+ws.on('message', (data, isBinary) => {
+  const w = queue.shift();
+  if (!w) return fail('unexpected message');
+  w({ data, isBinary });
+});
+function next() { return new Promise((resolve) => queue.push(resolve)); }
+
+async function echo(name, payload, binary, opts) {
+  const p = next();
+  if (opts && opts.fragments) {
+    const parts = opts.fragments;
+    const step = Math.ceil(payload.length / parts);
+    for (let i = 0; i < parts; i++) {
+      ws.send(payload.subarray(i * step, (i + 1) * step), { binary, fin: i === parts - 1 });
+    }
+  } else {
+    ws.send(payload, { binary });
+  }
+  const { data, isBinary } = await p;
+  if (isBinary !== binary) fail(`${name}: got binary=${isBinary}`);
+  if (!Buffer.from(data).equals(payload)) fail(`${name}: payload differs (${data.length} vs ${payload.length} bytes)`);
+  console.log(`ok   ${name}`);
+}
+
+ws.on('error', (e) => fail('error: ' + e.message));
+ws.on('open', async () => {
+  await echo('text hello', Buffer.from('hello'), false);
+  await echo('text UTF-8', Buffer.from('κόσμε 𝄞 Hello-µ@ßöäüàá-UTF-8!!'), false);
+  await echo('text empty', Buffer.alloc(0), false);
+  await echo('binary 0..255', Buffer.from([...Array(256).keys()]), true);
+  await echo('binary 125', crypto.randomBytes(125), true);
+  await echo('binary 126', crypto.randomBytes(126), true);
+  await echo('binary 65535', crypto.randomBytes(65535), true);
+  await echo('binary 65536', crypto.randomBytes(65536), true);
+  await echo('binary 1 MiB', crypto.randomBytes(1 << 20), true);
+  await echo('binary 16 MiB', crypto.randomBytes(16 << 20), true);
+  await echo('text 256 KiB', Buffer.from('€'.repeat(256 * 1024 / 3 | 0)), false);
+  await echo('binary in 7 fragments', crypto.randomBytes(70000), true, { fragments: 7 });
+  await echo('text in 3 fragments', Buffer.from('fragment1fragment2fragment3'), false, { fragments: 3 });
+
+  const pong = new Promise((resolve) => ws.once('pong', resolve));
+  ws.ping(Buffer.from('ping payload'));
+  const got = await pong;
+  if (got.toString() !== 'ping payload') fail('pong payload ' + got.toString());
+  console.log('ok   ping/pong');
+
+  ws.on('close', (code, reason) => {
+    if (code !== 1000) fail('close code ' + code);
+    console.log('ok   close 1000');
+    clearTimeout(timer);
+    process.exit(0);
+  });
+  ws.close(1000, 'bye');
+});
+JS
+
+echo "interop-node: ws client"
+(cd "$tmp" && node client.js "ws://$addr/")
+
+echo "interop-node: wscat"
+# wscat exits when its stdin closes, so keep stdin open (sleep) while -x
+# sends and -w waits; its output goes to a file, because Node may drop
+# piped stdout on process.exit.
+(cd "$tmp" && sleep 4 | timeout 20 ./node_modules/.bin/wscat -c "ws://$addr/" -x 'hello from wscat' -x 'κόσμε' -w 1 >"$tmp/wscat.out" 2>&1) || true
+if [ "$(cat "$tmp/wscat.out")" != "$(printf 'hello from wscat\nκόσμε')" ]; then
+	cat "$tmp/wscat.out" >&2
+	echo "FAIL interop-node: wscat did not get its echoes"
+	exit 1
+fi
+echo "ok   wscat -x echo"
+
+kill -TERM "$pid"
+if ! wait "$pid"; then
+	echo "FAIL interop-node: echo did not exit 0 on SIGTERM"
+	pid=""
+	exit 1
+fi
+pid=""
+echo "PASS interop-node"

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Interop with Python's `websockets` client (text, binary, empty, large,
+# fragmented, ping/pong, close) against a freshly built echo binary on a
+# free loopback port. Uses whichever python3 on PATH (or /usr/bin/python3,
+# where Debian's python3-websockets lives) can import websockets; exits 0
+# with a SKIP line when none can. It installs nothing.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+py=""
+for cand in python3 /usr/bin/python3; do
+	if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import websockets' >/dev/null 2>&1; then
+		py=$cand
+		break
+	fi
+done
+if [ -z "$py" ]; then
+	echo "SKIP interop-python: no python3 with the websockets package (Debian: python3-websockets)"
+	exit 0
+fi
+
+tmp=$(mktemp -d)
+pid=""
+cleanup() {
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo "interop-python: building echo"
+go build -o "$tmp/echo" ./echo
+"$tmp/echo" -addr 127.0.0.1:0 -workers 2 -stats 0 -log-level warn >"$tmp/echo.out" 2>"$tmp/echo.err" &
+pid=$!
+addr=""
+for _ in $(seq 1 100); do
+	addr=$(sed -n 's/^echo: listening on //p' "$tmp/echo.out" | head -n1)
+	[ -n "$addr" ] && break
+	if ! kill -0 "$pid" 2>/dev/null; then
+		cat "$tmp/echo.err" >&2
+		echo "FAIL interop-python: echo exited before listening"
+		exit 1
+	fi
+	sleep 0.1
+done
+if [ -z "$addr" ]; then
+	echo "FAIL interop-python: echo did not print its address"
+	exit 1
+fi
+echo "interop-python: echo listening on $addr (websockets $("$py" -c 'import websockets; print(websockets.__version__)'))"
+
+cat >"$tmp/client.py" <<'PY'
+import asyncio, os, sys
+import websockets
+
+URL = sys.argv[1]
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+async def main():
+    async with websockets.connect(URL, max_size=32 << 20, compression=None) as ws:
+        async def echo(name, msg):
+            await ws.send(msg)
+            got = await asyncio.wait_for(ws.recv(), 20)
+            if type(got) is not type(msg) or got != msg:
+                fail(f"{name}: echo differs ({len(got)} vs {len(msg)})")
+            print("ok   " + name)
+
+        await echo("text hello", "hello")
+        await echo("text UTF-8", "κόσμε 𝄞 Hello-µ@ßöäüàá-UTF-8!!")
+        await echo("text empty", "")
+        await echo("binary 0..255", bytes(range(256)))
+        for n in (125, 126, 65535, 65536, 1 << 20, 16 << 20):
+            await echo(f"binary {n}", os.urandom(n))
+        await echo("text 256 KiB", "€" * (256 * 1024 // 3))
+
+        # A fragmented message: send() with an iterable sends one fragment
+        # per item.
+        parts = [os.urandom(10000) for _ in range(7)]
+        await ws.send(parts)
+        got = await asyncio.wait_for(ws.recv(), 20)
+        if got != b"".join(parts):
+            fail("fragmented binary: echo differs")
+        print("ok   binary in 7 fragments")
+
+        waiter = await ws.ping(b"ping payload")
+        await asyncio.wait_for(waiter, 10)
+        print("ok   ping/pong")
+
+        await ws.close(code=1000, reason="bye")
+        code = getattr(ws, "close_code", None)
+        if code is None and getattr(ws, "close_rcvd", None) is not None:
+            code = ws.close_rcvd.code
+        if code != 1000:
+            fail(f"close code {code}")
+        print("ok   close 1000")
+
+asyncio.run(asyncio.wait_for(main(), 60))
+PY
+
+echo "interop-python: websockets client"
+"$py" "$tmp/client.py" "ws://$addr/"
+
+kill -TERM "$pid"
+if ! wait "$pid"; then
+	pid=""
+	echo "FAIL interop-python: echo did not exit 0 on SIGTERM"
+	exit 1
+fi
+pid=""
+echo "PASS interop-python"

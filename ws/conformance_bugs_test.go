@@ -1,0 +1,82 @@
+package ws_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"net"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/ws"
+)
+
+// TestServerRegressions holds the cases of four server bugs this suite
+// found (docs/CONFORMANCE.md, "Server bugs found"), fixed since: each guards
+// against its bug coming back.
+func TestServerRegressions(t *testing.T) {
+	t.Run("BUG-1 pongs count against MaxWriteQueue", func(t *testing.T) {
+		addr := startEcho(t, func(c *ws.Config) { c.MaxWriteQueue = 64 << 10 })
+		c := dial(t, addr)
+		require.NoError(t, c.nc.(*net.TCPConn).SetReadBuffer(16<<10))
+		p := bytes.Repeat([]byte{'p'}, 125)
+		var batch []byte
+		for range 1000 {
+			batch = append(batch, pingF(p)...)
+		}
+		const batches = 200 // 26 MB of pings; the client reads nothing meanwhile
+		for range batches {
+			c.write(batch)
+		}
+		c.write(closeF(1000, ""))
+		pongs := 0
+		for {
+			f := c.next()
+			if f.op != opPong {
+				require.Equal(t, opClose, f.op, "%v", f)
+				require.GreaterOrEqual(t, len(f.payload), 2)
+				require.Equal(t, 1008, int(binary.BigEndian.Uint16(f.payload)),
+					"after %d of %d pongs (%d bytes queued for a client that reads nothing, limit %d), the server closed with %v",
+					pongs, batches*1000, pongs*127, 64<<10, f)
+				break
+			}
+			pongs++
+		}
+	})
+
+	t.Run("BUG-2 a reading client may pipeline past MaxWriteQueue", func(t *testing.T) {
+		// 100 KiB of 1 KiB messages in one read: their echoes count against
+		// MaxWriteQueue before writev has even offered them to the kernel.
+		addr := startEcho(t, func(c *ws.Config) { c.MaxWriteQueue = 16 << 10 })
+		var b []byte
+		var want []step
+		p := payload(1024, 5)
+		for range 100 {
+			b = append(b, binF(p)...)
+			want = append(want, expectBinary(p))
+		}
+		c := dial(t, addr)
+		for _, s := range steps(send(b), want, closeNormally()) {
+			s(c)
+		}
+	})
+
+	t.Run("BUG-3 Conn.Close never puts reserved codes on the wire", func(t *testing.T) {
+		addr := startServer(t, nil, ws.HandlerFunc(appHandler))
+		runCases(t, addr, appBugCases())
+	})
+
+	t.Run("BUG-4 a Sec-WebSocket-Key that is not base64 of 16 bytes gets 400", func(t *testing.T) {
+		addr := startEcho(t, nil)
+		for _, key := range []string{"!!!!!!!!!!!!!!!!!!!!!!!!", "AAAAAAAAAAAAAAAAAAAAAAAA"} {
+			t.Run(key, func(t *testing.T) {
+				t.Parallel()
+				nc := dialRaw(t, addr)
+				c := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
+				rawSend(handshakeRequest(addr, key))(c)
+				expectHTTP(400)(c)
+			})
+		}
+	})
+}

@@ -1,0 +1,181 @@
+package ws_test
+
+import (
+	"bufio"
+
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/ws"
+)
+
+// Section H: the opening handshake (RFC 6455 §4.2). These cases start on
+// a bare TCP connection.
+
+// rawSend writes s as is.
+func rawSend(s string) step { return func(c *client) { c.write([]byte(s)) } }
+
+// expectHTTP reads a response with status and the given header values,
+// then the end of the connection: a refused upgrade is closed, never kept
+// waiting.
+func expectHTTP(status int, header ...string) step {
+	return func(c *client) {
+		c.t.Helper()
+		resp := c.readResponse(nil)
+		require.Equal(c.t, status, resp.StatusCode, "status %q", resp.Status)
+		for i := 0; i+1 < len(header); i += 2 {
+			require.Equal(c.t, header[i+1], resp.Header.Get(header[i]), "header %s", header[i])
+		}
+		c.expectEOF()
+	}
+}
+
+// upgradeWith sends a request built by edit from a valid one and expects
+// 101 with the right Sec-WebSocket-Accept.
+func upgradeWith(edit func(req string) string, chop int) step {
+	return func(c *client) {
+		c.t.Helper()
+		key := newKey()
+		req := edit(handshakeRequest(c.nc.RemoteAddr().String(), key))
+		if chop > 0 {
+			c.writeChopped([]byte(req), chop, 0)
+		} else {
+			c.write([]byte(req))
+		}
+		resp := c.readResponse(nil)
+		require.Equal(c.t, http.StatusSwitchingProtocols, resp.StatusCode)
+		require.Equal(c.t, acceptKey(key), resp.Header.Get("Sec-WebSocket-Accept"))
+	}
+}
+
+// badRequest sends a valid request edited by edit.
+func badRequest(edit func(req string) string) step {
+	return func(c *client) {
+		c.write([]byte(edit(handshakeRequest(c.nc.RemoteAddr().String(), newKey()))))
+	}
+}
+
+func replace(old, new string) func(string) string {
+	return func(s string) string {
+		r := strings.Replace(s, old, new, 1)
+		if r == s && old != new {
+			panic("replace: " + old + " not in request")
+		}
+		return r
+	}
+}
+
+func dropHeader(name string) func(string) string {
+	return func(s string) string {
+		var out []string
+		for _, l := range strings.Split(s, "\r\n") {
+			if !strings.HasPrefix(l, name+":") {
+				out = append(out, l)
+			}
+		}
+		return strings.Join(out, "\r\n")
+	}
+}
+
+func same(s string) string { return s }
+
+// handshakeTimeout is the server's HandshakeTimeout in this suite, short so
+// that a silent client is dropped quickly.
+const handshakeTimeout = 500 * time.Millisecond
+
+func handshakeCases() []confCase {
+	hello := []byte("pipelined hello")
+	return []confCase{
+		{"H.1 valid request", steps(upgradeWith(same, 0), send(textB(hello)), expectText(hello), closeNormally())},
+		{"H.2 valid request written 1 byte at a time", steps(upgradeWith(same, 1), closeNormally())},
+		{"H.3 Upgrade: WebSocket and Connection: keep-alive, Upgrade", steps(upgradeWith(func(s string) string {
+			return replace("Connection: Upgrade", "Connection: keep-alive, Upgrade")(replace("Upgrade: websocket", "Upgrade: WebSocket")(s))
+		}, 0), closeNormally())},
+		{"H.4 unknown extra headers and a query string", steps(upgradeWith(func(s string) string {
+			return replace("GET /chat ", "GET /chat?x=1&y=2 ")(replace("\r\n\r\n", "\r\nX-Custom: yes\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat\r\n\r\n")(s))
+		}, 0), closeNormally())},
+		{"H.5 Sec-WebSocket-Version: 8", steps(badRequest(replace("Version: 13", "Version: 8")), expectHTTP(426, "Sec-WebSocket-Version", "13"))},
+		{"H.6 Sec-WebSocket-Version: 14", steps(badRequest(replace("Version: 13", "Version: 14")), expectHTTP(426, "Sec-WebSocket-Version", "13"))},
+		{"H.7 no Sec-WebSocket-Version", steps(badRequest(dropHeader("Sec-WebSocket-Version")), expectHTTP(400))},
+		{"H.8 no Upgrade", steps(badRequest(dropHeader("Upgrade")), expectHTTP(400))},
+		{"H.9 Upgrade: h2c", steps(badRequest(replace("Upgrade: websocket", "Upgrade: h2c")), expectHTTP(400))},
+		{"H.10 no Connection", steps(badRequest(dropHeader("Connection")), expectHTTP(400))},
+		{"H.11 Connection: keep-alive", steps(badRequest(replace("Connection: Upgrade", "Connection: keep-alive")), expectHTTP(400))},
+		{"H.12 no Sec-WebSocket-Key", steps(badRequest(dropHeader("Sec-WebSocket-Key")), expectHTTP(400))},
+		{"H.13 Sec-WebSocket-Key of the wrong length", steps(badRequest(func(s string) string {
+			return strings.Replace(s, "Sec-WebSocket-Key: ", "Sec-WebSocket-Key: AAAA", 1)
+		}), expectHTTP(400))},
+		{"H.14 no Host", steps(badRequest(dropHeader("Host")), expectHTTP(400))},
+		{"H.15 POST", steps(badRequest(replace("GET ", "POST ")), expectHTTP(405))},
+		{"H.16 HTTP/1.0", steps(badRequest(replace("HTTP/1.1", "HTTP/1.0")), expectHTTP(505))},
+		{"H.17 HTTP/2 connection preface", steps(rawSend("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), expectHTTP(505))},
+		{"H.18 request of 10 KiB with its end", steps(badRequest(replace("\r\n\r\n", "\r\nX-Big: "+strings.Repeat("a", 10<<10)+"\r\n\r\n")), expectHTTP(431))},
+		{"H.19 9 KiB of header without an end", steps(rawSend("GET / HTTP/1.1\r\nX-Big: "+strings.Repeat("b", 9<<10)), expectHTTP(431))},
+		{"H.20 a header line without a colon", steps(badRequest(replace("\r\n\r\n", "\r\nnot a header\r\n\r\n")), expectHTTP(400))},
+		{"H.21 garbage text ending in a blank line", steps(rawSend("hello there\r\n\r\n"), expectHTTP(400))},
+		{"H.22 binary garbage ending in a blank line", steps(rawSend("\x00\x01\x02\xff\xfe\x80\r\n\r\n"), expectHTTP(400))},
+		{"H.23 only a blank line", steps(rawSend("\r\n\r\n"), expectHTTP(400))},
+		{"H.24 garbage without an end, then the client's FIN", steps(rawSend("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), func(c *client) {
+			require.NoError(c.t, c.nc.(interface{ CloseWrite() error }).CloseWrite())
+			c.expectEOF()
+		})},
+		{"H.25 garbage without an end, client silent: closed after the handshake timeout", steps(rawSend("GET / HTTP/1.1\r\nHost: x\r\n"), func(c *client) {
+			start := time.Now()
+			c.expectEOF()
+			require.Less(c.t, time.Since(start), handshakeTimeout+2*time.Second, "closed late")
+		})},
+		{"H.26 silent client: closed after the handshake timeout", steps(func(c *client) { c.expectEOF() })},
+		{"H.27 frames pipelined in the handshake's write", steps(func(c *client) {
+			*c = *dial(c.t, c.nc.RemoteAddr().String(), append(textB(hello), pingF([]byte("p"))...)...)
+		}, expectText(hello), expectPong([]byte("p")), closeNormally())},
+		{"H.28 close pipelined in the handshake's write", steps(func(c *client) {
+			*c = *dial(c.t, c.nc.RemoteAddr().String(), closeF(1001, "")...)
+		}, expectCloseEcho(1001))},
+		{"H.29 invalid frame pipelined in the handshake's write", steps(func(c *client) {
+			*c = *dial(c.t, c.nc.RemoteAddr().String(), frame{fin: true, op: opText, payload: hello, unmasked: true}.bytes()...)
+		}, expectFail(1002))},
+		{"H.31 valid 6 KiB request in 1 KiB writes", steps(upgradeWith(replace("\r\n\r\n", "\r\nX-Pad: "+strings.Repeat("p", 6<<10)+"\r\n\r\n"), 1024), send(textB(hello)), expectText(hello), closeNormally())},
+		{"H.32 valid 7 KiB request in 2 writes with a pause, then pipelined frames", steps(func(c *client) {
+			key := newKey()
+			req := []byte(replace("\r\n\r\n", "\r\nX-Pad: "+strings.Repeat("q", 7<<10)+"\r\n\r\n")(handshakeRequest("x", key)))
+			req = append(req, textB(hello)...)
+			c.write(req[:5000])
+			time.Sleep(2 * time.Millisecond)
+			c.write(req[5000:])
+			resp := c.readResponse(nil)
+			require.Equal(c.t, http.StatusSwitchingProtocols, resp.StatusCode)
+			require.Equal(c.t, acceptKey(key), resp.Header.Get("Sec-WebSocket-Accept"))
+		}, expectText(hello), closeNormally())},
+		{"H.33 request line without an HTTP version", steps(rawSend("GET /\r\nHost: x\r\n\r\n"), expectHTTP(400))},
+		{"H.30 a second request after a refused one is not answered", steps(
+			badRequest(replace("GET ", "PUT ")),
+			func(c *client) { c.write([]byte(handshakeRequest("x", newKey()))) },
+			expectHTTP(405))},
+	}
+}
+
+func TestConformanceHandshake(t *testing.T) {
+	for _, sc := range serverConfigs {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			addr := startEcho(t, func(c *ws.Config) {
+				sc.mod(c)
+				c.HandshakeTimeout = handshakeTimeout
+			})
+			for _, tc := range handshakeCases() {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					nc := dialRaw(t, addr)
+					c := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
+					for _, s := range tc.steps {
+						s(c)
+					}
+				})
+			}
+		})
+	}
+}

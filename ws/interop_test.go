@@ -1,0 +1,227 @@
+package ws_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	gws "github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/require"
+)
+
+// Interop: real client libraries we did not write, against the real server.
+
+var interopSizes = []int{0, 1, 125, 126, 127, 65535, 65536, 1 << 20}
+
+// gobwasConn is a gobwas/ws client connection.
+type gobwasConn struct {
+	t  *testing.T
+	nc net.Conn
+	r  io.Reader // the handshake's buffered reader, then the connection
+}
+
+func dialGobwas(t *testing.T, addr string) *gobwasConn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	nc, br, _, err := gws.Dial(ctx, "ws://"+addr+"/")
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	require.NoError(t, nc.SetDeadline(time.Now().Add(ioTimeout)))
+	var r io.Reader = nc
+	if br != nil {
+		r = io.MultiReader(br, nc)
+	}
+	return &gobwasConn{t: t, nc: nc, r: r}
+}
+
+type rw struct {
+	io.Reader
+	io.Writer
+}
+
+func (c *gobwasConn) readFrame() gws.Frame {
+	c.t.Helper()
+	f, err := gws.ReadFrame(c.r)
+	require.NoError(c.t, err)
+	return f
+}
+
+func TestInteropGobwas(t *testing.T) {
+	t.Parallel()
+	addr := startEcho(t, nil)
+	for _, op := range []gws.OpCode{gws.OpText, gws.OpBinary} {
+		for _, n := range interopSizes {
+			t.Run(fmt.Sprintf("%v %d bytes", op, n), func(t *testing.T) {
+				t.Parallel()
+				c := dialGobwas(t, addr)
+				p := payload(n, 3)
+				if op == gws.OpText {
+					p = textPayload(n)
+				}
+				require.NoError(t, wsutil.WriteClientMessage(c.nc, op, p))
+				got, gotOp, err := wsutil.ReadServerData(rw{c.r, c.nc})
+				require.NoError(t, err)
+				require.Equal(t, op, gotOp)
+				require.True(t, equalBytes(p, got), "echo of %d bytes differs at %d", n, firstDiff(p, got))
+			})
+		}
+	}
+	t.Run("fragmented writes with wsutil.Writer", func(t *testing.T) {
+		t.Parallel()
+		c := dialGobwas(t, addr)
+		p := textPayload(10000)
+		w := wsutil.NewWriterSize(c.nc, gws.StateClientSide, gws.OpText, 512)
+		for off := 0; off < len(p); off += 1500 {
+			_, err := w.Write(p[off:min(off+1500, len(p))])
+			require.NoError(t, err)
+			require.NoError(t, w.FlushFragment())
+		}
+		require.NoError(t, w.Flush())
+		got, op, err := wsutil.ReadServerData(rw{c.r, c.nc})
+		require.NoError(t, err)
+		require.Equal(t, gws.OpText, op)
+		require.Equal(t, p, got)
+	})
+	t.Run("ping and pong", func(t *testing.T) {
+		t.Parallel()
+		c := dialGobwas(t, addr)
+		require.NoError(t, wsutil.WriteClientMessage(c.nc, gws.OpPing, []byte("are you there")))
+		f := c.readFrame()
+		require.Equal(t, gws.OpPong, f.Header.OpCode)
+		require.True(t, f.Header.Fin)
+		require.Equal(t, []byte("are you there"), f.Payload)
+		// An unsolicited pong gets no answer: the next frame is the echo.
+		require.NoError(t, wsutil.WriteClientMessage(c.nc, gws.OpPong, []byte("x")))
+		require.NoError(t, wsutil.WriteClientMessage(c.nc, gws.OpBinary, []byte("after pong")))
+		f = c.readFrame()
+		require.Equal(t, gws.OpBinary, f.Header.OpCode)
+		require.Equal(t, []byte("after pong"), f.Payload)
+	})
+	t.Run("close 1000", func(t *testing.T) {
+		t.Parallel()
+		c := dialGobwas(t, addr)
+		body := gws.NewCloseFrameBody(gws.StatusNormalClosure, "bye")
+		require.NoError(t, gws.WriteFrame(c.nc, gws.MaskFrame(gws.NewCloseFrame(body))))
+		f := c.readFrame()
+		require.Equal(t, gws.OpClose, f.Header.OpCode)
+		code, reason := gws.ParseCloseFrameData(f.Payload)
+		require.Equal(t, gws.StatusNormalClosure, code)
+		require.Empty(t, reason)
+		_, err := c.r.Read(make([]byte, 1))
+		require.ErrorIs(t, err, io.EOF)
+	})
+	t.Run("wsutil reports the server's close on a protocol error", func(t *testing.T) {
+		t.Parallel()
+		c := dialGobwas(t, addr)
+		// Invalid UTF-8 in a text message: the server answers 1007.
+		require.NoError(t, wsutil.WriteClientMessage(c.nc, gws.OpText, []byte{0xff}))
+		_, _, err := wsutil.ReadServerData(rw{c.r, c.nc})
+		var ce wsutil.ClosedError
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, gws.StatusInvalidFramePayloadData, ce.Code)
+	})
+}
+
+func equalBytes(a, b []byte) bool { return len(a) == len(b) && firstDiff(a, b) == len(a) }
+
+func dialGorilla(t *testing.T, addr string, d *websocket.Dialer) *websocket.Conn {
+	t.Helper()
+	if d == nil {
+		d = &websocket.Dialer{HandshakeTimeout: ioTimeout}
+	}
+	conn, resp, err := d.Dial("ws://"+addr+"/echo", nil)
+	require.NoError(t, err)
+	require.Equal(t, 101, resp.StatusCode)
+	t.Cleanup(func() { conn.Close() })
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(ioTimeout)))
+	require.NoError(t, conn.SetWriteDeadline(time.Now().Add(ioTimeout)))
+	conn.SetReadLimit(32 << 20)
+	return conn
+}
+
+func TestInteropGorilla(t *testing.T) {
+	t.Parallel()
+	addr := startEcho(t, nil)
+	for _, mt := range []int{websocket.TextMessage, websocket.BinaryMessage} {
+		for _, n := range interopSizes {
+			t.Run(fmt.Sprintf("type %d %d bytes", mt, n), func(t *testing.T) {
+				t.Parallel()
+				conn := dialGorilla(t, addr, nil)
+				p := payload(n, 4)
+				if mt == websocket.TextMessage {
+					p = textPayload(n)
+				}
+				require.NoError(t, conn.WriteMessage(mt, p))
+				gotType, got, err := conn.ReadMessage()
+				require.NoError(t, err)
+				require.Equal(t, mt, gotType)
+				require.True(t, equalBytes(p, got), "echo of %d bytes differs at %d", n, firstDiff(p, got))
+			})
+		}
+	}
+	t.Run("fragmented writes with NextWriter", func(t *testing.T) {
+		t.Parallel()
+		// A 512-byte write buffer makes gorilla send a frame whenever it
+		// fills, so the message goes out as many fragments.
+		conn := dialGorilla(t, addr, &websocket.Dialer{HandshakeTimeout: ioTimeout, WriteBufferSize: 512})
+		for _, mt := range []int{websocket.BinaryMessage, websocket.TextMessage} {
+			p := textPayload(20000)
+			w, err := conn.NextWriter(mt)
+			require.NoError(t, err)
+			for off := 0; off < len(p); off += 777 {
+				_, err := w.Write(p[off:min(off+777, len(p))])
+				require.NoError(t, err)
+			}
+			require.NoError(t, w.Close())
+			gotType, got, err := conn.ReadMessage()
+			require.NoError(t, err)
+			require.Equal(t, mt, gotType)
+			require.Equal(t, p, got)
+		}
+	})
+	t.Run("ping and pong", func(t *testing.T) {
+		t.Parallel()
+		conn := dialGorilla(t, addr, nil)
+		pongs := make(chan string, 4)
+		conn.SetPongHandler(func(s string) error { pongs <- s; return nil })
+		require.NoError(t, conn.WriteControl(websocket.PingMessage, []byte("ping-1"), time.Now().Add(ioTimeout)))
+		require.NoError(t, conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(ioTimeout)))
+		require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte("after pings")))
+		_, got, err := conn.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, "after pings", string(got))
+		require.Equal(t, "ping-1", <-pongs)
+		require.Equal(t, "", <-pongs)
+	})
+	t.Run("close 1000", func(t *testing.T) {
+		t.Parallel()
+		conn := dialGorilla(t, addr, nil)
+		require.NoError(t, conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(ioTimeout)))
+		_, _, err := conn.ReadMessage()
+		var ce *websocket.CloseError
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, websocket.CloseNormalClosure, ce.Code)
+		require.Empty(t, ce.Text)
+		_, err = bufio.NewReader(conn.NetConn()).ReadByte()
+		require.ErrorIs(t, err, io.EOF)
+	})
+	t.Run("close 1002 on a reserved opcode", func(t *testing.T) {
+		t.Parallel()
+		conn := dialGorilla(t, addr, nil)
+		// gorilla will not send a bad frame; write one under it.
+		_, err := conn.NetConn().Write(frame{fin: true, op: 0x3}.bytes())
+		require.NoError(t, err)
+		_, _, err = conn.ReadMessage()
+		var ce *websocket.CloseError
+		require.True(t, errors.As(err, &ce), "got %v", err)
+		require.Equal(t, websocket.CloseProtocolError, ce.Code)
+	})
+}

@@ -1,0 +1,189 @@
+package ws
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/hugepage"
+)
+
+// TestPoolOnPlannedNode: the running server's pools are bound to the nodes
+// its plan names (checked by the kernel, get_mempolicy/move_pages), and say
+// which page kind they got. On a machine without reserved huge pages that is
+// THP or base pages, and the fallback is explained.
+func TestPoolOnPlannedNode(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("pools are bound on Linux")
+	}
+	cfg := DefaultConfig()
+	srv := startServer(t, cfg, echoHandler)
+	stats := srv.PoolStats()
+	require.NotEmpty(t, stats)
+	for _, ps := range stats {
+		a := ps.Arena
+		require.Contains(t, srv.Plan().Nodes, ps.Node)
+		if a.BindErr != "" {
+			t.Logf("node %d: memory not bound: %s (seccomp?)", ps.Node, a.BindErr)
+			continue
+		}
+		require.True(t, a.Bound, "pool for node %d not bound: %s", ps.Node, a)
+		require.True(t, a.Placement.OnNode(ps.Node), "pool pages not on node %d: %s", ps.Node, a.Placement)
+		require.NotEqual(t, hugepage.PageGoHeap, a.Kind)
+		if a.Kind != hugepage.PageHugetlb {
+			require.NotEmpty(t, a.Fallbacks, "a fallback from hugetlb must say why")
+		}
+		t.Logf("node %d: %s", ps.Node, a)
+	}
+}
+
+// TestRetainedPayloadOutlivesHandler: a handler keeps every payload (read
+// buffer and reassembled messages alike) and releases it later from another
+// goroutine; the echoes are byte-exact, and every pool buffer is back after
+// shutdown.
+func TestRetainedPayloadOutlivesHandler(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	cfg.ListenAddr = "127.0.0.1:0"
+	kept := make(chan Buffer, 4096)
+	var got [][]byte
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range kept {
+			time.Sleep(time.Microsecond)
+			mu.Lock()
+			got = append(got, bytes.Clone(b.Bytes()))
+			mu.Unlock()
+			b.Release()
+		}
+	}()
+	h := HandlerFunc(func(e *Event) error {
+		if e.Kind != MessageEvent {
+			return nil
+		}
+		kept <- e.Retain()
+		return e.Conn.WriteMessage(e.Op, e.Data)
+	})
+	srv, err := NewServer(cfg)
+	require.NoError(t, err)
+	runErr := make(chan error, 1)
+	go func() { runErr <- srv.Run(h) }()
+
+	c := dialWS(t, srv.Addr().String())
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	var sent [][]byte
+	for i := 0; i < 200; i++ {
+		p := []byte(fmt.Sprintf("message %d %s", i, bytes.Repeat([]byte{'x'}, i*37)))
+		sent = append(sent, p)
+		if i%3 == 0 { // fragmented: reassembled in pool memory
+			c.Write(maskedFrame(OpText, false, p[:len(p)/2]))
+			c.Write(maskedFrame(OpContinuation, true, p[len(p)/2:]))
+		} else {
+			c.Write(maskedFrame(OpText, true, p))
+		}
+	}
+	for i := range sent {
+		_, p := readFrame(t, r)
+		require.Equal(t, sent[i], p, "echo %d", i)
+	}
+	c.Close()
+	require.NoError(t, srv.Shutdown())
+	require.NoError(t, <-runErr)
+	close(kept)
+	<-done
+	mu.Lock()
+	require.Equal(t, sent, got, "retained payloads changed after the handler returned")
+	mu.Unlock()
+	require.Zero(t, srv.PoolsInUse(), "pool buffers not returned")
+}
+
+// TestPoolGetsHugetlbWhenReserved reserves huge pages (as root), starts a
+// server and checks its pool is backed by hugetlb pages; the reservation is
+// restored afterwards. Without root it skips: TestPoolOnPlannedNode covers
+// the fallback.
+func TestPoolGetsHugetlbWhenReserved(t *testing.T) {
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		t.Skip("needs root on Linux to reserve huge pages")
+	}
+	const path = "/proc/sys/vm/nr_hugepages"
+	old, err := os.ReadFile(path)
+	require.NoError(t, err)
+	oldN, _ := strconv.Atoi(strings.TrimSpace(string(old)))
+	classes := []hugepage.Class{{Size: 64 << 10, Count: 32}, {Size: 256 << 10, Count: 8}} // 4 MiB: 2 huge pages
+	if err := os.WriteFile(path, []byte(strconv.Itoa(oldN+4)), 0); err != nil {
+		t.Skipf("cannot reserve huge pages: %v", err)
+	}
+	t.Cleanup(func() { os.WriteFile(path, old, 0) })
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	cfg.PoolClasses = classes
+	srv := startServer(t, cfg, echoHandler)
+	st := srv.PoolStats()
+	require.Len(t, st, 1)
+	if st[0].Arena.Kind != hugepage.PageHugetlb {
+		t.Skipf("the kernel did not reserve the pages: %s", st[0].Arena)
+	}
+	require.Equal(t, 2<<20, st[0].Arena.PageSize)
+	// And it echoes from that memory.
+	c := dialWS(t, srv.Addr().String())
+	defer c.Close()
+	c.Write(maskedFrame(OpBinary, true, []byte("from huge pages")))
+	_, p := readFrame(t, c)
+	require.Equal(t, "from huge pages", string(p))
+}
+
+// TestZeroCopyEcho proves the fast path: a whole frame's payload is handed
+// to the handler in the pool read buffer itself (same address as a retained
+// view of that buffer), and a run of whole frames echoed to a reading
+// client copies nothing (the copy counters stay 0).
+func TestZeroCopyEcho(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	var sameAddr, checked atomic.Int32 // written by the loop, read by the test
+	h := HandlerFunc(func(e *Event) error {
+		if e.Kind != MessageEvent {
+			return nil
+		}
+		if checked.Load() < 10 {
+			b := e.Retain()
+			if unsafe.SliceData(b.Bytes()) == unsafe.SliceData(e.Data) && !b.h.IsZero() {
+				sameAddr.Add(1)
+			}
+			checked.Add(1)
+			defer b.Release()
+		}
+		return e.Conn.WriteMessage(e.Op, e.Data)
+	})
+	srv := startServer(t, cfg, h)
+	c := dialWS(t, srv.Addr().String())
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	frame := maskedFrame(OpBinary, true, bytes.Repeat([]byte{7}, 100))
+	for i := 0; i < 100; i++ {
+		c.Write(frame) // one whole frame per write: never split across reads
+		_, p := readFrame(t, c)
+		require.Equal(t, bytes.Repeat([]byte{7}, 100), p)
+	}
+	require.Equal(t, int32(10), sameAddr.Load(), "payload not in the pool read buffer")
+	st := srv.Stats()
+	require.Zero(t, st.Reassembled, "bytes copied to reassemble")
+	for _, l := range st.Loops {
+		require.Zero(t, l.CopiedIn, "partial input copied")
+		require.Zero(t, l.CopiedOut, "output queued")
+		require.Zero(t, l.HeapFallbacks, "buffers from the Go heap")
+	}
+}

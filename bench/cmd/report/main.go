@@ -32,6 +32,8 @@ type record struct {
 	DialErrors     int64   `json:"dial_errors"`
 	Error          string  `json:"error"`
 	BytesPerConn   float64 `json:"bytes_per_conn"`
+	RSSBeforeKB    float64 `json:"rss_before_kb"`
+	RSSAfterKB     float64 `json:"rss_after_kb"`
 	Failed         bool    `json:"failed"`
 }
 
@@ -143,6 +145,10 @@ var metrics = []metric{
 		func(r *record) float64 { return r.P50us }, func(s string) bool { return strings.HasPrefix(s, "rate") }},
 	{"Resident memory per idle connection at 19,000 connections", "bytes", true, fixed,
 		func(r *record) float64 { return r.BytesPerConn }, func(s string) bool { return s == "idle" }},
+	{"Resident memory just after start, before the idle connections (what the per-connection figure does not count)", "kB", true, fixed,
+		func(r *record) float64 { return r.RSSBeforeKB }, func(s string) bool { return s == "idle" }},
+	{"Resident memory with 19,000 idle connections", "kB", true, fixed,
+		func(r *record) float64 { return r.RSSAfterKB }, func(s string) bool { return s == "idle" }},
 }
 
 // fixed shows three significant digits without an exponent.

@@ -7,11 +7,13 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -101,7 +103,11 @@ type loadConn struct {
 	sent    []atomic.Int64 // send time of seq, indexed seq % inflight
 	credits atomic.Int64
 	wake    chan struct{}
-	st      stats
+	// A ping's payload waits here for the writer to answer it.
+	pongMu   sync.Mutex
+	pongData []byte
+	pongDue  atomic.Bool
+	st       stats
 	// interval and phase pace the writer in fixed-rate mode (0 = pipelined).
 	interval time.Duration
 	phase    time.Duration
@@ -113,6 +119,11 @@ func (lc *loadConn) writeLoop() error {
 	next := lc.r.start.Add(lc.phase)
 	owed := false // in fixed-rate mode: a send fell due while no credit was left
 	for !lc.r.stopping.Load() {
+		if lc.pongDue.Load() {
+			if err := lc.writePong(bw); err != nil {
+				return err
+			}
+		}
 		n := lc.credits.Swap(0)
 		if n == 0 {
 			owed = lc.interval > 0 && time.Until(next) <= 0
@@ -165,6 +176,33 @@ func (lc *loadConn) writeLoop() error {
 	return nil
 }
 
+// pong hands the payload of a ping to the writer, which answers it (RFC 6455
+// §5.5.3: a pong carries the ping's payload; only the latest need be answered).
+func (lc *loadConn) pong(payload []byte) {
+	lc.pongMu.Lock()
+	lc.pongData = append(lc.pongData[:0], payload...)
+	lc.pongMu.Unlock()
+	lc.pongDue.Store(true)
+	select {
+	case lc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writePong writes the pending pong, masked, and flushes it.
+func (lc *loadConn) writePong(bw *bufio.Writer) error {
+	lc.pongMu.Lock()
+	lc.pongDue.Store(false)
+	// A zero mask key leaves the payload as it is; the key need not be
+	// unpredictable for a load generator (RFC 6455 §5.3 guards proxies).
+	frame := append([]byte{0x80 | opPong, 0x80 | byte(len(lc.pongData)), 0, 0, 0, 0}, lc.pongData...)
+	lc.pongMu.Unlock()
+	if _, err := bw.Write(frame); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
 func (lc *loadConn) give() {
 	if lc.credits.Add(1) == 1 {
 		select {
@@ -199,12 +237,24 @@ func (lc *loadConn) readLoop() error {
 		br.Discard(h.size)
 		switch {
 		case h.op >= opClose:
-			if h.op == opClose {
-				return errors.New("load: server sent a close frame")
+			if h.length > 125 || !h.fin {
+				return fmt.Errorf("load: control frame op %d with length %d, fin %v", h.op, h.length, h.fin)
 			}
-			if _, err := br.Discard(int(h.length)); err != nil {
+			body, err := br.Peek(int(h.length))
+			if err != nil {
 				return err
 			}
+			switch h.op {
+			case opClose:
+				code := 1005 // no status (RFC 6455 §7.1.5)
+				if len(body) >= 2 {
+					code = int(binary.BigEndian.Uint16(body))
+				}
+				return fmt.Errorf("load: server closed the connection: %d %q", code, body[min(2, len(body)):])
+			case opPing:
+				lc.pong(body)
+			}
+			br.Discard(int(h.length))
 			continue
 		case (h.op == opContinuation) != (off > 0), h.op != opContinuation && h.op != lc.msg.op,
 			off+h.length > size, h.fin && off+h.length != size:

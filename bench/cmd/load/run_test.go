@@ -11,13 +11,20 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
+// echoOpts shapes the test server's misbehaviour.
+type echoOpts struct {
+	corruptAt int           // flip one payload byte of this message (1-based; 0 = never)
+	pingEvery int           // send a ping after every this many echoes (0 = never)
+	pongs     *atomic.Int64 // counts pongs that carried the ping's payload
+}
+
 // echoServer is a minimal RFC 6455 echo server for the generator's tests.
-// corrupt, when set, flips one payload byte of the n-th message it echoes.
-func echoServer(t *testing.T, corruptAt int) string {
+func echoServer(t *testing.T, o echoOpts) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,13 +37,13 @@ func echoServer(t *testing.T, corruptAt int) string {
 			if err != nil {
 				return
 			}
-			go serveEcho(c, corruptAt)
+			go serveEcho(c, o)
 		}
 	}()
 	return ln.Addr().String()
 }
 
-func serveEcho(c net.Conn, corruptAt int) {
+func serveEcho(c net.Conn, o echoOpts) {
 	defer c.Close()
 	br := bufio.NewReader(c)
 	req, err := http.ReadRequest(br)
@@ -70,7 +77,14 @@ func serveEcho(c net.Conn, corruptAt int) {
 		for i := range p {
 			p[i] ^= key[i%4]
 		}
-		if n == corruptAt {
+		if h[0]&0x0f == opPong {
+			if string(p) == "ping!" {
+				o.pongs.Add(1)
+			}
+			n--
+			continue
+		}
+		if n == o.corruptAt {
 			p[len(p)/2] ^= 0x20
 		}
 		// Echo in two fragments to exercise continuation handling.
@@ -79,6 +93,10 @@ func serveEcho(c net.Conn, corruptAt int) {
 		bw.Write(p[:half])
 		bw.Write([]byte{0x80, byte(len(p) - half)})
 		bw.Write(p[half:])
+		if o.pingEvery > 0 && n%o.pingEvery == 0 {
+			bw.Write([]byte{0x80 | opPing, 5})
+			bw.WriteString("ping!")
+		}
 		if br.Buffered() == 0 {
 			if bw.Flush() != nil {
 				return
@@ -106,14 +124,25 @@ func testRun(t *testing.T, addr string) result {
 }
 
 func TestRunVerifiesEchoes(t *testing.T) {
-	res := testRun(t, echoServer(t, 0))
+	res := testRun(t, echoServer(t, echoOpts{}))
 	if res.Msgs == 0 || res.Mismatches != 0 || res.ConnErrors != 0 || res.Error != "" {
 		t.Fatalf("clean server: %+v", res)
 	}
 }
 
+func TestRunAnswersPings(t *testing.T) {
+	var pongs atomic.Int64
+	res := testRun(t, echoServer(t, echoOpts{pingEvery: 10, pongs: &pongs}))
+	if res.Msgs == 0 || res.Mismatches != 0 || res.ConnErrors != 0 || res.Error != "" {
+		t.Fatalf("pinging server: %+v", res)
+	}
+	if pongs.Load() == 0 {
+		t.Fatal("no ping was answered with its payload")
+	}
+}
+
 func TestRunCatchesCorruptEcho(t *testing.T) {
-	res := testRun(t, echoServer(t, 3))
+	res := testRun(t, echoServer(t, echoOpts{corruptAt: 3}))
 	if res.Mismatches == 0 || !strings.Contains(res.Error, "differs") {
 		t.Fatalf("corrupting server not caught: %+v", res)
 	}

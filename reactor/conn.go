@@ -163,7 +163,10 @@ func (c *Conn) queue(b []byte) {
 		c.out.SetLen(copy(c.out.Bytes(), c.out.Bytes()[c.outHead:]))
 		c.outHead = 0
 	}
-	c.out.Append(c.loop, b) // copy: the socket would block
+	if !c.out.Append(c.loop, b) { // copy: the socket would block
+		c.closeNow(ErrNoMemory)
+		return
+	}
 	c.loop.stats.copiedOut.Add(uint64(len(b)))
 }
 

@@ -9,7 +9,7 @@
 # over repeats, ratios to the best peer) made by bench/cmd/report.
 #
 #   scripts/bench.sh                      full run: 3 repeats, 3 s windows (< 15 min)
-#   scripts/bench.sh --smoke              every server ~1 s on one small scenario (CI)
+#   scripts/bench.sh --smoke              vet and test bench/, then every server ~1 s on one small scenario (CI)
 #   scripts/bench.sh --servers gnet,gobwas --scenarios 64B,idle --repeats 1 --duration 2
 #
 # Scenarios: 64B 1KiB 16KiB 1MiB (100 connections x 16 in flight), 2000x1
@@ -96,6 +96,10 @@ trap cleanup EXIT
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # --- build ------------------------------------------------------------------
+if [ "$smoke" = 1 ]; then
+	log "smoke: go vet and go test in bench/ (no timing is asserted)"
+	(cd "$root/bench" && go vet ./... && go test -count=1 ./...) >&2
+fi
 log "build: load generator, report and peer servers (bench/)"
 (cd "$root/bench" && go build -o "$bin/" ./cmd/load ./cmd/report ./cmd/freeport)
 built=()

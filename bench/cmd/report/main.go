@@ -250,21 +250,63 @@ func (d *data) spreadTable(w io.Writer) {
 	for _, srv := range d.servers {
 		cells := make([]string, len(cols))
 		for i, s := range cols {
-			var xs []float64
-			for _, r := range d.runs[key{srv, s}] {
-				if r.ok() {
-					xs = append(xs, r.ServerCPUusMsg)
-				}
-			}
-			med, _, ok := d.median(key{srv, s}, func(r *record) float64 { return r.ServerCPUusMsg })
-			if !ok || med <= 0 || len(xs) < 2 {
-				cells[i] = "–"
-				continue
-			}
-			cells[i] = fmt.Sprintf("%.0f%% (n=%d)", (slices.Max(xs)-slices.Min(xs))/med*100, len(xs))
+			cells[i] = d.spread(key{srv, s}, func(r *record) float64 { return r.ServerCPUusMsg })
 		}
 		fmt.Fprintf(w, "| %s | %s |\n", srv, strings.Join(cells, " | "))
 	}
+}
+
+// versusTable compares ours with the best peer in each column of the ranking
+// metrics, with the spread of both cells, so a reader sees at once where ours
+// is behind and whether the gap is larger than the noise.
+func (d *data) versusTable(w io.Writer) {
+	if !slices.Contains(d.servers, ours) {
+		return
+	}
+	fmt.Fprintf(w, "\nOurs against the best peer (lower is better; spread = (max − min) / median over repeats)\n\n")
+	fmt.Fprintf(w, "| scenario | metric | ours | best peer | difference | spread ours / peer |\n|---|---|---:|---:|---:|---:|\n")
+	rows := []struct {
+		name string
+		m    metric
+	}{{"server CPU µs/msg", metrics[0]}, {"p99 µs", metrics[2]}, {"RSS B/conn", metrics[4]}}
+	for _, s := range d.scenarios {
+		for _, row := range rows {
+			if !row.m.applies(s) {
+				continue
+			}
+			v, _, ok := d.median(key{ours, s}, row.m.value)
+			if !ok {
+				fmt.Fprintf(w, "| %s | %s | failed | | | |\n", s, row.name)
+				continue
+			}
+			bestName, best := "", 0.0
+			for _, srv := range d.servers {
+				if pv, _, ok := d.median(key{srv, s}, row.m.value); ok && srv != ours && pv > 0 && (bestName == "" || pv < best) {
+					bestName, best = srv, pv
+				}
+			}
+			if bestName == "" {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s %s | %+.0f%% | %s / %s |\n", s, row.name, row.m.format(v), bestName,
+				row.m.format(best), (v/best-1)*100, d.spread(key{ours, s}, row.m.value), d.spread(key{bestName, s}, row.m.value))
+		}
+	}
+}
+
+// spread is (max − min) / median of f over the successful runs of k.
+func (d *data) spread(k key, f func(*record) float64) string {
+	var xs []float64
+	for i := range d.runs[k] {
+		if r := &d.runs[k][i]; r.ok() {
+			xs = append(xs, f(r))
+		}
+	}
+	med, _, ok := d.median(k, f)
+	if !ok || med <= 0 || len(xs) < 2 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f%%", (slices.Max(xs)-slices.Min(xs))/med*100)
 }
 
 // failures lists every failed run so that a wrong echo is never hidden.
@@ -307,6 +349,7 @@ func main() {
 		d.table(os.Stdout, m)
 	}
 	d.spreadTable(os.Stdout)
+	d.versusTable(os.Stdout)
 	fmt.Println()
 	failed := d.failures(os.Stdout)
 	if *png != "" {

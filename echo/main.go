@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +43,14 @@ func run() error {
 	workers := flag.Int("workers", 0, "event loops (0 = one per CPU of the chosen NUMA node(s))")
 	numa := flag.String("numa", "auto", `NUMA node for loops and memory: "auto" (or -1) or a node number`)
 	maxMsg := flag.Int64("max-message", 16<<20, "largest message accepted, in bytes (larger: close 1009)")
+	maxQueue := flag.Int("max-write-queue", 32<<20, "bytes queued for a client that is not reading before it gets close 1008")
+	maxConns := flag.Int("max-conns", 0, "most open connections; past it clients get close 1013 (0 = the open-file limit less 64)")
+	maxPerIP := flag.Int("max-conns-per-ip", 0, "most connections from one address; past it HTTP 429 (0 = no limit)")
+	origins := flag.String("origins", "", "comma-separated Origin values browsers may connect from; others get HTTP 403 (empty = any)")
+	handshake := flag.Duration("handshake-timeout", 10*time.Second, "time a client has to complete the upgrade")
+	idle := flag.Duration("idle-timeout", 0, "close (1001) clients silent this long, pinging them at half of it (0 = off)")
+	maxHeap := flag.Int64("max-heap", 1<<30, "Go heap bytes for connection buffers once the pools run out; past it work is refused (1013)")
+	hugepages := flag.Bool("hugepages", true, "back buffer pools with huge pages (hugetlb if reserved, else THP); false: base pages")
 	shutdown := flag.Duration("shutdown-timeout", 5*time.Second, "how long shutdown waits for clients to answer close 1001")
 	statsEvery := flag.Duration("stats", 5*time.Second, "interval of the stats line (0 = off)")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
@@ -76,6 +85,14 @@ func run() error {
 	cfg.Workers = *workers
 	cfg.NUMANode = node
 	cfg.MaxFrameSize, cfg.MaxMessageSize = *maxMsg, *maxMsg
+	cfg.MaxWriteQueue = *maxQueue
+	cfg.MaxConns, cfg.MaxConnsPerIP = *maxConns, *maxPerIP
+	if *origins != "" {
+		cfg.AllowedOrigins = strings.Split(*origins, ",")
+	}
+	cfg.HandshakeTimeout, cfg.IdleTimeout = *handshake, *idle
+	cfg.MaxHeapBytes = *maxHeap
+	cfg.NoHugepages = !*hugepages
 	cfg.ShutdownTimeout = *shutdown
 	cfg.Logger = log
 

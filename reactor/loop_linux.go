@@ -537,6 +537,20 @@ func (c *Conn) closeNow(err error) {
 	l.h.OnClose(c, err)
 }
 
+// progressed reports whether the peer took any of c's output since the last
+// call: the kernel's unsent bytes (SIOCOUTQ) plus our queue shrank, or our
+// queue moved. A slow reader keeps moving; a peer that stopped does not.
+func (c *Conn) progressed() bool {
+	outq, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	if err != nil {
+		return false
+	}
+	pending := outq + c.out.Len() - c.outHead
+	moved := pending < c.sent
+	c.sent = pending
+	return moved
+}
+
 func (c *Conn) remoteAddr() net.Addr {
 	sa, err := unix.Getpeername(c.fd)
 	if err != nil {

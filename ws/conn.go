@@ -299,9 +299,9 @@ func (c *Conn) endFrame() {
 	}
 	c.inMsg = false
 	c.deliverFrom(c.msgOp, c.msg.Bytes(), srcMsg)
-	// Replies may point into msg: send them before msg is reused.
-	c.rc.Flush()
-	c.msg.Free(c.rc.Loop())
+	// Replies may point into msg: it is given back after they are sent,
+	// with the rest of this turn's replies.
+	c.rc.FreeAfterFlush(&c.msg)
 }
 
 // control answers a ping, notes a pong, and completes the closing

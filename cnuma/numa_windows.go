@@ -45,10 +45,33 @@ func maxNode() (int, error) {
 
 func nodeAffinity(node int) (groupAffinity, error) {
 	var ga groupAffinity
-	if err := getNumaNodeProcessorMaskEx(uint16(node), &ga); err != nil {
-		return ga, fmt.Errorf("%w: %d: GetNumaNodeProcessorMaskEx: %v", ErrNoNode, node, err)
+	err := getNumaNodeProcessorMaskEx(uint16(node), &ga)
+	if err == nil {
+		return ga, nil
 	}
-	return ga, nil
+	if err == windows.ERROR_CALL_NOT_IMPLEMENTED && node == 0 {
+		if ga, ok := singleNodeAffinity(); ok {
+			return ga, nil
+		}
+	}
+	return ga, fmt.Errorf("%w: %d: GetNumaNodeProcessorMaskEx: %v", ErrNoNode, node, err)
+}
+
+// singleNodeAffinity answers for node 0 where GetNumaNodeProcessorMaskEx is
+// not implemented (wine 8 stubs it) but GetNumaHighestNodeNumber says node 0
+// is the only node: then every processor of the system mask is on node 0.
+// It reports false on a machine with more than one node, where that would be
+// a guess.
+func singleNodeAffinity() (groupAffinity, bool) {
+	var highest uint32
+	if getNumaHighestNodeNumber(&highest) != nil || highest != 0 {
+		return groupAffinity{}, false
+	}
+	var proc, sys uintptr
+	if getProcessAffinityMask(windows.CurrentProcess(), &proc, &sys) != nil || sys == 0 {
+		return groupAffinity{}, false
+	}
+	return groupAffinity{Mask: sys}, true
 }
 
 func nodeCPUs(node int) ([]int, error) {

@@ -41,11 +41,22 @@ var (
 	modkernel32 = windows.NewLazySystemDLL("kernel32.dll")
 	modws2_32   = windows.NewLazySystemDLL("ws2_32.dll")
 
+	procGetProcessHandleCount       = modkernel32.NewProc("GetProcessHandleCount")
 	procGetQueuedCompletionStatusEx = modkernel32.NewProc("GetQueuedCompletionStatusEx")
+	procGetThreadDescription        = modkernel32.NewProc("GetThreadDescription")
+	procGetThreadGroupAffinity      = modkernel32.NewProc("GetThreadGroupAffinity")
 	procSetThreadDescription        = modkernel32.NewProc("SetThreadDescription")
 	procSetThreadGroupAffinity      = modkernel32.NewProc("SetThreadGroupAffinity")
 	procioctlsocket                 = modws2_32.NewProc("ioctlsocket")
 )
+
+func getProcessHandleCount(process windows.Handle, count *uint32) (err error) {
+	r1, _, e1 := syscall.SyscallN(procGetProcessHandleCount.Addr(), uintptr(process), uintptr(unsafe.Pointer(count)))
+	if uint32(r1) == 0 {
+		err = errnoErr(e1)
+	}
+	return
+}
 
 func getQueuedCompletionStatusEx(port windows.Handle, entries *overlappedEntry, count uint32, removed *uint32, timeout uint32, alertable bool) (err error) {
 	var _p0 uint32
@@ -53,6 +64,26 @@ func getQueuedCompletionStatusEx(port windows.Handle, entries *overlappedEntry, 
 		_p0 = 1
 	}
 	r1, _, e1 := syscall.SyscallN(procGetQueuedCompletionStatusEx.Addr(), uintptr(port), uintptr(unsafe.Pointer(entries)), uintptr(count), uintptr(unsafe.Pointer(removed)), uintptr(timeout), uintptr(_p0))
+	if uint32(r1) == 0 {
+		err = errnoErr(e1)
+	}
+	return
+}
+
+func getThreadDescription(thread windows.Handle, name **uint16) (ret error) {
+	ret = procGetThreadDescription.Find()
+	if ret != nil {
+		return
+	}
+	r0, _, _ := syscall.SyscallN(procGetThreadDescription.Addr(), uintptr(thread), uintptr(unsafe.Pointer(name)))
+	if uint32(r0) != 0 {
+		ret = syscall.Errno(uint32(r0))
+	}
+	return
+}
+
+func getThreadGroupAffinity(thread windows.Handle, affinity *groupAffinity) (err error) {
+	r1, _, e1 := syscall.SyscallN(procGetThreadGroupAffinity.Addr(), uintptr(thread), uintptr(unsafe.Pointer(affinity)))
 	if uint32(r1) == 0 {
 		err = errnoErr(e1)
 	}

@@ -161,3 +161,28 @@ func allowedCPUs() ([]int, error) {
 	}
 	return maskCPUs(0, proc), nil
 }
+
+// NoPreferredNode is NUMA_NO_PREFERRED_NODE for VirtualAllocNuma.
+const NoPreferredNode = -1
+
+// VirtualAllocNuma reserves and commits size bytes of zeroed read-write
+// memory in the calling process with VirtualAllocExNuma, preferring node
+// (NoPreferredNode: no preference). extraType is or-ed into the allocation
+// type: windows.MEM_LARGE_PAGES asks for large pages, which needs size to be
+// a multiple of windows.GetLargePageMinimum() and SeLockMemoryPrivilege
+// enabled in the process token. The memory is outside the Go heap and must
+// hold no Go pointers; give it back with windows.VirtualFree(MEM_RELEASE).
+// Windows only: the portable API is AllocOnNode.
+func VirtualAllocNuma(size, node int, extraType uint32) ([]byte, error) {
+	n := uint32(0xffffffff) // NUMA_NO_PREFERRED_NODE
+	if node >= 0 {
+		n = uint32(node)
+	}
+	p, err := virtualAllocExNuma(windows.CurrentProcess(), 0, uintptr(size),
+		windows.MEM_RESERVE|windows.MEM_COMMIT|extraType, windows.PAGE_READWRITE, n)
+	if err != nil {
+		return nil, fmt.Errorf("cnuma: VirtualAllocExNuma(%d bytes, node %d, type %#x): %w", size, node, extraType, err)
+	}
+	base := *(*unsafe.Pointer)(unsafe.Pointer(&p)) // see allocOnNode
+	return unsafe.Slice((*byte)(base), size), nil
+}

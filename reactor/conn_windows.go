@@ -71,7 +71,7 @@ func (l *Loop) open(s windows.Handle) {
 	}
 	p.gen++
 	w := &iocpConn{Conn: Conn{loop: l, fd: int(s), gen: p.gen}, slot: slot}
-	key := keyConn | uintptr(w.gen)<<slotBits | uintptr(slot)
+	key := keyConn | uintptr(w.gen&genMask)<<slotBits | uintptr(slot)
 	if _, err := windows.CreateIoCompletionPort(s, p.port, key, 0); err != nil {
 		l.log.Error("reactor: register connection", "loop", l.idx, "err", os.NewSyscallError("CreateIoCompletionPort", err))
 		windows.Closesocket(s)

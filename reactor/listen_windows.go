@@ -15,7 +15,7 @@ import (
 // acceptDepth AcceptEx operations posted on it at all times. When one
 // completes, loop 0 hands the new socket to the loops in turn: its own
 // connections it opens itself, the others' it posts to their completion
-// ports (keyHandoff with the SOCKET as payload), where they associate it
+// ports (keyHandoff, with the SOCKET as the byte count), where they associate it
 // with their own port and own it from then on. The hand-off costs one
 // PostQueuedCompletionStatus per connection, once; the connection's traffic
 // never crosses threads.
@@ -226,7 +226,7 @@ func (ln *acceptor) dispatch(l *Loop, s windows.Handle) {
 		l.open(s)
 		return
 	}
-	if err := to.post(keyHandoff | uintptr(s)&keyPayload); err != nil {
+	if err := to.post(keyHandoff, uint32(s)); err != nil {
 		windows.Closesocket(s) // that loop has stopped
 		l.stats.acceptFails.Add(1)
 	}

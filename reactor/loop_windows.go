@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -20,11 +21,14 @@ import (
 // loop's tables reference until its completion is dequeued (Go's heap does
 // not move objects):
 //
-//	key = tag<<56 | payload
-//	  keyWake     a wakeup posted by signal (payload 0)
-//	  keyHandoff  an accepted socket from loop 0's acceptor (payload: the SOCKET)
-//	  keyAccept   an AcceptEx completed on loop 0 (payload: acceptor slot)
-//	  keyConn     a connection's read or send completed (payload: gen<<24 | slot)
+//	key = tag in the top 3 bits | payload
+//	  keyWake     a wakeup posted by signal
+//	  keyHandoff  an accepted socket from loop 0's acceptor; the SOCKET is the
+//	              completion's byte count (kernel handles have 32 significant
+//	              bits, so that 32- and 64-bit processes can share them: "Interprocess
+//	              Communication Between 32-bit and 64-bit Applications", learn.microsoft.com)
+//	  keyAccept   an AcceptEx completed on loop 0
+//	  keyConn     a connection's read or send completed (payload: gen | slot)
 //
 // A completion's OVERLAPPED pointer is never turned back into a Go pointer:
 // the key finds the connection, and comparing the pointer with the
@@ -44,14 +48,19 @@ import (
 const maxIov = 1024
 
 const (
-	keyTagShift = 56
+	keyTagShift = bits.UintSize - 3
 	keyWake     = 1 << keyTagShift
 	keyHandoff  = 2 << keyTagShift
 	keyAccept   = 3 << keyTagShift
 	keyConn     = 4 << keyTagShift
 	keyPayload  = 1<<keyTagShift - 1
-	slotBits    = 24 // slots per loop: 16M connections
-	slotMask    = 1<<slotBits - 1
+	// slotBits: 16M connections per loop on 64-bit, 1M on 32-bit; the
+	// generation gets the bits above (all 32 of it on 64-bit, 9 on 32-bit,
+	// where it is only a consistency check: a slot is never reused while an
+	// operation of its previous connection is in flight).
+	slotBits = 20 + 4*(bits.UintSize/64)
+	slotMask = 1<<slotBits - 1
+	genMask  = 1<<min(keyTagShift-slotBits, 32) - 1
 )
 
 // portClosed is added to loopPlat.users when the port is closed: posters
@@ -167,14 +176,14 @@ func (l *Loop) closePosts() {
 	}
 }
 
-// post queues a completion with key on l's port from any goroutine.
-func (l *Loop) post(key uintptr) error {
+// post queues a completion with key and qty on l's port from any goroutine.
+func (l *Loop) post(key uintptr, qty uint32) error {
 	p := &l.plat
 	if p.users.Add(1) < 0 {
 		p.users.Add(-1)
 		return ErrClosed
 	}
-	err := windows.PostQueuedCompletionStatus(p.port, 0, key, nil)
+	err := windows.PostQueuedCompletionStatus(p.port, qty, key, nil)
 	p.users.Add(-1)
 	if err != nil {
 		return os.NewSyscallError("PostQueuedCompletionStatus", err)
@@ -183,7 +192,7 @@ func (l *Loop) post(key uintptr) error {
 }
 
 func (l *Loop) wake() error {
-	if err := l.post(keyWake); err != nil && !errors.Is(err, ErrClosed) {
+	if err := l.post(keyWake, 0); err != nil && !errors.Is(err, ErrClosed) {
 		return err
 	}
 	return nil
@@ -275,7 +284,7 @@ func (l *Loop) complete(e *overlappedEntry) {
 	case keyWake:
 		l.onWake()
 	case keyHandoff:
-		l.onHandoff(windows.Handle(payload))
+		l.onHandoff(windows.Handle(e.Qty))
 	case keyAccept:
 		if p.ln != nil {
 			p.ops--
@@ -283,7 +292,7 @@ func (l *Loop) complete(e *overlappedEntry) {
 		}
 	case keyConn:
 		slot := int(payload & slotMask)
-		if slot >= len(p.conns) || p.conns[slot] == nil || p.conns[slot].gen != uint32(payload>>slotBits) {
+		if slot >= len(p.conns) || p.conns[slot] == nil || p.conns[slot].gen&genMask != uint32(payload>>slotBits) {
 			l.log.Error("reactor: completion for an unknown connection", "loop", l.idx, "slot", slot)
 			return
 		}

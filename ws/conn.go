@@ -227,7 +227,10 @@ func (c *Conn) readFrames(b []byte) int {
 		c.remain, c.mask, c.maskOff, c.fin = h.Length, h.Mask, 0, h.Fin
 		// Reserve room for the frame, but not more than 1 MiB ahead of the
 		// bytes that actually arrive: a header alone must not pin 16 MiB.
-		c.msg.Grow(c.rc.Loop(), int(min(h.Length, 1<<20)))
+		if !c.msg.Grow(c.rc.Loop(), int(min(h.Length, 1<<20))) {
+			c.fail(errNoMemory)
+			return len(b)
+		}
 		if h.Length == 0 {
 			c.endFrame()
 		}
@@ -253,7 +256,10 @@ func (c *Conn) stream(b []byte) int {
 		}
 		c.utf8 = s
 	}
-	c.msg.Append(c.rc.Loop(), p) // copy: reassembly of a fragmented or split message
+	if !c.msg.Append(c.rc.Loop(), p) { // copy: reassembly of a fragmented or split message
+		c.fail(errNoMemory)
+		return len(b)
+	}
 	c.ls.copied.Add(uint64(n))
 	c.remain -= int64(n)
 	if c.remain == 0 {
@@ -361,6 +367,10 @@ func (c *Conn) handshake(data []byte) int {
 
 var errOverCapacity = &CloseError{StatusTryAgainLater, "server at its connection limit"}
 var errIdle = &CloseError{StatusGoingAway, "idle timeout"}
+
+// errNoMemory refuses a message the server has no buffer memory for: the
+// pool is exhausted and the heap budget (Config.MaxHeapBytes) spent.
+var errNoMemory = &CloseError{StatusTryAgainLater, "server out of buffer memory"}
 
 // keepalive runs at a connection's idle deadline: after IdleTimeout/2 of
 // silence it sends a ping (RFC 6455 §5.5.2, a live client answers with a

@@ -7,8 +7,6 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/windows"
-
-	"github.com/hioload-ws/hioload-ws/hugepage"
 )
 
 // Operations a connection can have in flight: one zero-byte receive and one
@@ -30,12 +28,12 @@ type iocpConn struct {
 	inOps  uint8 // opRecv|opSend in flight
 	rov    windows.Overlapped
 	sov    windows.Overlapped
-	rbuf   windows.WSABuf  // the zero-byte receive's buffer
-	sbuf   windows.WSABuf  // the overlapped send's buffer
-	zero   [1]byte         // what rbuf points at; never written (length 0)
-	sendH  hugepage.Buffer // pool memory behind sendB; zero for heap memory
-	sendB  []byte          // the bytes of the send in flight, detached from out
-	sendIO uint32          // bytes the in-flight send was asked to take
+	rbuf   windows.WSABuf // the zero-byte receive's buffer
+	sbuf   windows.WSABuf // the overlapped send's buffer
+	zero   [1]byte        // what rbuf points at; never written (length 0)
+	sendQ  Buf            // the write queue being sent, moved out of out
+	sendB  []byte         // its bytes the kernel has not taken yet
+	sendIO uint32         // bytes the in-flight WSASend was asked to take
 }
 
 // winConn returns the iocpConn c heads.
@@ -169,7 +167,10 @@ func (l *Loop) read(c *Conn) bool {
 			copy(buf[headroom-k:headroom], c.in.Bytes())
 			data = buf[headroom-k : headroom+n]
 		} else {
-			c.in.Append(l, data)
+			if !c.in.Append(l, data) {
+				c.closeNow(ErrNoMemory)
+				return false
+			}
 			data = c.in.Bytes()
 		}
 		l.stats.copiedIn.Add(uint64(k))
@@ -188,7 +189,11 @@ func (l *Loop) read(c *Conn) bool {
 		c.in.SetLen(copy(c.in.Bytes(), rest)) // rest lives in c.in: move it to the front
 	default:
 		c.in.SetLen(0)
-		c.in.Append(l, rest) // copy: keep the partial tail
+		if !c.in.Append(l, rest) { // copy: keep the partial tail
+			c.closeNow(ErrNoMemory)
+			l.renewReadBuffer()
+			return false
+		}
 	}
 	l.renewReadBuffer()
 	return true
@@ -235,16 +240,19 @@ func (c *Conn) flush() {
 	for i := 0; i < niov; i++ {
 		v := &p.iov[i]
 		ln := int(v.Len)
-		if n >= ln {
+		switch {
+		case n >= ln:
 			n -= ln
-		} else {
-			c.queue(unsafe.Slice(v.Buf, ln)[n:]) // copy: the socket would block, or a send is in flight
+		case c.flags&fClosed == 0:
+			// copy: the socket would block, or a send is in flight. queue
+			// closes c when no memory is left for it.
+			c.queue(unsafe.Slice(v.Buf, ln)[n:])
 			n = 0
 		}
 		v.Buf = nil // let the GC have the buffer
 	}
 	l.resetScratch()
-	if w.inOps&opSend == 0 && c.outHead < c.out.Len() {
+	if c.flags&fClosed == 0 && w.inOps&opSend == 0 && c.outHead < c.out.Len() {
 		w.startSend()
 	}
 }
@@ -254,8 +262,8 @@ func (c *Conn) flush() {
 // while c.out keeps taking (and may grow or compact) what comes after.
 func (w *iocpConn) startSend() {
 	c := &w.Conn
-	h, b := c.out.Detach()
-	w.sendH, w.sendB = h, b[c.outHead:]
+	w.sendQ, c.out = c.out, Buf{} // the memory and its accounting move together
+	w.sendB = w.sendQ.Bytes()[c.outHead:]
 	c.outHead = 0
 	w.sendMore()
 }
@@ -278,8 +286,8 @@ func (w *iocpConn) sendMore() {
 }
 
 func (w *iocpConn) freeSend() {
-	w.loop.free(w.sendH)
-	w.sendH, w.sendB = hugepage.Buffer{}, nil
+	w.sendQ.Free(w.loop)
+	w.sendB = nil
 }
 
 // sendDone: the kernel took qty bytes of the queue.
@@ -379,6 +387,21 @@ func (w *iocpConn) retire() {
 		p.conns[w.slot] = nil
 		p.free = append(p.free, w.slot)
 	}
+}
+
+// progressed reports whether the peer took any of c's output since the last
+// call: the bytes of the send in flight plus the queue shrank. An
+// overlapped send completes once the kernel has buffered its bytes, and it
+// stays pending while the peer's window and our send buffer are full, so a
+// slow reader keeps completing sends and a peer that stopped does not.
+// (SIO_TCP_INFO would also see the kernel's unacknowledged bytes; wine 8
+// does not implement it, and the queue is what a stuck peer holds.)
+func (c *Conn) progressed() bool {
+	w := winConn(c)
+	pending := len(w.sendB) + c.out.Len() - c.outHead
+	moved := pending < c.sent
+	c.sent = pending
+	return moved
 }
 
 func (c *Conn) remoteAddr() net.Addr {

@@ -92,7 +92,7 @@ func (h *echoHandler) waitCloses(t *testing.T, n int) []error {
 	return errs
 }
 
-func startEngine(t *testing.T, h Handler, loops int, tweak ...func(*Config)) *Engine {
+func startIOCP(t *testing.T, h Handler, loops int, tweak ...func(*Config)) *Engine {
 	t.Helper()
 	cfg := Config{Addr: "127.0.0.1:0", LingerTimeout: time.Second}
 	for i := range loops {
@@ -114,7 +114,7 @@ func startEngine(t *testing.T, h Handler, loops int, tweak ...func(*Config)) *En
 	return e
 }
 
-func dialEngine(t *testing.T, e *Engine) net.Conn {
+func dialIOCP(t *testing.T, e *Engine) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", e.Addr().String(), 5*time.Second)
 	if err != nil {
@@ -143,11 +143,11 @@ func roundTrip(t *testing.T, c net.Conn, p []byte) {
 
 func TestIOCPEchoAcrossLoops(t *testing.T) {
 	h := newEchoHandler()
-	e := startEngine(t, h, 2)
+	e := startIOCP(t, h, 2)
 	rng := rand.New(rand.NewPCG(1, 1))
 	var wg sync.WaitGroup
 	for i := range 8 {
-		c := dialEngine(t, e)
+		c := dialIOCP(t, e)
 		sizes := []int{1, 100, 4096, 70000, 1 + rng.IntN(300000)}
 		wg.Add(1)
 		go func() {
@@ -171,8 +171,8 @@ func TestIOCPEchoAcrossLoops(t *testing.T) {
 // arrive complete and in order once it reads.
 func TestIOCPSlowReaderKeepsOrder(t *testing.T) {
 	h := newEchoHandler()
-	e := startEngine(t, h, 1)
-	c := dialEngine(t, e)
+	e := startIOCP(t, h, 1)
+	c := dialIOCP(t, e)
 	const chunk, chunks = 64 << 10, 128 // 8 MiB
 	want := make([]byte, 0, chunk*chunks)
 	for i := range chunks {
@@ -209,8 +209,8 @@ func TestIOCPSlowReaderKeepsOrder(t *testing.T) {
 // ErrPeerClosed.
 func TestIOCPGracefulClose(t *testing.T) {
 	h := newEchoHandler()
-	e := startEngine(t, h, 1)
-	c := dialEngine(t, e)
+	e := startIOCP(t, h, 1)
+	c := dialIOCP(t, e)
 	if _, err := c.Write([]byte("bye now")); err != nil {
 		t.Fatal(err)
 	}
@@ -231,8 +231,8 @@ func TestIOCPGracefulClose(t *testing.T) {
 // closed by the linger deadline.
 func TestIOCPLingerTimeout(t *testing.T) {
 	h := newEchoHandler()
-	e := startEngine(t, h, 1, func(c *Config) { c.LingerTimeout = 300 * time.Millisecond })
-	c := dialEngine(t, e)
+	e := startIOCP(t, h, 1, func(c *Config) { c.LingerTimeout = 300 * time.Millisecond })
+	c := dialIOCP(t, e)
 	c.Write([]byte("bye"))
 	if errs := h.waitCloses(t, 1); !errors.Is(errs[0], ErrTimeout) {
 		t.Fatalf("OnClose error %v, want ErrTimeout", errs[0])
@@ -241,14 +241,14 @@ func TestIOCPLingerTimeout(t *testing.T) {
 
 func TestIOCPPeerCloseAndAbort(t *testing.T) {
 	h := newEchoHandler()
-	e := startEngine(t, h, 2)
-	a := dialEngine(t, e)
+	e := startIOCP(t, h, 2)
+	a := dialIOCP(t, e)
 	roundTrip(t, a, []byte("x"))
 	a.Close()
 	if errs := h.waitCloses(t, 1); !errors.Is(errs[0], ErrPeerClosed) {
 		t.Fatalf("peer close: OnClose error %v", errs[0])
 	}
-	b := dialEngine(t, e)
+	b := dialIOCP(t, e)
 	b.Write([]byte("abort"))
 	if errs := h.waitCloses(t, 1); errs[0] == nil || errs[0].Error() != "test: abort" {
 		t.Fatalf("abort: OnClose error %v", errs[0])
@@ -267,8 +267,8 @@ func TestIOCPDeadline(t *testing.T) {
 		c.Write([]byte("late"))
 		c.CloseGracefully()
 	}
-	e := startEngine(t, h, 1)
-	c := dialEngine(t, e)
+	e := startIOCP(t, h, 1)
+	c := dialIOCP(t, e)
 	select {
 	case <-fired:
 	case <-time.After(5 * time.Second):
@@ -284,8 +284,8 @@ func TestIOCPDeadline(t *testing.T) {
 // the loop thread (the inbox wakeup is a posted completion).
 func TestIOCPPostTask(t *testing.T) {
 	h := newEchoHandler()
-	e := startEngine(t, h, 2)
-	c := dialEngine(t, e)
+	e := startIOCP(t, h, 2)
+	c := dialIOCP(t, e)
 	roundTrip(t, c, []byte("hi"))
 	rc := h.conn(0)
 	for i := range 100 {
@@ -316,12 +316,12 @@ func TestIOCPPostTask(t *testing.T) {
 // reused; a stale completion must never reach a new connection.
 func TestIOCPSlotReuse(t *testing.T) {
 	h := newEchoHandler()
-	e := startEngine(t, h, 2)
+	e := startIOCP(t, h, 2)
 	const rounds, width = 20, 25
 	for r := range rounds {
 		cs := make([]net.Conn, width)
 		for i := range cs {
-			cs[i] = dialEngine(t, e)
+			cs[i] = dialIOCP(t, e)
 		}
 		for i, c := range cs {
 			roundTrip(t, c, fmt.Appendf(nil, "round %d conn %d", r, i))
@@ -342,8 +342,8 @@ func TestIOCPSlotReuse(t *testing.T) {
 
 func TestIOCPRemoteAddr(t *testing.T) {
 	h := newEchoHandler()
-	e := startEngine(t, h, 1)
-	c := dialEngine(t, e)
+	e := startIOCP(t, h, 1)
+	c := dialIOCP(t, e)
 	roundTrip(t, c, []byte("x"))
 	got := make(chan string, 1)
 	rc := h.conn(0)
@@ -360,7 +360,7 @@ func TestIOCPThreadsPinnedAndNamed(t *testing.T) {
 		t.Skip("needs 2 CPUs")
 	}
 	h := newEchoHandler()
-	e := startEngine(t, h, 2)
+	e := startIOCP(t, h, 2)
 	for _, l := range e.Loops() {
 		deadline := time.Now().Add(5 * time.Second)
 		for l.TID() == 0 && time.Now().Before(deadline) {

@@ -24,10 +24,9 @@ eval "$(scripts/wine-setup.sh --env)"
 pkgs=("$@")
 if [ ${#pkgs[@]} -eq 0 ]; then
   # cnuma and topology are left out by default: their tests build fake sysfs
-  # trees under t.TempDir, and Go 1.26's os.RemoveAll deletes with
-  # FileDispositionInformationEx, which wine 8 does not implement (the
-  # cleanup fails with "Invalid function"; docs/WINDOWS.md). Name them to
-  # run them anyway.
+  # trees (symbolic links, which Windows reserves to privileged accounts)
+  # and hwloc topologies (cgo, Linux only), so under wine they mostly skip
+  # and partly fail (docs/WINDOWS.md). Name them to run them anyway.
   pkgs=(./ws ./reactor ./hugepage ./echo ./internal/...)
 fi
 work=$(mktemp -d)
@@ -38,8 +37,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-total_pass=0 total_fail=0 total_skip=0
+total_pass=0 total_fail=0 total_skip=0 total_gaps=0
 failed_pkgs=()
+gap_names=()
 summary=()
 
 run_pkg() { # $1: import path of one package
@@ -59,12 +59,35 @@ run_pkg() { # $1: import path of one package
   # The binary runs in its package directory, as go test runs it (testdata).
   (cd "$pkg" && timeout "$TIMEOUT" "$WINE" "$exe" -test.v -test.timeout "$((TIMEOUT - 10))s" \
       ${WINE_TEST_RUN:+-test.run "$WINE_TEST_RUN"}) >"$log" 2>&1 || rc=$?
-  local pass fail skip
+  local pass fail skip gaps
   pass=$(grep -c -- '--- PASS' "$log" || true)
   fail=$(grep -c -- '--- FAIL' "$log" || true)
   skip=$(grep -c -- '--- SKIP' "$log" || true)
+  # A test whose only complaint is t.TempDir's cleanup failing with "Invalid
+  # function" did pass: Go 1.26's os.RemoveAll deletes with
+  # NtSetInformationFile(FileDispositionInformationEx), which wine 8 answers
+  # STATUS_NOT_IMPLEMENTED, a status Go does not fall back on. Those count
+  # as wine gaps, listed by name, not as failures.
+  gaps=$(awk '
+    /^=== (RUN|NAME|CONT|PAUSE) / { cur = $3; sub(/\/.*/, "", cur); next }
+    /TempDir RemoveAll cleanup: .*Invalid function/ { cleanup[cur] = 1; next }
+    /^ +[A-Za-z0-9_]+\.go:[0-9]+: / || /^ +\t?Error/ { other[cur] = 1 }
+    /^--- FAIL: / { if (cleanup[$3] && !other[$3]) print $3; else real = 1 }
+    /^panic: |^fatal error: / { real = 1 }
+    END { if (real) print "REAL" }' "$log")
+  local ngaps=0
+  if [ -n "$gaps" ] && ! grep -qx REAL <<<"$gaps"; then
+    ngaps=$(wc -l <<<"$gaps")
+    total_gaps=$((total_gaps + ngaps))
+    fail=$((fail - ngaps)); pass=$((pass + ngaps))
+    [ "$fail" -eq 0 ] && rc=0
+    gap_names+=($gaps)
+  fi
   total_pass=$((total_pass + pass)); total_fail=$((total_fail + fail)); total_skip=$((total_skip + skip))
   summary+=("$(printf '%-22s %5d passed %3d failed %3d skipped  exit %d  %ds' "$pkg" "$pass" "$fail" "$skip" "$rc" $((SECONDS - t0)))")
+  if [ "$ngaps" -gt 0 ]; then
+    echo "    wine gap (passed; only t.TempDir cleanup failed, wine 8 lacks FileDispositionInformationEx): $(echo $gaps)"
+  fi
   if [ "$rc" -ne 0 ] || [ "$fail" -ne 0 ]; then
     failed_pkgs+=("$pkg")
     grep -B2 -A20 -- '--- FAIL\|^panic\|fatal error' "$log" | head -80 || tail -40 "$log"
@@ -121,6 +144,9 @@ echo "== wine test summary ($("$WINE" --version 2>/dev/null || echo wine), $($GO
 printf '%s\n' "${summary[@]}"
 echo "echo interop:          $interop"
 echo "total: $total_pass passed, $total_fail failed, $total_skip skipped"
+if [ "$total_gaps" -gt 0 ]; then
+  echo "  of the passed, $total_gaps only failed t.TempDir's cleanup under wine (FileDispositionInformationEx): ${gap_names[*]}"
+fi
 if [ ${#failed_pkgs[@]} -gt 0 ]; then
   echo "FAILED: ${failed_pkgs[*]}"
   exit 1

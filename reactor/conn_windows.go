@@ -341,6 +341,7 @@ func (c *Conn) shutdownWrite() {
 	if w.inOps&opSend != 0 || c.outHead < c.out.Len() {
 		c.flags |= fClosing
 		c.SetDeadline(linger)
+		c.progressed() // the baseline the linger deadline compares with
 		return
 	}
 	if c.flags&fPeerEOF != 0 {

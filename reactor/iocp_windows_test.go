@@ -509,3 +509,73 @@ func handleCount(t *testing.T) int {
 	}
 	return int(n)
 }
+
+// TestIOCPShutdownWhileAccepting: clients keep connecting while the engine
+// shuts down, so that loop 0 hands sockets to loops that are finishing.
+// Every opened connection is closed exactly once, Shutdown returns, and no
+// handle is left.
+func TestIOCPShutdownWhileAccepting(t *testing.T) {
+	handles0 := handleCount(t)
+	for round := range 5 {
+		h := newEchoHandler()
+		cfg := Config{Addr: "127.0.0.1:0", LingerTimeout: 200 * time.Millisecond,
+			Loops: []LoopSpec{{CPU: -1, Node: -1}, {CPU: -1, Node: -1}, {CPU: -1, Node: -1}}}
+		e, err := New(cfg, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Start()
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					c, err := net.DialTimeout("tcp", e.Addr().String(), time.Second)
+					if err != nil {
+						continue
+					}
+					c.SetDeadline(time.Now().Add(2 * time.Second))
+					c.Write([]byte("bye")) // echoed, then closed gracefully
+					io.ReadAll(c)
+					c.Close()
+				}
+			}()
+		}
+		time.Sleep(time.Duration(50+round*30) * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = e.Shutdown(ctx)
+		cancel()
+		close(stop)
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("round %d: Shutdown: %v", round, err)
+		}
+		if n := int(h.opened.Load()); len(h.closes) != n {
+			t.Fatalf("round %d: %d opened, %d closed", round, n, len(h.closes))
+		}
+		var accepted uint64
+		for _, l := range e.Loops() {
+			accepted += l.Stats().Accepted
+		}
+		t.Logf("round %d: %d connections opened before shutdown", round, accepted)
+		for _, l := range e.Loops() {
+			if l.plat.port != 0 {
+				t.Fatalf("round %d: loop %d's port still open", round, l.Index())
+			}
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for handleCount(t) > handles0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := handleCount(t); got > handles0 {
+		t.Errorf("handles: %d before, %d after", handles0, got)
+	}
+}

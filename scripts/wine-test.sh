@@ -13,6 +13,7 @@
 #   scripts/wine-test.sh ./ws ./reactor   these packages, then the interop run
 #   WINE_TEST_RUN='TestConformance' scripts/wine-test.sh ./ws
 #   WINE_TEST_NO_INTEROP=1 scripts/wine-test.sh
+#   WINE_TEST_LOGS=/tmp/winelogs scripts/wine-test.sh   keep each package's -test.v log
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -30,6 +31,8 @@ if [ ${#pkgs[@]} -eq 0 ]; then
   pkgs=(./ws ./reactor ./hugepage ./echo ./internal/...)
 fi
 work=$(mktemp -d)
+logs=${WINE_TEST_LOGS:-$work} # set WINE_TEST_LOGS=dir to keep the -test.v logs
+mkdir -p "$logs"
 server_pid=""
 cleanup() {
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill "$server_pid" 2>/dev/null || true; fi
@@ -46,7 +49,7 @@ run_pkg() { # $1: import path of one package
   local pkg=$1 name exe log rc=0
   name=$(echo "${pkg#./}" | tr '/' '_')
   exe="$work/$name.test.exe"
-  log="$work/$name.log"
+  log="$logs/$name.log"
   if ! GOOS=windows GOARCH=amd64 $GO test -c -o "$exe" "$pkg" >"$log" 2>&1; then
     echo "==> $pkg: build failed"; cat "$log"
     failed_pkgs+=("$pkg (build)"); total_fail=$((total_fail + 1)); return

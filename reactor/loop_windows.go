@@ -203,7 +203,8 @@ func (l *Loop) wake() error {
 // reactor-N for debuggers and ETW traces.
 func (l *Loop) pin() {
 	runtime.LockOSThread()
-	l.tid.Store(int32(windows.GetCurrentThreadId()))
+	// TID is published last: once it is non-zero the thread is named and pinned.
+	defer l.tid.Store(int32(windows.GetCurrentThreadId()))
 	name, _ := windows.UTF16PtrFromString(fmt.Sprintf("reactor-%d", l.idx))
 	if err := setThreadDescription(windows.CurrentThread(), name); err != nil {
 		l.log.Debug("reactor: name thread", "loop", l.idx, "err", err)

@@ -579,3 +579,56 @@ func TestIOCPShutdownWhileAccepting(t *testing.T) {
 		t.Errorf("handles: %d before, %d after", handles0, got)
 	}
 }
+
+// TestIOCPResetClientsReleaseHandles: clients that reset (RST) while the
+// server holds their partial input and queued output leave no handle and
+// no slot behind.
+func TestIOCPResetClientsReleaseHandles(t *testing.T) {
+	h := newEchoHandler()
+	e := startIOCP(t, h, 2)
+	warm := dialIOCP(t, e) // the listener's and loops' handles exist before the count
+	roundTrip(t, warm, []byte("warm"))
+	handles0 := handleCount(t)
+	const n = 100
+	cs := make([]*net.TCPConn, n)
+	for i := range cs {
+		c, err := net.Dial("tcp", e.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs[i] = c.(*net.TCPConn)
+		// Enough that the server's replies queue: the client never reads.
+		cs[i].Write(bytes.Repeat([]byte{byte(i)}, 256<<10))
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, c := range cs {
+		c.SetLinger(0)
+		c.Close()
+	}
+	h.waitCloses(t, n)
+	deadline := time.Now().Add(3 * time.Second)
+	for handleCount(t) > handles0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := handleCount(t); got > handles0 {
+		t.Errorf("handles: %d before the clients, %d after they reset", handles0, got)
+	}
+	done := make(chan int, 2)
+	for _, l := range e.Loops() {
+		l.Post(Task{Fn: func() {
+			busy := 0
+			for _, w := range l.plat.conns {
+				if w != nil && w.flags&fClosed != 0 {
+					busy++
+				}
+			}
+			done <- busy
+		}})
+	}
+	for range e.Loops() {
+		if busy := <-done; busy != 0 {
+			t.Errorf("%d closed connections still hold their slots", busy)
+		}
+	}
+	roundTrip(t, warm, []byte("still fine"))
+}

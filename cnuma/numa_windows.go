@@ -165,23 +165,23 @@ func allowedCPUs() ([]int, error) {
 // NoPreferredNode is NUMA_NO_PREFERRED_NODE for VirtualAllocNuma.
 const NoPreferredNode = -1
 
-// VirtualAllocNuma reserves and commits size bytes of zeroed read-write
-// memory in the calling process with VirtualAllocExNuma, preferring node
-// (NoPreferredNode: no preference). extraType is or-ed into the allocation
-// type: windows.MEM_LARGE_PAGES asks for large pages, which needs size to be
-// a multiple of windows.GetLargePageMinimum() and SeLockMemoryPrivilege
-// enabled in the process token. The memory is outside the Go heap and must
-// hold no Go pointers; give it back with windows.VirtualFree(MEM_RELEASE).
-// Windows only: the portable API is AllocOnNode.
-func VirtualAllocNuma(size, node int, extraType uint32) ([]byte, error) {
+// VirtualAllocNuma calls VirtualAllocExNuma for the calling process: size
+// bytes of read-write memory at addr (0: anywhere), allocType
+// (windows.MEM_RESERVE, MEM_COMMIT, MEM_LARGE_PAGES, or-ed), preferring node
+// (NoPreferredNode: no preference). Large pages need size to be a multiple of
+// windows.GetLargePageMinimum() and SeLockMemoryPrivilege enabled in the
+// process token. Committed memory is zeroed; it is outside the Go heap and
+// must hold no Go pointers; give it back with windows.VirtualFree of its
+// allocation base and MEM_RELEASE. Windows only: the portable API is
+// AllocOnNode.
+func VirtualAllocNuma(addr uintptr, size, node int, allocType uint32) ([]byte, error) {
 	n := uint32(0xffffffff) // NUMA_NO_PREFERRED_NODE
 	if node >= 0 {
 		n = uint32(node)
 	}
-	p, err := virtualAllocExNuma(windows.CurrentProcess(), 0, uintptr(size),
-		windows.MEM_RESERVE|windows.MEM_COMMIT|extraType, windows.PAGE_READWRITE, n)
+	p, err := virtualAllocExNuma(windows.CurrentProcess(), addr, uintptr(size), allocType, windows.PAGE_READWRITE, n)
 	if err != nil {
-		return nil, fmt.Errorf("cnuma: VirtualAllocExNuma(%d bytes, node %d, type %#x): %w", size, node, extraType, err)
+		return nil, fmt.Errorf("cnuma: VirtualAllocExNuma(%d bytes, node %d, type %#x): %w", size, node, allocType, err)
 	}
 	base := *(*unsafe.Pointer)(unsafe.Pointer(&p)) // see allocOnNode
 	return unsafe.Slice((*byte)(base), size), nil

@@ -52,9 +52,9 @@ func mapArena(size, node int, o mapOptions) ([]byte, Arena, error) {
 		a.Fallbacks = append(a.Fallbacks, "large pages: "+err.Error())
 	}
 	a.Fallbacks = append(a.Fallbacks, "thp: windows has no transparent huge pages")
-	mem, err := cnuma.VirtualAllocNuma(size, node, 0)
+	mem, err := mapAligned(size, node)
 	if err != nil {
-		return nil, a, fmt.Errorf("hugepage: %w", err)
+		return nil, a, err
 	}
 	// Fault every page in now, so that it is placed (on the preferred node)
 	// here and not on a loop's first touch.
@@ -79,7 +79,27 @@ func mapLarge(size, node int) ([]byte, error) {
 	if err := lockMemoryPrivilege(); err != nil {
 		return nil, err
 	}
-	return cnuma.VirtualAllocNuma(size, node, windows.MEM_LARGE_PAGES)
+	// Large pages come aligned to their size, which hugeSize divides.
+	return cnuma.VirtualAllocNuma(0, size, node, windows.MEM_RESERVE|windows.MEM_COMMIT|windows.MEM_LARGE_PAGES)
+}
+
+// mapAligned commits size bytes of base pages, preferring node, starting on
+// a hugeSize boundary as the pool's layout needs (VirtualAlloc aligns to
+// 64 KiB only): it reserves hugeSize more address space than needed and
+// commits the aligned part. A reservation takes no memory; unmapArena frees
+// the whole of it from the allocation base.
+func mapAligned(size, node int) ([]byte, error) {
+	res, err := windows.VirtualAlloc(0, uintptr(size+hugeSize), windows.MEM_RESERVE, windows.PAGE_NOACCESS)
+	if err != nil {
+		return nil, fmt.Errorf("hugepage: VirtualAlloc reserve %d bytes: %w", size+hugeSize, err)
+	}
+	aligned := (res + hugeSize - 1) &^ (hugeSize - 1)
+	mem, err := cnuma.VirtualAllocNuma(aligned, size, node, windows.MEM_COMMIT)
+	if err != nil {
+		windows.VirtualFree(res, 0, windows.MEM_RELEASE)
+		return nil, fmt.Errorf("hugepage: %w", err)
+	}
+	return mem, nil
 }
 
 // lockMemoryPrivilege enables SeLockMemoryPrivilege in the process token,
@@ -170,8 +190,14 @@ func placement(mem []byte) Placement {
 	return pl
 }
 
+// unmapArena releases the whole reservation mem lies in (mapAligned's
+// reservation starts before mem).
 func unmapArena(mem []byte, _ *Arena) error {
-	return os.NewSyscallError("VirtualFree", windows.VirtualFree(uintptr(unsafe.Pointer(&mem[0])), 0, windows.MEM_RELEASE))
+	var mbi windows.MemoryBasicInformation
+	if err := windows.VirtualQuery(uintptr(unsafe.Pointer(&mem[0])), &mbi, unsafe.Sizeof(mbi)); err != nil {
+		return os.NewSyscallError("VirtualQuery", err)
+	}
+	return os.NewSyscallError("VirtualFree", windows.VirtualFree(mbi.AllocationBase, 0, windows.MEM_RELEASE))
 }
 
 // hugeBytes is all of part for a large-page arena and none otherwise: a

@@ -112,3 +112,24 @@ func TestArenaLargePages(t *testing.T) {
 		t.Fatalf("privilege held but arena is %s: %q", a, a.Fallbacks)
 	}
 }
+
+// TestArenaAligned: arenas start on a huge page boundary, as the pool's
+// layout needs, though VirtualAlloc itself aligns to 64 KiB only; several in
+// a row, so that a lucky first address does not hide it.
+func TestArenaAligned(t *testing.T) {
+	for i := range 8 {
+		p, err := New(Config{Node: -1, NoHugetlb: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := p.Get(1 << 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at := uintptr(unsafe.Pointer(&b.Bytes()[0])); at%(1<<20) != 0 {
+			t.Errorf("pool %d: 1 MiB buffer at %#x", i, at)
+		}
+		b.Release()
+		defer p.Close()
+	}
+}

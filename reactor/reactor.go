@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hioload-ws/hioload-ws/hugepage"
+	"github.com/hioload-ws/hioload-ws/internal/stat"
 )
 
 // Errors returned by the reactor.
@@ -264,20 +265,21 @@ type Stats struct {
 	MemRefused uint64
 }
 
+// loopStats are a loop's counters: only its thread writes them.
 type loopStats struct {
-	conns         atomic.Int64
-	accepted      atomic.Uint64
-	readCalls     atomic.Uint64
-	bytesIn       atomic.Uint64
-	writeCalls    atomic.Uint64
-	bytesOut      atomic.Uint64
-	copiedOut     atomic.Uint64
-	copiedIn      atomic.Uint64
-	wakeups       atomic.Uint64
-	events        atomic.Uint64
-	acceptFails   atomic.Uint64
-	heapFallbacks atomic.Uint64
-	memRefused    atomic.Uint64
+	conns         stat.Gauge
+	accepted      stat.Counter
+	readCalls     stat.Counter
+	bytesIn       stat.Counter
+	writeCalls    stat.Counter
+	bytesOut      stat.Counter
+	copiedOut     stat.Counter
+	copiedIn      stat.Counter
+	wakeups       stat.Counter
+	events        stat.Counter
+	acceptFails   stat.Counter
+	heapFallbacks stat.Counter
+	memRefused    stat.Counter
 }
 
 // Stats returns a snapshot of the loop's counters.

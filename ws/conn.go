@@ -132,6 +132,22 @@ func (c *Conn) CloseAsync(code StatusCode) error {
 }
 
 func (c *Conn) writeFrame(op OpCode, p []byte) {
+	if f := c.ls.frame; len(p) > 0 && len(f) == c.ls.frameHdr+len(p) && &f[c.ls.frameHdr] == &p[0] {
+		// p is the payload of the frame being handled, still in the read
+		// buffer behind its client header, which is dead once parsed and
+		// 4 bytes (the mask key) longer than ours: write our header in
+		// place and send header and payload as one contiguous iovec. No
+		// payload byte moves.
+		// Only once: a second reply of the same payload (a broadcast) must
+		// not rewrite bytes the first one's iovec points at.
+		var hdr [MaxHeaderSize]byte
+		n := PutHeader(hdr[:], true, op, len(p))
+		start := c.ls.frameHdr - n
+		copy(f[start:], hdr[:n])
+		c.ls.frame = nil
+		c.rc.Write(f[start:])
+		return
+	}
 	hdr := c.rc.Scratch(MaxHeaderSize)
 	n := PutHeader(hdr, true, op, len(p))
 	c.rc.Write(hdr[:n])
@@ -218,7 +234,9 @@ func (c *Conn) readFrames(b []byte) int {
 				c.fail(ErrInvalidUTF8)
 				return len(b)
 			}
+			c.ls.frame, c.ls.frameHdr = b[off-hs-len(p):off], hs
 			c.deliverFrom(h.OpCode, p, srcRead)
+			c.ls.frame = nil
 			continue
 		}
 		if !c.inMsg {

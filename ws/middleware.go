@@ -59,11 +59,12 @@ func Logging(log *slog.Logger) Middleware {
 var clockBase = time.Now()
 
 // HandlerMetrics counts the messages the handler processes and the errors
-// it returns, and records how long each took in a histogram, for
-// Control.HandlerStats, Control.Stats and the hioload_handler_* metrics.
-// Opens and closes pass through unmeasured. Per message it costs two
-// monotonic clock readings and two or three atomic adds on the loop's own
-// cache line (counters are striped by loop); it allocates nothing. It
+// it returns, and records how long one message in 16 took in a histogram,
+// for Control.HandlerStats, Control.Stats and the hioload_handler_*
+// metrics. Opens and closes pass through unmeasured. Per message it costs
+// an atomic add on the loop's own cache line (counters are striped by
+// loop), and for the timed one two monotonic clock readings; it allocates
+// nothing. It
 // times what is inside it: put it last to time the handler alone. A panic
 // that unwinds through it is not counted (Recovery logs it). Install it
 // once.
@@ -78,9 +79,19 @@ func HandlerMetrics(c *Control) Middleware {
 			if e.Conn != nil { // always set by the server; not by hand-made events
 				loop = e.Conn.Loop()
 			}
-			t0 := time.Since(clockBase)
-			err := next.Handle(e)
-			m.observe(loop, time.Since(clockBase)-t0, err != nil)
+			s := m.stripe(loop)
+			var err error
+			if s.timeNext() {
+				t0 := time.Since(clockBase)
+				err = next.Handle(e)
+				s.observe(time.Since(clockBase) - t0)
+			} else {
+				err = next.Handle(e)
+			}
+			s.processed.Add(1)
+			if err != nil {
+				s.errors.Add(1)
+			}
 			return err
 		})
 	}

@@ -14,6 +14,7 @@ import (
 	gws "github.com/gobwas/ws"
 
 	"github.com/hioload-ws/hioload-ws/hugepage"
+	"github.com/hioload-ws/hioload-ws/internal/stat"
 	"github.com/hioload-ws/hioload-ws/reactor"
 	"github.com/hioload-ws/hioload-ws/topology"
 )
@@ -212,18 +213,20 @@ type Server struct {
 // (the counters are atomics so that Stats may read them from anywhere).
 type loopState struct {
 	ev         Event
-	msgsIn     atomic.Uint64
-	msgsOut    atomic.Uint64
-	bytesIn    atomic.Uint64
-	bytesOut   atomic.Uint64
-	copied     atomic.Uint64
-	upgraded   atomic.Uint64
-	rejected   atomic.Uint64
-	overCap    atomic.Uint64
-	timeouts   atomic.Uint64
-	closesSent atomic.Uint64
-	closeCodes [closeCodeSlots]atomic.Uint64 // closes the server initiated, by code
-	open       atomic.Int64
+	frame      []byte // the whole client frame being handled, when in the read buffer
+	frameHdr   int    // its header's length
+	msgsIn     stat.Counter
+	msgsOut    stat.Counter
+	bytesIn    stat.Counter
+	bytesOut   stat.Counter
+	copied     stat.Counter
+	upgraded   stat.Counter
+	rejected   stat.Counter
+	overCap    stat.Counter
+	timeouts   stat.Counter
+	closesSent stat.Counter
+	closeCodes [closeCodeSlots]stat.Counter // closes the server initiated, by code
+	open       stat.Gauge
 	_          [64]byte // keep loops' counters off each other's cache lines
 }
 

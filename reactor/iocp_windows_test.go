@@ -632,3 +632,21 @@ func TestIOCPResetClientsReleaseHandles(t *testing.T) {
 	}
 	roundTrip(t, warm, []byte("still fine"))
 }
+
+// TestIOCPDualStack: an unspecified address listens on IPv6 and IPv4 at
+// once, as on Linux, so that clients resolving localhost either way connect.
+func TestIOCPDualStack(t *testing.T) {
+	h := newEchoHandler()
+	e := startIOCP(t, h, 1, func(c *Config) { c.Addr = ":0" })
+	port := e.Addr().(*net.TCPAddr).Port
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(host, fmt.Sprint(port)), 5*time.Second)
+		if err != nil {
+			t.Errorf("%s: %v", host, err)
+			continue
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		roundTrip(t, c, []byte("hello "+host))
+		c.Close()
+	}
+}

@@ -3,7 +3,6 @@ package reactor
 import (
 	"sync"
 	"syscall"
-	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -22,15 +21,6 @@ var wineVersion = sync.OnceValue(func() string {
 	}
 	return windows.BytePtrToString(*(**byte)(unsafe.Pointer(&r)))
 })
-
-// skipOnWine skips a case that needs something wine lacks, saying what; on
-// Windows it runs.
-func skipOnWine(t *testing.T, lacks string) {
-	t.Helper()
-	if v := wineVersion(); v != "" {
-		t.Skipf("wine %s lacks %s", v, lacks)
-	}
-}
 
 // hresultFromNTSuccess is HRESULT_FROM_NT(STATUS_SUCCESS), which wine 8's
 // GetThreadDescription returns on success instead of S_OK.

@@ -130,6 +130,17 @@ func (l *Loop) pin() {
 	}
 }
 
+// rawRead is read(2) without the scheduler hand-off of syscall.Syscall: the
+// socket is non-blocking, so the call never waits, and the loop owns its
+// thread anyway. (epoll_wait, which does block, keeps the full Syscall.)
+func rawRead(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
 func onMainThread() bool { return unix.Gettid() == unix.Getpid() }
 
 func (l *Loop) run() {
@@ -326,7 +337,7 @@ func (l *Loop) read(c *Conn) bool {
 	var n int
 	var err error
 	for {
-		n, err = unix.Read(c.fd, buf[headroom:])
+		n, err = rawRead(c.fd, buf[headroom:])
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
@@ -405,7 +416,7 @@ func (c *Conn) flush() {
 	}
 	var n int
 	for {
-		r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&p.iov[0])), uintptr(niov))
+		r, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&p.iov[0])), uintptr(niov))
 		if e == unix.EINTR {
 			continue
 		}

@@ -4,28 +4,16 @@
 # report of internal/soak and fails if any check does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/echo.sh
 SOAK_TIME=${SOAK_TIME:-60s}
 tmp=$(mktemp -d)
-pid=""
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  echo_kill
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-go build -o "$tmp/echo" ./echo
 go build -o "$tmp/soak" ./internal/soak
-"$tmp/echo" -addr 127.0.0.1:0 -stats 0 -log-level error -max-write-queue 1048576 \
-  -handshake-timeout 2s >"$tmp/echo.out" 2>"$tmp/echo.err" &
-pid=$!
-addr=""
-for _ in $(seq 1 100); do
-  addr=$(sed -n 's/^echo: listening on //p' "$tmp/echo.out" | head -n1)
-  [ -n "$addr" ] && break
-  sleep 0.1
-done
-[ -n "$addr" ] || { echo "soak: echo did not start"; cat "$tmp/echo.err"; exit 1; }
-"$tmp/soak" -addr "$addr" -pid "$pid" -duration "$SOAK_TIME" -server-max-write-queue 1048576
-kill -TERM "$pid"
-wait "$pid" || { echo "soak: echo did not exit 0 after SIGTERM"; exit 1; }
-pid=""
+echo_start soak "$tmp" -log-level error -max-write-queue 1048576 -handshake-timeout 2s
+"$tmp/soak" -addr "$ECHO_ADDR" -pid "$ECHO_PID" -duration "$SOAK_TIME" -server-max-write-queue 1048576
+echo_stop soak
 echo "soak: echo shut down cleanly"

@@ -470,7 +470,7 @@ func TestIOCPShutdownReleasesEverything(t *testing.T) {
 		return got
 	}
 	if got := settle(handles0, func() int { return handleCount(t) }); got > handles0 {
-		t.Errorf("handles: %d before, %d after Shutdown", handles0, got)
+		t.Errorf("socket and port handles: %d before, %d after Shutdown", handles0, got)
 	}
 	if got := settle(g0, runtime.NumGoroutine); got > g0 {
 		t.Errorf("goroutines: %d before, %d after Shutdown", g0, got)
@@ -501,14 +501,6 @@ func TestIOCPShutdownDeadlineCloses(t *testing.T) {
 	}
 }
 
-func handleCount(t *testing.T) int {
-	t.Helper()
-	var n uint32
-	if err := getProcessHandleCount(windows.CurrentProcess(), &n); err != nil {
-		t.Skipf("GetProcessHandleCount: %v", err)
-	}
-	return int(n)
-}
 
 // TestIOCPShutdownWhileAccepting: clients keep connecting while the engine
 // shuts down, so that loop 0 hands sockets to loops that are finishing.
@@ -576,7 +568,7 @@ func TestIOCPShutdownWhileAccepting(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if got := handleCount(t); got > handles0 {
-		t.Errorf("handles: %d before, %d after", handles0, got)
+		t.Errorf("socket and port handles: %d before, %d after", handles0, got)
 	}
 }
 
@@ -611,7 +603,7 @@ func TestIOCPResetClientsReleaseHandles(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if got := handleCount(t); got > handles0 {
-		t.Errorf("handles: %d before the clients, %d after they reset", handles0, got)
+		t.Errorf("socket and port handles: %d before the clients, %d after they reset", handles0, got)
 	}
 	done := make(chan int, 2)
 	for _, l := range e.Loops() {

@@ -11,15 +11,14 @@ import "golang.org/x/sys/windows"
 // builds a Windows mkwinsyscall; cnuma keeps its line in a portable file for
 // that reason). SetThreadDescription
 // is optional (Windows 10 1607 and later): its "?" makes a missing proc an
-// error instead of a panic. The Get* procs are for the tests, which check
-// pinning, names and handle leaks with them.
+// error instead of a panic. The GetThread* procs are for the tests, which
+// check pinning and names with them.
 
 //sys	getQueuedCompletionStatusEx(port windows.Handle, entries *overlappedEntry, count uint32, removed *uint32, timeout uint32, alertable bool) (err error) = kernel32.GetQueuedCompletionStatusEx
 //sys	setThreadGroupAffinity(thread windows.Handle, affinity *groupAffinity, previous *groupAffinity) (err error) = kernel32.SetThreadGroupAffinity
 //sys	setThreadDescription(thread windows.Handle, name *uint16) (ret error) = kernel32.SetThreadDescription?
 //sys	getThreadGroupAffinity(thread windows.Handle, affinity *groupAffinity) (err error) = kernel32.GetThreadGroupAffinity
 //sys	getThreadDescription(thread windows.Handle, name **uint16) (ret error) = kernel32.GetThreadDescription?
-//sys	getProcessHandleCount(process windows.Handle, count *uint32) (err error) = kernel32.GetProcessHandleCount
 //sys	ioctlsocket(s windows.Handle, cmd uint32, arg *uint32) (err error) [failretval==socket_error] = ws2_32.ioctlsocket
 
 // socket_error is SOCKET_ERROR as the generated code compares it.

@@ -41,7 +41,6 @@ var (
 	modkernel32 = windows.NewLazySystemDLL("kernel32.dll")
 	modws2_32   = windows.NewLazySystemDLL("ws2_32.dll")
 
-	procGetProcessHandleCount       = modkernel32.NewProc("GetProcessHandleCount")
 	procGetQueuedCompletionStatusEx = modkernel32.NewProc("GetQueuedCompletionStatusEx")
 	procGetThreadDescription        = modkernel32.NewProc("GetThreadDescription")
 	procGetThreadGroupAffinity      = modkernel32.NewProc("GetThreadGroupAffinity")
@@ -49,14 +48,6 @@ var (
 	procSetThreadGroupAffinity      = modkernel32.NewProc("SetThreadGroupAffinity")
 	procioctlsocket                 = modws2_32.NewProc("ioctlsocket")
 )
-
-func getProcessHandleCount(process windows.Handle, count *uint32) (err error) {
-	r1, _, e1 := syscall.SyscallN(procGetProcessHandleCount.Addr(), uintptr(process), uintptr(unsafe.Pointer(count)))
-	if uint32(r1) == 0 {
-		err = errnoErr(e1)
-	}
-	return
-}
 
 func getQueuedCompletionStatusEx(port windows.Handle, entries *overlappedEntry, count uint32, removed *uint32, timeout uint32, alertable bool) (err error) {
 	var _p0 uint32

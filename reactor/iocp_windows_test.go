@@ -501,7 +501,6 @@ func TestIOCPShutdownDeadlineCloses(t *testing.T) {
 	}
 }
 
-
 // TestIOCPShutdownWhileAccepting: clients keep connecting while the engine
 // shuts down, so that loop 0 hands sockets to loops that are finishing.
 // Every opened connection is closed exactly once, Shutdown returns, and no

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -42,6 +43,7 @@ type acceptor struct {
 	ops      [acceptDepth]*acceptOp
 	next     int   // the loop that gets the next connection
 	pausedAt int64 // accepts paused (out of sockets) until this time; 0 = not paused
+	loggedAt int64 // when the last accept failure was logged
 }
 
 // listen binds the engine's one listening socket and sets e.addr.
@@ -133,9 +135,7 @@ func (ln *acceptor) post(l *Loop, op *acceptOp) bool {
 	for ln.s != windows.InvalidHandle {
 		s, err := newSocket(ln.family)
 		if err != nil {
-			l.stats.acceptFails.Add(1)
-			l.log.Warn("reactor: accept failing, pausing accepts", "loop", l.idx, "err", err, "pause", tickInterval)
-			ln.pausedAt = l.now + int64(tickInterval)
+			ln.fail(l, err)
 			return false
 		}
 		op.s, op.ov = s, windows.Overlapped{}
@@ -149,13 +149,23 @@ func (ln *acceptor) post(l *Loop, op *acceptOp) bool {
 		windows.Closesocket(s)
 		op.s = windows.InvalidHandle
 		if err != windows.WSAECONNRESET { // a client that gave up before we accepted: try again
-			l.stats.acceptFails.Add(1)
-			l.log.Error("reactor: AcceptEx", "loop", l.idx, "err", os.NewSyscallError("AcceptEx", err))
-			ln.pausedAt = l.now + int64(tickInterval)
+			ln.fail(l, os.NewSyscallError("AcceptEx", err))
 			return false
 		}
 	}
 	return false
+}
+
+// fail counts an accept failure and pauses accepting for a tick, logging at
+// most once per 5 s while failures last.
+func (ln *acceptor) fail(l *Loop, err error) {
+	l.stats.acceptFails.Add(1)
+	if l.now-ln.loggedAt >= int64(5*time.Second) {
+		l.log.Warn("reactor: accept failing, pausing accepts", "loop", l.idx, "err", err,
+			"pause", tickInterval, "failures", l.stats.acceptFails.Load())
+		ln.loggedAt = l.now
+	}
+	ln.pausedAt = l.now + int64(tickInterval)
 }
 
 // resume reposts the operations a pause left idle.
@@ -195,9 +205,11 @@ func (ln *acceptor) done(l *Loop, ov *windows.Overlapped) {
 		return
 	case st != windows.STATUS_SUCCESS:
 		windows.Closesocket(s)
+		// A client that reset before we took it costs nothing; anything
+		// else (out of buffers, say) pauses accepting for a tick rather
+		// than spin on failing completions, as EMFILE does on Linux.
 		if err := st.Errno(); err != windows.WSAECONNRESET && err != windows.ERROR_NETNAME_DELETED {
-			l.stats.acceptFails.Add(1)
-			l.log.Error("reactor: AcceptEx", "loop", l.idx, "err", os.NewSyscallError("AcceptEx", err))
+			ln.fail(l, os.NewSyscallError("AcceptEx", err))
 		}
 	default:
 		// Without SO_UPDATE_ACCEPT_CONTEXT the socket has no addresses and

@@ -25,8 +25,9 @@ import (
 //	  keyWake     a wakeup posted by signal
 //	  keyHandoff  an accepted socket from loop 0's acceptor; the SOCKET is the
 //	              completion's byte count (kernel handles have 32 significant
-//	              bits, so that 32- and 64-bit processes can share them: "Interprocess
-//	              Communication Between 32-bit and 64-bit Applications", learn.microsoft.com)
+//	              bits so that 32- and 64-bit processes can share them; see
+//	              "Interprocess Communication Between 32-bit and 64-bit
+//	              Applications" on learn.microsoft.com)
 //	  keyAccept   an AcceptEx completed on loop 0
 //	  keyConn     a connection's read or send completed (payload: gen | slot)
 //

@@ -591,13 +591,22 @@ func TestIOCPResetClientsReleaseHandles(t *testing.T) {
 		// Enough that the server's replies queue: the client never reads.
 		cs[i].Write(bytes.Repeat([]byte{byte(i)}, 256<<10))
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Every client must be a server connection before it resets: one reset
+	// in the listen backlog is never accepted, so never opened or closed.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.opened.Load() < n+1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := h.opened.Load(); got < n+1 {
+		t.Fatalf("%d of %d clients accepted", got-1, n)
+	}
+	time.Sleep(100 * time.Millisecond) // let the replies queue
 	for _, c := range cs {
 		c.SetLinger(0)
 		c.Close()
 	}
 	h.waitCloses(t, n)
-	deadline := time.Now().Add(3 * time.Second)
+	deadline = time.Now().Add(3 * time.Second)
 	for handleCount(t) > handles0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -257,6 +257,10 @@ func (c *Conn) flush() {
 	}
 }
 
+// inFlight is the part of the queue an overlapped send has taken out of
+// c.out and the kernel has not sent yet: it counts against MaxWriteQueue.
+func (c *Conn) inFlight() int { return len(winConn(c).sendB) }
+
 // startSend moves the write queue out of c.out into the overlapped send: the
 // kernel reads those bytes until the completion, so they must not move,
 // while c.out keeps taking (and may grow or compact) what comes after.

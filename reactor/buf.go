@@ -90,6 +90,15 @@ func (l *Loop) alloc(n int, force bool) ([]byte, hugepage.Buffer, bool) {
 			return h.Bytes()[:0], h, true
 		}
 	}
+	for i, b := range l.spare {
+		if cap(b) >= n && cap(b) <= 4*n {
+			last := len(l.spare) - 1
+			l.spare[i], l.spare[last] = l.spare[last], nil
+			l.spare = l.spare[:last]
+			l.spareBytes -= cap(b)
+			return b[:0], hugepage.Buffer{}, true // still counted in heapBytes
+		}
+	}
 	e := l.e
 	if total := e.heapBytes.Add(int64(n)); !force && e.cfg.MaxHeapBytes > 0 && total > e.cfg.MaxHeapBytes {
 		e.heapBytes.Add(-int64(n))
@@ -100,13 +109,39 @@ func (l *Loop) alloc(n int, force bool) ([]byte, hugepage.Buffer, bool) {
 	return make([]byte, 0, n), hugepage.Buffer{}, true
 }
 
+// Heap buffers a loop keeps for reuse once its pool runs short of large
+// ones: fresh heap memory costs zeroing and GC work per message.
+const (
+	spareMin   = 64 << 10 // smaller buffers are left to the GC
+	spareBytes = 32 << 20 // at most this much kept per loop
+)
+
 func (l *Loop) free(b []byte, h hugepage.Buffer) {
 	switch {
 	case !h.IsZero():
 		l.cache.Release(h)
+	case cap(b) >= spareMin && l.spareBytes+cap(b) <= l.spareLimit() && !l.closed.Load():
+		l.spare = append(l.spare, b[:0]) // kept, and still counted in heapBytes
+		l.spareBytes += cap(b)
 	case cap(b) > 0:
 		l.e.heapBytes.Add(-int64(cap(b)))
 	}
+}
+
+// spareLimit is how many heap bytes the loop may keep for reuse: spareBytes,
+// or a quarter of the heap budget when that is smaller.
+func (l *Loop) spareLimit() int {
+	if m := l.e.cfg.MaxHeapBytes; m > 0 && int(m/4) < spareBytes {
+		return int(m / 4)
+	}
+	return spareBytes
+}
+
+// dropSpare lets the GC have the kept heap buffers.
+func (l *Loop) dropSpare() {
+	l.e.heapBytes.Add(-int64(l.spareBytes))
+	clear(l.spare)
+	l.spare, l.spareBytes = nil, 0
 }
 
 // RetainRead lets a handler keep p, a slice of the bytes OnRead was given,
@@ -148,6 +183,7 @@ func (l *Loop) newReadBuffer() {
 // freeMemory gives the loop's read buffer and cached slots back to the pool
 // when the loop is done (or never ran).
 func (l *Loop) freeMemory() {
+	defer l.dropSpare()
 	if l.rbuf != nil {
 		l.free(l.rbuf, l.rbufH) // the loop's reference; handlers may still hold theirs
 	}

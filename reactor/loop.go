@@ -46,6 +46,8 @@ type Loop struct {
 	rbuf       []byte          // read buffer: headroom, then room for a read
 	rbufH      hugepage.Buffer // rbuf's pool buffer; zero for heap memory
 	rbufShared bool            // a handler retained rbuf: read into a new one
+	spare      [][]byte        // large heap buffers kept for reuse (see free)
+	spareBytes int             // their capacity
 	pending    *Conn           // connection whose writes sit in iov
 	iovBytes   int             // bytes in iov
 	scratch    []byte          // frame headers for pending writes

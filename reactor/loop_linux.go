@@ -334,10 +334,17 @@ func (l *Loop) onConnEvent(fd int, gen uint32, events uint32) {
 // whether the read returned data (so a caller may read again).
 func (l *Loop) read(c *Conn) bool {
 	buf := l.rbuf
+	into := buf[headroom:]
+	var direct DirectReader
+	if dr, ok := l.h.(DirectReader); ok && c.in.Len() == 0 && c.flags&fWriteShut == 0 {
+		if t := dr.ReadTarget(c); len(t) > 0 {
+			direct, into = dr, t // zero-copy: a large payload goes where it ends up
+		}
+	}
 	var n int
 	var err error
 	for {
-		n, err = rawRead(c.fd, buf[headroom:])
+		n, err = rawRead(c.fd, into)
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
@@ -356,6 +363,11 @@ func (l *Loop) read(c *Conn) bool {
 	l.stats.bytesIn.Add(uint64(n))
 	if c.flags&fWriteShut != 0 {
 		return true // closing: the peer's bytes are read only to see its EOF
+	}
+	if direct != nil {
+		direct.OnDirect(c, n)
+		c.Flush()
+		return c.flags&fClosed == 0
 	}
 	data := buf[headroom : headroom+n]
 	if k := c.in.Len(); k > 0 {

@@ -59,6 +59,20 @@ type Handler interface {
 	OnClose(c *Conn, err error)
 }
 
+// DirectReader is implemented by a Handler that can take a large payload
+// straight into its own buffer: the loop then reads the next bytes of c into
+// that memory instead of its read buffer, saving the copy. Both methods run
+// on the loop thread.
+type DirectReader interface {
+	// ReadTarget returns memory the next read of c may fill, or nil to read
+	// into the loop's read buffer as usual. The loop asks only when it holds
+	// no unconsumed bytes of c.
+	ReadTarget(c *Conn) []byte
+	// OnDirect says that the last read put n bytes at the start of the
+	// target ReadTarget returned.
+	OnDirect(c *Conn, n int)
+}
+
 // LoopSpec places one loop.
 type LoopSpec struct {
 	CPU  int            // CPU to pin the loop's thread to; -1 leaves it unpinned

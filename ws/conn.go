@@ -265,27 +265,36 @@ func (c *Conn) readFrames(b []byte) int {
 // reassembly buffer, validating text as it arrives (fail fast).
 func (c *Conn) stream(b []byte) int {
 	n := int(min(int64(len(b)), c.remain))
-	p := b[:n]
-	Unmask(p, c.mask, int(c.maskOff))
-	c.maskOff = uint8((int(c.maskOff) + n) & 3)
-	if c.msgOp == OpText {
-		s, ok := ValidateUTF8(c.utf8, p)
-		if !ok {
-			c.fail(ErrInvalidUTF8)
-			return len(b)
-		}
-		c.utf8 = s
-	}
-	if !c.msg.Append(c.rc.Loop(), p) { // copy: reassembly of a fragmented or split message
+	if !c.msg.Append(c.rc.Loop(), b[:n]) { // copy: reassembly of a fragmented or split message
 		c.fail(errNoMemory)
 		return len(b)
 	}
 	c.ls.copied.Add(uint64(n))
-	c.remain -= int64(n)
+	if !c.payload(c.msg.Bytes()[c.msg.Len()-n:]) {
+		return len(b)
+	}
+	return n
+}
+
+// payload unmasks and validates the next bytes of the streamed frame, now
+// at the end of the reassembly buffer, and completes the frame when they
+// are its last. It reports false when it failed the connection.
+func (c *Conn) payload(p []byte) bool {
+	Unmask(p, c.mask, int(c.maskOff))
+	c.maskOff = uint8((int(c.maskOff) + len(p)) & 3)
+	if c.msgOp == OpText {
+		s, ok := ValidateUTF8(c.utf8, p)
+		if !ok {
+			c.fail(ErrInvalidUTF8)
+			return false
+		}
+		c.utf8 = s
+	}
+	c.remain -= int64(len(p))
 	if c.remain == 0 {
 		c.endFrame()
 	}
-	return n
+	return true
 }
 
 // endFrame completes a streamed frame, and the message if it was final.

@@ -485,6 +485,34 @@ func (h *engineHandler) OnRead(rc *reactor.Conn, data []byte) int {
 	return len(data) // closing: the client's bytes after a close are ignored
 }
 
+// directMin is the smallest rest of a frame's payload worth reading
+// straight into the reassembly buffer rather than through the read buffer.
+const directMin = 64 << 10
+
+// ReadTarget lets a large frame's payload bypass the read buffer: once a
+// frame's header is parsed and much of its payload is still to come, the
+// loop reads it straight into the reassembly buffer (no copy).
+func (h *engineHandler) ReadTarget(rc *reactor.Conn) []byte {
+	c := rc.Context().(*Conn)
+	if c.state != stateOpen || c.remain < directMin {
+		return nil
+	}
+	if !c.msg.Grow(rc.Loop(), int(min(c.remain, 1<<20))) {
+		return nil // no memory: the usual path refuses the message
+	}
+	b := c.msg.Bytes()
+	return b[len(b):min(cap(b), len(b)+int(c.remain))]
+}
+
+// OnDirect takes n payload bytes read into the target: they are unmasked
+// and validated where they lie.
+func (h *engineHandler) OnDirect(rc *reactor.Conn, n int) {
+	c := rc.Context().(*Conn)
+	c.lastRead, c.pinged = rc.Loop().NowNano(), false
+	c.msg.SetLen(c.msg.Len() + n)
+	c.payload(c.msg.Bytes()[c.msg.Len()-n:])
+}
+
 func (h *engineHandler) OnTask(rc *reactor.Conn, t *reactor.Task) {
 	c := rc.Context().(*Conn)
 	switch op := OpCode(t.Op); op {

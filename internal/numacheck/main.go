@@ -1,0 +1,154 @@
+//go:build linux
+
+// Command numacheck proves the echo server's NUMA behaviour on a machine
+// with two or more NUMA nodes. scripts/numa-vm.sh builds it, packs it into
+// the initramfs of a 2-node qemu guest and runs it there as root; it can run
+// on any multi-node Linux machine the same way.
+//
+// It compares `echo -topology -json` with /sys/devices/system/node, starts
+// `echo -numa=1` and `-numa=auto` and reads their loop threads' CPU masks
+// from /proc/PID/task and their pool memory from /proc/PID/numa_maps and
+// smaps, talks WebSocket to them, reserves huge pages on one node only to
+// spring the SIGBUS trap on the other, and runs the hugepage and ws test
+// binaries. Each check prints one PASS or FAIL line followed by the figures
+// it measured, and the last line is "N passed, N failed"; the exit status is
+// 1 when a check failed.
+//
+//	numacheck -echo /bin/echo-cgo,/bin/echo-nocgo -hugepage-test /bin/hugepage.test \
+//	    -ws-test /bin/ws.test -ws-run 'Pool|Pinned|ZeroCopy'
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+func main() {
+	var o options
+	flag.StringVar(&o.echo, "echo", "", "comma-separated echo binaries; all get the topology and placement checks, the first the huge-page check")
+	flag.StringVar(&o.hugepageTest, "hugepage-test", "", "hugepage test binary (go test -c ./hugepage)")
+	flag.StringVar(&o.hugepageRun, "hugepage-run", "", "-test.run pattern for it")
+	flag.StringVar(&o.wsTest, "ws-test", "", "ws test binary (go test -c ./ws)")
+	flag.StringVar(&o.wsRun, "ws-run", "", "-test.run pattern for it")
+	flag.StringVar(&o.wantCPUs, "want-cpus", "0-1;2-3", "each node's CPUs as the guest was booted (';' between nodes; empty: do not check)")
+	flag.StringVar(&o.wantDist, "want-dist", "10,21;21,10", "the distance matrix as the guest was booted")
+	flag.IntVar(&o.hugePages, "hugepages", 64, "2 MiB pages to reserve on the last node for the huge-page check")
+	flag.DurationVar(&o.start, "start-timeout", 60*time.Second, "how long a server may take to start listening")
+	flag.Parse()
+	if o.echo == "" {
+		fmt.Fprintln(os.Stderr, "numacheck: -echo is required")
+		os.Exit(2)
+	}
+	r := &report{}
+	run(r, &o)
+	fmt.Printf("%d passed, %d failed\n", r.passed, r.failed)
+	if r.failed > 0 {
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	echo                 string
+	hugepageTest, wsTest string
+	hugepageRun, wsRun   string
+	wantCPUs, wantDist   string
+	hugePages            int
+	start                time.Duration
+}
+
+func run(r *report, o *options) {
+	m, err := readMachine()
+	if err != nil {
+		r.fail("guest topology", err)
+		return
+	}
+	r.result("guest: the kernel sees the nodes qemu was asked for", checkGuest(m, o), guestFigures(m)...)
+	if len(m.nodes) < 2 {
+		return // nothing below means anything on one node
+	}
+	echos := strings.Split(o.echo, ",")
+	for _, bin := range echos {
+		checkTopology(r, m, bin)
+	}
+	last := m.nodes[len(m.nodes)-1]
+	for _, bin := range echos {
+		checkOneNode(r, m, bin, last, o.start)
+		checkAuto(r, m, bin, o.start)
+	}
+	checkHugePages(r, m, echos[0], o)
+	if o.hugepageTest != "" {
+		runTests(r, "hugepage tests", o.hugepageTest, o.hugepageRun)
+	}
+	if o.wsTest != "" {
+		runTests(r, "ws tests", o.wsTest, o.wsRun)
+	}
+}
+
+// report prints PASS/FAIL lines and counts them.
+type report struct{ passed, failed int }
+
+func (r *report) result(name string, err error, figures ...string) {
+	if err != nil {
+		r.failed++
+		fmt.Printf("FAIL %s: %v\n", name, err)
+	} else {
+		r.passed++
+		fmt.Printf("PASS %s\n", name)
+	}
+	for _, f := range figures {
+		fmt.Printf("       %s\n", f)
+	}
+}
+
+func (r *report) fail(name string, err error, figures ...string) { r.result(name, err, figures...) }
+
+// label names an echo binary in check names: "echo-cgo".
+func label(bin string) string { return filepath.Base(bin) }
+
+// runTests runs a test binary with -test.v and reports its top-level
+// results; the whole output is printed only when it fails.
+func runTests(r *report, name, bin, pattern string) {
+	args := []string{"-test.v", "-test.count=1", "-test.short", "-test.timeout=150s"}
+	if pattern != "" {
+		args = append(args, "-test.run", pattern)
+		name += " (-test.run '" + pattern + "')"
+	}
+	t0 := time.Now()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = os.TempDir()
+	out, err := cmd.CombinedOutput()
+	var pass, skip, fail []string
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if !strings.HasPrefix(line, "--- ") || len(f) < 3 { // top level only: subtests are indented
+			continue
+		}
+		switch f[1] {
+		case "PASS:":
+			pass = append(pass, f[2])
+		case "SKIP:":
+			skip = append(skip, f[2])
+		case "FAIL:":
+			fail = append(fail, f[2])
+		}
+	}
+	figures := []string{fmt.Sprintf("%d passed, %d skipped, %d failed in %.1fs", len(pass), len(skip), len(fail), time.Since(t0).Seconds())}
+	if len(skip) > 0 {
+		figures = append(figures, "skipped: "+strings.Join(skip, " "))
+	}
+	if err == nil && len(pass) == 0 {
+		err = fmt.Errorf("no test ran")
+	}
+	if err != nil {
+		figures = append(figures, "failed: "+strings.Join(fail, " "), "output:")
+		for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+			figures = append(figures, "| "+l)
+		}
+	}
+	r.result(name, err, figures...)
+}

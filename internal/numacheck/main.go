@@ -35,6 +35,8 @@ func main() {
 	flag.StringVar(&o.hugepageRun, "hugepage-run", "", "-test.run pattern for it")
 	flag.StringVar(&o.wsTest, "ws-test", "", "ws test binary (go test -c ./ws)")
 	flag.StringVar(&o.wsRun, "ws-run", "", "-test.run pattern for it")
+	flag.StringVar(&o.wsSkip, "ws-skip", "", "-test.skip pattern for it")
+	flag.StringVar(&o.hugepageSkip, "hugepage-skip", "", "-test.skip pattern for the hugepage tests")
 	flag.StringVar(&o.wantCPUs, "want-cpus", "0-1;2-3", "each node's CPUs as the guest was booted (';' between nodes; empty: do not check)")
 	flag.StringVar(&o.wantDist, "want-dist", "10,21;21,10", "the distance matrix as the guest was booted")
 	flag.IntVar(&o.hugePages, "hugepages", 64, "2 MiB pages to reserve on the last node for the huge-page check")
@@ -56,6 +58,7 @@ type options struct {
 	echo                 string
 	hugepageTest, wsTest string
 	hugepageRun, wsRun   string
+	hugepageSkip, wsSkip string
 	wantCPUs, wantDist   string
 	hugePages            int
 	start                time.Duration
@@ -82,10 +85,10 @@ func run(r *report, o *options) {
 	}
 	checkHugePages(r, m, echos[0], o)
 	if o.hugepageTest != "" {
-		runTests(r, "hugepage tests", o.hugepageTest, o.hugepageRun)
+		runTests(r, "hugepage tests", o.hugepageTest, o.hugepageRun, o.hugepageSkip)
 	}
 	if o.wsTest != "" {
-		runTests(r, "ws tests", o.wsTest, o.wsRun)
+		runTests(r, "ws tests", o.wsTest, o.wsRun, o.wsSkip)
 	}
 }
 
@@ -112,17 +115,21 @@ func label(bin string) string { return filepath.Base(bin) }
 
 // runTests runs a test binary with -test.v and reports its top-level
 // results; the whole output is printed only when it fails.
-func runTests(r *report, name, bin, pattern string) {
-	args := []string{"-test.v", "-test.count=1", "-test.short", "-test.timeout=150s"}
-	if pattern != "" {
-		args = append(args, "-test.run", pattern)
-		name += " (-test.run '" + pattern + "')"
+func runTests(r *report, name, bin, run, skip string) {
+	args := []string{"-test.v", "-test.count=1", "-test.short", "-test.timeout=200s"}
+	if run != "" {
+		args = append(args, "-test.run", run)
+		name += " -test.run '" + run + "'"
+	}
+	if skip != "" {
+		args = append(args, "-test.skip", skip)
+		name += " -test.skip '" + skip + "'"
 	}
 	t0 := time.Now()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = os.TempDir()
 	out, err := cmd.CombinedOutput()
-	var pass, skip, fail []string
+	var pass, skipped, fail []string
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
 		if !strings.HasPrefix(line, "--- ") || len(f) < 3 { // top level only: subtests are indented
@@ -132,23 +139,70 @@ func runTests(r *report, name, bin, pattern string) {
 		case "PASS:":
 			pass = append(pass, f[2])
 		case "SKIP:":
-			skip = append(skip, f[2])
+			skipped = append(skipped, f[2])
 		case "FAIL:":
 			fail = append(fail, f[2])
 		}
 	}
-	figures := []string{fmt.Sprintf("%d passed, %d skipped, %d failed in %.1fs", len(pass), len(skip), len(fail), time.Since(t0).Seconds())}
-	if len(skip) > 0 {
-		figures = append(figures, "skipped: "+strings.Join(skip, " "))
-	}
+	figures := []string{fmt.Sprintf("%d passed, %d skipped, %d failed in %.1fs", len(pass), len(skipped), len(fail), time.Since(t0).Seconds())}
+	figures = append(figures, wrap("passed: ", pass)...)
+	figures = append(figures, wrap("skipped: ", skipped)...)
 	if err == nil && len(pass) == 0 {
 		err = fmt.Errorf("no test ran")
 	}
 	if err != nil {
-		figures = append(figures, "failed: "+strings.Join(fail, " "), "output:")
-		for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		figures = append(figures, "failed: "+strings.Join(fail, " "))
+		for _, l := range failureOutput(string(out), fail) {
 			figures = append(figures, "| "+l)
 		}
 	}
 	r.result(name, err, figures...)
+}
+
+// failureOutput picks from a -test.v output the lines of each failed
+// top-level test (from its "=== RUN" to its "--- FAIL", at most 80 lines
+// each, the last ones kept) or, when no test is named as failed (a panic,
+// the test timeout), the last 60 lines.
+func failureOutput(out string, failed []string) []string {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	tail := func(l []string, n int) []string {
+		if len(l) > n {
+			return append([]string{fmt.Sprintf("... %d lines left out", len(l)-n)}, l[len(l)-n:]...)
+		}
+		return l
+	}
+	if len(failed) == 0 {
+		return tail(lines, 60)
+	}
+	var picked []string
+	for _, name := range failed {
+		start := -1
+		for i, l := range lines {
+			if l == "=== RUN   "+name {
+				start = i
+			}
+			if start >= 0 && strings.HasPrefix(l, "--- FAIL: "+name+" ") {
+				picked = append(picked, tail(lines[start:i+1], 80)...)
+				break
+			}
+		}
+	}
+	return picked
+}
+
+// wrap lists words after prefix in lines of about 100 characters.
+func wrap(prefix string, words []string) []string {
+	var out []string
+	line := prefix
+	for i, w := range words {
+		if i > 0 && len(line)+len(w) > 100 {
+			out = append(out, strings.TrimRight(line, " "))
+			line = strings.Repeat(" ", len(prefix))
+		}
+		line += w + " "
+	}
+	if len(words) > 0 {
+		out = append(out, strings.TrimRight(line, " "))
+	}
+	return out
 }

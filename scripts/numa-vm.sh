@@ -125,14 +125,13 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/numa-vm.XXXXXX")
 qemu_pid=""
 cleanup() {
 	local rc=$?
+	set +e # qemu may exit (and remove its pid file) at any moment while we look
 	if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
 		kill "$qemu_pid" 2>/dev/null || true # timeout(1), which passes it to qemu
 	fi
-	if [ -s "$work/qemu.pid" ]; then
-		local q
-		q=$(cat "$work/qemu.pid")
-		if kill -0 "$q" 2>/dev/null; then kill -9 "$q" 2>/dev/null || true; fi
-	fi
+	local q
+	q=$(cat "$work/qemu.pid" 2>/dev/null)
+	if [ -n "$q" ] && kill -0 "$q" 2>/dev/null; then kill -9 "$q" 2>/dev/null; fi
 	if [ $keep -eq 1 ]; then log "work directory kept: $work"; else rm -rf "$work"; fi
 	exit $rc
 }

@@ -59,6 +59,27 @@ type server struct {
 	cmd    *exec.Cmd
 	addr   string
 	stdout *bufio.Reader
+	stderr *lockedBuffer
+}
+
+// lockedBuffer collects a child's stderr (written by exec's copier
+// goroutine, read by the test) and echoes it to ours.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	os.Stderr.Write(p)
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // start runs the echo binary (with prefix, e.g. taskset) on 127.0.0.1:0 and
@@ -69,7 +90,8 @@ func start(t *testing.T, prefix []string, bin string, args ...string) *server {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	cmd.Stderr = os.Stderr
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	r := bufio.NewReader(out)
@@ -82,7 +104,7 @@ func start(t *testing.T, prefix []string, bin string, args ...string) *server {
 	case line := <-lines:
 		addr, ok := strings.CutPrefix(strings.TrimSpace(line), "echo: listening on ")
 		require.True(t, ok, "unexpected first line %q", line)
-		return &server{cmd: cmd, addr: addr, stdout: r}
+		return &server{cmd: cmd, addr: addr, stdout: r, stderr: stderr}
 	case <-time.After(20 * time.Second):
 		t.Fatal("echo did not start")
 	}

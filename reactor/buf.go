@@ -25,35 +25,48 @@ func (b *Buf) Len() int { return len(b.b) }
 // SetLen sets the length, which must be within the capacity.
 func (b *Buf) SetLen(n int) { b.b = b.b[:n] }
 
-// Grow makes room for n more bytes without another allocation.
-func (b *Buf) Grow(l *Loop, n int) {
+// Grow makes room for n more bytes. It reports false, changing nothing,
+// when neither the pool nor the heap budget (Config.MaxHeapBytes) has the
+// memory: the caller refuses the work that needed it.
+func (b *Buf) Grow(l *Loop, n int) bool {
 	need := len(b.b) + n
 	if need <= cap(b.b) {
-		return
+		return true
 	}
-	nb, nh := l.alloc(max(need, 2*cap(b.b), 64))
+	nb, nh, ok := l.alloc(max(need, 2*cap(b.b), 64), false)
+	if !ok {
+		return false
+	}
 	nb = append(nb, b.b...) // copy: growing a slow-path buffer
-	l.free(b.h)
+	l.free(b.b, b.h)
 	b.b, b.h = nb, nh
+	return true
 }
 
-// Append copies p to the end of b.
-func (b *Buf) Append(l *Loop, p []byte) {
-	b.Grow(l, len(p))
+// Append copies p to the end of b; false as for Grow.
+func (b *Buf) Append(l *Loop, p []byte) bool {
+	if !b.Grow(l, len(p)) {
+		return false
+	}
 	b.b = append(b.b, p...)
+	return true
 }
 
 // Free gives b's memory back and empties it.
 func (b *Buf) Free(l *Loop) {
-	l.free(b.h)
+	l.free(b.b, b.h)
 	*b = Buf{}
 }
 
 // Detach hands b's memory to a new holder and empties b: the returned pool
-// buffer (zero for heap memory, which the GC keeps alive for the holder)
-// carries the reference b had, and the bytes are the same.
-func (b *Buf) Detach() (hugepage.Buffer, []byte) {
+// buffer (zero for heap memory, which the GC keeps alive for the holder and
+// which leaves the heap budget) carries the reference b had, and the bytes
+// are the same.
+func (b *Buf) Detach(l *Loop) (hugepage.Buffer, []byte) {
 	h, p := b.h, b.b
+	if h.IsZero() && cap(p) > 0 {
+		l.e.heapBytes.Add(-int64(cap(p)))
+	}
 	*b = Buf{}
 	return h, p
 }
@@ -68,20 +81,31 @@ func (b *Buf) Share() hugepage.Buffer {
 	return b.h
 }
 
-// alloc takes n bytes of capacity from the loop's pool, or the Go heap.
-func (l *Loop) alloc(n int) ([]byte, hugepage.Buffer) {
+// alloc takes n bytes of capacity from the loop's pool, or else from the
+// Go heap within Config.MaxHeapBytes (over all loops); force ignores that
+// budget, for memory the loop cannot do without (its read buffer).
+func (l *Loop) alloc(n int, force bool) ([]byte, hugepage.Buffer, bool) {
 	if l.cache != nil {
 		if h, err := l.cache.Get(n); err == nil {
-			return h.Bytes()[:0], h
+			return h.Bytes()[:0], h, true
 		}
 	}
+	e := l.e
+	if total := e.heapBytes.Add(int64(n)); !force && e.cfg.MaxHeapBytes > 0 && total > e.cfg.MaxHeapBytes {
+		e.heapBytes.Add(-int64(n))
+		l.stats.memRefused.Add(1)
+		return nil, hugepage.Buffer{}, false
+	}
 	l.stats.heapFallbacks.Add(1)
-	return make([]byte, 0, n), hugepage.Buffer{}
+	return make([]byte, 0, n), hugepage.Buffer{}, true
 }
 
-func (l *Loop) free(h hugepage.Buffer) {
-	if !h.IsZero() {
+func (l *Loop) free(b []byte, h hugepage.Buffer) {
+	switch {
+	case !h.IsZero():
 		l.cache.Release(h)
+	case cap(b) > 0:
+		l.e.heapBytes.Add(-int64(cap(b)))
 	}
 }
 
@@ -108,22 +132,25 @@ func (l *Loop) RetainRead(p []byte) (h hugepage.Buffer, off int, ok bool) {
 // newReadBuffer gives the loop a read buffer, dropping the loop's reference
 // to the old one (handlers that retained it keep it alive).
 func (l *Loop) newReadBuffer() {
-	if !l.rbufH.IsZero() {
-		if l.rbufShared {
-			l.rbufH.Release() // not the last reference: a handler holds it
-		} else {
-			l.cache.Release(l.rbufH)
-		}
+	switch {
+	case !l.rbufH.IsZero() && l.rbufShared:
+		l.rbufH.Release() // not the last reference: a handler holds it
+	case l.rbufShared:
+		l.e.heapBytes.Add(-int64(cap(l.rbuf))) // heap memory now the handler's (GC)
+	default:
+		l.free(l.rbuf, l.rbufH)
 	}
 	l.rbufShared = false
-	b, h := l.alloc(l.e.cfg.ReadBufferSize)
+	b, h, _ := l.alloc(l.e.cfg.ReadBufferSize, true)
 	l.rbuf, l.rbufH = b[:cap(b)], h
 }
 
 // freeMemory gives the loop's read buffer and cached slots back to the pool
 // when the loop is done (or never ran).
 func (l *Loop) freeMemory() {
-	l.free(l.rbufH) // the loop's reference; handlers may still hold theirs
+	if l.rbuf != nil {
+		l.free(l.rbuf, l.rbufH) // the loop's reference; handlers may still hold theirs
+	}
 	l.rbuf, l.rbufH = nil, hugepage.Buffer{}
 	if l.cache != nil {
 		l.cache.Flush()

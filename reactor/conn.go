@@ -26,6 +26,7 @@ type Conn struct {
 	in       Buf // unconsumed input kept between reads (copy, counted)
 	out      Buf // unsent output (copy, counted); out[outHead:] is pending
 	outHead  int
+	sent     int   // bytes the peer has taken since the last deadline check (see progressed)
 	deadline int64 // unix nanoseconds; 0 = none
 	ctx      any
 }
@@ -131,8 +132,10 @@ func (c *Conn) CloseGracefully() {
 		c.shutdownWrite()
 		return
 	}
-	// A peer that does not read would keep the queue, and c, forever.
+	// A peer that does not read would keep the queue, and c, forever: at
+	// the deadline, c is cut unless the peer took some bytes since now.
 	c.SetDeadline(time.Unix(0, c.loop.now).Add(c.loop.e.cfg.LingerTimeout))
+	c.progressed() // the baseline
 }
 
 // Abort closes c at once; queued output is dropped.
@@ -163,7 +166,10 @@ func (c *Conn) queue(b []byte) {
 		c.out.SetLen(copy(c.out.Bytes(), c.out.Bytes()[c.outHead:]))
 		c.outHead = 0
 	}
-	c.out.Append(c.loop, b) // copy: the socket would block
+	if !c.out.Append(c.loop, b) { // copy: the socket would block
+		c.closeNow(ErrNoMemory)
+		return
+	}
 	c.loop.stats.copiedOut.Add(uint64(len(b)))
 }
 

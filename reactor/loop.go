@@ -148,7 +148,14 @@ func (l *Loop) sweep() {
 			c.flags &^= fTimed
 			c.deadline = 0
 			if c.flags&(fClosing|fWriteShut|fPeerEOF) != 0 {
-				c.closeNow(ErrTimeout) // the reactor's own linger deadline
+				// The reactor's own linger deadline. A peer still reading the
+				// replies queued before a close gets more time; one that
+				// stopped reading is cut.
+				if c.flags&fClosing != 0 && c.progressed() {
+					c.SetDeadline(time.Unix(0, l.now).Add(l.e.cfg.LingerTimeout))
+					continue
+				}
+				c.closeNow(ErrTimeout)
 				continue
 			}
 			l.h.OnDeadline(c)

@@ -19,15 +19,16 @@ const maxIov = 1024
 
 // loopPlat is the epoll loop's state.
 type loopPlat struct {
-	epfd     int
-	efd      int // eventfd for wakeups
-	lfd      int // listening socket, -1 once closed
-	events   []unix.EpollEvent
-	conns    []*Conn // indexed by fd
-	iov      [maxIov]unix.Iovec
-	niov     int
-	acceptAt int64 // accept paused (EMFILE) until this time; 0 = not paused
-	gen      uint32
+	epfd      int
+	efd       int // eventfd for wakeups
+	lfd       int // listening socket, -1 once closed
+	events    []unix.EpollEvent
+	conns     []*Conn // indexed by fd
+	iov       [maxIov]unix.Iovec
+	niov      int
+	acceptAt  int64 // accept paused (EMFILE) until this time; 0 = not paused
+	acceptLog int64 // when the last accept failure was logged
+	gen       uint32
 }
 
 func (p *loopPlat) setIov(b []byte) {
@@ -127,6 +128,17 @@ func (l *Loop) pin() {
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
 		l.log.Warn("reactor: pin thread", "loop", l.idx, "cpu", l.spec.CPU, "err", os.NewSyscallError("sched_setaffinity", err))
 	}
+}
+
+// rawRead is read(2) without the scheduler hand-off of syscall.Syscall: the
+// socket is non-blocking, so the call never waits, and the loop owns its
+// thread anyway. (epoll_wait, which does block, keeps the full Syscall.)
+func rawRead(fd int, p []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }
 
 func onMainThread() bool { return unix.Gettid() == unix.Getpid() }
@@ -248,8 +260,11 @@ func (l *Loop) accept() {
 			case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE), errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.ENOMEM):
 				// Out of descriptors or memory: stop polling the listener for a
 				// while instead of spinning on a level-triggered event.
-				l.stats.acceptFails.Add(1)
-				l.log.Warn("reactor: accept failing, pausing accepts", "loop", l.idx, "err", os.NewSyscallError("accept4", err), "pause", tickInterval)
+				if l.stats.acceptFails.Add(1); l.now-p.acceptLog >= int64(5*time.Second) {
+					l.log.Warn("reactor: accept failing, pausing accepts", "loop", l.idx, "err", os.NewSyscallError("accept4", err),
+						"pause", tickInterval, "failures", l.stats.acceptFails.Load())
+					p.acceptLog = l.now // at most one line per 5 s while it lasts
+				}
 				unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, p.lfd, nil)
 				p.acceptAt = l.now + int64(tickInterval)
 				return
@@ -322,7 +337,7 @@ func (l *Loop) read(c *Conn) bool {
 	var n int
 	var err error
 	for {
-		n, err = unix.Read(c.fd, buf[headroom:])
+		n, err = rawRead(c.fd, buf[headroom:])
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
@@ -349,7 +364,10 @@ func (l *Loop) read(c *Conn) bool {
 			copy(buf[headroom-k:headroom], c.in.Bytes())
 			data = buf[headroom-k : headroom+n]
 		} else {
-			c.in.Append(l, data)
+			if !c.in.Append(l, data) {
+				c.closeNow(ErrNoMemory)
+				return false
+			}
 			data = c.in.Bytes()
 		}
 		l.stats.copiedIn.Add(uint64(k))
@@ -368,7 +386,11 @@ func (l *Loop) read(c *Conn) bool {
 		c.in.SetLen(copy(c.in.Bytes(), rest)) // rest lives in c.in: move it to the front
 	default:
 		c.in.SetLen(0)
-		c.in.Append(l, rest) // copy: keep the partial tail
+		if !c.in.Append(l, rest) { // copy: keep the partial tail
+			c.closeNow(ErrNoMemory)
+			l.renewReadBuffer()
+			return false
+		}
 	}
 	l.renewReadBuffer()
 	return true
@@ -394,7 +416,7 @@ func (c *Conn) flush() {
 	}
 	var n int
 	for {
-		r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&p.iov[0])), uintptr(niov))
+		r, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&p.iov[0])), uintptr(niov))
 		if e == unix.EINTR {
 			continue
 		}
@@ -524,6 +546,20 @@ func (c *Conn) closeNow(err error) {
 	c.outHead = 0
 	l.stats.conns.Add(-1)
 	l.h.OnClose(c, err)
+}
+
+// progressed reports whether the peer took any of c's output since the last
+// call: the kernel's unsent bytes (SIOCOUTQ) plus our queue shrank, or our
+// queue moved. A slow reader keeps moving; a peer that stopped does not.
+func (c *Conn) progressed() bool {
+	outq, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	if err != nil {
+		return false
+	}
+	pending := outq + c.out.Len() - c.outHead
+	moved := pending < c.sent
+	c.sent = pending
+	return moved
 }
 
 func (c *Conn) remoteAddr() net.Addr {

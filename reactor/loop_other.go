@@ -29,6 +29,7 @@ func (c *Conn) flush()               {}
 func (c *Conn) closeNow(error)       { c.flags |= fClosed }
 func (c *Conn) shutdownWrite()       { c.flags |= fWriteShut }
 func (c *Conn) remoteAddr() net.Addr { return nil }
+func (c *Conn) progressed() bool     { return false }
 
 // FileLimit is -1 where the reactor does not run.
 func FileLimit() int { return -1 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hioload-ws/hioload-ws/hugepage"
+	"github.com/hioload-ws/hioload-ws/internal/stat"
 )
 
 // Errors returned by the reactor.
@@ -26,6 +27,9 @@ var (
 	// ErrShutdown is passed to OnClose for connections still open when the
 	// shutdown deadline expired.
 	ErrShutdown = errors.New("reactor: closed by shutdown")
+	// ErrNoMemory is passed to OnClose when a connection needed buffer
+	// memory that neither the pool nor the heap budget had.
+	ErrNoMemory = errors.New("reactor: out of buffer memory")
 	// ErrPeerClosed is passed to OnClose when the peer closed the connection.
 	ErrPeerClosed = errors.New("reactor: connection closed by peer")
 )
@@ -74,6 +78,11 @@ type Config struct {
 	// upper layer checks Conn.Buffered before queueing (it owns the close
 	// frame it must send).
 	MaxWriteQueue int
+	// MaxHeapBytes bounds the Go heap memory all loops together may take
+	// for connection buffers when the pools have none of the size (0: no
+	// bound). Past it, work that needs memory is refused: the connection
+	// that needed it is closed.
+	MaxHeapBytes int64
 	// LingerTimeout bounds how long a half-closed connection waits for the
 	// peer to close after a graceful close.
 	LingerTimeout time.Duration
@@ -115,15 +124,16 @@ type Task struct {
 
 // Engine is a set of event loops sharing one listen address.
 type Engine struct {
-	cfg     Config
-	h       Handler
-	loops   []*Loop
-	addr    net.Addr
-	wg      sync.WaitGroup
-	mu      sync.Mutex // Start and Shutdown
-	started bool
-	stopped bool
-	log     *slog.Logger
+	cfg       Config
+	h         Handler
+	loops     []*Loop
+	addr      net.Addr
+	heapBytes atomic.Int64 // Go heap bytes held for connection buffers
+	wg        sync.WaitGroup
+	mu        sync.Mutex // Start and Shutdown
+	started   bool
+	stopped   bool
+	log       *slog.Logger
 }
 
 // New binds the listeners and prepares the loops; Start runs them.
@@ -140,6 +150,10 @@ func New(cfg Config, h Handler) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// HeapBytes is the Go heap memory the loops hold for connection buffers
+// because their pools had none of the size.
+func (e *Engine) HeapBytes() int64 { return e.heapBytes.Load() }
 
 // Addr is the bound listen address (useful with port 0).
 func (e *Engine) Addr() net.Addr { return e.addr }
@@ -246,21 +260,26 @@ type Stats struct {
 	// HeapFallbacks counts buffers taken from the Go heap because the pool
 	// had none of the size (or the loop has no pool).
 	HeapFallbacks uint64
+	// MemRefused counts buffers refused because the pool was exhausted and
+	// the heap budget (Config.MaxHeapBytes) spent.
+	MemRefused uint64
 }
 
+// loopStats are a loop's counters: only its thread writes them.
 type loopStats struct {
-	conns         atomic.Int64
-	accepted      atomic.Uint64
-	readCalls     atomic.Uint64
-	bytesIn       atomic.Uint64
-	writeCalls    atomic.Uint64
-	bytesOut      atomic.Uint64
-	copiedOut     atomic.Uint64
-	copiedIn      atomic.Uint64
-	wakeups       atomic.Uint64
-	events        atomic.Uint64
-	acceptFails   atomic.Uint64
-	heapFallbacks atomic.Uint64
+	conns         stat.Gauge
+	accepted      stat.Counter
+	readCalls     stat.Counter
+	bytesIn       stat.Counter
+	writeCalls    stat.Counter
+	bytesOut      stat.Counter
+	copiedOut     stat.Counter
+	copiedIn      stat.Counter
+	wakeups       stat.Counter
+	events        stat.Counter
+	acceptFails   stat.Counter
+	heapFallbacks stat.Counter
+	memRefused    stat.Counter
 }
 
 // Stats returns a snapshot of the loop's counters.
@@ -274,7 +293,7 @@ func (l *Loop) Stats() Stats {
 		CopiedOut: s.copiedOut.Load(), CopiedIn: s.copiedIn.Load(),
 		Wakeups: s.wakeups.Load(), Events: s.events.Load(),
 		InboxLen: l.inbox.Len(), AcceptFails: s.acceptFails.Load(),
-		HeapFallbacks: s.heapFallbacks.Load(),
+		HeapFallbacks: s.heapFallbacks.Load(), MemRefused: s.memRefused.Load(),
 	}
 }
 

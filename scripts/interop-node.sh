@@ -12,19 +12,13 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	exit 0
 fi
 
+source scripts/lib/echo.sh
 tmp=$(mktemp -d)
-pid=""
 cleanup() {
-	if [ -n "$pid" ]; then
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
+	echo_kill
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-echo "interop-node: building echo"
-go build -o "$tmp/echo" ./echo
 
 echo "interop-node: installing ws and wscat from npm"
 if ! (cd "$tmp" && npm init -y >/dev/null && timeout 180 npm install --no-audit --no-fund --loglevel=error ws@8 wscat >"$tmp/npm.log" 2>&1); then
@@ -33,24 +27,8 @@ if ! (cd "$tmp" && npm init -y >/dev/null && timeout 180 npm install --no-audit 
 	exit 0
 fi
 
-# Port 0: the kernel picks a free port and echo prints the address.
-"$tmp/echo" -addr 127.0.0.1:0 -workers 2 -stats 0 -log-level warn >"$tmp/echo.out" 2>"$tmp/echo.err" &
-pid=$!
-addr=""
-for _ in $(seq 1 100); do
-	addr=$(sed -n 's/^echo: listening on //p' "$tmp/echo.out" | head -n1)
-	[ -n "$addr" ] && break
-	if ! kill -0 "$pid" 2>/dev/null; then
-		cat "$tmp/echo.err" >&2
-		echo "FAIL interop-node: echo exited before listening"
-		exit 1
-	fi
-	sleep 0.1
-done
-if [ -z "$addr" ]; then
-	echo "FAIL interop-node: echo did not print its address"
-	exit 1
-fi
+echo_start interop-node "$tmp" -workers 2 -log-level warn
+addr=$ECHO_ADDR
 echo "interop-node: echo listening on $addr"
 
 cat >"$tmp/client.js" <<'JS'
@@ -135,11 +113,5 @@ if [ "$(cat "$tmp/wscat.out")" != "$(printf 'hello from wscat\nκόσμε')" ]; 
 fi
 echo "ok   wscat -x echo"
 
-kill -TERM "$pid"
-if ! wait "$pid"; then
-	echo "FAIL interop-node: echo did not exit 0 on SIGTERM"
-	pid=""
-	exit 1
-fi
-pid=""
+echo_stop interop-node
 echo "PASS interop-node"

@@ -19,36 +19,16 @@ if [ -z "$py" ]; then
 	exit 0
 fi
 
+source scripts/lib/echo.sh
 tmp=$(mktemp -d)
-pid=""
 cleanup() {
-	if [ -n "$pid" ]; then
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
+	echo_kill
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-echo "interop-python: building echo"
-go build -o "$tmp/echo" ./echo
-"$tmp/echo" -addr 127.0.0.1:0 -workers 2 -stats 0 -log-level warn >"$tmp/echo.out" 2>"$tmp/echo.err" &
-pid=$!
-addr=""
-for _ in $(seq 1 100); do
-	addr=$(sed -n 's/^echo: listening on //p' "$tmp/echo.out" | head -n1)
-	[ -n "$addr" ] && break
-	if ! kill -0 "$pid" 2>/dev/null; then
-		cat "$tmp/echo.err" >&2
-		echo "FAIL interop-python: echo exited before listening"
-		exit 1
-	fi
-	sleep 0.1
-done
-if [ -z "$addr" ]; then
-	echo "FAIL interop-python: echo did not print its address"
-	exit 1
-fi
+echo_start interop-python "$tmp" -workers 2 -log-level warn
+addr=$ECHO_ADDR
 echo "interop-python: echo listening on $addr (websockets $("$py" -c 'import websockets; print(websockets.__version__)'))"
 
 cat >"$tmp/client.py" <<'PY'
@@ -105,11 +85,5 @@ PY
 echo "interop-python: websockets client"
 "$py" "$tmp/client.py" "ws://$addr/"
 
-kill -TERM "$pid"
-if ! wait "$pid"; then
-	pid=""
-	echo "FAIL interop-python: echo did not exit 0 on SIGTERM"
-	exit 1
-fi
-pid=""
+echo_stop interop-python
 echo "PASS interop-python"

@@ -14,6 +14,8 @@ command -v numactl >/dev/null || need+=(numactl)
 command -v lstopo-no-graphics >/dev/null || command -v lstopo >/dev/null || need+=(hwloc-nox)
 command -v gcc >/dev/null || need+=(gcc)
 command -v jq >/dev/null || need+=(jq)
+# Interop tests with clients we did not write: Python websockets (Debian).
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import websockets" 2>/dev/null || need+=(python3-websockets)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -132,6 +132,22 @@ func (c *Conn) CloseAsync(code StatusCode) error {
 }
 
 func (c *Conn) writeFrame(op OpCode, p []byte) {
+	if f := c.ls.frame; len(p) > 0 && len(f) == c.ls.frameHdr+len(p) && &f[c.ls.frameHdr] == &p[0] {
+		// p is the payload of the frame being handled, still in the read
+		// buffer behind its client header, which is dead once parsed and
+		// 4 bytes (the mask key) longer than ours: write our header in
+		// place and send header and payload as one contiguous iovec. No
+		// payload byte moves.
+		// Only once: a second reply of the same payload (a broadcast) must
+		// not rewrite bytes the first one's iovec points at.
+		var hdr [MaxHeaderSize]byte
+		n := PutHeader(hdr[:], true, op, len(p))
+		start := c.ls.frameHdr - n
+		copy(f[start:], hdr[:n])
+		c.ls.frame = nil
+		c.rc.Write(f[start:])
+		return
+	}
 	hdr := c.rc.Scratch(MaxHeaderSize)
 	n := PutHeader(hdr, true, op, len(p))
 	c.rc.Write(hdr[:n])
@@ -218,7 +234,9 @@ func (c *Conn) readFrames(b []byte) int {
 				c.fail(ErrInvalidUTF8)
 				return len(b)
 			}
+			c.ls.frame, c.ls.frameHdr = b[off-hs-len(p):off], hs
 			c.deliverFrom(h.OpCode, p, srcRead)
+			c.ls.frame = nil
 			continue
 		}
 		if !c.inMsg {
@@ -227,7 +245,10 @@ func (c *Conn) readFrames(b []byte) int {
 		c.remain, c.mask, c.maskOff, c.fin = h.Length, h.Mask, 0, h.Fin
 		// Reserve room for the frame, but not more than 1 MiB ahead of the
 		// bytes that actually arrive: a header alone must not pin 16 MiB.
-		c.msg.Grow(c.rc.Loop(), int(min(h.Length, 1<<20)))
+		if !c.msg.Grow(c.rc.Loop(), int(min(h.Length, 1<<20))) {
+			c.fail(errNoMemory)
+			return len(b)
+		}
 		if h.Length == 0 {
 			c.endFrame()
 		}
@@ -253,7 +274,10 @@ func (c *Conn) stream(b []byte) int {
 		}
 		c.utf8 = s
 	}
-	c.msg.Append(c.rc.Loop(), p) // copy: reassembly of a fragmented or split message
+	if !c.msg.Append(c.rc.Loop(), p) { // copy: reassembly of a fragmented or split message
+		c.fail(errNoMemory)
+		return len(b)
+	}
 	c.ls.copied.Add(uint64(n))
 	c.remain -= int64(n)
 	if c.remain == 0 {
@@ -361,6 +385,10 @@ func (c *Conn) handshake(data []byte) int {
 
 var errOverCapacity = &CloseError{StatusTryAgainLater, "server at its connection limit"}
 var errIdle = &CloseError{StatusGoingAway, "idle timeout"}
+
+// errNoMemory refuses a message the server has no buffer memory for: the
+// pool is exhausted and the heap budget (Config.MaxHeapBytes) spent.
+var errNoMemory = &CloseError{StatusTryAgainLater, "server out of buffer memory"}
 
 // keepalive runs at a connection's idle deadline: after IdleTimeout/2 of
 // silence it sends a ping (RFC 6455 §5.5.2, a live client answers with a

@@ -1,6 +1,8 @@
 package ws
 
 import (
+	"slices"
+
 	"github.com/hioload-ws/hioload-ws/hugepage"
 	"github.com/hioload-ws/hioload-ws/reactor"
 )
@@ -75,10 +77,12 @@ func (e *Event) Retain() Buffer {
 		// into the message are flushed; then it drops it (endFrame).
 		return Buffer{h: c.msg.Share(), b: c.msg.Bytes()}
 	}
-	var b reactor.Buf
-	b.Append(c.rc.Loop(), e.Data) // copy: the payload is not in a buffer we can share
 	c.ls.copied.Add(uint64(len(e.Data)))
-	h, p := b.Detach()
+	var b reactor.Buf
+	if !b.Append(c.rc.Loop(), e.Data) { // copy: the payload is not in a buffer we can share
+		return Buffer{b: slices.Clone(e.Data)} // out of buffer memory: the handler asked, so the GC's
+	}
+	h, p := b.Detach(c.rc.Loop())
 	return Buffer{h: h, b: p}
 }
 

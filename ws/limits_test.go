@@ -2,6 +2,7 @@ package ws
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/hugepage"
 )
 
 // rawUpgrade sends an upgrade request with extra header lines and returns
@@ -138,4 +141,46 @@ func TestIdleTimeoutPingsThenCloses(t *testing.T) {
 	live.Close() // it outlived the silent one by answering pings
 	<-done
 	require.GreaterOrEqual(t, srv.Stats().Timeouts, uint64(1))
+}
+
+// TestMemoryExhaustionRefusesCleanly: with a tiny pool and heap budget, a
+// message the server has no memory for is refused with 1013, the memory is
+// given back, and another client on the same loop is served throughout.
+func TestMemoryExhaustionRefusesCleanly(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	cfg.PoolClasses = []hugepage.Class{{Size: 4096, Count: 16}, {Size: 128 << 10, Count: 2}}
+	cfg.MaxHeapBytes = 256 << 10
+	srv := startServer(t, cfg, echoHandler)
+	good := dialWS(t, srv.Addr().String())
+	defer good.Close()
+	big := dialWS(t, srv.Addr().String())
+	defer big.Close()
+	big.SetDeadline(time.Now().Add(10 * time.Second))
+	good.SetDeadline(time.Now().Add(10 * time.Second))
+
+	// 2 MiB in 64 KiB fragments: reassembly outgrows pool and budget.
+	chunk := bytes.Repeat([]byte{'z'}, 64<<10)
+	for i := 0; i < 32; i++ {
+		if _, err := big.Write(maskedFrame(map[bool]OpCode{true: OpBinary, false: OpContinuation}[i == 0], i == 31, chunk)); err != nil {
+			break // the server may have closed already
+		}
+		if i == 8 {
+			good.Write(maskedFrame(OpText, true, []byte("still served")))
+			_, p := readFrame(t, good)
+			require.Equal(t, "still served", string(p))
+		}
+	}
+	h, p := readFrame(t, big)
+	require.Equal(t, OpClose, h.OpCode)
+	require.Equal(t, StatusTryAgainLater, StatusCode(binary.BigEndian.Uint16(p)))
+	require.Eventually(t, func() bool { return srv.Stats().HeapBytes == 0 }, 5*time.Second, 10*time.Millisecond, "heap buffers not given back")
+	var refused uint64
+	for _, l := range srv.Stats().Loops {
+		refused += l.MemRefused
+	}
+	require.NotZero(t, refused)
+	good.Write(maskedFrame(OpText, true, []byte("after")))
+	_, p = readFrame(t, good)
+	require.Equal(t, "after", string(p))
 }

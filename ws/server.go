@@ -14,6 +14,7 @@ import (
 	gws "github.com/gobwas/ws"
 
 	"github.com/hioload-ws/hioload-ws/hugepage"
+	"github.com/hioload-ws/hioload-ws/internal/stat"
 	"github.com/hioload-ws/hioload-ws/reactor"
 	"github.com/hioload-ws/hioload-ws/topology"
 )
@@ -65,6 +66,11 @@ type Config struct {
 	PoolClasses []hugepage.Class
 	NoHugepages bool
 	NoPool      bool
+	// MaxHeapBytes bounds the Go heap the loops may take for connection
+	// buffers once the pools run out (0: no bound). Past it a message that
+	// needs memory is refused with close 1013, and a connection whose
+	// replies cannot be queued is closed.
+	MaxHeapBytes int64
 }
 
 // DefaultConfig returns the defaults of the echo command.
@@ -82,6 +88,7 @@ func DefaultConfig() Config {
 		HandshakeTimeout: 10 * time.Second,
 		ShutdownTimeout:  5 * time.Second,
 		LingerTimeout:    2 * time.Second,
+		MaxHeapBytes:     1 << 30,
 	}
 }
 
@@ -159,6 +166,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ws: read buffer %d bytes: want at least 4096", c.ReadBufferSize)
 	case c.ShutdownTimeout <= 0 || c.LingerTimeout <= 0:
 		return errors.New("ws: shutdown and linger timeouts must be positive")
+	case c.MaxHeapBytes < 0:
+		return errors.New("ws: max heap bytes must be 0 (no bound) or positive")
 	case c.MaxConns < 0 || c.MaxConnsPerIP < 0:
 		return errors.New("ws: connection limits must be 0 (default) or positive")
 	}
@@ -191,6 +200,7 @@ type Server struct {
 	origins  map[string]bool
 	perIP    perIPCounter
 	handler  Handler
+	ctrl     *Control // probes, reload, handler metrics; see GetControl
 
 	mu       sync.Mutex
 	running  bool
@@ -203,18 +213,20 @@ type Server struct {
 // (the counters are atomics so that Stats may read them from anywhere).
 type loopState struct {
 	ev         Event
-	msgsIn     atomic.Uint64
-	msgsOut    atomic.Uint64
-	bytesIn    atomic.Uint64
-	bytesOut   atomic.Uint64
-	copied     atomic.Uint64
-	upgraded   atomic.Uint64
-	rejected   atomic.Uint64
-	overCap    atomic.Uint64
-	timeouts   atomic.Uint64
-	closesSent atomic.Uint64
-	closeCodes [closeCodeSlots]atomic.Uint64 // closes the server initiated, by code
-	open       atomic.Int64
+	frame      []byte // the whole client frame being handled, when in the read buffer
+	frameHdr   int    // its header's length
+	msgsIn     stat.Counter
+	msgsOut    stat.Counter
+	bytesIn    stat.Counter
+	bytesOut   stat.Counter
+	copied     stat.Counter
+	upgraded   stat.Counter
+	rejected   stat.Counter
+	overCap    stat.Counter
+	timeouts   stat.Counter
+	closesSent stat.Counter
+	closeCodes [closeCodeSlots]stat.Counter // closes the server initiated, by code
+	open       stat.Gauge
 	_          [64]byte // keep loops' counters off each other's cache lines
 }
 
@@ -228,6 +240,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.ctrl = newControl(s)
 	for _, o := range opts {
 		o(s)
 	}
@@ -257,6 +270,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 		ReadBufferSize: cfg.ReadBufferSize,
 		MaxWriteQueue:  cfg.MaxWriteQueue,
 		LingerTimeout:  cfg.LingerTimeout,
+		MaxHeapBytes:   cfg.MaxHeapBytes,
 		Logger:         s.log,
 	}, (*engineHandler)(s))
 	if err != nil {
@@ -369,6 +383,7 @@ type Stats struct {
 	BytesOut    uint64 // payload bytes of messages sent
 	Reassembled uint64 // payload bytes copied to reassemble split or fragmented messages
 	ClosesSent  uint64 // close frames the server initiated
+	HeapBytes   int64  // Go heap held for connection buffers because the pools ran out
 	// CloseCodes counts the closes the server initiated by status code
 	// (1000-1015; other codes are summed under 0).
 	CloseCodes map[StatusCode]uint64
@@ -401,6 +416,7 @@ func (s *Server) Stats() Stats {
 			}
 		}
 	}
+	st.HeapBytes = s.engine.HeapBytes()
 	for _, l := range s.engine.Loops() {
 		rs := l.Stats()
 		st.Accepted += rs.Accepted

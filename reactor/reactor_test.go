@@ -1,0 +1,223 @@
+package reactor
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// lineEcho is a minimal protocol over the reactor: it echoes every complete
+// line (up to '\n') and keeps a partial line for the next read, which
+// exercises consumed counts, leftovers, queued writes and tasks.
+type lineEcho struct {
+	opened, closed atomic.Int32
+	deadlines      atomic.Int32
+	shutdowns      atomic.Int32
+	closeErrs      chan error
+}
+
+func (h *lineEcho) OnOpen(c *Conn) { h.opened.Add(1) }
+
+func (h *lineEcho) OnRead(c *Conn, data []byte) int {
+	end := bytes.LastIndexByte(data, '\n')
+	if end < 0 {
+		return 0
+	}
+	if bytes.HasPrefix(data, []byte("deadline\n")) {
+		c.SetDeadline(c.Loop().Now().Add(time.Millisecond))
+	}
+	c.Write(data[:end+1]) // zero-copy: the reply points into the read buffer
+	return end + 1
+}
+
+func (h *lineEcho) OnTask(c *Conn, t *Task) { c.Write(t.Data) }
+
+func (h *lineEcho) OnDeadline(c *Conn) {
+	h.deadlines.Add(1)
+	c.Write([]byte("timeout\n"))
+	c.CloseGracefully()
+}
+
+func (h *lineEcho) OnShutdown(c *Conn) {
+	h.shutdowns.Add(1)
+	c.Write([]byte("bye\n"))
+	c.CloseGracefully()
+}
+
+func (h *lineEcho) OnClose(c *Conn, err error) {
+	h.closed.Add(1)
+	if h.closeErrs != nil {
+		h.closeErrs <- err
+	}
+}
+
+func startEngine(t *testing.T, h Handler, loops int) *Engine {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the reactor runs on Linux")
+	}
+	specs := make([]LoopSpec, loops)
+	for i := range specs {
+		specs[i] = LoopSpec{CPU: -1, Node: -1}
+	}
+	e, err := New(Config{Addr: "127.0.0.1:0", Loops: specs, LingerTimeout: 500 * time.Millisecond}, h)
+	require.NoError(t, err)
+	e.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Shutdown(ctx)
+	})
+	return e
+}
+
+func dial(t *testing.T, e *Engine) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", e.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+func TestLinesSplitAcrossReads(t *testing.T) {
+	h := &lineEcho{}
+	e := startEngine(t, h, 2)
+	c := dial(t, e)
+	msg := []byte("hello, reactor\nsecond line\n")
+	for i := range msg { // one byte per write: every line is split
+		_, err := c.Write(msg[i : i+1])
+		require.NoError(t, err)
+		time.Sleep(100 * time.Microsecond)
+	}
+	got := make([]byte, len(msg))
+	_, err := io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.Equal(t, msg, got)
+}
+
+// TestWriteQueueKeepsOrder: a client that does not read while the server
+// writes 32 MiB gets every byte, in order, once it reads.
+func TestWriteQueueKeepsOrder(t *testing.T) {
+	h := &lineEcho{}
+	e := startEngine(t, h, 1)
+	c := dial(t, e)
+	var want bytes.Buffer
+	line := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+	line[len(line)-1] = '\n'
+	for i := 0; i < 512; i++ {
+		line[0] = byte('A' + i%26)
+		want.Write(line)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Write(want.Bytes())
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // let the server queue behind a full socket
+	got := make([]byte, want.Len())
+	_, err := io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.NoError(t, <-done)
+	require.True(t, bytes.Equal(want.Bytes(), got), "stream differs")
+	var copied uint64
+	for _, l := range e.Loops() {
+		copied += l.Stats().CopiedOut
+	}
+	require.NotZero(t, copied, "the test never made the server queue")
+}
+
+// TestPostFromManyGoroutines: tasks posted concurrently reach the
+// connection, each exactly once.
+func TestPostFromManyGoroutines(t *testing.T) {
+	conns := make(chan *Conn, 1)
+	h := &postEcho{lineEcho: lineEcho{}, conns: conns}
+	e := startEngine(t, h, 1)
+	c := dial(t, e)
+	c.Write([]byte("hi\n"))
+	rc := <-conns
+	var wg sync.WaitGroup
+	const senders, each = 8, 100
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				for rc.Loop().Post(Task{Conn: rc, Gen: rc.Gen(), Data: []byte("x\n")}) == ErrInboxFull {
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := make([]byte, len("hi\n")+senders*each*2)
+	_, err := io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.Equal(t, senders*each, bytes.Count(got, []byte("x\n")))
+}
+
+type postEcho struct {
+	lineEcho
+	conns chan *Conn
+	once  sync.Once
+}
+
+func (h *postEcho) OnRead(c *Conn, data []byte) int {
+	h.once.Do(func() { h.conns <- c })
+	return h.lineEcho.OnRead(c, data)
+}
+
+func TestDeadlineCallsHandler(t *testing.T) {
+	h := &lineEcho{closeErrs: make(chan error, 1)}
+	e := startEngine(t, h, 1)
+	c := dial(t, e)
+	c.Write([]byte("deadline\n"))
+	got, err := io.ReadAll(c) // echo, then "timeout", then FIN
+	require.NoError(t, err)
+	require.Equal(t, "deadline\ntimeout\n", string(got))
+	c.Close()
+	require.ErrorIs(t, <-h.closeErrs, ErrPeerClosed)
+	require.Equal(t, int32(1), h.deadlines.Load())
+}
+
+// TestShutdownReadsThenCloses: data the client sent before Shutdown is
+// echoed, then OnShutdown's goodbye, then FIN; Shutdown returns once the
+// client has closed, and every descriptor is released.
+func TestShutdownReadsThenCloses(t *testing.T) {
+	h := &lineEcho{}
+	e := startEngine(t, h, 2)
+	c := dial(t, e)
+	c.Write([]byte("last words\n"))
+	time.Sleep(50 * time.Millisecond) // in the server's socket, maybe not yet read
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- e.Shutdown(ctx)
+	}()
+	got, err := io.ReadAll(c)
+	require.NoError(t, err)
+	require.Equal(t, "last words\nbye\n", string(got))
+	c.Close()
+	require.NoError(t, <-shut)
+	require.Equal(t, h.opened.Load(), h.closed.Load())
+	for _, l := range e.Loops() {
+		require.True(t, l.closed.Load(), "loop %d not released", l.Index())
+	}
+}
+
+func TestNotSupportedElsewhere(t *testing.T) {
+	if runtime.GOOS == "linux" {
+		t.Skip("the reactor runs here")
+	}
+	_, err := New(Config{Addr: "127.0.0.1:0"}, &lineEcho{})
+	require.ErrorIs(t, err, ErrUnsupported)
+}

@@ -461,4 +461,22 @@ func checkHugePages(r *report, m *machine, bin string, o *options) {
 	efig, err := checkEcho(s, 4)
 	r.result(pre+": WebSocket echo", err, efig...)
 	r.result(pre+": graceful shutdown on SIGTERM, exit 0", s.stop(10*time.Second))
+
+	// Both at once: one process, a pool per node, each with what its node has.
+	pre = fmt.Sprintf("%s -numa=auto with huge pages on node %d only", label(bin), last)
+	s, err = startServer(bin, o.start, "-numa=auto", "-addr", "127.0.0.1:0", "-stats", "0", "-shutdown-timeout", "2s")
+	if err != nil {
+		r.fail(pre+": starts", err)
+		return
+	}
+	want := map[int]string{}
+	for _, n := range m.nodes {
+		want[n] = "thp normal"
+	}
+	want[last] = "hugetlb"
+	fig, _, err = checkPools(s, m.nodes, want)
+	r.result(fmt.Sprintf("%s: hugetlb pool on node %d, fallback pools elsewhere, each on its node", pre, last), err, fig...)
+	efig, err = checkEcho(s, 8)
+	r.result(pre+": WebSocket echo", err, efig...)
+	r.result(pre+": graceful shutdown on SIGTERM, exit 0", s.stop(10*time.Second))
 }

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -40,6 +41,7 @@ func main() {
 	flag.StringVar(&o.wantCPUs, "want-cpus", "0-1;2-3", "each node's CPUs as the guest was booted (';' between nodes; empty: do not check)")
 	flag.StringVar(&o.wantDist, "want-dist", "10,21;21,10", "the distance matrix as the guest was booted")
 	flag.IntVar(&o.hugePages, "hugepages", 64, "2 MiB pages to reserve on the last node for the huge-page check")
+	flag.DurationVar(&o.testTimeout, "test-timeout", 200*time.Second, "-test.timeout for each test binary")
 	flag.DurationVar(&o.start, "start-timeout", 60*time.Second, "how long a server may take to start listening")
 	flag.Parse()
 	if o.echo == "" {
@@ -61,7 +63,7 @@ type options struct {
 	hugepageSkip, wsSkip string
 	wantCPUs, wantDist   string
 	hugePages            int
-	start                time.Duration
+	start, testTimeout   time.Duration
 }
 
 func run(r *report, o *options) {
@@ -85,10 +87,10 @@ func run(r *report, o *options) {
 	}
 	checkHugePages(r, m, echos[0], o)
 	if o.hugepageTest != "" {
-		runTests(r, "hugepage tests", o.hugepageTest, o.hugepageRun, o.hugepageSkip)
+		runTests(r, "hugepage tests", o.hugepageTest, o.hugepageRun, o.hugepageSkip, o.testTimeout)
 	}
 	if o.wsTest != "" {
-		runTests(r, "ws tests", o.wsTest, o.wsRun, o.wsSkip)
+		runTests(r, "ws tests", o.wsTest, o.wsRun, o.wsSkip, o.testTimeout)
 	}
 }
 
@@ -115,8 +117,8 @@ func label(bin string) string { return filepath.Base(bin) }
 
 // runTests runs a test binary with -test.v and reports its top-level
 // results; the whole output is printed only when it fails.
-func runTests(r *report, name, bin, run, skip string) {
-	args := []string{"-test.v", "-test.count=1", "-test.short", "-test.timeout=200s"}
+func runTests(r *report, name, bin, run, skip string, timeout time.Duration) {
+	args := []string{"-test.v", "-test.count=1", "-test.short", "-test.timeout=" + timeout.String()}
 	if run != "" {
 		args = append(args, "-test.run", run)
 		name += " -test.run '" + run + "'"
@@ -130,10 +132,20 @@ func runTests(r *report, name, bin, run, skip string) {
 	cmd.Dir = os.TempDir()
 	out, err := cmd.CombinedOutput()
 	var pass, skipped, fail []string
+	type timed struct {
+		name string
+		d    time.Duration
+	}
+	var took []timed
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
 		if !strings.HasPrefix(line, "--- ") || len(f) < 3 { // top level only: subtests are indented
 			continue
+		}
+		if len(f) >= 4 {
+			if d, err := time.ParseDuration(strings.Trim(f[3], "()")); err == nil {
+				took = append(took, timed{f[2], d})
+			}
 		}
 		switch f[1] {
 		case "PASS:":
@@ -145,6 +157,12 @@ func runTests(r *report, name, bin, run, skip string) {
 		}
 	}
 	figures := []string{fmt.Sprintf("%d passed, %d skipped, %d failed in %.1fs", len(pass), len(skipped), len(fail), time.Since(t0).Seconds())}
+	sort.Slice(took, func(i, j int) bool { return took[i].d > took[j].d })
+	var slow []string
+	for _, t := range took[:min(len(took), 6)] {
+		slow = append(slow, fmt.Sprintf("%s %.1fs,", t.name, t.d.Seconds()))
+	}
+	figures = append(figures, wrap("slowest: ", slow)...)
 	figures = append(figures, wrap("passed: ", pass)...)
 	figures = append(figures, wrap("skipped: ", skipped)...)
 	if err == nil && len(pass) == 0 {
@@ -159,10 +177,10 @@ func runTests(r *report, name, bin, run, skip string) {
 	r.result(name, err, figures...)
 }
 
-// failureOutput picks from a -test.v output the lines of each failed
-// top-level test (from its "=== RUN" to its "--- FAIL", at most 80 lines
-// each, the last ones kept) or, when no test is named as failed (a panic,
-// the test timeout), the last 60 lines.
+// failureOutput picks from a -test.v output the first 25 lines of a panic
+// (the -test.timeout panic lists the tests still running) and the lines of
+// each failed top-level test (from its "=== RUN" to its "--- FAIL", at most
+// 80 lines each, the last ones kept); with neither, the last 60 lines.
 func failureOutput(out string, failed []string) []string {
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	tail := func(l []string, n int) []string {
@@ -171,10 +189,16 @@ func failureOutput(out string, failed []string) []string {
 		}
 		return l
 	}
-	if len(failed) == 0 {
+	var picked []string
+	for i, l := range lines { // a panic (the -test.timeout one names the running tests)
+		if strings.HasPrefix(l, "panic: ") {
+			picked = append(picked, lines[i:min(len(lines), i+25)]...)
+			break
+		}
+	}
+	if len(failed) == 0 && len(picked) == 0 {
 		return tail(lines, 60)
 	}
-	var picked []string
 	for _, name := range failed {
 		start := -1
 		for i, l := range lines {

@@ -45,10 +45,33 @@ func maxNode() (int, error) {
 
 func nodeAffinity(node int) (groupAffinity, error) {
 	var ga groupAffinity
-	if err := getNumaNodeProcessorMaskEx(uint16(node), &ga); err != nil {
-		return ga, fmt.Errorf("%w: %d: GetNumaNodeProcessorMaskEx: %v", ErrNoNode, node, err)
+	err := getNumaNodeProcessorMaskEx(uint16(node), &ga)
+	if err == nil {
+		return ga, nil
 	}
-	return ga, nil
+	if err == windows.ERROR_CALL_NOT_IMPLEMENTED && node == 0 {
+		if ga, ok := singleNodeAffinity(); ok {
+			return ga, nil
+		}
+	}
+	return ga, fmt.Errorf("%w: %d: GetNumaNodeProcessorMaskEx: %v", ErrNoNode, node, err)
+}
+
+// singleNodeAffinity answers for node 0 where GetNumaNodeProcessorMaskEx is
+// not implemented (wine 8 stubs it) but GetNumaHighestNodeNumber says node 0
+// is the only node: then every processor of the system mask is on node 0.
+// It reports false on a machine with more than one node, where that would be
+// a guess.
+func singleNodeAffinity() (groupAffinity, bool) {
+	var highest uint32
+	if getNumaHighestNodeNumber(&highest) != nil || highest != 0 {
+		return groupAffinity{}, false
+	}
+	var proc, sys uintptr
+	if getProcessAffinityMask(windows.CurrentProcess(), &proc, &sys) != nil || sys == 0 {
+		return groupAffinity{}, false
+	}
+	return groupAffinity{Mask: sys}, true
 }
 
 func nodeCPUs(node int) ([]int, error) {
@@ -137,4 +160,29 @@ func allowedCPUs() ([]int, error) {
 		return nil, fmt.Errorf("cnuma: GetProcessAffinityMask: %w", err)
 	}
 	return maskCPUs(0, proc), nil
+}
+
+// NoPreferredNode is NUMA_NO_PREFERRED_NODE for VirtualAllocNuma.
+const NoPreferredNode = -1
+
+// VirtualAllocNuma calls VirtualAllocExNuma for the calling process: size
+// bytes of read-write memory at addr (0: anywhere), allocType
+// (windows.MEM_RESERVE, MEM_COMMIT, MEM_LARGE_PAGES, or-ed), preferring node
+// (NoPreferredNode: no preference). Large pages need size to be a multiple of
+// windows.GetLargePageMinimum() and SeLockMemoryPrivilege enabled in the
+// process token. Committed memory is zeroed; it is outside the Go heap and
+// must hold no Go pointers; give it back with windows.VirtualFree of its
+// allocation base and MEM_RELEASE. Windows only: the portable API is
+// AllocOnNode.
+func VirtualAllocNuma(addr uintptr, size, node int, allocType uint32) ([]byte, error) {
+	n := uint32(0xffffffff) // NUMA_NO_PREFERRED_NODE
+	if node >= 0 {
+		n = uint32(node)
+	}
+	p, err := virtualAllocExNuma(windows.CurrentProcess(), addr, uintptr(size), allocType, windows.PAGE_READWRITE, n)
+	if err != nil {
+		return nil, fmt.Errorf("cnuma: VirtualAllocExNuma(%d bytes, node %d, type %#x): %w", size, node, allocType, err)
+	}
+	base := *(*unsafe.Pointer)(unsafe.Pointer(&p)) // see allocOnNode
+	return unsafe.Slice((*byte)(base), size), nil
 }

@@ -23,7 +23,8 @@ import (
 //
 // arena_linux.go maps with mmap (hugetlb, then THP, then base pages), binds
 // with mbind and checks with /proc/self/smaps and move_pages;
-// arena_windows.go uses VirtualAlloc; arena_other.go falls back to the Go heap.
+// arena_windows.go uses VirtualAllocExNuma (large pages when the account may
+// lock memory); arena_other.go falls back to the Go heap.
 
 // hugeSize is the huge page size arenas are sized and aligned for (x86-64 and
 // arm64 with 4 KiB base pages).

@@ -102,12 +102,25 @@ func (c *Conn) Flush() {
 // Queued is the number of bytes waiting in c's write queue because the
 // kernel would not take them: what a slow-consumer limit measures. It does
 // not count this turn's replies, which writev has not offered yet.
-func (c *Conn) Queued() int { return c.out.Len() - c.outHead }
+func (c *Conn) Queued() int { return c.out.Len() - c.outHead + c.inFlight() }
+
+// FreeAfterFlush empties b now and gives its memory back once c's pending
+// writes, which may point into it, are sent: a reply can reference a
+// buffer the protocol layer is done with, without forcing an early writev.
+func (c *Conn) FreeAfterFlush(b *Buf) {
+	l := c.loop
+	if l.pending != c || b.b == nil {
+		b.Free(l)
+		return
+	}
+	l.deferred = append(l.deferred, *b)
+	*b = Buf{}
+}
 
 // Buffered is the number of bytes queued for c and not yet taken by the
 // kernel, this turn's pending replies included.
 func (c *Conn) Buffered() int {
-	n := c.out.Len() - c.outHead
+	n := c.Queued()
 	if c.loop.pending == c {
 		n += c.loop.iovBytes
 	}

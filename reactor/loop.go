@@ -52,6 +52,7 @@ type Loop struct {
 	scrOff     int             // used part of scratch
 	timed      []*Conn         // connections with a deadline
 	timedSpare []*Conn         // sweep's second buffer
+	deferred   []Buf           // freed after the pending writes are flushed (Conn.FreeAfterFlush)
 	stopping   bool            // shutdown began: exit once no connection is left
 	now        int64           // unix nanoseconds at the start of the turn
 	plat       loopPlat        // the platform's poller state
@@ -166,4 +167,13 @@ func (l *Loop) sweep() {
 	l.timedSpare = old[:0]
 }
 
-func (l *Loop) resetScratch() { l.scrOff = 0 }
+// resetScratch runs after every flush (and when a connection's pending
+// writes are dropped): the scratch memory and the buffers kept alive for
+// the flushed writes (Conn.FreeAfterFlush) are free again.
+func (l *Loop) resetScratch() {
+	l.scrOff = 0
+	for i := range l.deferred {
+		l.deferred[i].Free(l)
+	}
+	l.deferred = l.deferred[:0]
+}

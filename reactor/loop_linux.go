@@ -436,15 +436,16 @@ func (c *Conn) flush() {
 	for i := 0; i < niov; i++ {
 		v := &p.iov[i]
 		ln := int(v.Len)
-		if n >= ln {
+		switch {
+		case n >= ln:
 			n -= ln
-		} else {
-			c.queue(unsafe.Slice(v.Base, ln)[n:])
+		case c.flags&fClosed == 0:
+			c.queue(unsafe.Slice(v.Base, ln)[n:]) // may close c (ErrNoMemory)
 			n = 0
 		}
 		v.Base = nil // let the GC have the buffer
 	}
-	if c.outHead < c.out.Len() {
+	if c.flags&fClosed == 0 && c.outHead < c.out.Len() {
 		c.pollOut(true)
 	}
 }
@@ -561,6 +562,10 @@ func (c *Conn) progressed() bool {
 	c.sent = pending
 	return moved
 }
+
+// inFlight is 0: on Linux the write queue is all there is (Windows counts
+// the overlapped send it has moved out of the queue).
+func (c *Conn) inFlight() int { return 0 }
 
 func (c *Conn) remoteAddr() net.Addr {
 	sa, err := unix.Getpeername(c.fd)

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package reactor
 
@@ -18,7 +18,7 @@ type loopPlat struct {
 func (p *loopPlat) setIov(b []byte) { p.iov[p.niov] = b; p.niov++ }
 
 func newLoop(*Engine, int, LoopSpec) (*Loop, error) {
-	return nil, fmt.Errorf("%w (%s/%s: the IOCP reactor for Windows is not built yet; use Linux)", ErrUnsupported, runtime.GOOS, runtime.GOARCH)
+	return nil, fmt.Errorf("%w (%s/%s: the reactor runs on Linux (epoll) and Windows (IOCP))", ErrUnsupported, runtime.GOOS, runtime.GOARCH)
 }
 
 func onMainThread() bool             { return false }
@@ -30,6 +30,7 @@ func (c *Conn) closeNow(error)       { c.flags |= fClosed }
 func (c *Conn) shutdownWrite()       { c.flags |= fWriteShut }
 func (c *Conn) remoteAddr() net.Addr { return nil }
 func (c *Conn) progressed() bool     { return false }
+func (c *Conn) inFlight() int        { return 0 }
 
 // FileLimit is -1 where the reactor does not run.
 func FileLimit() int { return -1 }

@@ -61,8 +61,8 @@ func (h *lineEcho) OnClose(c *Conn, err error) {
 
 func startEngine(t *testing.T, h Handler, loops int) *Engine {
 	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skip("the reactor runs on Linux")
+	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
+		t.Skip("the reactor runs on Linux and Windows")
 	}
 	specs := make([]LoopSpec, loops)
 	for i := range specs {
@@ -215,7 +215,7 @@ func TestShutdownReadsThenCloses(t *testing.T) {
 }
 
 func TestNotSupportedElsewhere(t *testing.T) {
-	if runtime.GOOS == "linux" {
+	if runtime.GOOS == "linux" || runtime.GOOS == "windows" {
 		t.Skip("the reactor runs here")
 	}
 	_, err := New(Config{Addr: "127.0.0.1:0"}, &lineEcho{})

@@ -28,27 +28,29 @@ const (
 // be called on the connection's loop thread, i.e. from the Handler; Send and
 // CloseAsync may be called from any goroutine.
 type Conn struct {
-	s      *Server
-	rc     *reactor.Conn
-	ls     *loopState
+	rc *reactor.Conn
+	ls *loopState // the owning loop's state; ls.s is the server
+
+	// Eight one-byte fields, then the close code and the mask: the struct
+	// is small because a server holds one per open connection.
 	state  uint8
-	opened bool // the handshake completed and OpenEvent was delivered
-	inMsg  bool // a fragmented message is being reassembled in msg
-	fin    bool // the frame being streamed is the message's last
-	utf8   UTF8State
-	msgOp  OpCode
-	// The data frame whose payload is arriving across reads.
-	remain  int64
-	mask    [4]byte
-	maskOff int
-	msg     reactor.Buf // reassembly buffer (copy, counted), pool memory
+	opened bool      // the handshake completed and OpenEvent was delivered
+	inMsg  bool      // a fragmented message is being reassembled in msg
+	fin    bool      // the frame being streamed is the message's last
+	utf8   UTF8State // validation state of the text message being reassembled
+	msgOp  OpCode    // opcode of the message being reassembled
+	over   bool      // opened past MaxConns: close with 1013 after the handshake
+	pinged bool      // a keepalive ping is out and nothing was read since
 
 	closeCode StatusCode // close code sent or received
-	overCap   bool       // opened past MaxConns: close with 1013 after the handshake
-	pinged    bool       // a keepalive ping is out and nothing was read since
-	lastRead  int64      // loop time of the last read, for IdleTimeout
-	ip        *ipKey     // counted in the per-address limit
-	user      any
+	mask      [4]byte    // the streamed frame's mask key
+	maskOff   uint8      // its offset into the key (mod 4)
+
+	remain   int64       // payload bytes of the streamed frame still to come
+	msg      reactor.Buf // reassembly buffer (copy, counted), pool memory
+	lastRead int64       // loop time of the last read, for IdleTimeout
+	ip       *ipKey      // counted in the per-address limit
+	user     any
 }
 
 // UserData returns the value stored with SetUserData.
@@ -87,7 +89,7 @@ func (c *Conn) WriteMessage(op OpCode, p []byte) error {
 // MaxWriteQueue. This turn's replies that writev has not offered yet do not
 // count, so a client that reads keeps up however many messages it pipelines.
 func (c *Conn) reply(op OpCode, p []byte) error {
-	if c.rc.Queued()+len(p) > c.s.limits.Load().MaxWriteQueue {
+	if c.rc.Queued()+len(p) > c.ls.s.limits.Load().MaxWriteQueue {
 		c.fail(ErrSlowConsumer)
 		return ErrSlowConsumer
 	}
@@ -185,7 +187,7 @@ func (c *Conn) fail(err *CloseError) {
 // reassembled in c.msg (the slow path, counted).
 func (c *Conn) readFrames(b []byte) int {
 	off := 0
-	lim := c.s.limits.Load()
+	lim := c.ls.s.limits.Load()
 	for off < len(b) && c.state == stateOpen {
 		if c.remain > 0 {
 			off += c.stream(b[off:])
@@ -264,8 +266,8 @@ func (c *Conn) readFrames(b []byte) int {
 func (c *Conn) stream(b []byte) int {
 	n := int(min(int64(len(b)), c.remain))
 	p := b[:n]
-	Unmask(p, c.mask, c.maskOff)
-	c.maskOff += n
+	Unmask(p, c.mask, int(c.maskOff))
+	c.maskOff = uint8((int(c.maskOff) + n) & 3)
 	if c.msgOp == OpText {
 		s, ok := ValidateUTF8(c.utf8, p)
 		if !ok {
@@ -297,9 +299,9 @@ func (c *Conn) endFrame() {
 	}
 	c.inMsg = false
 	c.deliverFrom(c.msgOp, c.msg.Bytes(), srcMsg)
-	// Replies may point into msg: send them before msg is reused.
-	c.rc.Flush()
-	c.msg.Free(c.rc.Loop())
+	// Replies may point into msg: it is given back after they are sent,
+	// with the rest of this turn's replies.
+	c.rc.FreeAfterFlush(&c.msg)
 }
 
 // control answers a ping, notes a pong, and completes the closing
@@ -336,17 +338,17 @@ func (c *Conn) deliverFrom(op OpCode, p []byte, src uint8) {
 	ls.bytesIn.Add(uint64(len(p)))
 	ev := &ls.ev
 	*ev = Event{Kind: MessageEvent, Conn: c, Op: op, Data: p, src: src}
-	err := c.s.handler.Handle(ev)
+	err := c.ls.s.handler.Handle(ev)
 	*ev = Event{}
 	if err != nil {
-		c.s.log.Debug("ws: handler error", "remote", c.rc.RemoteAddr(), "err", err)
+		c.ls.s.log.Debug("ws: handler error", "remote", c.rc.RemoteAddr(), "err", err)
 		c.fail(ErrHandler)
 	}
 }
 
 // handshake runs the upgrade once the whole request is in data.
 func (c *Conn) handshake(data []byte) int {
-	n, resp, ok := c.s.upgrade(data)
+	n, resp, ok := c.ls.s.upgrade(data)
 	if n == 0 {
 		return 0
 	}
@@ -361,21 +363,21 @@ func (c *Conn) handshake(data []byte) int {
 		return len(data)
 	}
 	c.state = stateOpen
-	if c.overCap {
+	if c.over {
 		c.ls.overCap.Add(1)
 		c.fail(errOverCapacity)
 		return len(data)
 	}
 	c.opened = true
 	c.rc.SetDeadline(time.Time{})
-	if idle := c.s.limits.Load().IdleTimeout; idle > 0 {
+	if idle := c.ls.s.limits.Load().IdleTimeout; idle > 0 {
 		c.rc.SetDeadline(c.rc.Loop().Now().Add(idle / 2))
 	}
 	c.ls.upgraded.Add(1)
 	c.ls.open.Add(1)
 	ev := &c.ls.ev
 	*ev = Event{Kind: OpenEvent, Conn: c}
-	c.s.handler.Handle(ev)
+	c.ls.s.handler.Handle(ev)
 	*ev = Event{}
 	if c.state != stateOpen {
 		return len(data)
@@ -395,7 +397,7 @@ var errNoMemory = &CloseError{StatusTryAgainLater, "server out of buffer memory"
 // pong, which counts as activity); after IdleTimeout of silence it closes
 // with 1001.
 func (c *Conn) keepalive() {
-	idle := c.s.limits.Load().IdleTimeout
+	idle := c.ls.s.limits.Load().IdleTimeout
 	if idle <= 0 {
 		return // turned off by a reload
 	}

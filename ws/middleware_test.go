@@ -73,6 +73,13 @@ func TestMiddlewareOrder(t *testing.T) {
 	}
 
 	want := strings.Fields("a> b> c> d> handler <d <c <b <a")
+	// The handler saw the close; the middlewares around it record their
+	// way out just after, on the loop thread.
+	require.Eventually(t, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.byKind[CloseEvent]) == len(want)
+	}, 5*time.Second, time.Millisecond)
 	for _, k := range []EventKind{OpenEvent, MessageEvent, CloseEvent} {
 		t.Run(k.String(), func(t *testing.T) {
 			r.mu.Lock()

@@ -24,7 +24,7 @@ import (
 // which page kind they got. On a machine without reserved huge pages that is
 // THP or base pages, and the fallback is explained.
 func TestPoolOnPlannedNode(t *testing.T) {
-	if runtime.GOOS != "linux" {
+	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
 		t.Skip("pools are bound on Linux")
 	}
 	cfg := DefaultConfig()

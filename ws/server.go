@@ -212,6 +212,7 @@ type Server struct {
 // loopState is the server's per-loop part, touched only by its loop thread
 // (the counters are atomics so that Stats may read them from anywhere).
 type loopState struct {
+	s          *Server
 	ev         Event
 	frame      []byte // the whole client frame being handled, when in the read buffer
 	frameHdr   int    // its header's length
@@ -262,6 +263,9 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	s.topo, s.plan = topo, p
 	s.newPools(specs)
 	s.loops = make([]loopState, len(specs))
+	for i := range s.loops {
+		s.loops[i].s = s
+	}
 	s.engine, err = reactor.New(reactor.Config{
 		Addr:           cfg.ListenAddr,
 		Loops:          specs,
@@ -447,9 +451,9 @@ type engineHandler Server
 
 func (h *engineHandler) OnOpen(rc *reactor.Conn) {
 	s := (*Server)(h)
-	c := &Conn{s: s, rc: rc, ls: &s.loops[rc.Loop().Index()]}
+	c := &Conn{rc: rc, ls: &s.loops[rc.Loop().Index()]}
 	rc.SetContext(c)
-	c.overCap = s.conns.Add(1) > s.maxConns
+	c.over = s.conns.Add(1) > s.maxConns
 	if s.perIP.max > 0 {
 		c.ip = s.perIP.add(rc.RemoteAddr())
 	}
@@ -508,9 +512,9 @@ func (h *engineHandler) OnClose(rc *reactor.Conn, err error) {
 		return
 	}
 	c.msg.Free(rc.Loop())
-	c.s.conns.Add(-1)
+	c.ls.s.conns.Add(-1)
 	if c.ip != nil {
-		c.s.perIP.remove(c.ip)
+		c.ls.s.perIP.remove(c.ip)
 	}
 	if c.opened {
 		c.ls.open.Add(-1)
@@ -520,7 +524,7 @@ func (h *engineHandler) OnClose(rc *reactor.Conn, err error) {
 		}
 		ev := &c.ls.ev
 		*ev = Event{Kind: CloseEvent, Conn: c, Code: code, Err: err}
-		c.s.handler.Handle(ev)
+		c.ls.s.handler.Handle(ev)
 		*ev = Event{}
 	}
 	c.state = stateClosed

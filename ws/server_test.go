@@ -90,6 +90,11 @@ func readFrame(t testing.TB, r io.Reader) (gws.Header, []byte) {
 }
 
 func openFDs(t testing.TB) int {
+	if runtime.GOOS != "linux" {
+		// Under wine /proc/self/fd is the wine process's Linux descriptors,
+		// not the Windows handles; reactor's wine tests count handles.
+		t.Skip("descriptor counts from /proc/self/fd are Linux-only")
+	}
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Skip("no /proc/self/fd")
@@ -112,7 +117,7 @@ func settle(want int, f func() int) int {
 // TestShutdownReleasesEverything: after Shutdown every client got close
 // 1001, and no goroutine or descriptor of the server is left.
 func TestShutdownReleasesEverything(t *testing.T) {
-	if runtime.GOOS != "linux" {
+	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
 		t.Skip("reactor is Linux-only")
 	}
 	fds0, g0 := openFDs(t), runtime.NumGoroutine()

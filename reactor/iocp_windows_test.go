@@ -1,0 +1,652 @@
+package reactor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/windows"
+)
+
+// The IOCP loop's own tests, run under wine by scripts/wine-test.sh and on
+// Windows by go test. They drive the reactor with a raw TCP echo handler;
+// the WebSocket suites in ws/ run on top of the same loop.
+
+// echoHandler echoes what it reads. A message starting with "bye" is echoed
+// and then closed gracefully; "abort" aborts the connection.
+type echoHandler struct {
+	opened   atomic.Int32
+	closes   chan error
+	onOpen   func(c *Conn)
+	deadline func(c *Conn)
+	mu       sync.Mutex
+	conns    []*Conn
+}
+
+func newEchoHandler() *echoHandler { return &echoHandler{closes: make(chan error, 4096)} }
+
+func (h *echoHandler) OnOpen(c *Conn) {
+	h.opened.Add(1)
+	h.mu.Lock()
+	h.conns = append(h.conns, c)
+	h.mu.Unlock()
+	if h.onOpen != nil {
+		h.onOpen(c)
+	}
+}
+
+func (h *echoHandler) OnRead(c *Conn, data []byte) int {
+	switch {
+	case bytes.HasPrefix(data, []byte("abort")):
+		c.Abort(errors.New("test: abort"))
+		return len(data)
+	case bytes.HasPrefix(data, []byte("bye")):
+		c.Write(data)
+		c.CloseGracefully()
+		return len(data)
+	}
+	c.Write(data)
+	return len(data)
+}
+
+func (h *echoHandler) OnTask(c *Conn, t *Task) { c.Write(t.Data) }
+func (h *echoHandler) OnShutdown(c *Conn)      { c.Write([]byte("shutdown")); c.CloseGracefully() }
+
+func (h *echoHandler) OnDeadline(c *Conn) {
+	if h.deadline != nil {
+		h.deadline(c)
+	}
+}
+
+func (h *echoHandler) OnClose(c *Conn, err error) { h.closes <- err }
+
+// conn returns the i-th connection opened (any loop).
+func (h *echoHandler) conn(i int) *Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.conns[i]
+}
+
+// waitCloses waits for n OnClose calls and returns their errors.
+func (h *echoHandler) waitCloses(t *testing.T, n int) []error {
+	t.Helper()
+	var errs []error
+	timeout := time.After(10 * time.Second)
+	for len(errs) < n {
+		select {
+		case err := <-h.closes:
+			errs = append(errs, err)
+		case <-timeout:
+			t.Fatalf("%d of %d connections closed", len(errs), n)
+		}
+	}
+	return errs
+}
+
+func startIOCP(t *testing.T, h Handler, loops int, tweak ...func(*Config)) *Engine {
+	t.Helper()
+	cfg := Config{Addr: "127.0.0.1:0", LingerTimeout: time.Second}
+	for i := range loops {
+		cfg.Loops = append(cfg.Loops, LoopSpec{CPU: i % runtime.NumCPU(), Node: -1})
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	e, err := New(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Shutdown(ctx)
+	})
+	return e
+}
+
+func dialIOCP(t *testing.T, e *Engine) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", e.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func roundTrip(t *testing.T, c net.Conn, p []byte) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { _, err := c.Write(p); errc <- err }()
+	got := make([]byte, len(p))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("read %d bytes: %v", len(p), err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, p) {
+		t.Fatalf("echo of %d bytes differs", len(p))
+	}
+}
+
+func TestIOCPEchoAcrossLoops(t *testing.T) {
+	h := newEchoHandler()
+	e := startIOCP(t, h, 2)
+	rng := rand.New(rand.NewPCG(1, 1))
+	var wg sync.WaitGroup
+	for i := range 8 {
+		c := dialIOCP(t, e)
+		sizes := []int{1, 100, 4096, 70000, 1 + rng.IntN(300000)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, n := range sizes {
+				p := bytes.Repeat([]byte{byte('a' + i)}, n)
+				roundTrip(t, c, p)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, l := range e.Loops() {
+		if st := l.Stats(); st.Accepted == 0 {
+			t.Errorf("loop %d accepted nothing: the acceptor must hand connections round-robin", l.Index())
+		}
+	}
+}
+
+// TestIOCPSlowReaderKeepsOrder: a peer that does not read makes the kernel
+// refuse bytes; they queue behind the one overlapped send in flight and must
+// arrive complete and in order once it reads.
+func TestIOCPSlowReaderKeepsOrder(t *testing.T) {
+	h := newEchoHandler()
+	e := startIOCP(t, h, 1)
+	c := dialIOCP(t, e)
+	const chunk, chunks = 64 << 10, 128 // 8 MiB
+	want := make([]byte, 0, chunk*chunks)
+	for i := range chunks {
+		want = append(want, bytes.Repeat([]byte{byte(i)}, chunk)...)
+	}
+	go func() {
+		for i := range chunks {
+			if _, err := c.Write(want[i*chunk : (i+1)*chunk]); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond) // let the server's queue build up
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("first difference at byte %d: got %d want %d", i, got[i], want[i])
+			}
+		}
+	}
+	st := e.Loops()[0].Stats()
+	t.Logf("copied to the write queue: %d bytes; WSASend calls %d", st.CopiedOut, st.WriteCalls)
+	if st.CopiedOut == 0 {
+		t.Log("the kernel took everything at once; the queue path was not exercised")
+	}
+}
+
+// TestIOCPGracefulClose: the reply before CloseGracefully arrives, then EOF
+// (FIN, not a reset); the peer's close ends the connection with
+// ErrPeerClosed.
+func TestIOCPGracefulClose(t *testing.T) {
+	h := newEchoHandler()
+	e := startIOCP(t, h, 1)
+	c := dialIOCP(t, e)
+	if _, err := c.Write([]byte("bye now")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("want the reply then EOF, got %q and %v", got, err)
+	}
+	if string(got) != "bye now" {
+		t.Fatalf("got %q", got)
+	}
+	c.Close()
+	if errs := h.waitCloses(t, 1); !errors.Is(errs[0], ErrPeerClosed) {
+		t.Fatalf("OnClose error %v, want ErrPeerClosed", errs[0])
+	}
+}
+
+// TestIOCPLingerTimeout: a peer that never closes after the server's FIN is
+// closed by the linger deadline.
+func TestIOCPLingerTimeout(t *testing.T) {
+	h := newEchoHandler()
+	e := startIOCP(t, h, 1, func(c *Config) { c.LingerTimeout = 300 * time.Millisecond })
+	c := dialIOCP(t, e)
+	c.Write([]byte("bye"))
+	if errs := h.waitCloses(t, 1); !errors.Is(errs[0], ErrTimeout) {
+		t.Fatalf("OnClose error %v, want ErrTimeout", errs[0])
+	}
+}
+
+func TestIOCPPeerCloseAndAbort(t *testing.T) {
+	h := newEchoHandler()
+	e := startIOCP(t, h, 2)
+	a := dialIOCP(t, e)
+	roundTrip(t, a, []byte("x"))
+	a.Close()
+	if errs := h.waitCloses(t, 1); !errors.Is(errs[0], ErrPeerClosed) {
+		t.Fatalf("peer close: OnClose error %v", errs[0])
+	}
+	b := dialIOCP(t, e)
+	b.Write([]byte("abort"))
+	if errs := h.waitCloses(t, 1); errs[0] == nil || errs[0].Error() != "test: abort" {
+		t.Fatalf("abort: OnClose error %v", errs[0])
+	}
+	if _, err := b.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read after abort succeeded")
+	}
+}
+
+func TestIOCPDeadline(t *testing.T) {
+	h := newEchoHandler()
+	fired := make(chan struct{}, 1)
+	h.onOpen = func(c *Conn) { c.SetDeadline(c.Loop().Now().Add(300 * time.Millisecond)) }
+	h.deadline = func(c *Conn) {
+		fired <- struct{}{}
+		c.Write([]byte("late"))
+		c.CloseGracefully()
+	}
+	e := startIOCP(t, h, 1)
+	c := dialIOCP(t, e)
+	select {
+	case <-fired:
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnDeadline not called")
+	}
+	got, _ := io.ReadAll(c)
+	if string(got) != "late" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestIOCPPostTask: a task posted from another goroutine reaches OnTask on
+// the loop thread (the inbox wakeup is a posted completion).
+func TestIOCPPostTask(t *testing.T) {
+	h := newEchoHandler()
+	e := startIOCP(t, h, 2)
+	c := dialIOCP(t, e)
+	roundTrip(t, c, []byte("hi"))
+	rc := h.conn(0)
+	for i := range 100 {
+		msg := fmt.Appendf(nil, "task %03d;", i)
+		if err := rc.Loop().Post(Task{Conn: rc, Gen: rc.Gen(), Data: msg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make([]byte, 100*len("task 000;"))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if want := fmt.Sprintf("task %03d;", i); string(got[i*9:i*9+9]) != want {
+			t.Fatalf("task %d: got %q", i, got[i*9:i*9+9])
+		}
+	}
+	ran := make(chan int, 1)
+	rc.Loop().Post(Task{Fn: func() { ran <- rc.Loop().Index() }})
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Fn task not run")
+	}
+}
+
+// TestIOCPSlotReuse opens and closes many connections so that slots are
+// reused; a stale completion must never reach a new connection.
+func TestIOCPSlotReuse(t *testing.T) {
+	h := newEchoHandler()
+	e := startIOCP(t, h, 2)
+	const rounds, width = 20, 25
+	for r := range rounds {
+		cs := make([]net.Conn, width)
+		for i := range cs {
+			cs[i] = dialIOCP(t, e)
+		}
+		for i, c := range cs {
+			roundTrip(t, c, fmt.Appendf(nil, "round %d conn %d", r, i))
+		}
+		for _, c := range cs {
+			c.Close()
+		}
+		h.waitCloses(t, width)
+	}
+	var slots int
+	for _, l := range e.Loops() {
+		slots += len(l.plat.conns)
+	}
+	if slots > 2*width+4 {
+		t.Fatalf("%d slots for at most %d open connections: slots are not reused", slots, width)
+	}
+}
+
+func TestIOCPRemoteAddr(t *testing.T) {
+	h := newEchoHandler()
+	e := startIOCP(t, h, 1)
+	c := dialIOCP(t, e)
+	roundTrip(t, c, []byte("x"))
+	got := make(chan string, 1)
+	rc := h.conn(0)
+	rc.Loop().Post(Task{Fn: func() { got <- fmt.Sprint(rc.RemoteAddr()) }})
+	if a := <-got; a != c.LocalAddr().String() {
+		t.Fatalf("RemoteAddr %s, client is %s", a, c.LocalAddr())
+	}
+}
+
+// TestIOCPThreadsPinnedAndNamed: each loop thread is named reactor-N and
+// its group affinity is exactly its CPU.
+func TestIOCPThreadsPinnedAndNamed(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs 2 CPUs")
+	}
+	h := newEchoHandler()
+	e := startIOCP(t, h, 2)
+	for _, l := range e.Loops() {
+		deadline := time.Now().Add(5 * time.Second)
+		for l.TID() == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		th, err := windows.OpenThread(windows.THREAD_QUERY_LIMITED_INFORMATION, false, uint32(l.TID()))
+		if err != nil {
+			t.Fatalf("OpenThread %d: %v", l.TID(), err)
+		}
+		defer windows.CloseHandle(th)
+		var ga groupAffinity
+		if err := getThreadGroupAffinity(th, &ga); err != nil {
+			t.Fatal(err)
+		}
+		cpu := l.Spec().CPU
+		if want := (groupAffinity{Mask: 1 << (cpu % 64), Group: uint16(cpu / 64)}); ga != want {
+			t.Errorf("loop %d: affinity %+v, want %+v", l.Index(), ga, want)
+		}
+		var name *uint16
+		err = getThreadDescription(th, &name)
+		if err == hresultFromNTSuccess && wineVersion() != "" {
+			err = nil // wine 8 returns HRESULT_FROM_NT(STATUS_SUCCESS), not S_OK
+		}
+		switch {
+		case err != nil && wineVersion() != "":
+			t.Logf("loop %d: GetThreadDescription: %v (wine %s)", l.Index(), err, wineVersion())
+		case err != nil:
+			t.Errorf("loop %d: GetThreadDescription: %v", l.Index(), err)
+		default:
+			got := windows.UTF16PtrToString(name)
+			windows.LocalFree(windows.Handle(uintptr(unsafePointer(name))))
+			if want := fmt.Sprintf("reactor-%d", l.Index()); got != want {
+				if wineVersion() != "" && got == "" {
+					t.Logf("loop %d: wine %s keeps no thread descriptions", l.Index(), wineVersion())
+					continue
+				}
+				t.Errorf("loop %d: thread name %q, want %q", l.Index(), got, want)
+			}
+		}
+	}
+}
+
+// TestIOCPShutdownReleasesEverything: Shutdown offers open connections to
+// OnShutdown, the peers get the goodbye then EOF, and no handle or goroutine
+// of the engine is left.
+func TestIOCPShutdownReleasesEverything(t *testing.T) {
+	handles0 := handleCount(t)
+	g0 := runtime.NumGoroutine()
+	h := newEchoHandler()
+	cfg := Config{Addr: "127.0.0.1:0", Loops: []LoopSpec{{CPU: -1, Node: -1}, {CPU: -1, Node: -1}}, LingerTimeout: time.Second}
+	e, err := New(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Start()
+	const n = 10
+	cs := make([]net.Conn, n)
+	for i := range cs {
+		c, err := net.DialTimeout("tcp", e.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		roundTrip(t, c, []byte("hello"))
+		cs[i] = c
+	}
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, _ := io.ReadAll(c) // until the server's FIN
+			if string(got) != "shutdown" {
+				t.Errorf("client got %q before EOF", got)
+			}
+			c.Close()
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	wg.Wait()
+	errs := h.waitCloses(t, n)
+	for _, err := range errs {
+		if !errors.Is(err, ErrPeerClosed) {
+			t.Errorf("OnClose error %v, want ErrPeerClosed", err)
+		}
+	}
+	if _, err := net.DialTimeout("tcp", e.Addr().String(), time.Second); err == nil {
+		t.Error("the listener still accepts after Shutdown")
+	}
+	if err := e.Loops()[0].Post(Task{Fn: func() {}}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Post after Shutdown: %v, want ErrClosed", err)
+	}
+	// The client sockets are closed above; give the runtime a moment to let
+	// their handles go too.
+	settle := func(want int, f func() int) int {
+		var got int
+		for range 100 {
+			if got = f(); got <= want {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return got
+	}
+	if got := settle(handles0, func() int { return handleCount(t) }); got > handles0 {
+		t.Errorf("socket and port handles: %d before, %d after Shutdown", handles0, got)
+	}
+	if got := settle(g0, runtime.NumGoroutine); got > g0 {
+		t.Errorf("goroutines: %d before, %d after Shutdown", g0, got)
+	}
+}
+
+func TestIOCPShutdownDeadlineCloses(t *testing.T) {
+	h := newEchoHandler()
+	cfg := Config{Addr: "127.0.0.1:0", LingerTimeout: time.Minute}
+	e, err := New(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Start()
+	c, err := net.Dial("tcp", e.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip(t, c, []byte("x")) // and never close: only the deadline ends it
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := e.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want the context's deadline", err)
+	}
+	if errs := h.waitCloses(t, 1); !errors.Is(errs[0], ErrShutdown) {
+		t.Fatalf("OnClose error %v, want ErrShutdown", errs[0])
+	}
+}
+
+// TestIOCPShutdownWhileAccepting: clients keep connecting while the engine
+// shuts down, so that loop 0 hands sockets to loops that are finishing.
+// Every opened connection is closed exactly once, Shutdown returns, and no
+// handle is left.
+func TestIOCPShutdownWhileAccepting(t *testing.T) {
+	handles0 := handleCount(t)
+	for round := range 5 {
+		h := newEchoHandler()
+		cfg := Config{Addr: "127.0.0.1:0", LingerTimeout: 200 * time.Millisecond,
+			Loops: []LoopSpec{{CPU: -1, Node: -1}, {CPU: -1, Node: -1}, {CPU: -1, Node: -1}}}
+		e, err := New(cfg, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Start()
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					c, err := net.DialTimeout("tcp", e.Addr().String(), time.Second)
+					if err != nil {
+						continue
+					}
+					c.SetDeadline(time.Now().Add(2 * time.Second))
+					c.Write([]byte("bye")) // echoed, then closed gracefully
+					io.ReadAll(c)
+					c.Close()
+				}
+			}()
+		}
+		time.Sleep(time.Duration(50+round*30) * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = e.Shutdown(ctx)
+		cancel()
+		close(stop)
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("round %d: Shutdown: %v", round, err)
+		}
+		if n := int(h.opened.Load()); len(h.closes) != n {
+			t.Fatalf("round %d: %d opened, %d closed", round, n, len(h.closes))
+		}
+		var accepted uint64
+		for _, l := range e.Loops() {
+			accepted += l.Stats().Accepted
+		}
+		t.Logf("round %d: %d connections opened before shutdown", round, accepted)
+		for _, l := range e.Loops() {
+			if l.plat.port != 0 {
+				t.Fatalf("round %d: loop %d's port still open", round, l.Index())
+			}
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for handleCount(t) > handles0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := handleCount(t); got > handles0 {
+		t.Errorf("socket and port handles: %d before, %d after", handles0, got)
+	}
+}
+
+// TestIOCPResetClientsReleaseHandles: clients that reset (RST) while the
+// server holds their partial input and queued output leave no handle and
+// no slot behind.
+func TestIOCPResetClientsReleaseHandles(t *testing.T) {
+	h := newEchoHandler()
+	e := startIOCP(t, h, 2)
+	warm := dialIOCP(t, e) // the listener's and loops' handles exist before the count
+	roundTrip(t, warm, []byte("warm"))
+	handles0 := handleCount(t)
+	const n = 100
+	cs := make([]*net.TCPConn, n)
+	for i := range cs {
+		c, err := net.Dial("tcp", e.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs[i] = c.(*net.TCPConn)
+		// Enough that the server's replies queue: the client never reads.
+		cs[i].Write(bytes.Repeat([]byte{byte(i)}, 256<<10))
+	}
+	// Every client must be a server connection before it resets: one reset
+	// in the listen backlog is never accepted, so never opened or closed.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.opened.Load() < n+1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := h.opened.Load(); got < n+1 {
+		t.Fatalf("%d of %d clients accepted", got-1, n)
+	}
+	time.Sleep(100 * time.Millisecond) // let the replies queue
+	for _, c := range cs {
+		c.SetLinger(0)
+		c.Close()
+	}
+	h.waitCloses(t, n)
+	deadline = time.Now().Add(3 * time.Second)
+	for handleCount(t) > handles0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := handleCount(t); got > handles0 {
+		t.Errorf("socket and port handles: %d before the clients, %d after they reset", handles0, got)
+	}
+	done := make(chan int, 2)
+	for _, l := range e.Loops() {
+		l.Post(Task{Fn: func() {
+			busy := 0
+			for _, w := range l.plat.conns {
+				if w != nil && w.flags&fClosed != 0 {
+					busy++
+				}
+			}
+			done <- busy
+		}})
+	}
+	for range e.Loops() {
+		if busy := <-done; busy != 0 {
+			t.Errorf("%d closed connections still hold their slots", busy)
+		}
+	}
+	roundTrip(t, warm, []byte("still fine"))
+}
+
+// TestIOCPDualStack: an unspecified address listens on IPv6 and IPv4 at
+// once, as on Linux, so that clients resolving localhost either way connect.
+func TestIOCPDualStack(t *testing.T) {
+	h := newEchoHandler()
+	e := startIOCP(t, h, 1, func(c *Config) { c.Addr = ":0" })
+	port := e.Addr().(*net.TCPAddr).Port
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(host, fmt.Sprint(port)), 5*time.Second)
+		if err != nil {
+			t.Errorf("%s: %v", host, err)
+			continue
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		roundTrip(t, c, []byte("hello "+host))
+		c.Close()
+	}
+}

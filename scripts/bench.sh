@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# bench.sh — our echo server against the Go peers, side by side.
+#
+# Builds our echo (./echo, when the tree has it) and the peers' echo servers
+# and the load generator (bench/, a module of its own), then for each repeat,
+# for each scenario, runs every server in turn (order rotated each repeat):
+# the server pinned to CPU 0, the generator to CPU 1, a fresh server process
+# and port per run. Prints a progress line per step, then the tables (medians
+# over repeats, ratios to the best peer) made by bench/cmd/report.
+#
+#   scripts/bench.sh                      full run: 3 repeats, 3 s windows (< 15 min)
+#   scripts/bench.sh --smoke              vet and test bench/, then every server ~1 s on one small scenario (CI)
+#   scripts/bench.sh --servers gnet,gobwas --scenarios 64B,idle --repeats 1 --duration 2
+#
+# Scenarios: 64B 1KiB 16KiB 1MiB (100 connections x 16 in flight), 2000x1
+# (2,000 connections x 1 in flight, 64 B), rate20k (20,000 msg/s over 200
+# connections, 64 B; latency), idle (19,000 idle connections; RSS per
+# connection). Exits non-zero if a server fails to start, any echo differs
+# from what was sent, or a connection fails.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+all_servers="hioload-ws,gnet,gobwas,nbio,gws,gorilla"
+servers=""
+scenarios="64B,1KiB,16KiB,1MiB,2000x1,rate20k,idle"
+repeats=3
+duration=3
+warmup=1
+out=""
+plot=""
+smoke=0
+server_cpu=0
+gen_cpu=1
+text=()
+
+usage() {
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+	cat <<EOF
+flags:
+  --servers LIST     comma-separated, from: $all_servers (default: all that build)
+  --scenarios LIST   comma-separated (default: $scenarios)
+  --repeats N        repeats of every (scenario, server) pair; medians are reported (default $repeats)
+  --duration S       measurement window in seconds (default $duration)
+  --warmup S         load before each window in seconds (default $warmup)
+  --out FILE         keep the raw JSON lines here (default: a temporary file)
+  --plot FILE.png    also draw throughput and CPU/msg by payload size
+  --cpus S,G         CPU for the server and for the generator (default $server_cpu,$gen_cpu)
+  --text             send text frames (servers validate UTF-8) instead of binary
+  --smoke            one small scenario (1 KiB text messages), ~1 s per server; for CI
+EOF
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--servers) servers=$2; shift 2 ;;
+	--scenarios) scenarios=$2; shift 2 ;;
+	--repeats) repeats=$2; shift 2 ;;
+	--duration) duration=$2; shift 2 ;;
+	--warmup) warmup=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	--plot) plot=$2; shift 2 ;;
+	--cpus) server_cpu=${2%,*}; gen_cpu=${2#*,}; shift 2 ;;
+	--text) text=(-text); shift ;;
+	--smoke) smoke=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) echo "bench.sh: unknown flag $1" >&2; usage >&2; exit 2 ;;
+	esac
+done
+
+if [ "$smoke" = 1 ]; then
+	scenarios=smoke
+	text=(-text)
+	repeats=1
+	duration=1
+	warmup=0.3
+fi
+
+command -v taskset >/dev/null || { echo "bench.sh: taskset (util-linux) is needed" >&2; exit 1; }
+if [ "$(nproc)" -lt 2 ] && [ "$server_cpu" != "$gen_cpu" ]; then
+	echo "bench.sh: one CPU only: server and generator share CPU $server_cpu; CPU per message still ranks, msg/s does not" >&2
+	gen_cpu=$server_cpu
+fi
+
+bin=$(mktemp -d /tmp/hioload-bench.XXXXXX)
+children=()
+cleanup() {
+	for p in "${children[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	rm -rf "$bin"
+}
+trap cleanup EXIT
+[ -n "$out" ] || out="${TMPDIR:-/tmp}/hioload-bench-$(date +%Y%m%d-%H%M%S).jsonl"
+: >"$out"
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# --- build ------------------------------------------------------------------
+if [ "$smoke" = 1 ]; then
+	log "smoke: go vet and go test in bench/ (no timing is asserted)"
+	(cd "$root/bench" && go vet ./... && go test -count=1 ./...) >&2
+fi
+log "build: load generator, report and peer servers (bench/)"
+(cd "$root/bench" && go build -o "$bin/" ./cmd/load ./cmd/report ./cmd/freeport)
+built=()
+for s in gnet gobwas nbio gws gorilla; do
+	if (cd "$root/bench" && go build -o "$bin/$s" "./servers/$s"); then
+		built+=("$s")
+	else
+		log "build: $s FAILED"
+	fi
+done
+if [ -d "$root/echo" ]; then
+	log "build: our echo (go build ./echo, run as hioload-ws -workers 1)"
+	if (cd "$root" && go build -o "$bin/hioload-ws" ./echo); then
+		built=("hioload-ws" "${built[@]}")
+	else
+		log "build: our echo FAILED"
+		[ -n "$servers" ] || exit 1
+	fi
+else
+	log "build: no echo/ in this tree; running the peers only"
+fi
+if [ -z "$servers" ]; then
+	servers=$(IFS=,; echo "${built[*]}")
+fi
+IFS=, read -ra server_list <<<"$servers"
+IFS=, read -ra scenario_list <<<"$scenarios"
+for s in "${server_list[@]}"; do
+	[ -x "$bin/$s" ] || { log "server $s was not built"; exit 1; }
+done
+
+# --- one run ------------------------------------------------------------------
+failures=0
+run_no=0
+
+# start_server NAME: starts it pinned on $server_cpu; sets $pid and $port.
+start_server() {
+	local name=$1 args=()
+	port=$("$bin/freeport")
+	[ "$name" = hioload-ws ] && args=(-workers 1)
+	taskset -c "$server_cpu" "$bin/$name" -addr "127.0.0.1:$port" "${args[@]}" \
+		>"$bin/$name.log" 2>&1 &
+	pid=$!
+	children+=("$pid")
+	local i
+	for i in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	log "server $name failed to start on port $port:"
+	tail -5 "$bin/$name.log" >&2 || true
+	stop_server
+	return 1
+}
+
+stop_server() {
+	kill -TERM "$pid" 2>/dev/null || true
+	local i
+	for i in $(seq 40); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# src_base: a fresh /16 of source addresses per run, so TIME_WAIT sockets
+# from earlier runs never crowd a source address's ports.
+src_base() { echo "127.$((10 + run_no % 200)).0.1"; }
+
+# load_run NAME SCENARIO FLAGS...: one measured run of the generator.
+load_run() {
+	local name=$1 scenario=$2
+	shift 2
+	local rc=0
+	taskset -c "$gen_cpu" "$bin/load" -addr "127.0.0.1:$port" -pid "$pid" \
+		-server "$name" -scenario "$scenario" -src "$(src_base)" -srcs 250 \
+		-warmup "${warmup}s" -duration "${duration}s" "${text[@]}" "$@" >>"$out" 2>"$bin/load.err" || rc=$?
+	log "  $(tail -1 "$bin/load.err")"
+	return $rc
+}
+
+# idle_run NAME: RSS per connection with 19,000 idle connections, opened by two
+# generators of 9,500 (each below the 20,000 open-file limit) from separate
+# source ranges; they hold the connections until sent SIGTERM.
+idle_run() {
+	local name=$1 before after ready=0 i g
+	sleep 0.2
+	before=$(rss_kb "$pid")
+	local base=$((10 + run_no % 200))
+	local gens=()
+	for g in 1 2; do
+		taskset -c "$gen_cpu" "$bin/load" -idle -addr "127.0.0.1:$port" -conns 9500 \
+			-src "127.$base.$((g * 100)).1" -srcs 100 -hold 120s -dial-timeout 60s \
+			</dev/null >"$bin/idle$g.out" 2>&1 &
+		gens+=($!)
+		children+=($!)
+	done
+	for i in $(seq 700); do
+		ready=$(cat "$bin/idle1.out" "$bin/idle2.out" | grep -c '"ready":' || true)
+		[ "$ready" -ge 2 ] && break
+		sleep 0.1
+	done
+	sleep 1 # let the server finish its accounting of the last connections
+	after=$(rss_kb "$pid")
+	local ok=true
+	grep -q '"ready":9500}' "$bin/idle1.out" || ok=false
+	grep -q '"ready":9500}' "$bin/idle2.out" || ok=false
+	for g in "${gens[@]}"; do
+		kill -TERM "$g" 2>/dev/null || true
+	done
+	for g in "${gens[@]}"; do
+		wait "$g" 2>/dev/null || true
+	done
+	local per
+	per=$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.0f", (a - b) * 1024 / 19000 }')
+	if $ok; then
+		printf '{"server":"%s","scenario":"idle","conns":19000,"rss_before_kb":%s,"rss_after_kb":%s,"bytes_per_conn":%s}\n' \
+			"$name" "$before" "$after" "$per" >>"$out"
+		log "  $name idle: 19000 connections, RSS ${before} kB -> ${after} kB, $per B/conn"
+		return 0
+	fi
+	printf '{"server":"%s","scenario":"idle","conns":19000,"failed":true,"error":"idle connections did not all open"}\n' "$name" >>"$out"
+	log "  $name idle FAILED: $(cat "$bin/idle1.out" "$bin/idle2.out" | tr '\n' ' ')"
+	return 1
+}
+
+run_one() {
+	local name=$1 scenario=$2
+	run_no=$((run_no + 1))
+	if ! start_server "$name"; then
+		printf '{"server":"%s","scenario":"%s","failed":true,"error":"server failed to start"}\n' "$name" "$scenario" >>"$out"
+		return 1
+	fi
+	local rc=0
+	case "$scenario" in
+	smoke) load_run "$name" "$scenario" -conns 10 -inflight 4 -size 1024 || rc=$? ;;
+	64B) load_run "$name" "$scenario" -conns 100 -inflight 16 -size 64 || rc=$? ;;
+	1KiB) load_run "$name" "$scenario" -conns 100 -inflight 16 -size 1024 || rc=$? ;;
+	16KiB) load_run "$name" "$scenario" -conns 100 -inflight 16 -size 16384 || rc=$? ;;
+	1MiB) load_run "$name" "$scenario" -conns 100 -inflight 16 -size 1048576 || rc=$? ;;
+	2000x1) load_run "$name" "$scenario" -conns 2000 -inflight 1 -size 64 || rc=$? ;;
+	rate20k) load_run "$name" "$scenario" -conns 200 -inflight 16 -rate 20000 -size 64 || rc=$? ;;
+	idle) idle_run "$name" || rc=$? ;;
+	*) log "unknown scenario $scenario"; rc=2 ;;
+	esac
+	if ! kill -0 "$pid" 2>/dev/null; then
+		log "  server $name died during $scenario"
+		rc=1
+	fi
+	stop_server
+	children=()
+	return $rc
+}
+
+# --- the runs -----------------------------------------------------------------
+total=$((repeats * ${#scenario_list[@]} * ${#server_list[@]}))
+step=0
+log "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg); tree $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+log "runs: $total (servers: ${server_list[*]}; scenarios: ${scenario_list[*]}; repeats: $repeats; ${duration}s windows; server CPU $server_cpu, generator CPU $gen_cpu)"
+for ((r = 0; r < repeats; r++)); do
+	for scenario in "${scenario_list[@]}"; do
+		n=${#server_list[@]}
+		for ((i = 0; i < n; i++)); do
+			name=${server_list[$(((i + r) % n))]}
+			step=$((step + 1))
+			log "[$step/$total] repeat $((r + 1)) $scenario $name"
+			run_one "$name" "$scenario" || failures=$((failures + 1))
+		done
+	done
+done
+
+log "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+report_args=(-in "$out")
+[ -z "$plot" ] || report_args+=(-png "$plot")
+"$bin/report" "${report_args[@]}" || failures=$((failures + 1))
+log "raw results: $out"
+if [ "$failures" -gt 0 ]; then
+	log "FAILED: $failures run(s) failed"
+	exit 1
+fi
+log "done"

@@ -129,7 +129,12 @@ func TestConformanceApp(t *testing.T) {
 // closed with 1008 once its queued echoes pass MaxWriteQueue; every echo
 // queued before that still arrives, byte for byte and in order.
 func TestConformanceSlowConsumer(t *testing.T) {
-	addr := startEcho(t, func(c *ws.Config) { c.MaxWriteQueue = 64 << 10 })
+	addr := startEcho(t, func(c *ws.Config) {
+		c.MaxWriteQueue = 64 << 10
+		// The client writes megabytes before it reads; on a slow (emulated)
+		// machine that outlasts the default linger after the 1008.
+		c.LingerTimeout = 30 * time.Second
+	})
 	c := dial(t, addr)
 	require.NoError(t, c.nc.(*net.TCPConn).SetReadBuffer(16<<10))
 	const n, size = 400, 64 << 10 // 25 MiB, more than loopback buffers hold

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -17,7 +18,12 @@ import (
 // against its bug coming back.
 func TestServerRegressions(t *testing.T) {
 	t.Run("BUG-1 pongs count against MaxWriteQueue", func(t *testing.T) {
-		addr := startEcho(t, func(c *ws.Config) { c.MaxWriteQueue = 64 << 10 })
+		addr := startEcho(t, func(c *ws.Config) {
+			c.MaxWriteQueue = 64 << 10
+			// The client writes megabytes before it reads; on a slow (emulated)
+			// machine that outlasts the default linger after the 1008.
+			c.LingerTimeout = 30 * time.Second
+		})
 		c := dial(t, addr)
 		require.NoError(t, c.nc.(*net.TCPConn).SetReadBuffer(16<<10))
 		p := bytes.Repeat([]byte{'p'}, 125)

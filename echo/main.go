@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -51,6 +52,7 @@ func run() error {
 	idle := flag.Duration("idle-timeout", 0, "close (1001) clients silent this long, pinging them at half of it (0 = off)")
 	maxHeap := flag.Int64("max-heap", 1<<30, "Go heap bytes for connection buffers once the pools run out; past it work is refused (1013)")
 	hugepages := flag.Bool("hugepages", true, "back buffer pools with huge pages (hugetlb if reserved, else THP); false: base pages")
+	gogc := flag.Int("gogc", 25, "Go GC target percent, unless GOGC is set (the echo path allocates nothing per message, so a low value costs nothing under load and keeps memory per connection low)")
 	shutdown := flag.Duration("shutdown-timeout", 5*time.Second, "how long shutdown waits for clients to answer close 1001")
 	statsEvery := flag.Duration("stats", 5*time.Second, "interval of the stats line (0 = off)")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
@@ -59,6 +61,10 @@ func run() error {
 	showTopo := flag.Bool("topology", false, "print the machine's topology and the loop plan for these flags, then exit")
 	asJSON := flag.Bool("json", false, "with -topology: print the topo/v1 JSON report")
 	flag.Parse()
+
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(*gogc)
+	}
 
 	var level slog.LevelVar // the control plane may change it at run time
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

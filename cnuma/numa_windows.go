@@ -58,7 +58,7 @@ func nodeAffinity(node int) (groupAffinity, error) {
 }
 
 // singleNodeAffinity answers for node 0 where GetNumaNodeProcessorMaskEx is
-// not implemented (wine 8 stubs it) but GetNumaHighestNodeNumber says node 0
+// missing under wine 8, which stubs it, but GetNumaHighestNodeNumber says node 0
 // is the only node: then every processor of the system mask is on node 0.
 // It reports false on a machine with more than one node, where that would be
 // a guess.

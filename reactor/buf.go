@@ -192,3 +192,61 @@ func (l *Loop) freeMemory() {
 		l.cache.Flush()
 	}
 }
+
+// handleRead hands the n bytes a read just put after the read buffer's
+// headroom to the handler, with what c kept from the previous read in front
+// of them, sends the replies, and keeps what the handler did not consume.
+// It reports whether c read data and is still open (so a caller may read
+// again). Platform read functions call it after their system call.
+func (l *Loop) handleRead(c *Conn, n int) bool {
+	l.stats.readCalls.Add(1)
+	l.stats.bytesIn.Add(uint64(n))
+	if c.flags&fWriteShut != 0 {
+		return true // closing: the peer's bytes are read only to see its EOF
+	}
+	buf := l.rbuf
+	data := buf[headroom : headroom+n]
+	if k := c.in.Len(); k > 0 {
+		// copy: a partial frame or request left from the previous read.
+		if k <= headroom {
+			copy(buf[headroom-k:headroom], c.in.Bytes())
+			data = buf[headroom-k : headroom+n]
+		} else {
+			if !c.in.Append(l, data) {
+				c.closeNow(ErrNoMemory)
+				return false
+			}
+			data = c.in.Bytes()
+		}
+		l.stats.copiedIn.Add(uint64(k))
+	}
+	consumed := l.h.OnRead(c, data)
+	c.Flush()
+	if c.flags&fClosed != 0 {
+		l.renewReadBuffer()
+		return false
+	}
+	rest := data[min(consumed, len(data)):]
+	switch {
+	case len(rest) == 0:
+		c.in.Free(l)
+	case c.in.Len() > 0 && &rest[len(rest)-1] == &c.in.Bytes()[c.in.Len()-1]:
+		c.in.SetLen(copy(c.in.Bytes(), rest)) // rest lives in c.in: move it to the front
+	default:
+		c.in.SetLen(0)
+		if !c.in.Append(l, rest) { // copy: keep the partial tail
+			c.closeNow(ErrNoMemory)
+			l.renewReadBuffer()
+			return false
+		}
+	}
+	l.renewReadBuffer()
+	return true
+}
+
+// renewReadBuffer replaces the read buffer if a handler kept it.
+func (l *Loop) renewReadBuffer() {
+	if l.rbufShared {
+		l.newReadBuffer()
+	}
+}

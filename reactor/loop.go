@@ -119,6 +119,24 @@ func (l *Loop) drainInbox() {
 	}
 }
 
+// shutdownConn reads what c had already sent (bounded, so that a flooding
+// peer cannot hold the shutdown), so that it is handled rather than lost,
+// then offers c to Handler.OnShutdown.
+func (l *Loop) shutdownConn(c *Conn) {
+	if c.flags&(fClosed|fWriteShut) != 0 {
+		return
+	}
+	for i := 0; i < 64 && c.flags&fClosed == 0; i++ {
+		if !l.read(c) {
+			break
+		}
+	}
+	if c.flags&(fClosed|fClosing|fWriteShut) == 0 {
+		l.h.OnShutdown(c)
+		c.Flush()
+	}
+}
+
 // Now is the time at the start of the loop's current turn; cheaper than
 // time.Now for per-message bookkeeping.
 func (l *Loop) Now() time.Time { return time.Unix(0, l.now) }

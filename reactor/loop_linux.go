@@ -212,17 +212,8 @@ func (l *Loop) beginShutdown() {
 		p.lfd = -1
 	}
 	for _, c := range p.conns {
-		if c == nil || c.flags&(fClosed|fWriteShut) != 0 {
-			continue
-		}
-		for i := 0; i < 64 && c.flags&fClosed == 0; i++ {
-			if !l.read(c) {
-				break
-			}
-		}
-		if c.flags&(fClosed|fClosing|fWriteShut) == 0 {
-			l.h.OnShutdown(c)
-			c.Flush()
+		if c != nil {
+			l.shutdownConn(c)
 		}
 	}
 }
@@ -359,60 +350,14 @@ func (l *Loop) read(c *Conn) bool {
 		c.peerEOF()
 		return false
 	}
-	l.stats.readCalls.Add(1)
-	l.stats.bytesIn.Add(uint64(n))
-	if c.flags&fWriteShut != 0 {
-		return true // closing: the peer's bytes are read only to see its EOF
-	}
 	if direct != nil {
+		l.stats.readCalls.Add(1)
+		l.stats.bytesIn.Add(uint64(n))
 		direct.OnDirect(c, n)
 		c.Flush()
 		return c.flags&fClosed == 0
 	}
-	data := buf[headroom : headroom+n]
-	if k := c.in.Len(); k > 0 {
-		// copy: a partial frame or request left from the previous read.
-		if k <= headroom {
-			copy(buf[headroom-k:headroom], c.in.Bytes())
-			data = buf[headroom-k : headroom+n]
-		} else {
-			if !c.in.Append(l, data) {
-				c.closeNow(ErrNoMemory)
-				return false
-			}
-			data = c.in.Bytes()
-		}
-		l.stats.copiedIn.Add(uint64(k))
-	}
-	consumed := l.h.OnRead(c, data)
-	c.Flush()
-	if c.flags&fClosed != 0 {
-		l.renewReadBuffer()
-		return false
-	}
-	rest := data[min(consumed, len(data)):]
-	switch {
-	case len(rest) == 0:
-		c.in.Free(l)
-	case c.in.Len() > 0 && &rest[len(rest)-1] == &c.in.Bytes()[c.in.Len()-1]:
-		c.in.SetLen(copy(c.in.Bytes(), rest)) // rest lives in c.in: move it to the front
-	default:
-		c.in.SetLen(0)
-		if !c.in.Append(l, rest) { // copy: keep the partial tail
-			c.closeNow(ErrNoMemory)
-			l.renewReadBuffer()
-			return false
-		}
-	}
-	l.renewReadBuffer()
-	return true
-}
-
-// renewReadBuffer replaces the read buffer if a handler kept it.
-func (l *Loop) renewReadBuffer() {
-	if l.rbufShared {
-		l.newReadBuffer()
-	}
+	return l.handleRead(c, n)
 }
 
 // flush writes the loop's queued iovecs for c with one writev and queues the

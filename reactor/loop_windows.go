@@ -323,18 +323,8 @@ func (l *Loop) beginShutdown() {
 		p.ln.close() // pending AcceptEx complete as cancelled and close their sockets
 	}
 	for _, w := range p.conns {
-		if w == nil || w.flags&(fClosed|fWriteShut) != 0 {
-			continue
-		}
-		c := &w.Conn
-		for i := 0; i < 64 && c.flags&fClosed == 0; i++ {
-			if !l.read(c) {
-				break
-			}
-		}
-		if c.flags&(fClosed|fClosing|fWriteShut) == 0 {
-			l.h.OnShutdown(c)
-			c.Flush()
+		if w != nil {
+			l.shutdownConn(&w.Conn)
 		}
 	}
 }

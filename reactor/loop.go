@@ -101,6 +101,20 @@ func (l *Loop) SetBatch(n int) {
 	l.signal()
 }
 
+// handleWake acts on a wakeup: control words first (a shutdown begins
+// before the tasks run, an abort closes what is left after them), then the
+// inbox. The platform's onWake calls it once the wakeup is consumed.
+func (l *Loop) handleWake() {
+	ctl := l.ctl.Swap(0)
+	if ctl&ctlShutdown != 0 && !l.stopping {
+		l.beginShutdown()
+	}
+	l.drainInbox()
+	if ctl&ctlAbort != 0 {
+		l.closeAll(ErrShutdown)
+	}
+}
+
 // drainInbox runs queued tasks; called after a wakeup.
 func (l *Loop) drainInbox() {
 	l.wakePending.Store(false)

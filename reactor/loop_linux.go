@@ -191,14 +191,7 @@ func (l *Loop) run() {
 func (l *Loop) onWake() {
 	var buf [8]byte
 	unix.Read(l.plat.efd, buf[:])
-	ctl := l.ctl.Swap(0)
-	if ctl&ctlShutdown != 0 && !l.stopping {
-		l.beginShutdown()
-	}
-	l.drainInbox()
-	if ctl&ctlAbort != 0 {
-		l.closeAll(ErrShutdown)
-	}
+	l.handleWake()
 }
 
 // beginShutdown stops accepting, reads what every connection has already

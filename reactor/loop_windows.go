@@ -304,14 +304,7 @@ func (l *Loop) complete(e *overlappedEntry) {
 }
 
 func (l *Loop) onWake() {
-	ctl := l.ctl.Swap(0)
-	if ctl&ctlShutdown != 0 && !l.stopping {
-		l.beginShutdown()
-	}
-	l.drainInbox()
-	if ctl&ctlAbort != 0 {
-		l.closeAll(ErrShutdown)
-	}
+	l.handleWake()
 }
 
 // beginShutdown stops accepting, reads what every connection has already

@@ -1,7 +1,9 @@
 package ws
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -350,7 +352,9 @@ func (c *Conn) deliverFrom(op OpCode, p []byte, src uint8) {
 	err := c.ls.s.handler.Handle(ev)
 	*ev = Event{}
 	if err != nil {
-		c.ls.s.log.Debug("ws: handler error", "remote", c.rc.RemoteAddr(), "err", err)
+		if log := c.ls.s.log; log.Enabled(context.Background(), slog.LevelDebug) {
+			log.Debug("ws: handler error", "remote", c.rc.RemoteAddr(), "err", err) // getpeername only when logged
+		}
 		c.fail(ErrHandler)
 	}
 }

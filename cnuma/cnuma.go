@@ -143,6 +143,16 @@ func RunOnNode(node int) error {
 	return runOnNode(node)
 }
 
+// PinThread restricts the calling OS thread to one CPU: sched_setaffinity on
+// Linux, SetThreadGroupAffinity on Windows (cpu numbered across processor
+// groups, 64 to a group). Call it after runtime.LockOSThread.
+func PinThread(cpu int) error {
+	if cpu < 0 {
+		return fmt.Errorf("cnuma: pin thread: cpu %d", cpu)
+	}
+	return pinThread(cpu)
+}
+
 // AllowedCPUs returns the CPUs this process may run on (its affinity mask, as
 // taskset, a cgroup cpuset or a container limit set it), ascending.
 func AllowedCPUs() ([]int, error) { return allowedCPUs() }

@@ -104,3 +104,15 @@ func allowedCPUs() ([]int, error) {
 	}
 	return cpus, nil
 }
+
+func pinThread(cpu int) error {
+	var set unix.CPUSet
+	if cpu >= len(set)*64 {
+		return fmt.Errorf("cnuma: pin thread: cpu %d beyond CPUSet", cpu)
+	}
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("cnuma: pin thread to cpu %d: %w", cpu, os.NewSyscallError("sched_setaffinity", err))
+	}
+	return nil
+}

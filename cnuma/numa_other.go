@@ -12,4 +12,5 @@ func distance(int, int) (int, error)     { return 0, ErrUnsupported }
 func allocOnNode(int, int) (*Mem, error) { return nil, ErrUnsupported }
 func (m *Mem) release() error            { return ErrUnsupported }
 func runOnNode(int) error                { return ErrUnsupported }
+func pinThread(int) error                { return ErrUnsupported }
 func allowedCPUs() ([]int, error)        { return nil, ErrUnsupported }

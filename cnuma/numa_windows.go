@@ -3,6 +3,7 @@ package cnuma
 import (
 	"fmt"
 	"math/bits"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -136,6 +137,14 @@ func (m *Mem) release() error {
 	}
 	if err := windows.VirtualFree(uintptr(unsafe.Pointer(&m.b[0])), 0, windows.MEM_RELEASE); err != nil {
 		return fmt.Errorf("cnuma: VirtualFree: %w", err)
+	}
+	return nil
+}
+
+func pinThread(cpu int) error {
+	ga := groupAffinity{Mask: 1 << (cpu % 64), Group: uint16(cpu / 64)}
+	if err := setThreadGroupAffinity(windows.CurrentThread(), &ga, nil); err != nil {
+		return fmt.Errorf("cnuma: pin thread to cpu %d: %w", cpu, os.NewSyscallError("SetThreadGroupAffinity", err))
 	}
 	return nil
 }

@@ -167,8 +167,7 @@ func (l *Loop) read(c *Conn) bool {
 func (c *Conn) flush() {
 	l := c.loop
 	p := &l.plat
-	niov := p.niov
-	p.niov, l.pending, l.iovBytes = 0, nil, 0
+	niov := l.takePending()
 	if niov == 0 || c.flags&fClosed != 0 {
 		clear(p.iov[:niov])
 		l.resetScratch()
@@ -319,12 +318,7 @@ func (c *Conn) closeNow(err error) {
 		return
 	}
 	l := c.loop
-	p := &l.plat
-	if l.pending == c {
-		clear(p.iov[:p.niov])
-		p.niov, l.pending, l.iovBytes = 0, nil, 0
-		l.resetScratch()
-	}
+	l.dropPending(c)
 	c.flags |= fClosed
 	windows.Closesocket(c.handle())
 	c.in.Free(l)

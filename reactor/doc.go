@@ -24,6 +24,9 @@
 //	(*Loop).run()                       the loop body; returns when the loop is done
 //	(*Loop).wake() error                make a blocked run() look at its inbox
 //	(*Loop).release()                   close the loop's descriptors (loop not running)
+//	(*Loop).read(c *Conn) bool          one read system call, then Loop.handleRead
+//	(*Loop).beginShutdown()             stop accepting, then Loop.shutdownConn for each connection
+//	(*Loop).closeAll(err error)         close every connection of the loop
 //	(*loopPlat).setIov(b []byte)        add b to the loop's gather list
 //	(*Conn).flush()                     write queued iovecs, queue the unsent tail
 //	(*Conn).closeNow(err error)         unregister, close the fd, call OnClose

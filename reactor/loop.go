@@ -201,6 +201,23 @@ func (l *Loop) sweep() {
 	l.timedSpare = old[:0]
 }
 
+// takePending ends the collection of writes for a flush: it returns how many
+// iovecs are gathered in plat.iov and forgets which connection they were for.
+func (l *Loop) takePending() int {
+	n := l.plat.niov
+	l.plat.niov, l.pending, l.iovBytes = 0, nil, 0
+	return n
+}
+
+// dropPending discards the writes gathered for c, which is closing.
+func (l *Loop) dropPending(c *Conn) {
+	if l.pending == c {
+		clear(l.plat.iov[:l.plat.niov])
+		l.takePending()
+		l.resetScratch()
+	}
+}
+
 // resetScratch runs after every flush (and when a connection's pending
 // writes are dropped): the scratch memory and the buffers kept alive for
 // the flushed writes (Conn.FreeAfterFlush) are free again.

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hioload-ws/hioload-ws/internal/ring"
+	"github.com/hioload-ws/hioload-ws/topology"
 )
 
 // maxIov is IOV_MAX on Linux: the most buffers one writev takes.
@@ -123,10 +124,8 @@ func (l *Loop) pin() {
 	if l.spec.CPU < 0 {
 		return
 	}
-	var set unix.CPUSet
-	set.Set(l.spec.CPU)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		l.log.Warn("reactor: pin thread", "loop", l.idx, "cpu", l.spec.CPU, "err", os.NewSyscallError("sched_setaffinity", err))
+	if err := topology.PinThread(l.spec.CPU); err != nil {
+		l.log.Warn("reactor: pin thread", "loop", l.idx, "cpu", l.spec.CPU, "err", err)
 	}
 }
 
@@ -358,8 +357,7 @@ func (l *Loop) read(c *Conn) bool {
 func (c *Conn) flush() {
 	l := c.loop
 	p := &l.plat
-	niov := p.niov
-	p.niov, l.pending, l.iovBytes = 0, nil, 0
+	niov := l.takePending()
 	defer l.resetScratch()
 	if niov == 0 || c.flags&fClosed != 0 {
 		return
@@ -481,11 +479,7 @@ func (c *Conn) closeNow(err error) {
 	}
 	l := c.loop
 	p := &l.plat
-	if l.pending == c {
-		clear(p.iov[:p.niov])
-		p.niov, l.pending, l.iovBytes = 0, nil, 0
-		l.resetScratch()
-	}
+	l.dropPending(c)
 	c.flags |= fClosed
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	unix.Close(c.fd)

@@ -31,6 +31,9 @@ func (c *Conn) shutdownWrite()       { c.flags |= fWriteShut }
 func (c *Conn) remoteAddr() net.Addr { return nil }
 func (c *Conn) progressed() bool     { return false }
 func (c *Conn) inFlight() int        { return 0 }
+func (l *Loop) read(*Conn) bool      { return false }
+func (l *Loop) beginShutdown()       {}
+func (l *Loop) closeAll(error)       {}
 
 // FileLimit is -1 where the reactor does not run.
 func FileLimit() int { return -1 }

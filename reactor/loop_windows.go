@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/hioload-ws/hioload-ws/internal/ring"
+	"github.com/hioload-ws/hioload-ws/topology"
 )
 
 // The IOCP loop. Each loop owns one completion port; GetQueuedCompletionStatusEx
@@ -213,9 +214,8 @@ func (l *Loop) pin() {
 	if l.spec.CPU < 0 {
 		return
 	}
-	ga := groupAffinity{Mask: 1 << (l.spec.CPU % 64), Group: uint16(l.spec.CPU / 64)}
-	if err := setThreadGroupAffinity(windows.CurrentThread(), &ga, nil); err != nil {
-		l.log.Warn("reactor: pin thread", "loop", l.idx, "cpu", l.spec.CPU, "err", os.NewSyscallError("SetThreadGroupAffinity", err))
+	if err := topology.PinThread(l.spec.CPU); err != nil {
+		l.log.Warn("reactor: pin thread", "loop", l.idx, "cpu", l.spec.CPU, "err", err)
 	}
 }
 

@@ -15,7 +15,6 @@ import "golang.org/x/sys/windows"
 // check pinning and names with them.
 
 //sys	getQueuedCompletionStatusEx(port windows.Handle, entries *overlappedEntry, count uint32, removed *uint32, timeout uint32, alertable bool) (err error) = kernel32.GetQueuedCompletionStatusEx
-//sys	setThreadGroupAffinity(thread windows.Handle, affinity *groupAffinity, previous *groupAffinity) (err error) = kernel32.SetThreadGroupAffinity
 //sys	setThreadDescription(thread windows.Handle, name *uint16) (ret error) = kernel32.SetThreadDescription?
 //sys	getThreadGroupAffinity(thread windows.Handle, affinity *groupAffinity) (err error) = kernel32.GetThreadGroupAffinity
 //sys	getThreadDescription(thread windows.Handle, name **uint16) (ret error) = kernel32.GetThreadDescription?

@@ -45,7 +45,6 @@ var (
 	procGetThreadDescription        = modkernel32.NewProc("GetThreadDescription")
 	procGetThreadGroupAffinity      = modkernel32.NewProc("GetThreadGroupAffinity")
 	procSetThreadDescription        = modkernel32.NewProc("SetThreadDescription")
-	procSetThreadGroupAffinity      = modkernel32.NewProc("SetThreadGroupAffinity")
 	procioctlsocket                 = modws2_32.NewProc("ioctlsocket")
 )
 
@@ -89,14 +88,6 @@ func setThreadDescription(thread windows.Handle, name *uint16) (ret error) {
 	r0, _, _ := syscall.SyscallN(procSetThreadDescription.Addr(), uintptr(thread), uintptr(unsafe.Pointer(name)))
 	if uint32(r0) != 0 {
 		ret = syscall.Errno(uint32(r0))
-	}
-	return
-}
-
-func setThreadGroupAffinity(thread windows.Handle, affinity *groupAffinity, previous *groupAffinity) (err error) {
-	r1, _, e1 := syscall.SyscallN(procSetThreadGroupAffinity.Addr(), uintptr(thread), uintptr(unsafe.Pointer(affinity)), uintptr(unsafe.Pointer(previous)))
-	if uint32(r1) == 0 {
-		err = errnoErr(e1)
 	}
 	return
 }

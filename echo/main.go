@@ -22,6 +22,7 @@ import (
 
 	"github.com/hioload-ws/hioload-ws/topology"
 	"github.com/hioload-ws/hioload-ws/ws"
+	"github.com/hioload-ws/hioload-ws/ws/wsmetrics"
 )
 
 func init() {
@@ -37,138 +38,181 @@ func main() {
 	}
 }
 
-func run() error {
-	addr := flag.String("addr", ":9001", "WebSocket listen address")
-	batch := flag.Int("batch", 32, "events handled per epoll_wait (per loop)")
-	ring := flag.Int("ring", 1024, "capacity of each loop's inbox ring")
-	workers := flag.Int("workers", 0, "event loops (0 = one per CPU of the chosen NUMA node(s))")
-	numa := flag.String("numa", "auto", `NUMA node for loops and memory: "auto" (or -1) or a node number`)
-	maxMsg := flag.Int64("max-message", 16<<20, "largest message accepted, in bytes (larger: close 1009)")
-	maxQueue := flag.Int("max-write-queue", 32<<20, "bytes queued for a client that is not reading before it gets close 1008")
-	maxConns := flag.Int("max-conns", 0, "most open connections; past it clients get close 1013 (0 = the open-file limit less 64)")
-	maxPerIP := flag.Int("max-conns-per-ip", 0, "most connections from one address; past it HTTP 429 (0 = no limit)")
-	origins := flag.String("origins", "", "comma-separated Origin values browsers may connect from; others get HTTP 403 (empty = any)")
-	handshake := flag.Duration("handshake-timeout", 10*time.Second, "time a client has to complete the upgrade")
-	idle := flag.Duration("idle-timeout", 0, "close (1001) clients silent this long, pinging them at half of it (0 = off)")
-	maxHeap := flag.Int64("max-heap", 1<<30, "Go heap bytes for connection buffers once the pools run out; past it work is refused (1013)")
-	hugepages := flag.Bool("hugepages", true, "back buffer pools with huge pages (hugetlb if reserved, else THP); false: base pages")
-	gogc := flag.Int("gogc", 25, "Go GC target percent, unless GOGC is set (the echo path allocates nothing per message, so a low value costs nothing under load and keeps memory per connection low)")
-	shutdown := flag.Duration("shutdown-timeout", 5*time.Second, "how long shutdown waits for clients to answer close 1001")
-	statsEvery := flag.Duration("stats", 5*time.Second, "interval of the stats line (0 = off)")
-	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
-	config := flag.String("config", "", "JSON file of reloadable settings, applied at start and on SIGHUP (see docs/OBSERVABILITY.md)")
-	metrics := flag.String("metrics", "", "address for /metrics, /debug/probes and /debug/pprof/, e.g. :9090 (empty = off)")
-	showTopo := flag.Bool("topology", false, "print the machine's topology and the loop plan for these flags, then exit")
-	asJSON := flag.Bool("json", false, "with -topology: print the topo/v1 JSON report")
-	flag.Parse()
+// options are the command line: the server's Config, whose fields the
+// flags set directly (their defaults are ws.DefaultConfig's), and what only
+// the command has.
+type options struct {
+	cfg       ws.Config
+	numa      string
+	maxMsg    int64
+	origins   string
+	hugepages bool
+	gogc      int
+	stats     time.Duration
+	logLevel  string
+	config    string
+	metrics   string
+	topology  bool
+	json      bool
+}
 
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(*gogc)
+func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
+	o := &options{cfg: ws.DefaultConfig(), numa: "auto", hugepages: true, gogc: 25, stats: 5 * time.Second, logLevel: "info"}
+	c := &o.cfg
+	fs.StringVar(&c.ListenAddr, "addr", c.ListenAddr, "WebSocket listen address")
+	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "events handled per epoll_wait (per loop)")
+	fs.IntVar(&c.ReactorRing, "ring", c.ReactorRing, "capacity of each loop's inbox ring")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "event loops (0 = one per CPU of the chosen NUMA node(s))")
+	fs.StringVar(&o.numa, "numa", o.numa, `NUMA node for loops and memory: "auto" (or -1) or a node number`)
+	fs.Int64Var(&o.maxMsg, "max-message", c.MaxMessageSize, "largest message accepted, in bytes (larger: close 1009)")
+	fs.IntVar(&c.MaxWriteQueue, "max-write-queue", c.MaxWriteQueue, "bytes queued for a client that is not reading before it gets close 1008")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "most open connections; past it clients get close 1013 (0 = the open-file limit less 64)")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "most connections from one address; past it HTTP 429 (0 = no limit)")
+	fs.StringVar(&o.origins, "origins", "", "comma-separated Origin values browsers may connect from; others get HTTP 403 (empty = any)")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", c.HandshakeTimeout, "time a client has to complete the upgrade")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close (1001) clients silent this long, pinging them at half of it (0 = off)")
+	fs.Int64Var(&c.MaxHeapBytes, "max-heap", c.MaxHeapBytes, "Go heap bytes for connection buffers once the pools run out; past it work is refused (1013)")
+	fs.BoolVar(&o.hugepages, "hugepages", o.hugepages, "back buffer pools with huge pages (hugetlb if reserved, else THP); false: base pages")
+	fs.IntVar(&o.gogc, "gogc", o.gogc, "Go GC target percent, unless GOGC is set (the echo path allocates nothing per message, so a low value costs nothing under load and keeps memory per connection low)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long shutdown waits for clients to answer close 1001")
+	fs.DurationVar(&o.stats, "stats", o.stats, "interval of the stats line (0 = off)")
+	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
+	fs.StringVar(&o.config, "config", "", "JSON file of reloadable settings, applied at start and on SIGHUP (see docs/OBSERVABILITY.md)")
+	fs.StringVar(&o.metrics, "metrics", "", "address for /metrics, /debug/probes and /debug/pprof/, e.g. :9090 (empty = off)")
+	fs.BoolVar(&o.topology, "topology", false, "print the machine's topology and the loop plan for these flags, then exit")
+	fs.BoolVar(&o.json, "json", false, "with -topology: print the topo/v1 JSON report")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
 	}
+	sel, err := topology.ParseNUMA(o.numa)
+	if err != nil {
+		return nil, err
+	}
+	if !sel.Auto {
+		c.NUMANode = sel.Node
+	}
+	c.MaxFrameSize, c.MaxMessageSize = o.maxMsg, o.maxMsg
+	if o.origins != "" {
+		c.AllowedOrigins = strings.Split(o.origins, ",")
+	}
+	c.NoHugepages = !o.hugepages
+	return o, nil
+}
 
+func run() error {
+	o, err := parseFlags(flag.CommandLine, os.Args[1:])
+	if err != nil {
+		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(o.gogc)
+	}
 	var level slog.LevelVar // the control plane may change it at run time
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
+	if o.topology {
+		return report(o)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
-	sel, err := topology.ParseNUMA(*numa)
+	o.cfg.Logger = log
+	srv, err := newServer(o, &level)
 	if err != nil {
 		return err
 	}
-	node := -1
-	if !sel.Auto {
-		node = sel.Node
-	}
-	if *showTopo {
-		return report(*asJSON, sel, *workers, *addr)
-	}
-
-	// Build the server configuration from the flags.
-	cfg := ws.DefaultConfig()
-	cfg.ListenAddr = *addr
-	cfg.BatchSize = *batch
-	cfg.ReactorRing = *ring
-	cfg.Workers = *workers
-	cfg.NUMANode = node
-	cfg.MaxFrameSize, cfg.MaxMessageSize = *maxMsg, *maxMsg
-	cfg.MaxWriteQueue = *maxQueue
-	cfg.MaxConns, cfg.MaxConnsPerIP = *maxConns, *maxPerIP
-	if *origins != "" {
-		cfg.AllowedOrigins = strings.Split(*origins, ",")
-	}
-	cfg.HandshakeTimeout, cfg.IdleTimeout = *handshake, *idle
-	cfg.MaxHeapBytes = *maxHeap
-	cfg.NoHugepages = !*hugepages
-	cfg.ShutdownTimeout = *shutdown
-	cfg.Logger = log
-
-	// The server, with logging and panic recovery around the handler.
-	srv, err := ws.NewServer(cfg, ws.WithLogLevel(&level), ws.WithMiddleware(ws.Logging(log), ws.Recovery(log)))
+	debugSrv, debugLn, err := serveMetrics(o.metrics, srv)
 	if err != nil {
 		return err
+	}
+	printStats(srv, o.stats)
+	handleSignals(srv, debugSrv, o.config, log)
+	fmt.Printf("echo: listening on %s\n", srv.Addr())
+	if debugLn != nil {
+		fmt.Printf("echo: metrics on http://%s/metrics\n", debugLn.Addr())
+	}
+	if err := srv.Run(ws.HandlerFunc(echo)); err != nil {
+		return err
+	}
+	fmt.Println("Server stopped.")
+	return nil
+}
+
+// echo replies with the same bytes, as text or binary like the message
+// came. WriteMessage does not copy: the reply leaves from the buffer the
+// message was read into.
+func echo(e *ws.Event) error {
+	if e.Kind != ws.MessageEvent {
+		return nil
+	}
+	return e.Conn.WriteMessage(e.Op, e.Data)
+}
+
+// newServer makes the server with logging and panic recovery around the
+// handler and the handler metrics innermost (so that they time the handler
+// alone), applies the config file, and registers the probes.
+func newServer(o *options, level *slog.LevelVar) (*ws.Server, error) {
+	log := o.cfg.Logger
+	srv, err := ws.NewServer(o.cfg, ws.WithLogLevel(level), ws.WithMiddleware(ws.Logging(log), ws.Recovery(log)))
+	if err != nil {
+		return nil, err
 	}
 	ctrl := srv.GetControl()
-
-	// Handler metrics (processed, errors, latency), innermost so that it
-	// times the handler alone.
 	srv.UseMiddleware(ws.HandlerMetrics(ctrl))
-
-	// Reloadable settings from the config file override the flags.
-	if *config != "" {
-		if err := ctrl.ReloadFile(*config); err != nil {
-			return err
+	if o.config != "" { // reloadable settings from the file override the flags
+		if err := ctrl.ReloadFile(o.config); err != nil {
+			return nil, err
 		}
 	}
-
-	// Debug probes.
 	ctrl.RegisterDebugProbe("active_connections", func() any { return srv.Stats().Connections })
 	ctrl.RegisterDebugProbe("messages_processed", func() any { return ctrl.HandlerStats().Processed })
+	return srv, nil
+}
 
-	// Periodic stats.
-	if *statsEvery > 0 {
-		go func() {
-			t := time.NewTicker(*statsEvery)
-			defer t.Stop()
-			for range t.C {
-				st := ctrl.Stats()
-				fmt.Printf("[%s] Active: %v, Msgs: %v\n", time.Now().Format(time.Stamp), st["active_connections"], st["messages_processed"])
-			}
-		}()
+// printStats prints the stats line every interval (0: never).
+func printStats(srv *ws.Server, every time.Duration) {
+	if every <= 0 {
+		return
 	}
-
-	// The echo handler: reply with the same bytes, as text or binary like
-	// the message came. WriteMessage does not copy: the reply leaves from
-	// the buffer the message was read into.
-	echo := ws.HandlerFunc(func(e *ws.Event) error {
-		if e.Kind != ws.MessageEvent {
-			return nil
+	ctrl := srv.GetControl()
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for range t.C {
+			st := ctrl.Stats()
+			fmt.Printf("[%s] Active: %v, Msgs: %v\n", time.Now().Format(time.Stamp), st["active_connections"], st["messages_processed"])
 		}
-		return e.Conn.WriteMessage(e.Op, e.Data)
-	})
+	}()
+}
 
-	// Prometheus metrics, probes and pprof, only if asked for.
-	var debug *http.Server
-	var debugLn net.Listener
-	if *metrics != "" {
-		if debugLn, err = net.Listen("tcp", *metrics); err != nil {
-			return fmt.Errorf("-metrics: %w", err)
-		}
-		debug = &http.Server{Handler: ws.NewDebugMux(srv, nil), ReadHeaderTimeout: 10 * time.Second}
-		go debug.Serve(debugLn)
+// serveMetrics serves Prometheus metrics, probes and pprof on addr, only if
+// asked for.
+func serveMetrics(addr string, srv *ws.Server) (*http.Server, net.Listener, error) {
+	if addr == "" {
+		return nil, nil, nil
 	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-metrics: %w", err)
+	}
+	hs := &http.Server{Handler: wsmetrics.NewDebugMux(srv, nil), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	return hs, ln, nil
+}
 
-	// SIGINT/SIGTERM: graceful shutdown. SIGHUP: reload the config file.
+// handleSignals shuts the server down gracefully on SIGINT or SIGTERM and
+// reloads the config file on SIGHUP.
+func handleSignals(srv *ws.Server, debugSrv *http.Server, config string, log *slog.Logger) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		for s := range sig {
 			if s == syscall.SIGHUP {
-				reload(ctrl, *config, log)
+				reload(srv.GetControl(), config, log)
 				continue
 			}
 			fmt.Printf("Shutting down echo server (%s)...\n", s)
-			if debug != nil {
-				debug.Close()
+			if debugSrv != nil {
+				debugSrv.Close()
 			}
 			if err := srv.Shutdown(); err != nil {
 				log.Error("shutdown", "err", err)
@@ -176,16 +220,6 @@ func run() error {
 			return
 		}
 	}()
-
-	fmt.Printf("echo: listening on %s\n", srv.Addr())
-	if debugLn != nil {
-		fmt.Printf("echo: metrics on http://%s/metrics\n", debugLn.Addr())
-	}
-	if err := srv.Run(echo); err != nil {
-		return err
-	}
-	fmt.Println("Server stopped.")
-	return nil
 }
 
 // reload applies the config file again (on SIGHUP) and logs the result; a
@@ -206,16 +240,20 @@ func reload(ctrl *ws.Control, path string, log *slog.Logger) {
 // report prints the topology and the plan the flags give, as text or as
 // topo/v1 JSON (scripts/topology-report.sh checks the JSON against numactl
 // and lstopo).
-func report(asJSON bool, sel topology.Selector, workers int, addr string) error {
+func report(o *options) error {
 	topo, err := topology.Discover()
 	if err != nil {
 		return err
 	}
-	plan, err := topo.PlanFor(sel, workers, addr)
+	sel := topology.Auto
+	if o.cfg.NUMANode >= 0 {
+		sel = topology.Selector{Node: o.cfg.NUMANode}
+	}
+	plan, err := topo.PlanFor(sel, o.cfg.Workers, o.cfg.ListenAddr)
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	if o.json {
 		return topology.WriteJSON(os.Stdout, topo, plan)
 	}
 	return topology.WriteText(os.Stdout, topo, plan)

@@ -1,8 +1,6 @@
 package reactor
 
 import (
-	"unsafe"
-
 	"github.com/hioload-ws/hioload-ws/hugepage"
 )
 
@@ -102,10 +100,10 @@ func (l *Loop) alloc(n int, force bool) ([]byte, hugepage.Buffer, bool) {
 	e := l.e
 	if total := e.heapBytes.Add(int64(n)); !force && e.cfg.MaxHeapBytes > 0 && total > e.cfg.MaxHeapBytes {
 		e.heapBytes.Add(-int64(n))
-		l.stats.memRefused.Add(1)
+		count(&l.stats.MemRefused, 1)
 		return nil, hugepage.Buffer{}, false
 	}
-	l.stats.heapFallbacks.Add(1)
+	count(&l.stats.HeapFallbacks, 1)
 	return make([]byte, 0, n), hugepage.Buffer{}, true
 }
 
@@ -144,42 +142,6 @@ func (l *Loop) dropSpare() {
 	l.spare, l.spareBytes = nil, 0
 }
 
-// RetainRead lets a handler keep p, a slice of the bytes OnRead was given,
-// past the callback without copying: it adds a reference to the loop's read
-// buffer, returns it and p's offset in it, and the loop reads into a fresh
-// buffer from then on. ok is false when p is not in a pool read buffer (a
-// partial frame kept from an earlier read, or heap memory); the caller then
-// copies.
-func (l *Loop) RetainRead(p []byte) (h hugepage.Buffer, off int, ok bool) {
-	if l.rbufH.IsZero() || len(p) == 0 {
-		return h, 0, false
-	}
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(l.rbuf)))
-	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
-	if at < base || at+uintptr(len(p)) > base+uintptr(len(l.rbuf)) {
-		return h, 0, false
-	}
-	l.rbufH.Retain()
-	l.rbufShared = true
-	return l.rbufH, int(at - base), true
-}
-
-// newReadBuffer gives the loop a read buffer, dropping the loop's reference
-// to the old one (handlers that retained it keep it alive).
-func (l *Loop) newReadBuffer() {
-	switch {
-	case !l.rbufH.IsZero() && l.rbufShared:
-		l.rbufH.Release() // not the last reference: a handler holds it
-	case l.rbufShared:
-		l.e.heapBytes.Add(-int64(cap(l.rbuf))) // heap memory now the handler's (GC)
-	default:
-		l.free(l.rbuf, l.rbufH)
-	}
-	l.rbufShared = false
-	b, h, _ := l.alloc(l.e.cfg.ReadBufferSize, true)
-	l.rbuf, l.rbufH = b[:cap(b)], h
-}
-
 // freeMemory gives the loop's read buffer and cached slots back to the pool
 // when the loop is done (or never ran).
 func (l *Loop) freeMemory() {
@@ -190,63 +152,5 @@ func (l *Loop) freeMemory() {
 	l.rbuf, l.rbufH = nil, hugepage.Buffer{}
 	if l.cache != nil {
 		l.cache.Flush()
-	}
-}
-
-// handleRead hands the n bytes a read just put after the read buffer's
-// headroom to the handler, with what c kept from the previous read in front
-// of them, sends the replies, and keeps what the handler did not consume.
-// It reports whether c read data and is still open (so a caller may read
-// again). Platform read functions call it after their system call.
-func (l *Loop) handleRead(c *Conn, n int) bool {
-	l.stats.readCalls.Add(1)
-	l.stats.bytesIn.Add(uint64(n))
-	if c.flags&fWriteShut != 0 {
-		return true // closing: the peer's bytes are read only to see its EOF
-	}
-	buf := l.rbuf
-	data := buf[headroom : headroom+n]
-	if k := c.in.Len(); k > 0 {
-		// copy: a partial frame or request left from the previous read.
-		if k <= headroom {
-			copy(buf[headroom-k:headroom], c.in.Bytes())
-			data = buf[headroom-k : headroom+n]
-		} else {
-			if !c.in.Append(l, data) {
-				c.closeNow(ErrNoMemory)
-				return false
-			}
-			data = c.in.Bytes()
-		}
-		l.stats.copiedIn.Add(uint64(k))
-	}
-	consumed := l.h.OnRead(c, data)
-	c.Flush()
-	if c.flags&fClosed != 0 {
-		l.renewReadBuffer()
-		return false
-	}
-	rest := data[min(consumed, len(data)):]
-	switch {
-	case len(rest) == 0:
-		c.in.Free(l)
-	case c.in.Len() > 0 && &rest[len(rest)-1] == &c.in.Bytes()[c.in.Len()-1]:
-		c.in.SetLen(copy(c.in.Bytes(), rest)) // rest lives in c.in: move it to the front
-	default:
-		c.in.SetLen(0)
-		if !c.in.Append(l, rest) { // copy: keep the partial tail
-			c.closeNow(ErrNoMemory)
-			l.renewReadBuffer()
-			return false
-		}
-	}
-	l.renewReadBuffer()
-	return true
-}
-
-// renewReadBuffer replaces the read buffer if a handler kept it.
-func (l *Loop) renewReadBuffer() {
-	if l.rbufShared {
-		l.newReadBuffer()
 	}
 }

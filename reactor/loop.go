@@ -1,13 +1,54 @@
 package reactor
 
 import (
+	"fmt"
 	"log/slog"
+	"math"
+	"runtime"
 	"sync/atomic"
 	"time"
 
+	"github.com/hioload-ws/hioload-ws/cnuma"
 	"github.com/hioload-ws/hioload-ws/hugepage"
 	"github.com/hioload-ws/hioload-ws/internal/ring"
 )
+
+// The platform contract. A poller is epoll on Linux (poll_linux.go,
+// accept_linux.go, conn_linux.go) and an I/O completion port on Windows
+// (poll_windows.go, accept_windows.go, conn_windows.go); poll_other.go makes
+// New fail with ErrUnsupported elsewhere. Everything else is portable and
+// reaches the platform only through these:
+//
+//	type poller                 the loop's poller state (Loop.p)
+//	type connPlat               a connection's platform state (Conn.p)
+//	(l *Loop) openPoller() error
+//	        make the poller and the wakeup, and bind the listener where the
+//	        loop has one; on error, close what was made
+//	(l *Loop) poll(timeout time.Duration) (events int, err error)
+//	        wait up to timeout (negative: without limit) and handle what is
+//	        ready: new sockets (Loop.open), input (Loop.read), writability,
+//	        wakeups (Loop.handleWake); a non-nil error ends the loop
+//	(l *Loop) wakePoller() error
+//	        make a blocked poll return; any goroutine, never after closePosts
+//	(l *Loop) pauseAccepting()   stop taking new sockets until resumeAccepting
+//	(l *Loop) resumeAccepting()
+//	(l *Loop) stopAccepting()    close the listener for good
+//	(l *Loop) settle()           once every connection is closed, wait
+//	                             (bounded) for I/O the kernel still holds
+//	(l *Loop) closePoller()      close the loop's descriptors (not running)
+//	(c *Conn) recv(p []byte) (int, error)
+//	        one non-blocking read: n > 0 bytes, 0 at EOF, errWouldBlock
+//	(c *Conn) send(bufs [][]byte) (int, error)
+//	        one non-blocking gather write; 0 and nil when it would block
+//	(c *Conn) startOutput()      drain the write queue when the socket allows
+//	(c *Conn) inFlight() int     queue bytes an asynchronous send holds
+//	(c *Conn) unsent() (int, bool)  bytes handed to the kernel, not yet acked
+//	(c *Conn) stopInput()        the peer sent EOF: stop watching input
+//	(c *Conn) shutWrite() error  send FIN
+//	(c *Conn) closeSocket()      unregister and close the socket
+//	(c *Conn) remoteAddr() net.Addr
+//	nameThread(name string) error, threadID() int, onMainThread() bool
+//	FileLimit() int
 
 // control bits posted to a loop outside its inbox, so that a full inbox can
 // never lose a shutdown.
@@ -16,48 +57,145 @@ const (
 	ctlAbort
 )
 
-// headroom is space kept in front of each read so that a small leftover
-// from the previous read can be put back in front of the new bytes without
-// a second buffer.
-const headroom = 4096
-
 // tickInterval is how often a loop looks at deadlines while any are set.
 const tickInterval = 250 * time.Millisecond
 
-// Loop is one event loop. Its methods other than Post, Stats, Index, Spec and
-// TID must only be called on the loop's own thread (from Handler callbacks).
+// postsClosed is added to Loop.posters when the loop stops taking wakeups:
+// goroutines that then see a negative count stay away from the poller.
+const postsClosed = math.MinInt32 / 2
+
+// maxIov bounds the buffers gathered for one connection's write (IOV_MAX on
+// Linux; Windows has no such limit, the bound keeps the array small).
+const maxIov = 1024
+
+// Loop is one event loop. Its methods other than Post, SetBatch, Stats,
+// Index, Spec and TID must only be called on the loop's own thread (from
+// Handler callbacks).
 type Loop struct {
+	stats Counters // first: 64-bit aligned for its atomics on 32-bit platforms
 	e     *Engine
 	h     Handler
+	dr    DirectReader // h, if it is one
 	log   *slog.Logger
 	idx   int
 	spec  LoopSpec
 	inbox *ring.MPMC[Task]
-	stats loopStats
 
 	wakePending atomic.Bool
 	ctl         atomic.Uint32
+	posters     atomic.Int32 // goroutines inside signal; postsClosed once closed
 	batch       atomic.Int32 // events per wait; SetBatch changes it
 	closed      atomic.Bool
 	tid         atomic.Int32
 
 	// Loop-thread state.
-	cache      *hugepage.Cache // the loop's front of its node's pool; nil: Go heap
-	rbuf       []byte          // read buffer: headroom, then room for a read
-	rbufH      hugepage.Buffer // rbuf's pool buffer; zero for heap memory
-	rbufShared bool            // a handler retained rbuf: read into a new one
-	spare      [][]byte        // large heap buffers kept for reuse (see free)
-	spareBytes int             // their capacity
-	pending    *Conn           // connection whose writes sit in iov
-	iovBytes   int             // bytes in iov
-	scratch    []byte          // frame headers for pending writes
-	scrOff     int             // used part of scratch
-	timed      []*Conn         // connections with a deadline
-	timedSpare []*Conn         // sweep's second buffer
-	deferred   []Buf           // freed after the pending writes are flushed (Conn.FreeAfterFlush)
-	stopping   bool            // shutdown began: exit once no connection is left
-	now        int64           // unix nanoseconds at the start of the turn
-	plat       loopPlat        // the platform's poller state
+	conns       []*Conn         // the platform's connection table (by fd, by slot)
+	cache       *hugepage.Cache // the loop's front of its node's pool; nil: Go heap
+	rbuf        []byte          // read buffer: headroom, then room for a read
+	rbufH       hugepage.Buffer // rbuf's pool buffer; zero for heap memory
+	rbufShared  bool            // a handler retained rbuf: read into a new one
+	spare       [][]byte        // large heap buffers kept for reuse (see free)
+	spareBytes  int             // their capacity
+	pending     *Conn           // connection whose writes sit in iov
+	iov         [maxIov][]byte  // the pending writes, sent with one gather write
+	niov        int
+	iovBytes    int
+	scratch     []byte  // frame headers for pending writes
+	scrOff      int     // used part of scratch
+	timed       []*Conn // connections with a deadline
+	timedSpare  []*Conn // sweep's second buffer
+	deferred    []Buf   // freed after the pending writes are flushed (Conn.FreeAfterFlush)
+	stopping    bool    // shutdown began: exit once no connection is left
+	now         int64   // unix nanoseconds at the start of the turn
+	acceptPause int64   // accepting paused until then (out of descriptors); 0: not
+	acceptLog   int64   // when the last accept failure was logged
+	p           poller
+}
+
+func newLoop(e *Engine, idx int, spec LoopSpec) (*Loop, error) {
+	l := &Loop{
+		e: e, h: e.h, log: e.log, idx: idx, spec: spec,
+		inbox:   ring.NewMPMC[Task](e.cfg.Ring),
+		scratch: make([]byte, 16<<10),
+	}
+	l.dr, _ = e.h.(DirectReader)
+	l.batch.Store(int32(e.cfg.Batch))
+	if err := l.openPoller(); err != nil {
+		return nil, err
+	}
+	if spec.Pool != nil {
+		l.cache = spec.Pool.NewCache()
+	}
+	l.newReadBuffer()
+	return l, nil
+}
+
+// run is the loop: wait, handle, look at deadlines once a tick, until a
+// shutdown has closed the last connection.
+func (l *Loop) run() {
+	l.pin()
+	defer l.finish()
+	l.now = time.Now().UnixNano()
+	nextTick := l.now + int64(tickInterval)
+	for {
+		timeout := time.Duration(-1)
+		if len(l.timed) > 0 || l.acceptPause != 0 {
+			timeout = tickInterval
+		}
+		n, err := l.poll(timeout)
+		if err != nil {
+			l.log.Error("reactor: poll", "loop", l.idx, "err", err)
+			return
+		}
+		count(&l.stats.Wakeups, 1)
+		count(&l.stats.Events, uint64(n))
+		if l.now >= nextTick {
+			nextTick = l.now + int64(tickInterval)
+			l.sweep()
+			if l.acceptPause != 0 && l.now >= l.acceptPause {
+				l.acceptPause = 0
+				l.resumeAccepting()
+			}
+		}
+		if l.stopping && atomic.LoadInt64(&l.stats.Conns) == 0 {
+			return
+		}
+	}
+}
+
+// pin locks the goroutine to its thread, names the thread reactor-N (ps -L,
+// /proc/PID/task/*/comm, debuggers) and pins it to spec.CPU. The thread is
+// never unlocked: when run returns the thread exits with it. TID is
+// published last: once it is non-zero the thread is named and pinned.
+func (l *Loop) pin() {
+	runtime.LockOSThread()
+	defer func() { l.tid.Store(int32(threadID())) }()
+	if err := nameThread(fmt.Sprintf("reactor-%d", l.idx)); err != nil {
+		l.log.Debug("reactor: name thread", "loop", l.idx, "err", err)
+	}
+	if l.spec.CPU < 0 {
+		return
+	}
+	if err := cnuma.PinThread(l.spec.CPU); err != nil {
+		l.log.Warn("reactor: pin thread", "loop", l.idx, "cpu", l.spec.CPU, "err", err)
+	}
+}
+
+// finish closes what is left and releases the loop once run is done.
+func (l *Loop) finish() {
+	l.stopping = true
+	l.closeAll(ErrShutdown)
+	l.stopAccepting()
+	l.closePosts()
+	l.settle()
+	l.closePoller()
+	l.freeMemory()
+	// Drop tasks nobody will run; their data is garbage once unreferenced.
+	for {
+		if _, ok := l.inbox.Pop(); !ok {
+			break
+		}
+	}
 }
 
 // Post hands t to the loop from any goroutine. It never blocks: a full inbox
@@ -74,13 +212,35 @@ func (l *Loop) Post(t Task) error {
 }
 
 // signal wakes the loop unless a wakeup is already on its way. The loop
-// clears wakePending before it drains the inbox, so a task pushed after the
-// drain always sees false here and writes the wakeup (runtime netpollBreak
-// and gnet Poller.Trigger use the same guard).
+// clears wakePending before it reads its control word and drains the
+// inbox, so anything posted after that sees false here and writes a new
+// wakeup (runtime netpollBreak and gnet Poller.Trigger use the same guard).
 func (l *Loop) signal() {
-	if l.wakePending.CompareAndSwap(false, true) {
-		if err := l.wake(); err != nil {
-			l.log.Error("reactor: wake loop", "loop", l.idx, "err", err)
+	if !l.wakePending.CompareAndSwap(false, true) {
+		return
+	}
+	if l.posters.Add(1) < 0 { // the loop is gone: its poller may be closed
+		l.posters.Add(-1)
+		return
+	}
+	err := l.wakePoller()
+	l.posters.Add(-1)
+	if err != nil {
+		l.log.Error("reactor: wake loop", "loop", l.idx, "err", err)
+	}
+}
+
+// closePosts makes Post fail and signal stay away from the poller from now
+// on, and waits for signals already inside wakePoller, so that the poller
+// can be closed.
+func (l *Loop) closePosts() {
+	l.closed.Store(true)
+	if l.posters.Load() < 0 {
+		return
+	}
+	if l.posters.Add(postsClosed) != postsClosed {
+		for l.posters.Load() != postsClosed {
+			runtime.Gosched()
 		}
 	}
 }
@@ -103,8 +263,9 @@ func (l *Loop) SetBatch(n int) {
 
 // handleWake acts on a wakeup: control words first (a shutdown begins
 // before the tasks run, an abort closes what is left after them), then the
-// inbox. The platform's onWake calls it once the wakeup is consumed.
+// inbox. The platform's poll calls it once the wakeup is consumed.
 func (l *Loop) handleWake() {
+	l.wakePending.Store(false)
 	ctl := l.ctl.Swap(0)
 	if ctl&ctlShutdown != 0 && !l.stopping {
 		l.beginShutdown()
@@ -115,9 +276,8 @@ func (l *Loop) handleWake() {
 	}
 }
 
-// drainInbox runs queued tasks; called after a wakeup.
+// drainInbox runs queued tasks.
 func (l *Loop) drainInbox() {
-	l.wakePending.Store(false)
 	for {
 		t, ok := l.inbox.Pop()
 		if !ok {
@@ -129,6 +289,18 @@ func (l *Loop) drainInbox() {
 		case t.Conn != nil && t.Conn.loop == l && t.Conn.gen == t.Gen && t.Conn.flags&fClosed == 0:
 			l.h.OnTask(t.Conn, &t)
 			t.Conn.Flush()
+		}
+	}
+}
+
+// beginShutdown stops accepting, then hands every connection to
+// shutdownConn.
+func (l *Loop) beginShutdown() {
+	l.stopping = true
+	l.stopAccepting()
+	for _, c := range l.conns {
+		if c != nil {
+			l.shutdownConn(c)
 		}
 	}
 }
@@ -149,6 +321,40 @@ func (l *Loop) shutdownConn(c *Conn) {
 		l.h.OnShutdown(c)
 		c.Flush()
 	}
+}
+
+// closeAll closes every connection of the loop.
+func (l *Loop) closeAll(err error) {
+	for _, c := range l.conns {
+		if c != nil && c.flags&fClosed == 0 {
+			c.closeNow(err)
+		}
+	}
+}
+
+// opened registers c, which the platform has made and put in l.conns, with
+// the handler.
+func (l *Loop) opened(c *Conn) {
+	atomic.AddInt64(&l.stats.Conns, 1)
+	count(&l.stats.Accepted, 1)
+	l.h.OnOpen(c)
+	c.Flush()
+}
+
+// acceptFailed pauses accepting for a tick when the system is out of
+// descriptors or memory, instead of spinning on a listener that stays
+// ready; it logs at most one line per 5 s while that lasts.
+func (l *Loop) acceptFailed(err error) {
+	count(&l.stats.AcceptFails, 1)
+	if l.now-l.acceptLog >= int64(5*time.Second) {
+		l.log.Warn("reactor: accept failing, pausing accepts", "loop", l.idx, "err", err,
+			"pause", tickInterval, "failures", atomic.LoadUint64(&l.stats.AcceptFails))
+		l.acceptLog = l.now
+	}
+	if l.acceptPause == 0 {
+		l.pauseAccepting()
+	}
+	l.acceptPause = l.now + int64(tickInterval)
 }
 
 // Now is the time at the start of the loop's current turn; cheaper than
@@ -182,49 +388,18 @@ func (l *Loop) sweep() {
 		default:
 			c.flags &^= fTimed
 			c.deadline = 0
-			if c.flags&(fClosing|fWriteShut|fPeerEOF) != 0 {
-				// The reactor's own linger deadline. A peer still reading the
-				// replies queued before a close gets more time; one that
-				// stopped reading is cut.
-				if c.flags&fClosing != 0 && c.progressed() {
-					c.SetDeadline(time.Unix(0, l.now).Add(l.e.cfg.LingerTimeout))
-					continue
-				}
-				c.closeNow(ErrTimeout)
-				continue
-			}
-			l.h.OnDeadline(c)
-			c.Flush()
+			c.expired()
 		}
 	}
 	clear(old)
 	l.timedSpare = old[:0]
 }
 
-// takePending ends the collection of writes for a flush: it returns how many
-// iovecs are gathered in plat.iov and forgets which connection they were for.
-func (l *Loop) takePending() int {
-	n := l.plat.niov
-	l.plat.niov, l.pending, l.iovBytes = 0, nil, 0
-	return n
-}
+// Index is the loop's position in the engine.
+func (l *Loop) Index() int { return l.idx }
 
-// dropPending discards the writes gathered for c, which is closing.
-func (l *Loop) dropPending(c *Conn) {
-	if l.pending == c {
-		clear(l.plat.iov[:l.plat.niov])
-		l.takePending()
-		l.resetScratch()
-	}
-}
+// Spec is the loop's placement.
+func (l *Loop) Spec() LoopSpec { return l.spec }
 
-// resetScratch runs after every flush (and when a connection's pending
-// writes are dropped): the scratch memory and the buffers kept alive for
-// the flushed writes (Conn.FreeAfterFlush) are free again.
-func (l *Loop) resetScratch() {
-	l.scrOff = 0
-	for i := range l.deferred {
-		l.deferred[i].Free(l)
-	}
-	l.deferred = l.deferred[:0]
-}
+// TID is the OS thread id the loop runs on, 0 before it started.
+func (l *Loop) TID() int { return int(l.tid.Load()) }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hioload-ws/hioload-ws/hugepage"
-	"github.com/hioload-ws/hioload-ws/internal/stat"
 )
 
 // Errors returned by the reactor.
@@ -73,6 +72,18 @@ type DirectReader interface {
 	OnDirect(c *Conn, n int)
 }
 
+// Task is work handed to a loop by another goroutine. Exactly one of Fn or
+// Conn is set: Fn runs on the loop thread; a Conn task goes to
+// Handler.OnTask if the connection (checked by generation) is still open.
+// Data and Tag belong to the Handler: the reactor passes them on unread.
+type Task struct {
+	Fn   func()
+	Conn *Conn
+	Gen  uint32
+	Tag  uint32
+	Data []byte
+}
+
 // LoopSpec places one loop.
 type LoopSpec struct {
 	CPU  int            // CPU to pin the loop's thread to; -1 leaves it unpinned
@@ -84,14 +95,9 @@ type LoopSpec struct {
 type Config struct {
 	Addr           string     // listen address, e.g. ":9001" or "127.0.0.1:0"
 	Loops          []LoopSpec // one entry per event loop; empty means one unpinned loop
-	Batch          int        // max events per epoll_wait
+	Batch          int        // max events per wait
 	Ring           int        // inbox capacity per loop
 	ReadBufferSize int        // bytes per loop read buffer (4 KiB of it is headroom for partial frames)
-	// MaxWriteQueue bounds the bytes a connection may have queued because
-	// the peer is not reading. The reactor itself does not enforce it; the
-	// upper layer checks Conn.Buffered before queueing (it owns the close
-	// frame it must send).
-	MaxWriteQueue int
 	// MaxHeapBytes bounds the Go heap memory all loops together may take
 	// for connection buffers when the pools have none of the size (0: no
 	// bound). Past it, work that needs memory is refused: the connection
@@ -122,18 +128,6 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-}
-
-// Task is work handed to a loop by another goroutine. Exactly one of Fn or
-// Conn is set: Fn runs on the loop thread; a Conn task goes to
-// Handler.OnTask if the connection (checked by generation) is still open.
-type Task struct {
-	Fn   func()
-	Conn *Conn
-	Gen  uint32
-	Op   byte
-	Data []byte
-	Code uint16
 }
 
 // Engine is a set of event loops sharing one listen address.
@@ -247,75 +241,12 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// closeLoops releases loops that never ran.
 func (e *Engine) closeLoops() {
 	for _, l := range e.loops {
-		l.release()
+		l.stopAccepting()
+		l.closePosts()
+		l.closePoller()
 		l.freeMemory()
 	}
 }
-
-// Stats are a loop's counters. They are read without stopping the loop.
-type Stats struct {
-	Loop        int
-	CPU         int
-	Node        int
-	Conns       int64
-	Accepted    uint64
-	ReadCalls   uint64
-	BytesIn     uint64
-	WriteCalls  uint64
-	BytesOut    uint64
-	CopiedOut   uint64 // bytes copied to write queues because a socket would block
-	CopiedIn    uint64 // bytes of partial input kept between reads
-	Wakeups     uint64 // epoll_wait returns
-	Events      uint64 // events handled
-	InboxLen    int
-	AcceptFails uint64
-	// HeapFallbacks counts buffers taken from the Go heap because the pool
-	// had none of the size (or the loop has no pool).
-	HeapFallbacks uint64
-	// MemRefused counts buffers refused because the pool was exhausted and
-	// the heap budget (Config.MaxHeapBytes) spent.
-	MemRefused uint64
-}
-
-// loopStats are a loop's counters: only its thread writes them.
-type loopStats struct {
-	conns         stat.Gauge
-	accepted      stat.Counter
-	readCalls     stat.Counter
-	bytesIn       stat.Counter
-	writeCalls    stat.Counter
-	bytesOut      stat.Counter
-	copiedOut     stat.Counter
-	copiedIn      stat.Counter
-	wakeups       stat.Counter
-	events        stat.Counter
-	acceptFails   stat.Counter
-	heapFallbacks stat.Counter
-	memRefused    stat.Counter
-}
-
-// Stats returns a snapshot of the loop's counters.
-func (l *Loop) Stats() Stats {
-	s := &l.stats
-	return Stats{
-		Loop: l.idx, CPU: l.spec.CPU, Node: l.spec.Node,
-		Conns: s.conns.Load(), Accepted: s.accepted.Load(),
-		ReadCalls: s.readCalls.Load(), BytesIn: s.bytesIn.Load(),
-		WriteCalls: s.writeCalls.Load(), BytesOut: s.bytesOut.Load(),
-		CopiedOut: s.copiedOut.Load(), CopiedIn: s.copiedIn.Load(),
-		Wakeups: s.wakeups.Load(), Events: s.events.Load(),
-		InboxLen: l.inbox.Len(), AcceptFails: s.acceptFails.Load(),
-		HeapFallbacks: s.heapFallbacks.Load(), MemRefused: s.memRefused.Load(),
-	}
-}
-
-// Index is the loop's position in the engine.
-func (l *Loop) Index() int { return l.idx }
-
-// Spec is the loop's placement.
-func (l *Loop) Spec() LoopSpec { return l.spec }
-
-// TID is the OS thread id the loop runs on, 0 before it started.
-func (l *Loop) TID() int { return int(l.tid.Load()) }

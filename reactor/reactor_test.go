@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -14,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// lineEcho is a minimal protocol over the reactor: it echoes every complete
+// lineEcho is a minimal line protocol over the reactor: it echoes every complete
 // line (up to '\n') and keeps a partial line for the next read, which
 // exercises consumed counts, leftovers, queued writes and tasks.
 type lineEcho struct {
@@ -59,39 +58,21 @@ func (h *lineEcho) OnClose(c *Conn, err error) {
 	}
 }
 
-func startEngine(t *testing.T, h Handler, loops int) *Engine {
+// startLines runs h on the given number of unpinned loops.
+func startLines(t *testing.T, h Handler, loops int) *Engine {
 	t.Helper()
-	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
-		t.Skip("the reactor runs on Linux and Windows")
-	}
-	specs := make([]LoopSpec, loops)
-	for i := range specs {
-		specs[i] = LoopSpec{CPU: -1, Node: -1}
-	}
-	e, err := New(Config{Addr: "127.0.0.1:0", Loops: specs, LingerTimeout: 500 * time.Millisecond}, h)
-	require.NoError(t, err)
-	e.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Shutdown(ctx)
+	return startEngine(t, h, loops, func(c *Config) {
+		c.LingerTimeout = 500 * time.Millisecond
+		for i := range c.Loops {
+			c.Loops[i].CPU = -1
+		}
 	})
-	return e
-}
-
-func dial(t *testing.T, e *Engine) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", e.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return c
 }
 
 func TestLinesSplitAcrossReads(t *testing.T) {
 	h := &lineEcho{}
-	e := startEngine(t, h, 2)
-	c := dial(t, e)
+	e := startLines(t, h, 2)
+	c := dialEngine(t, e)
 	msg := []byte("hello, reactor\nsecond line\n")
 	for i := range msg { // one byte per write: every line is split
 		_, err := c.Write(msg[i : i+1])
@@ -108,8 +89,8 @@ func TestLinesSplitAcrossReads(t *testing.T) {
 // writes 32 MiB gets every byte, in order, once it reads.
 func TestWriteQueueKeepsOrder(t *testing.T) {
 	h := &lineEcho{}
-	e := startEngine(t, h, 1)
-	c := dial(t, e)
+	e := startLines(t, h, 1)
+	c := dialEngine(t, e)
 	var want bytes.Buffer
 	line := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 	line[len(line)-1] = '\n'
@@ -140,8 +121,8 @@ func TestWriteQueueKeepsOrder(t *testing.T) {
 func TestPostFromManyGoroutines(t *testing.T) {
 	conns := make(chan *Conn, 1)
 	h := &postEcho{lineEcho: lineEcho{}, conns: conns}
-	e := startEngine(t, h, 1)
-	c := dial(t, e)
+	e := startLines(t, h, 1)
+	c := dialEngine(t, e)
 	c.Write([]byte("hi\n"))
 	rc := <-conns
 	var wg sync.WaitGroup
@@ -177,8 +158,8 @@ func (h *postEcho) OnRead(c *Conn, data []byte) int {
 
 func TestDeadlineCallsHandler(t *testing.T) {
 	h := &lineEcho{closeErrs: make(chan error, 1)}
-	e := startEngine(t, h, 1)
-	c := dial(t, e)
+	e := startLines(t, h, 1)
+	c := dialEngine(t, e)
 	c.Write([]byte("deadline\n"))
 	got, err := io.ReadAll(c) // echo, then "timeout", then FIN
 	require.NoError(t, err)
@@ -193,8 +174,8 @@ func TestDeadlineCallsHandler(t *testing.T) {
 // client has closed, and every descriptor is released.
 func TestShutdownReadsThenCloses(t *testing.T) {
 	h := &lineEcho{}
-	e := startEngine(t, h, 2)
-	c := dial(t, e)
+	e := startLines(t, h, 2)
+	c := dialEngine(t, e)
 	c.Write([]byte("last words\n"))
 	time.Sleep(50 * time.Millisecond) // in the server's socket, maybe not yet read
 	shut := make(chan error, 1)

@@ -2,7 +2,7 @@
 # numa-vm.sh: prove the echo server's NUMA behaviour on a two-node machine.
 # Boots a qemu guest (TCG, 4 CPUs, 2 NUMA nodes: CPUs 0-1 and 2-3, 1 GiB
 # each, distance 21) from Debian's kernel and a busybox initramfs holding
-# the echo server, internal/numacheck and the hugepage and ws test binaries;
+# the echo server, cmd/numacheck and the hugepage and ws test binaries;
 # numacheck runs the checks there and prints one PASS/FAIL line per check
 # with the placement and pinning figures, then "N passed, N failed".
 # docs/NUMA-VM.md describes the checks and shows a run.
@@ -169,7 +169,7 @@ if [ $cgo -eq 1 ] && [ "$(go env CGO_ENABLED)" = 1 ]; then
 fi
 gobuild 0 echo-nocgo build ./echo
 echos+=(/bin/echo-nocgo)
-gobuild 0 numacheck build ./internal/numacheck
+gobuild 0 numacheck build ./cmd/numacheck
 gobuild 0 hugepage.test test ./hugepage
 gobuild $ws_cgo ws.test test ./ws
 if [ $ws_cgo -eq 1 ]; then

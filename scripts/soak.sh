@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Soak: builds echo, runs it with tight limits, and drives it with good and
 # hostile clients for SOAK_TIME (default 60s; hours are fine). Prints the
-# report of internal/soak and fails if any check does.
+# report of cmd/soak and fails if any check does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/echo.sh
@@ -12,7 +12,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-go build -o "$tmp/soak" ./internal/soak
+go build -o "$tmp/soak" ./cmd/soak
 echo_start soak "$tmp" -log-level error -max-write-queue 1048576 -handshake-timeout 2s
 "$tmp/soak" -addr "$ECHO_ADDR" -pid "$ECHO_PID" -duration "$SOAK_TIME" -server-max-write-queue 1048576
 echo_stop soak

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hioload-ws/hioload-ws/ws"
+	"github.com/hioload-ws/hioload-ws/ws/internal/wire"
 )
 
 // Section A: what the server sends on its own initiative — handler errors,
@@ -102,7 +103,7 @@ func appBugCases() []confCase {
 		{"A.9 application close with 1005 never puts 1005 on the wire", steps(send(textF("close-1005")), expectClosePayload(func(c *client, p []byte) {
 			if len(p) >= 2 {
 				code := ws.StatusCode(binary.BigEndian.Uint16(p))
-				require.True(c.t, ws.ValidCloseCode(code), "server sent close code %d, which RFC 6455 §7.4.1 forbids on the wire", code)
+				require.True(c.t, wire.ValidCloseCode(code), "server sent close code %d, which RFC 6455 §7.4.1 forbids on the wire", code)
 			}
 		}))},
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 	"github.com/hioload-ws/hioload-ws/ws"
 )
 
@@ -99,16 +100,6 @@ func roundTrips(text bool, count, n int) step {
 	}
 }
 
-func sizeName(n int) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
 // long marks cases that move 16 MiB; -short skips them.
 func long(n int) string {
 	if n >= 16<<20 {
@@ -125,13 +116,13 @@ func section9() []confCase {
 	counts := []int{0, 16, 64, 256, 1024, 4096}
 	for sub, text := range []bool{true, false} {
 		for i, n := range sizes {
-			cs = append(cs, confCase{fmt.Sprintf("9.%d.%d %s message of %s in one frame%s", 1+sub, i+1, kindOf(text), sizeName(n), long(n)),
+			cs = append(cs, confCase{fmt.Sprintf("9.%d.%d %s message of %s in one frame%s", 1+sub, i+1, kindOf(text), wstest.SizeName(n), long(n)),
 				steps(echoBig(text, n, 0, 0), closeNormally())})
 		}
 	}
 	for sub, text := range []bool{true, false} {
 		for i, f := range frags {
-			cs = append(cs, confCase{fmt.Sprintf("9.%d.%d %s message of 1 MiB in fragments of %s", 3+sub, i+1, kindOf(text), sizeName(f)),
+			cs = append(cs, confCase{fmt.Sprintf("9.%d.%d %s message of 1 MiB in fragments of %s", 3+sub, i+1, kindOf(text), wstest.SizeName(f)),
 				steps(echoBig(text, 1<<20, f, 0), closeNormally())})
 		}
 	}

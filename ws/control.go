@@ -52,7 +52,7 @@ const (
 	StatsHandler  = "handler"   // HandlerStats: what HandlerMetrics measured
 	StatsLimits   = "limits"    // Limits in force
 	StatsLogLevel = "log_level" // string, if WithLogLevel registered a level
-	StatsPools    = "pools"     // []hugepage.Stats: Server.PoolStats, one pool per node
+	StatsPools    = "pools"     // []PoolStats: Server.PoolStats, one pool per node
 )
 
 func reservedStatsName(name string) bool {
@@ -95,22 +95,6 @@ func (c *Control) Probes() []string {
 	return names
 }
 
-// NodeStats are the loops' reactor counters summed over one NUMA node.
-type NodeStats struct {
-	Node       int // -1 when the node is unknown
-	Loops      int
-	Conns      int64
-	Accepted   uint64
-	ReadCalls  uint64
-	BytesIn    uint64
-	WriteCalls uint64
-	BytesOut   uint64
-	CopiedIn   uint64
-	CopiedOut  uint64
-	Wakeups    uint64
-	Events     uint64
-}
-
 // Stats returns every probe's value by name and the built-in entries:
 // StatsServer (Server.Stats, whole, so that fields added to Stats show up
 // here as they are), StatsNodes, StatsHandler, StatsLimits, StatsPools
@@ -130,9 +114,9 @@ func (c *Control) Stats() map[string]any {
 	}
 	st := c.s.Stats()
 	out[StatsServer] = st
-	out[StatsNodes] = nodeStats(&st)
+	out[StatsNodes] = nodeStats(st.Loops)
 	out[StatsHandler] = c.HandlerStats()
-	out[StatsLimits] = c.s.CurrentLimits()
+	out[StatsLimits] = c.Limits()
 	out[StatsPools] = c.s.PoolStats()
 	if c.level != nil {
 		out[StatsLogLevel] = c.level.Level().String()
@@ -140,43 +124,22 @@ func (c *Control) Stats() map[string]any {
 	return out
 }
 
-// nodeStats sums the loops' counters per node, in node order.
-func nodeStats(st *Stats) []NodeStats {
-	var nodes []NodeStats
-	for _, l := range st.Loops {
-		i := sort.Search(len(nodes), func(i int) bool { return nodes[i].Node >= l.Node })
-		if i == len(nodes) || nodes[i].Node != l.Node {
-			nodes = append(nodes, NodeStats{})
-			copy(nodes[i+1:], nodes[i:])
-			nodes[i] = NodeStats{Node: l.Node}
-		}
-		n := &nodes[i]
-		n.Loops++
-		n.Conns += l.Conns
-		n.Accepted += l.Accepted
-		n.ReadCalls += l.ReadCalls
-		n.BytesIn += l.BytesIn
-		n.WriteCalls += l.WriteCalls
-		n.BytesOut += l.BytesOut
-		n.CopiedIn += l.CopiedIn
-		n.CopiedOut += l.CopiedOut
-		n.Wakeups += l.Wakeups
-		n.Events += l.Events
-	}
-	return nodes
-}
-
-// Reload replaces the server's run-time limits; see Server.Reload. An
-// invalid set is refused and changes nothing.
+// Reload replaces the server's run-time limits. An invalid set is refused
+// with an error and changes nothing. New limits apply to frames and
+// handshakes that start after Reload returns; the batch size changes at
+// each loop's next turn.
 func (c *Control) Reload(l Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.s.Reload(l)
+	c.s.reload(l)
+	return nil
 }
 
-// ErrNoLogLevel is returned when a log level is to be set but the server
-// was made without WithLogLevel.
-var ErrNoLogLevel = errors.New("ws: no log level to control (use WithLogLevel)")
+// Limits returns the limits in force.
+func (c *Control) Limits() Limits { return *c.s.limits.Load() }
 
 // SetLogLevel sets the log level registered with WithLogLevel.
 func (c *Control) SetLogLevel(l slog.Level) error {
@@ -313,9 +276,7 @@ func (c *Control) reloadJSON(data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := c.s.Reload(l); err != nil {
-		return err // cannot happen: parseReload validated l
-	}
+	c.s.reload(l)
 	if c.level != nil {
 		c.level.Set(level)
 	}

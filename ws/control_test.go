@@ -3,11 +3,8 @@ package ws
 import (
 	"bufio"
 	"encoding/binary"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -33,7 +30,7 @@ func echoOnce(t *testing.T, srv *Server, p []byte) ([]byte, StatusCode) {
 	return got, 0
 }
 
-func TestProbeInStatsAndDebugProbes(t *testing.T) {
+func TestProbeInStats(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Workers = 2
 	srv := startServer(t, cfg, echoHandler)
@@ -61,38 +58,9 @@ func TestProbeInStatsAndDebugProbes(t *testing.T) {
 		loops += n.Loops
 	}
 	require.Equal(t, 2, loops)
-	require.Equal(t, srv.CurrentLimits(), st[StatsLimits])
+	require.Equal(t, srv.GetControl().Limits(), st[StatsLimits])
 	_, haveLevel := st[StatsLogLevel]
 	require.False(t, haveLevel, "no WithLogLevel, no log_level entry")
-
-	hs := httptest.NewServer(NewDebugMux(srv, nil))
-	defer hs.Close()
-	resp, err := http.Get(hs.URL + "/debug/probes")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
-	var page map[string]json.RawMessage
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
-	require.JSONEq(t, "42", string(page["answer"]))
-	require.JSONEq(t, "2", string(page["hits"]))
-	require.Contains(t, string(page["broken"]), `"error"`, "a bad probe shows its error, the page still works")
-	var sv struct {
-		MessagesIn uint64
-		Loops      []struct{ Loop, CPU, Node int }
-	}
-	require.NoError(t, json.Unmarshal(page[StatsServer], &sv))
-	require.Equal(t, uint64(1), sv.MessagesIn)
-	require.Len(t, sv.Loops, 2)
-	require.Contains(t, page, StatsNodes)
-	require.Contains(t, page, StatsHandler)
-	require.Contains(t, page, StatsLimits)
-	var pools []struct {
-		Node    int
-		Classes []struct{ Size, Capacity, InUse int }
-	}
-	require.NoError(t, json.Unmarshal(page[StatsPools], &pools))
-	require.Len(t, pools, len(srv.PoolStats()))
 
 	ctrl.RegisterDebugProbe("answer", nil)
 	require.NotContains(t, ctrl.Stats(), "answer")
@@ -111,7 +79,7 @@ func TestReloadAPI(t *testing.T) {
 	require.Zero(t, code)
 	require.Equal(t, big, got)
 
-	l := srv.CurrentLimits()
+	l := srv.GetControl().Limits()
 	l.MaxFrameSize, l.MaxMessageSize, l.BatchSize = 1000, 1000, 7
 	require.NoError(t, ctrl.Reload(l))
 	_, code = echoOnce(t, srv, big)
@@ -126,10 +94,10 @@ func TestReloadAPI(t *testing.T) {
 		func(l *Limits) { l.HandshakeTimeout = 0 },
 		func(l *Limits) { l.MaxWriteQueue = 10 },
 	} {
-		l2 := srv.CurrentLimits()
+		l2 := srv.GetControl().Limits()
 		bad(&l2)
 		require.Error(t, ctrl.Reload(l2))
-		require.Equal(t, l, srv.CurrentLimits(), "a refused reload changes nothing")
+		require.Equal(t, l, srv.GetControl().Limits(), "a refused reload changes nothing")
 	}
 	_, code = echoOnce(t, srv, big)
 	require.Equal(t, StatusMessageTooBig, code)
@@ -153,7 +121,7 @@ func TestReloadFile(t *testing.T) {
 	srv := startServer(t, cfg, echoHandler, WithLogLevel(&level))
 	ctrl := srv.GetControl()
 	dir := t.TempDir()
-	start := srv.CurrentLimits()
+	start := srv.GetControl().Limits()
 
 	p := writeFile(t, dir, `{"batch_size": 5, "max_frame_size": 1000, "max_message_size": 1000,
 		"max_handshake_size": 4096, "max_write_queue": 65536, "handshake_timeout": "3s", "idle_timeout": "90s",
@@ -161,7 +129,7 @@ func TestReloadFile(t *testing.T) {
 	require.NoError(t, ctrl.ReloadFile(p))
 	want := Limits{BatchSize: 5, MaxFrameSize: 1000, MaxMessageSize: 1000, MaxHandshakeSize: 4096,
 		MaxWriteQueue: 65536, HandshakeTimeout: 3 * time.Second, IdleTimeout: 90 * time.Second}
-	require.Equal(t, want, srv.CurrentLimits())
+	require.Equal(t, want, srv.GetControl().Limits())
 	require.Equal(t, slog.LevelDebug, level.Level())
 	require.Equal(t, "DEBUG", ctrl.Stats()[StatsLogLevel])
 	_, code := echoOnce(t, srv, make([]byte, 1001))
@@ -187,21 +155,21 @@ func TestReloadFile(t *testing.T) {
 			err := ctrl.ReloadFile(writeFile(t, dir, body))
 			require.Error(t, err)
 			require.Contains(t, err.Error(), "reload.json")
-			require.Equal(t, want, srv.CurrentLimits(), "limits unchanged")
+			require.Equal(t, want, srv.GetControl().Limits(), "limits unchanged")
 			require.Equal(t, slog.LevelDebug, level.Level(), "log level unchanged")
 		})
 	}
 	require.Error(t, ctrl.ReloadFile(filepath.Join(dir, "missing.json")))
-	require.Equal(t, want, srv.CurrentLimits())
+	require.Equal(t, want, srv.GetControl().Limits())
 
 	// What the file leaves out goes back to the start configuration.
 	require.NoError(t, ctrl.ReloadFile(writeFile(t, dir, `{"max_frame_size": 1000000, "max_message_size": 2000000}`)))
 	back := start
 	back.MaxFrameSize, back.MaxMessageSize = 1000000, 2000000
-	require.Equal(t, back, srv.CurrentLimits())
+	require.Equal(t, back, srv.GetControl().Limits())
 	require.Equal(t, slog.LevelWarn, level.Level())
 	require.NoError(t, ctrl.ReloadFile(writeFile(t, dir, `{}`)))
-	require.Equal(t, start, srv.CurrentLimits())
+	require.Equal(t, start, srv.GetControl().Limits())
 	got, _ := echoOnce(t, srv, make([]byte, 1001))
 	require.Len(t, got, 1001)
 
@@ -216,10 +184,10 @@ func TestReloadFileLogLevelNeedsWithLogLevel(t *testing.T) {
 	cfg.Workers = 1
 	srv := startServer(t, cfg, echoHandler)
 	ctrl := srv.GetControl()
-	before := srv.CurrentLimits()
+	before := srv.GetControl().Limits()
 	err := ctrl.ReloadFile(writeFile(t, t.TempDir(), `{"batch_size": 9, "log_level": "debug"}`))
 	require.ErrorIs(t, err, ErrNoLogLevel)
-	require.Equal(t, before, srv.CurrentLimits(), "nothing changed, not even the valid batch size")
+	require.Equal(t, before, srv.GetControl().Limits(), "nothing changed, not even the valid batch size")
 	require.ErrorIs(t, ctrl.SetLogLevel(slog.LevelDebug), ErrNoLogLevel)
 	_, ok := ctrl.LogLevel()
 	require.False(t, ok)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
 )
 
@@ -135,7 +136,7 @@ func TestFaultManyClientsVanish(t *testing.T) {
 			defer wg.Done()
 			// A fragmented message in flight, so reassembly buffers are held.
 			c.Write(maskedFrame(OpBinary, false, bytes.Repeat([]byte{1}, 3000)))
-			c.Write(maskedFrame(OpContinuation, false, bytes.Repeat([]byte{2}, 3000)))
+			c.Write(maskedFrame(gws.OpContinuation, false, bytes.Repeat([]byte{2}, 3000)))
 		}()
 	}
 	wg.Wait()

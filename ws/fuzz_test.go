@@ -9,45 +9,9 @@ import (
 	"time"
 
 	gws "github.com/gobwas/ws"
-)
 
-// FuzzParseHeader checks the incremental parser against gobwas/ws's
-// reader: whatever ours accepts, gobwas reads the same way; ours never reads
-// past the header it reports, and a prefix is never "complete".
-func FuzzParseHeader(f *testing.F) {
-	f.Add([]byte{0x81, 0x85, 1, 2, 3, 4})
-	f.Add([]byte{0x82, 0xfe, 0x01, 0x00, 1, 2, 3, 4})
-	f.Add([]byte{0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4})
-	f.Add([]byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}) // 64-bit length, MSB set
-	f.Add([]byte{0x89, 0xfe, 0x00, 0x7e, 1, 2, 3, 4})                // ping with 126 bytes
-	f.Add([]byte{0x01, 0x80, 1, 2, 3, 4})
-	f.Add([]byte{0xc1, 0x80, 1, 2, 3, 4})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		h, size, complete, err := ParseHeader(b)
-		if err != nil {
-			if _, ok := err.(*CloseError); !ok {
-				t.Fatalf("error %T is not a CloseError", err)
-			}
-			return
-		}
-		if !complete {
-			return
-		}
-		if size > len(b) || size < 6 || size > MaxHeaderSize {
-			t.Fatalf("size %d for %d bytes", size, len(b))
-		}
-		if _, _, c, _ := ParseHeader(b[:size-1]); c {
-			t.Fatalf("a strict prefix parsed as complete")
-		}
-		ref, rerr := gws.ReadHeader(bytes.NewReader(b[:size]))
-		if rerr != nil {
-			t.Fatalf("gobwas rejects what we accept: %v", rerr)
-		}
-		if ref != h {
-			t.Fatalf("header %+v, gobwas reads %+v", h, ref)
-		}
-	})
-}
+	"github.com/hioload-ws/hioload-ws/ws/internal/wire"
+)
 
 // FuzzUpgrade feeds arbitrary request bytes to the handshake: it must never
 // panic, must wait for more bytes only while the request is incomplete and
@@ -122,7 +86,7 @@ func FuzzServerStream(f *testing.F) {
 			}
 			if h.OpCode == gws.OpClose && len(p) >= 2 {
 				code := StatusCode(uint16(p[0])<<8 | uint16(p[1]))
-				if !ValidCloseCode(code) {
+				if !wire.ValidCloseCode(code) {
 					t.Fatalf("server closed with code %d", code)
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hioload-ws/hioload-ws/hugepage"
@@ -162,7 +163,7 @@ func TestMemoryExhaustionRefusesCleanly(t *testing.T) {
 	// 2 MiB in 64 KiB fragments: reassembly outgrows pool and budget.
 	chunk := bytes.Repeat([]byte{'z'}, 64<<10)
 	for i := 0; i < 32; i++ {
-		if _, err := big.Write(maskedFrame(map[bool]OpCode{true: OpBinary, false: OpContinuation}[i == 0], i == 31, chunk)); err != nil {
+		if _, err := big.Write(maskedFrame(map[bool]OpCode{true: OpBinary, false: gws.OpContinuation}[i == 0], i == 31, chunk)); err != nil {
 			break // the server may have closed already
 		}
 		if i == 8 {

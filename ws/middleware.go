@@ -8,6 +8,17 @@ import (
 	"time"
 )
 
+// Middleware wraps a Handler. Middlewares compose in the order given: the
+// first one registered sees an event first.
+type Middleware func(next Handler) Handler
+
+func chain(h Handler, mws []Middleware) Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
 // Recovery turns a panic in the handler into a close with 1011 for that
 // connection; the loop and every other connection go on. The panic and its
 // stack are logged at error level.

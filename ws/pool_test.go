@@ -14,6 +14,7 @@ import (
 	"time"
 	"unsafe"
 
+	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hioload-ws/hioload-ws/hugepage"
@@ -31,20 +32,23 @@ func TestPoolOnPlannedNode(t *testing.T) {
 	srv := startServer(t, cfg, echoHandler)
 	stats := srv.PoolStats()
 	require.NotEmpty(t, stats)
+	loopNodes := map[int]bool{}
+	for _, l := range srv.Stats().Loops {
+		loopNodes[l.Node] = true
+	}
 	for _, ps := range stats {
-		a := ps.Arena
-		require.Contains(t, srv.Plan().Nodes, ps.Node)
-		if a.BindErr != "" {
-			t.Logf("node %d: memory not bound: %s (seccomp?)", ps.Node, a.BindErr)
+		require.True(t, loopNodes[ps.Node], "pool for node %d, where no loop runs", ps.Node)
+		if ps.BindErr != "" {
+			t.Logf("node %d: memory not bound: %s (seccomp?)", ps.Node, ps.BindErr)
 			continue
 		}
-		require.True(t, a.Bound, "pool for node %d not bound: %s", ps.Node, a)
-		require.True(t, a.Placement.OnNode(ps.Node), "pool pages not on node %d: %s", ps.Node, a.Placement)
-		require.NotEqual(t, hugepage.PageGoHeap, a.Kind)
-		if a.Kind != hugepage.PageHugetlb {
-			require.NotEmpty(t, a.Fallbacks, "a fallback from hugetlb must say why")
+		require.True(t, ps.Bound, "pool for node %d not bound: %+v", ps.Node, ps)
+		require.True(t, ps.OnNode, "pool pages not on node %d: %s", ps.Node, ps.Placement)
+		require.NotEqual(t, hugepage.PageGoHeap.String(), ps.Pages)
+		if ps.Pages != hugepage.PageHugetlb.String() {
+			require.NotEmpty(t, ps.Fallbacks, "a fallback from hugetlb must say why")
 		}
-		t.Logf("node %d: %s", ps.Node, a)
+		t.Logf("node %d: %+v", ps.Node, ps)
 	}
 }
 
@@ -91,7 +95,7 @@ func TestRetainedPayloadOutlivesHandler(t *testing.T) {
 		sent = append(sent, p)
 		if i%3 == 0 { // fragmented: reassembled in pool memory
 			c.Write(maskedFrame(OpText, false, p[:len(p)/2]))
-			c.Write(maskedFrame(OpContinuation, true, p[len(p)/2:]))
+			c.Write(maskedFrame(gws.OpContinuation, true, p[len(p)/2:]))
 		} else {
 			c.Write(maskedFrame(OpText, true, p))
 		}
@@ -134,10 +138,10 @@ func TestPoolGetsHugetlbWhenReserved(t *testing.T) {
 	srv := startServer(t, cfg, echoHandler)
 	st := srv.PoolStats()
 	require.Len(t, st, 1)
-	if st[0].Arena.Kind != hugepage.PageHugetlb {
-		t.Skipf("the kernel did not reserve the pages: %s", st[0].Arena)
+	if st[0].Pages != hugepage.PageHugetlb.String() {
+		t.Skipf("the kernel did not reserve the pages: %+v", st[0])
 	}
-	require.Equal(t, 2<<20, st[0].Arena.PageSize)
+	require.Equal(t, 2<<20, st[0].PageSize)
 	// And it echoes from that memory.
 	c := dialWS(t, srv.Addr().String())
 	defer c.Close()

@@ -17,6 +17,8 @@ import (
 
 	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 var ioReadFull = io.ReadFull
@@ -249,7 +251,7 @@ func echoAllocs(t testing.TB, addr string, inFlight, size, rounds int) float64 {
 // and server share the process; the client allocates nothing per message).
 func BenchmarkEchoLoopback(b *testing.B) {
 	for _, size := range []int{64, 1024, 16 << 10} {
-		b.Run(sizeName(size), func(b *testing.B) {
+		b.Run(wstest.SizeName(size), func(b *testing.B) {
 			cfg := DefaultConfig()
 			cfg.Workers = 1
 			srv := startServer(b, cfg, echoHandler)

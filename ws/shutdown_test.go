@@ -18,6 +18,8 @@ import (
 	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/hioload-ws/hioload-ws/ws/internal/wire"
 )
 
 // Shutdown under pipelined load. "Sent before shutdown began" is defined
@@ -51,8 +53,8 @@ func pipeFrames(p []byte, fragmented bool) []byte {
 	}
 	a, b := len(p)/3, 2*len(p)/3
 	f := maskedFrame(OpBinary, false, p[:a])
-	f = append(f, maskedFrame(OpContinuation, false, p[a:b])...)
-	return append(f, maskedFrame(OpContinuation, true, p[b:])...)
+	f = append(f, maskedFrame(gws.OpContinuation, false, p[a:b])...)
+	return append(f, maskedFrame(gws.OpContinuation, true, p[b:])...)
 }
 
 // unacked is the client socket's count of bytes the server's TCP has not
@@ -134,7 +136,7 @@ func seqOf(p []byte) int {
 	return int(binary.BigEndian.Uint32(p[2:]))
 }
 
-func readFrameErr(r *bufio.Reader) (h Header, p []byte, err error) {
+func readFrameErr(r *bufio.Reader) (h wire.Header, p []byte, err error) {
 	h, err = gws.ReadHeader(r)
 	if err != nil {
 		return h, nil, err

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -38,12 +37,11 @@ type acceptOp struct {
 
 // acceptor is loop 0's listening socket and its AcceptEx operations.
 type acceptor struct {
-	s        windows.Handle // InvalidHandle once closed
-	family   int
-	ops      [acceptDepth]*acceptOp
-	next     int   // the loop that gets the next connection
-	pausedAt int64 // accepts paused (out of sockets) until this time; 0 = not paused
-	loggedAt int64 // when the last accept failure was logged
+	s       windows.Handle // InvalidHandle once closed
+	family  int
+	ops     [acceptDepth]*acceptOp
+	next    int  // the loop that gets the next connection
+	started bool // the operations were posted (start)
 }
 
 // listen binds the engine's one listening socket and sets e.addr.
@@ -122,6 +120,7 @@ func newSocket(family int) (windows.Handle, error) {
 
 // start posts the AcceptEx operations; called on loop 0's thread.
 func (ln *acceptor) start(l *Loop) {
+	ln.started = true
 	for _, op := range ln.ops {
 		if !ln.post(l, op) {
 			return
@@ -135,7 +134,7 @@ func (ln *acceptor) post(l *Loop, op *acceptOp) bool {
 	for ln.s != windows.InvalidHandle {
 		s, err := newSocket(ln.family)
 		if err != nil {
-			ln.fail(l, err)
+			l.acceptFailed(err)
 			return false
 		}
 		op.s, op.ov = s, windows.Overlapped{}
@@ -143,41 +142,42 @@ func (ln *acceptor) post(l *Loop, op *acceptOp) bool {
 		err = windows.AcceptEx(ln.s, s, &op.buf[0], 0, sockaddrSpace, sockaddrSpace, &n, &op.ov)
 		if err == nil || err == windows.ERROR_IO_PENDING {
 			op.pending = true
-			l.plat.ops++
+			l.p.ops++
 			return true
 		}
 		windows.Closesocket(s)
 		op.s = windows.InvalidHandle
 		if err != windows.WSAECONNRESET { // a client that gave up before we accepted: try again
-			ln.fail(l, os.NewSyscallError("AcceptEx", err))
+			l.acceptFailed(os.NewSyscallError("AcceptEx", err))
 			return false
 		}
 	}
 	return false
 }
 
-// fail counts an accept failure and pauses accepting for a tick, logging at
-// most once per 5 s while failures last.
-func (ln *acceptor) fail(l *Loop, err error) {
-	l.stats.acceptFails.Add(1)
-	if l.now-ln.loggedAt >= int64(5*time.Second) {
-		l.log.Warn("reactor: accept failing, pausing accepts", "loop", l.idx, "err", err,
-			"pause", tickInterval, "failures", l.stats.acceptFails.Load())
-		ln.loggedAt = l.now
-	}
-	ln.pausedAt = l.now + int64(tickInterval)
-}
+// pauseAccepting needs no call: while Loop.acceptPause is set, completed
+// AcceptEx operations are not reposted.
+func (l *Loop) pauseAccepting() {}
 
-// resume reposts the operations a pause left idle.
-func (ln *acceptor) resume(l *Loop) {
-	if ln.pausedAt == 0 || l.now < ln.pausedAt {
+// resumeAccepting reposts the operations a pause left idle.
+func (l *Loop) resumeAccepting() {
+	ln := l.p.ln
+	if ln == nil {
 		return
 	}
-	ln.pausedAt = 0
 	for _, op := range ln.ops {
 		if !op.pending && !ln.post(l, op) {
 			return
 		}
+	}
+}
+
+// stopAccepting closes the listening socket; pending AcceptEx operations
+// then complete as cancelled, and done closes their sockets.
+func (l *Loop) stopAccepting() {
+	if ln := l.p.ln; ln != nil && ln.s != windows.InvalidHandle {
+		windows.Closesocket(ln.s)
+		ln.s = windows.InvalidHandle
 	}
 }
 
@@ -209,7 +209,7 @@ func (ln *acceptor) done(l *Loop, ov *windows.Overlapped) {
 		// else (out of buffers, say) pauses accepting for a tick rather
 		// than spin on failing completions, as EMFILE does on Linux.
 		if err := st.Errno(); err != windows.WSAECONNRESET && err != windows.ERROR_NETNAME_DELETED {
-			ln.fail(l, os.NewSyscallError("AcceptEx", err))
+			l.acceptFailed(os.NewSyscallError("AcceptEx", err))
 		}
 	default:
 		// Without SO_UPDATE_ACCEPT_CONTEXT the socket has no addresses and
@@ -218,13 +218,13 @@ func (ln *acceptor) done(l *Loop, ov *windows.Overlapped) {
 		if err := windows.Setsockopt(s, windows.SOL_SOCKET, windows.SO_UPDATE_ACCEPT_CONTEXT,
 			(*byte)(unsafe.Pointer(&lsock)), int32(unsafe.Sizeof(lsock))); err != nil {
 			windows.Closesocket(s)
-			l.stats.acceptFails.Add(1)
+			count(&l.stats.AcceptFails, 1)
 			l.log.Error("reactor: accept", "loop", l.idx, "err", os.NewSyscallError("setsockopt SO_UPDATE_ACCEPT_CONTEXT", err))
 			break
 		}
 		ln.dispatch(l, s)
 	}
-	if ln.pausedAt == 0 {
+	if l.acceptPause == 0 {
 		ln.post(l, op)
 	}
 }
@@ -240,16 +240,7 @@ func (ln *acceptor) dispatch(l *Loop, s windows.Handle) {
 	}
 	if err := to.post(keyHandoff, uint32(s)); err != nil {
 		windows.Closesocket(s) // that loop has stopped
-		l.stats.acceptFails.Add(1)
-	}
-}
-
-// close closes the listening socket; pending AcceptEx operations then
-// complete as cancelled, and done closes their sockets.
-func (ln *acceptor) close() {
-	if ln.s != windows.InvalidHandle {
-		windows.Closesocket(ln.s)
-		ln.s = windows.InvalidHandle
+		count(&l.stats.AcceptFails, 1)
 	}
 }
 

@@ -1,6 +1,7 @@
 package reactor
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -10,8 +11,7 @@ import (
 
 // listen opens loop idx's SO_REUSEPORT socket. The first loop binds the
 // configured address; the others bind the port it got, so that ":0" yields
-// one port shared by every loop and the kernel spreads connections across
-// them with no hand-off between threads.
+// one port shared by every loop.
 func listen(e *Engine, idx int) (int, error) {
 	var tcp *net.TCPAddr
 	if idx == 0 {
@@ -66,12 +66,11 @@ func bindTCP(a *net.TCPAddr) (int, error) {
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}
-	opts := [][2]int{{unix.SOL_SOCKET, unix.SO_REUSEADDR}, {unix.SOL_SOCKET, unix.SO_REUSEPORT}}
 	if family == unix.AF_INET6 {
 		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
 	}
-	for _, o := range opts {
-		if err := unix.SetsockoptInt(fd, o[0], o[1], 1); err != nil {
+	for _, opt := range []int{unix.SO_REUSEADDR, unix.SO_REUSEPORT} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, 1); err != nil {
 			unix.Close(fd)
 			return -1, os.NewSyscallError("setsockopt", err)
 		}
@@ -95,4 +94,68 @@ func sockaddrToTCP(sa unix.Sockaddr) *net.TCPAddr {
 		return &net.TCPAddr{IP: net.IP(s.Addr[:]), Port: s.Port}
 	}
 	return nil
+}
+
+// accept takes up to a batch of pending connections.
+func (l *Loop) accept() {
+	for range len(l.p.events) {
+		fd, _, err := unix.Accept4(l.p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch {
+		case err == nil:
+			l.open(fd)
+		case errors.Is(err, unix.EAGAIN):
+			return
+		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
+		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE), errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.ENOMEM):
+			l.acceptFailed(os.NewSyscallError("accept4", err))
+			return
+		default:
+			count(&l.stats.AcceptFails, 1)
+			l.log.Error("reactor: accept", "loop", l.idx, "err", os.NewSyscallError("accept4", err))
+			return
+		}
+	}
+}
+
+// pauseAccepting stops polling the listener (level-triggered, it would
+// report the same unacceptable connection every turn).
+func (l *Loop) pauseAccepting() {
+	if l.p.lfd >= 0 {
+		unix.EpollCtl(l.p.epfd, unix.EPOLL_CTL_DEL, l.p.lfd, nil)
+	}
+}
+
+func (l *Loop) resumeAccepting() {
+	if l.p.lfd < 0 {
+		return
+	}
+	if err := l.epollCtl(unix.EPOLL_CTL_ADD, l.p.lfd, unix.EPOLLIN, 0); err != nil {
+		l.log.Error("reactor: resume accept", "loop", l.idx, "err", err)
+	}
+}
+
+func (l *Loop) stopAccepting() {
+	if l.p.lfd >= 0 {
+		unix.EpollCtl(l.p.epfd, unix.EPOLL_CTL_DEL, l.p.lfd, nil)
+		unix.Close(l.p.lfd)
+		l.p.lfd = -1
+	}
+}
+
+// open makes fd, just accepted, a connection of this loop.
+func (l *Loop) open(fd int) {
+	// Latency first: replies go out as soon as writev hands them over.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	l.p.gen++
+	c := &Conn{loop: l, fd: fd, gen: l.p.gen}
+	if err := l.epollCtl(unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN|unix.EPOLLRDHUP, c.gen); err != nil {
+		l.log.Error("reactor: register connection", "loop", l.idx, "err", err)
+		unix.Close(fd)
+		return
+	}
+	for fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*Conn, max(64, len(l.conns)))...)
+	}
+	l.conns[fd] = c
+	l.opened(c)
 }

@@ -13,13 +13,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/windows"
 )
 
-// The IOCP loop's own tests, run under wine by scripts/wine-test.sh and on
-// Windows by go test. They drive the reactor with a raw TCP echo handler;
-// the WebSocket suites in ws/ run on top of the same loop.
+// The reactor's own tests, on every platform that has a poller: Linux
+// (epoll) and Windows (IOCP; run under wine by scripts/wine-test.sh). They
+// drive the reactor with raw TCP handlers; the WebSocket suites in ws/ run
+// on top of the same loops. Platform files add what only one platform can
+// check (thread names and affinity, open handles).
 
 // echoHandler echoes what it reads. A message starting with "bye" is echoed
 // and then closed gracefully; "abort" aborts the connection.
@@ -92,7 +92,7 @@ func (h *echoHandler) waitCloses(t *testing.T, n int) []error {
 	return errs
 }
 
-func startIOCP(t *testing.T, h Handler, loops int, tweak ...func(*Config)) *Engine {
+func startEngine(t *testing.T, h Handler, loops int, tweak ...func(*Config)) *Engine {
 	t.Helper()
 	cfg := Config{Addr: "127.0.0.1:0", LingerTimeout: time.Second}
 	for i := range loops {
@@ -114,7 +114,7 @@ func startIOCP(t *testing.T, h Handler, loops int, tweak ...func(*Config)) *Engi
 	return e
 }
 
-func dialIOCP(t *testing.T, e *Engine) net.Conn {
+func dialEngine(t *testing.T, e *Engine) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", e.Addr().String(), 5*time.Second)
 	if err != nil {
@@ -141,13 +141,13 @@ func roundTrip(t *testing.T, c net.Conn, p []byte) {
 	}
 }
 
-func TestIOCPEchoAcrossLoops(t *testing.T) {
+func TestEchoAcrossLoops(t *testing.T) {
 	h := newEchoHandler()
-	e := startIOCP(t, h, 2)
+	e := startEngine(t, h, 2)
 	rng := rand.New(rand.NewPCG(1, 1))
 	var wg sync.WaitGroup
 	for i := range 8 {
-		c := dialIOCP(t, e)
+		c := dialEngine(t, e)
 		sizes := []int{1, 100, 4096, 70000, 1 + rng.IntN(300000)}
 		wg.Add(1)
 		go func() {
@@ -166,13 +166,13 @@ func TestIOCPEchoAcrossLoops(t *testing.T) {
 	}
 }
 
-// TestIOCPSlowReaderKeepsOrder: a peer that does not read makes the kernel
+// TestSlowReaderKeepsOrder: a peer that does not read makes the kernel
 // refuse bytes; they queue behind the one overlapped send in flight and must
 // arrive complete and in order once it reads.
-func TestIOCPSlowReaderKeepsOrder(t *testing.T) {
+func TestSlowReaderKeepsOrder(t *testing.T) {
 	h := newEchoHandler()
-	e := startIOCP(t, h, 1)
-	c := dialIOCP(t, e)
+	e := startEngine(t, h, 1)
+	c := dialEngine(t, e)
 	const chunk, chunks = 64 << 10, 128 // 8 MiB
 	want := make([]byte, 0, chunk*chunks)
 	for i := range chunks {
@@ -204,13 +204,13 @@ func TestIOCPSlowReaderKeepsOrder(t *testing.T) {
 	}
 }
 
-// TestIOCPGracefulClose: the reply before CloseGracefully arrives, then EOF
+// TestGracefulClose: the reply before CloseGracefully arrives, then EOF
 // (FIN, not a reset); the peer's close ends the connection with
 // ErrPeerClosed.
-func TestIOCPGracefulClose(t *testing.T) {
+func TestGracefulClose(t *testing.T) {
 	h := newEchoHandler()
-	e := startIOCP(t, h, 1)
-	c := dialIOCP(t, e)
+	e := startEngine(t, h, 1)
+	c := dialEngine(t, e)
 	if _, err := c.Write([]byte("bye now")); err != nil {
 		t.Fatal(err)
 	}
@@ -227,28 +227,28 @@ func TestIOCPGracefulClose(t *testing.T) {
 	}
 }
 
-// TestIOCPLingerTimeout: a peer that never closes after the server's FIN is
+// TestLingerTimeout: a peer that never closes after the server's FIN is
 // closed by the linger deadline.
-func TestIOCPLingerTimeout(t *testing.T) {
+func TestLingerTimeout(t *testing.T) {
 	h := newEchoHandler()
-	e := startIOCP(t, h, 1, func(c *Config) { c.LingerTimeout = 300 * time.Millisecond })
-	c := dialIOCP(t, e)
+	e := startEngine(t, h, 1, func(c *Config) { c.LingerTimeout = 300 * time.Millisecond })
+	c := dialEngine(t, e)
 	c.Write([]byte("bye"))
 	if errs := h.waitCloses(t, 1); !errors.Is(errs[0], ErrTimeout) {
 		t.Fatalf("OnClose error %v, want ErrTimeout", errs[0])
 	}
 }
 
-func TestIOCPPeerCloseAndAbort(t *testing.T) {
+func TestPeerCloseAndAbort(t *testing.T) {
 	h := newEchoHandler()
-	e := startIOCP(t, h, 2)
-	a := dialIOCP(t, e)
+	e := startEngine(t, h, 2)
+	a := dialEngine(t, e)
 	roundTrip(t, a, []byte("x"))
 	a.Close()
 	if errs := h.waitCloses(t, 1); !errors.Is(errs[0], ErrPeerClosed) {
 		t.Fatalf("peer close: OnClose error %v", errs[0])
 	}
-	b := dialIOCP(t, e)
+	b := dialEngine(t, e)
 	b.Write([]byte("abort"))
 	if errs := h.waitCloses(t, 1); errs[0] == nil || errs[0].Error() != "test: abort" {
 		t.Fatalf("abort: OnClose error %v", errs[0])
@@ -258,7 +258,7 @@ func TestIOCPPeerCloseAndAbort(t *testing.T) {
 	}
 }
 
-func TestIOCPDeadline(t *testing.T) {
+func TestDeadline(t *testing.T) {
 	h := newEchoHandler()
 	fired := make(chan struct{}, 1)
 	h.onOpen = func(c *Conn) { c.SetDeadline(c.Loop().Now().Add(300 * time.Millisecond)) }
@@ -267,8 +267,8 @@ func TestIOCPDeadline(t *testing.T) {
 		c.Write([]byte("late"))
 		c.CloseGracefully()
 	}
-	e := startIOCP(t, h, 1)
-	c := dialIOCP(t, e)
+	e := startEngine(t, h, 1)
+	c := dialEngine(t, e)
 	select {
 	case <-fired:
 	case <-time.After(5 * time.Second):
@@ -280,12 +280,12 @@ func TestIOCPDeadline(t *testing.T) {
 	}
 }
 
-// TestIOCPPostTask: a task posted from another goroutine reaches OnTask on
+// TestPostTask: a task posted from another goroutine reaches OnTask on
 // the loop thread (the inbox wakeup is a posted completion).
-func TestIOCPPostTask(t *testing.T) {
+func TestPostTask(t *testing.T) {
 	h := newEchoHandler()
-	e := startIOCP(t, h, 2)
-	c := dialIOCP(t, e)
+	e := startEngine(t, h, 2)
+	c := dialEngine(t, e)
 	roundTrip(t, c, []byte("hi"))
 	rc := h.conn(0)
 	for i := range 100 {
@@ -312,16 +312,17 @@ func TestIOCPPostTask(t *testing.T) {
 	}
 }
 
-// TestIOCPSlotReuse opens and closes many connections so that slots are
-// reused; a stale completion must never reach a new connection.
-func TestIOCPSlotReuse(t *testing.T) {
+// TestSlotReuse opens and closes many connections so that table entries
+// (slots on Windows, fds on Linux) are reused; a stale completion or event
+// must never reach a new connection, and no entry outlives its connection.
+func TestSlotReuse(t *testing.T) {
 	h := newEchoHandler()
-	e := startIOCP(t, h, 2)
+	e := startEngine(t, h, 2)
 	const rounds, width = 20, 25
 	for r := range rounds {
 		cs := make([]net.Conn, width)
 		for i := range cs {
-			cs[i] = dialIOCP(t, e)
+			cs[i] = dialEngine(t, e)
 		}
 		for i, c := range cs {
 			roundTrip(t, c, fmt.Appendf(nil, "round %d conn %d", r, i))
@@ -331,19 +332,17 @@ func TestIOCPSlotReuse(t *testing.T) {
 		}
 		h.waitCloses(t, width)
 	}
-	var slots int
 	for _, l := range e.Loops() {
-		slots += len(l.plat.conns)
-	}
-	if slots > 2*width+4 {
-		t.Fatalf("%d slots for at most %d open connections: slots are not reused", slots, width)
+		if n := tableInUse(t, l); n != 0 {
+			t.Fatalf("loop %d: %d table entries left after every connection closed", l.Index(), n)
+		}
 	}
 }
 
-func TestIOCPRemoteAddr(t *testing.T) {
+func TestRemoteAddr(t *testing.T) {
 	h := newEchoHandler()
-	e := startIOCP(t, h, 1)
-	c := dialIOCP(t, e)
+	e := startEngine(t, h, 1)
+	c := dialEngine(t, e)
 	roundTrip(t, c, []byte("x"))
 	got := make(chan string, 1)
 	rc := h.conn(0)
@@ -353,61 +352,11 @@ func TestIOCPRemoteAddr(t *testing.T) {
 	}
 }
 
-// TestIOCPThreadsPinnedAndNamed: each loop thread is named reactor-N and
-// its group affinity is exactly its CPU.
-func TestIOCPThreadsPinnedAndNamed(t *testing.T) {
-	if runtime.NumCPU() < 2 {
-		t.Skip("needs 2 CPUs")
-	}
-	h := newEchoHandler()
-	e := startIOCP(t, h, 2)
-	for _, l := range e.Loops() {
-		deadline := time.Now().Add(5 * time.Second)
-		for l.TID() == 0 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		th, err := windows.OpenThread(windows.THREAD_QUERY_LIMITED_INFORMATION, false, uint32(l.TID()))
-		if err != nil {
-			t.Fatalf("OpenThread %d: %v", l.TID(), err)
-		}
-		defer windows.CloseHandle(th)
-		var ga groupAffinity
-		if err := getThreadGroupAffinity(th, &ga); err != nil {
-			t.Fatal(err)
-		}
-		cpu := l.Spec().CPU
-		if want := (groupAffinity{Mask: 1 << (cpu % 64), Group: uint16(cpu / 64)}); ga != want {
-			t.Errorf("loop %d: affinity %+v, want %+v", l.Index(), ga, want)
-		}
-		var name *uint16
-		err = getThreadDescription(th, &name)
-		if err == hresultFromNTSuccess && wineVersion() != "" {
-			err = nil // wine 8 returns HRESULT_FROM_NT(STATUS_SUCCESS), not S_OK
-		}
-		switch {
-		case err != nil && wineVersion() != "":
-			t.Logf("loop %d: GetThreadDescription: %v (wine %s)", l.Index(), err, wineVersion())
-		case err != nil:
-			t.Errorf("loop %d: GetThreadDescription: %v", l.Index(), err)
-		default:
-			got := windows.UTF16PtrToString(name)
-			windows.LocalFree(windows.Handle(uintptr(unsafePointer(name))))
-			if want := fmt.Sprintf("reactor-%d", l.Index()); got != want {
-				if wineVersion() != "" && got == "" {
-					t.Logf("loop %d: wine %s keeps no thread descriptions", l.Index(), wineVersion())
-					continue
-				}
-				t.Errorf("loop %d: thread name %q, want %q", l.Index(), got, want)
-			}
-		}
-	}
-}
-
-// TestIOCPShutdownReleasesEverything: Shutdown offers open connections to
+// TestShutdownReleasesEverything: Shutdown offers open connections to
 // OnShutdown, the peers get the goodbye then EOF, and no handle or goroutine
 // of the engine is left.
-func TestIOCPShutdownReleasesEverything(t *testing.T) {
-	handles0 := handleCount(t)
+func TestShutdownReleasesEverything(t *testing.T) {
+	handles0 := openHandles(t)
 	g0 := runtime.NumGoroutine()
 	h := newEchoHandler()
 	cfg := Config{Addr: "127.0.0.1:0", Loops: []LoopSpec{{CPU: -1, Node: -1}, {CPU: -1, Node: -1}}, LingerTimeout: time.Second}
@@ -469,7 +418,7 @@ func TestIOCPShutdownReleasesEverything(t *testing.T) {
 		}
 		return got
 	}
-	if got := settle(handles0, func() int { return handleCount(t) }); got > handles0 {
+	if got := settle(handles0, func() int { return openHandles(t) }); got > handles0 {
 		t.Errorf("socket and port handles: %d before, %d after Shutdown", handles0, got)
 	}
 	if got := settle(g0, runtime.NumGoroutine); got > g0 {
@@ -477,7 +426,7 @@ func TestIOCPShutdownReleasesEverything(t *testing.T) {
 	}
 }
 
-func TestIOCPShutdownDeadlineCloses(t *testing.T) {
+func TestShutdownDeadlineCloses(t *testing.T) {
 	h := newEchoHandler()
 	cfg := Config{Addr: "127.0.0.1:0", LingerTimeout: time.Minute}
 	e, err := New(cfg, h)
@@ -501,12 +450,12 @@ func TestIOCPShutdownDeadlineCloses(t *testing.T) {
 	}
 }
 
-// TestIOCPShutdownWhileAccepting: clients keep connecting while the engine
+// TestShutdownWhileAccepting: clients keep connecting while the engine
 // shuts down, so that loop 0 hands sockets to loops that are finishing.
 // Every opened connection is closed exactly once, Shutdown returns, and no
 // handle is left.
-func TestIOCPShutdownWhileAccepting(t *testing.T) {
-	handles0 := handleCount(t)
+func TestShutdownWhileAccepting(t *testing.T) {
+	handles0 := openHandles(t)
 	for round := range 5 {
 		h := newEchoHandler()
 		cfg := Config{Addr: "127.0.0.1:0", LingerTimeout: 200 * time.Millisecond,
@@ -557,29 +506,29 @@ func TestIOCPShutdownWhileAccepting(t *testing.T) {
 		}
 		t.Logf("round %d: %d connections opened before shutdown", round, accepted)
 		for _, l := range e.Loops() {
-			if l.plat.port != 0 {
-				t.Fatalf("round %d: loop %d's port still open", round, l.Index())
+			if !l.closed.Load() {
+				t.Fatalf("round %d: loop %d not released", round, l.Index())
 			}
 		}
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for handleCount(t) > handles0 && time.Now().Before(deadline) {
+	for openHandles(t) > handles0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := handleCount(t); got > handles0 {
+	if got := openHandles(t); got > handles0 {
 		t.Errorf("socket and port handles: %d before, %d after", handles0, got)
 	}
 }
 
-// TestIOCPResetClientsReleaseHandles: clients that reset (RST) while the
+// TestResetClientsReleaseHandles: clients that reset (RST) while the
 // server holds their partial input and queued output leave no handle and
 // no slot behind.
-func TestIOCPResetClientsReleaseHandles(t *testing.T) {
+func TestResetClientsReleaseHandles(t *testing.T) {
 	h := newEchoHandler()
-	e := startIOCP(t, h, 2)
-	warm := dialIOCP(t, e) // the listener's and loops' handles exist before the count
+	e := startEngine(t, h, 2)
+	warm := dialEngine(t, e) // the listener's and loops' handles exist before the count
 	roundTrip(t, warm, []byte("warm"))
-	handles0 := handleCount(t)
+	handles0 := openHandles(t)
 	const n = 100
 	cs := make([]*net.TCPConn, n)
 	for i := range cs {
@@ -607,37 +556,25 @@ func TestIOCPResetClientsReleaseHandles(t *testing.T) {
 	}
 	h.waitCloses(t, n)
 	deadline = time.Now().Add(3 * time.Second)
-	for handleCount(t) > handles0 && time.Now().Before(deadline) {
+	for openHandles(t) > handles0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := handleCount(t); got > handles0 {
+	if got := openHandles(t); got > handles0 {
 		t.Errorf("socket and port handles: %d before the clients, %d after they reset", handles0, got)
 	}
-	done := make(chan int, 2)
 	for _, l := range e.Loops() {
-		l.Post(Task{Fn: func() {
-			busy := 0
-			for _, w := range l.plat.conns {
-				if w != nil && w.flags&fClosed != 0 {
-					busy++
-				}
-			}
-			done <- busy
-		}})
-	}
-	for range e.Loops() {
-		if busy := <-done; busy != 0 {
-			t.Errorf("%d closed connections still hold their slots", busy)
+		if busy := tableClosed(t, l); busy != 0 {
+			t.Errorf("loop %d: %d closed connections still hold their table entries", l.Index(), busy)
 		}
 	}
 	roundTrip(t, warm, []byte("still fine"))
 }
 
-// TestIOCPDualStack: an unspecified address listens on IPv6 and IPv4 at
+// TestDualStack: an unspecified address listens on IPv6 and IPv4 at
 // once, as on Linux, so that clients resolving localhost either way connect.
-func TestIOCPDualStack(t *testing.T) {
+func TestDualStack(t *testing.T) {
 	h := newEchoHandler()
-	e := startIOCP(t, h, 1, func(c *Config) { c.Addr = ":0" })
+	e := startEngine(t, h, 1, func(c *Config) { c.Addr = ":0" })
 	port := e.Addr().(*net.TCPAddr).Port
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		c, err := net.DialTimeout("tcp", net.JoinHostPort(host, fmt.Sprint(port)), 5*time.Second)
@@ -649,4 +586,46 @@ func TestIOCPDualStack(t *testing.T) {
 		roundTrip(t, c, []byte("hello "+host))
 		c.Close()
 	}
+}
+
+// tableInUse counts l's connection-table entries, on its own thread.
+func tableInUse(t *testing.T, l *Loop) int {
+	return onLoop(t, l, func() int {
+		n := 0
+		for _, c := range l.conns {
+			if c != nil {
+				n++
+			}
+		}
+		return n
+	})
+}
+
+// tableClosed counts l's table entries held by closed connections.
+func tableClosed(t *testing.T, l *Loop) int {
+	return onLoop(t, l, func() int {
+		n := 0
+		for _, c := range l.conns {
+			if c != nil && c.flags&fClosed != 0 {
+				n++
+			}
+		}
+		return n
+	})
+}
+
+// onLoop runs f on l's thread and returns its result.
+func onLoop(t *testing.T, l *Loop, f func() int) int {
+	t.Helper()
+	done := make(chan int, 1)
+	if err := l.Post(Task{Fn: func() { done <- f() }}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-done:
+		return n
+	case <-time.After(5 * time.Second):
+		t.Fatal("loop task not run")
+	}
+	return 0
 }

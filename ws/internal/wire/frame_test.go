@@ -1,18 +1,19 @@
-package ws
+package wire
 
 import (
 	"bytes"
 	"encoding/binary"
-	"strconv"
 	"testing"
 
 	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 // clientFrame builds a masked client frame the way gobwas/ws's writer does,
 // as the reference our parser is checked against.
-func clientFrame(t testing.TB, fin bool, op OpCode, rsv byte, payload []byte) []byte {
+func clientFrame(t testing.TB, fin bool, op gws.OpCode, rsv byte, payload []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	h := gws.Header{Fin: fin, Rsv: rsv, OpCode: op, Masked: true, Mask: [4]byte{0xa1, 0xb2, 0xc3, 0xd4}, Length: int64(len(payload))}
@@ -26,7 +27,7 @@ func clientFrame(t testing.TB, fin bool, op OpCode, rsv byte, payload []byte) []
 func TestParseHeaderLengths(t *testing.T) {
 	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 1 << 20} {
 		payload := bytes.Repeat([]byte{'x'}, n)
-		b := clientFrame(t, true, OpBinary, 0, payload)
+		b := clientFrame(t, true, gws.OpBinary, 0, payload)
 		h, size, complete, err := ParseHeader(b)
 		require.NoError(t, err, "len %d", n)
 		require.True(t, complete)
@@ -54,31 +55,31 @@ func TestParseHeaderRejects(t *testing.T) {
 		b    []byte
 		want *CloseError
 	}{
-		{"rsv1", clientFrame(t, true, OpText, 4, nil), ErrReservedBits},
-		{"rsv2", clientFrame(t, true, OpText, 2, nil), ErrReservedBits},
-		{"rsv3", clientFrame(t, true, OpBinary, 1, nil), ErrReservedBits},
+		{"rsv1", clientFrame(t, true, gws.OpText, 4, nil), ErrReservedBits},
+		{"rsv2", clientFrame(t, true, gws.OpText, 2, nil), ErrReservedBits},
+		{"rsv3", clientFrame(t, true, gws.OpBinary, 1, nil), ErrReservedBits},
 		{"opcode 3", clientFrame(t, true, 3, 0, nil), ErrReservedOpcode},
 		{"opcode 7", clientFrame(t, true, 7, 0, nil), ErrReservedOpcode},
 		{"opcode 0xB", clientFrame(t, true, 0xb, 0, nil), ErrReservedOpcode},
 		{"opcode 0xF", clientFrame(t, true, 0xf, 0, nil), ErrReservedOpcode},
 		{"unmasked", []byte{0x81, 0x00}, ErrUnmasked},
-		{"fragmented ping", clientFrame(t, false, OpPing, 0, nil), ErrFragmentedControl},
-		{"fragmented close", clientFrame(t, false, OpClose, 0, nil), ErrFragmentedControl},
-		{"ping 126 bytes", clientFrame(t, true, OpPing, 0, make([]byte, 126)), ErrControlTooLong},
+		{"fragmented ping", clientFrame(t, false, gws.OpPing, 0, nil), ErrFragmentedControl},
+		{"fragmented close", clientFrame(t, false, gws.OpClose, 0, nil), ErrFragmentedControl},
+		{"ping 126 bytes", clientFrame(t, true, gws.OpPing, 0, make([]byte, 126)), ErrControlTooLong},
 		{"64-bit length MSB", msb, ErrLengthMSB},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, _, err := ParseHeader(tc.b)
 			require.Equal(t, tc.want, err)
-			require.Equal(t, StatusProtocolError, tc.want.Code)
+			require.Equal(t, gws.StatusProtocolError, tc.want.Code)
 		})
 	}
 }
 
 func TestPutHeaderMatchesGobwas(t *testing.T) {
 	for _, n := range []int{0, 125, 126, 65535, 65536, 16 << 20} {
-		for _, op := range []OpCode{OpText, OpBinary, OpPing, OpPong, OpClose} {
+		for _, op := range []gws.OpCode{gws.OpText, gws.OpBinary, gws.OpPing, gws.OpPong, gws.OpClose} {
 			var want bytes.Buffer
 			require.NoError(t, gws.WriteHeader(&want, gws.Header{Fin: true, OpCode: op, Length: int64(n)}))
 			got := make([]byte, MaxHeaderSize)
@@ -114,7 +115,7 @@ func TestHotPathAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are unreliable under the race detector")
 	}
-	frame := clientFrame(t, true, OpText, 0, bytes.Repeat([]byte("héllo wörld "), 100))
+	frame := clientFrame(t, true, gws.OpText, 0, bytes.Repeat([]byte("héllo wörld "), 100))
 	work := make([]byte, len(frame))
 	hdr := make([]byte, MaxHeaderSize)
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -135,8 +136,8 @@ func TestHotPathAllocs(t *testing.T) {
 
 func BenchmarkParseHeader(b *testing.B) {
 	for _, n := range []int{64, 1024, 65536} {
-		frame := clientFrame(b, true, OpBinary, 0, make([]byte, n))
-		b.Run(sizeName(n), func(b *testing.B) {
+		frame := clientFrame(b, true, gws.OpBinary, 0, make([]byte, n))
+		b.Run(wstest.SizeName(n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, _, ok, err := ParseHeader(frame); !ok || err != nil {
@@ -150,7 +151,7 @@ func BenchmarkParseHeader(b *testing.B) {
 func BenchmarkUnmask(b *testing.B) {
 	for _, n := range []int{7, 64, 1024, 16 << 10, 1 << 20} {
 		p := make([]byte, n)
-		b.Run(sizeName(n), func(b *testing.B) {
+		b.Run(wstest.SizeName(n), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(n))
 			for b.Loop() {
@@ -160,12 +161,40 @@ func BenchmarkUnmask(b *testing.B) {
 	}
 }
 
-func sizeName(n int) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return strconv.Itoa(n>>20) + "MiB"
-	case n >= 1024 && n%1024 == 0:
-		return strconv.Itoa(n>>10) + "KiB"
-	}
-	return strconv.Itoa(n) + "B"
+// FuzzParseHeader checks the incremental parser against gobwas/ws's
+// reader: whatever ours accepts, gobwas reads the same way; ours never reads
+// past the header it reports, and a prefix is never "complete".
+func FuzzParseHeader(f *testing.F) {
+	f.Add([]byte{0x81, 0x85, 1, 2, 3, 4})
+	f.Add([]byte{0x82, 0xfe, 0x01, 0x00, 1, 2, 3, 4})
+	f.Add([]byte{0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4})
+	f.Add([]byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}) // 64-bit length, MSB set
+	f.Add([]byte{0x89, 0xfe, 0x00, 0x7e, 1, 2, 3, 4})                // ping with 126 bytes
+	f.Add([]byte{0x01, 0x80, 1, 2, 3, 4})
+	f.Add([]byte{0xc1, 0x80, 1, 2, 3, 4})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, size, complete, err := ParseHeader(b)
+		if err != nil {
+			if _, ok := err.(*CloseError); !ok {
+				t.Fatalf("error %T is not a CloseError", err)
+			}
+			return
+		}
+		if !complete {
+			return
+		}
+		if size > len(b) || size < 6 || size > MaxHeaderSize {
+			t.Fatalf("size %d for %d bytes", size, len(b))
+		}
+		if _, _, c, _ := ParseHeader(b[:size-1]); c {
+			t.Fatalf("a strict prefix parsed as complete")
+		}
+		ref, rerr := gws.ReadHeader(bytes.NewReader(b[:size]))
+		if rerr != nil {
+			t.Fatalf("gobwas rejects what we accept: %v", rerr)
+		}
+		if ref != h {
+			t.Fatalf("header %+v, gobwas reads %+v", h, ref)
+		}
+	})
 }

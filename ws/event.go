@@ -44,7 +44,8 @@ type Event struct {
 	Code StatusCode // CloseEvent: the close code sent or received, 1006 if none
 	Err  error      // CloseEvent: why the transport closed, if not by handshake
 
-	src uint8 // where Data lives: srcRead or srcMsg (see Retain)
+	src   uint8  // where Data lives: srcRead or srcMsg (see Retain)
+	frame []byte // the whole client frame, when Data is in the read buffer behind its header (see Conn.writeFrame)
 }
 
 // Where a MessageEvent's Data lives.
@@ -74,10 +75,10 @@ func (e *Event) Retain() Buffer {
 		}
 	case srcMsg:
 		// The loop keeps its own reference until the replies that may point
-		// into the message are flushed; then it drops it (endFrame).
-		return Buffer{h: c.msg.Share(), b: c.msg.Bytes()}
+		// into the message are flushed; then it drops it (Conn.endFrame).
+		return Buffer{h: c.in.buf.Share(), b: c.in.buf.Bytes()}
 	}
-	c.ls.copied.Add(uint64(len(e.Data)))
+	count(&c.ls.c.Reassembled, uint64(len(e.Data)))
 	var b reactor.Buf
 	if !b.Append(c.rc.Loop(), e.Data) { // copy: the payload is not in a buffer we can share
 		return Buffer{b: slices.Clone(e.Data)} // out of buffer memory: the handler asked, so the GC's
@@ -117,14 +118,3 @@ type HandlerFunc func(e *Event) error
 
 // Handle calls f(e).
 func (f HandlerFunc) Handle(e *Event) error { return f(e) }
-
-// Middleware wraps a Handler. Middlewares compose in the order given: the
-// first one registered sees an event first.
-type Middleware func(next Handler) Handler
-
-func chain(h Handler, mws []Middleware) Handler {
-	for i := len(mws) - 1; i >= 0; i-- {
-		h = mws[i](h)
-	}
-	return h
-}

@@ -1,9 +1,10 @@
-package ws
+package wire
 
 import (
 	"encoding/binary"
 	"testing"
 
+	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,12 +28,12 @@ func TestParseClose(t *testing.T) {
 	}
 	code, _, err := ParseClose(nil)
 	require.NoError(t, err)
-	require.Equal(t, StatusNoStatusRcvd, code)
+	require.Equal(t, gws.StatusNoStatusRcvd, code)
 	_, _, err = ParseClose([]byte{0x03})
 	require.Equal(t, ErrCloseLength, err)
 	_, _, err = ParseClose(closePayload(1000, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"))
 	require.Equal(t, ErrCloseReason, err)
-	require.Equal(t, StatusInvalidPayload, ErrCloseReason.Code)
+	require.Equal(t, gws.StatusInvalidFramePayloadData, ErrCloseReason.Code)
 }
 
 func TestPutClose(t *testing.T) {
@@ -41,14 +42,14 @@ func TestPutClose(t *testing.T) {
 	for i := range long {
 		long[i] = 'r'
 	}
-	n := PutClose(b, StatusGoingAway, string(long))
+	n := PutClose(b, gws.StatusGoingAway, string(long))
 	require.Equal(t, 125, n, "reason cut to fit a control frame")
 	code, reason, err := ParseClose(b[:n])
 	require.NoError(t, err)
-	require.Equal(t, StatusGoingAway, code)
+	require.Equal(t, gws.StatusGoingAway, code)
 	require.Len(t, reason, 123)
 	// A cut never splits a UTF-8 sequence.
-	n = PutClose(b, StatusNormalClosure, string(long[:122])+"é")
+	n = PutClose(b, gws.StatusNormalClosure, string(long[:122])+"é")
 	_, _, err = ParseClose(b[:n])
 	require.NoError(t, err)
 	require.Equal(t, 124, n)
@@ -64,13 +65,13 @@ func FuzzParseClose(f *testing.F) {
 		code, reason, err := ParseClose(p)
 		if err != nil {
 			ce, ok := err.(*CloseError)
-			if !ok || (ce.Code != StatusProtocolError && ce.Code != StatusInvalidPayload) {
+			if !ok || (ce.Code != gws.StatusProtocolError && ce.Code != gws.StatusInvalidFramePayloadData) {
 				t.Fatalf("ParseClose(%x): error %v is not a 1002/1007 CloseError", p, err)
 			}
 			return
 		}
 		if len(p) == 0 {
-			require.Equal(t, StatusNoStatusRcvd, code)
+			require.Equal(t, gws.StatusNoStatusRcvd, code)
 			return
 		}
 		require.True(t, ValidCloseCode(code))

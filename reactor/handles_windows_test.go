@@ -29,7 +29,7 @@ const hresultFromNTSuccess = syscall.Errno(0x10000000)
 
 func unsafePointer(p *uint16) unsafe.Pointer { return unsafe.Pointer(p) }
 
-// handleCount is the number of socket and completion port handles the
+// openHandles is the number of socket and completion port handles the
 // process holds: what the reactor opens. Counting every handle
 // (GetProcessHandleCount) would also count the Go runtime's threads and their
 // events and timers, which grow as the runtime starts threads for locked
@@ -37,7 +37,7 @@ func unsafePointer(p *uint16) unsafe.Pointer { return unsafe.Pointer(p) }
 // NtQuerySystemInformation(SystemExtendedHandleInformation) lists handles
 // with their object type on Windows and under wine; a probe socket and port
 // tell which type numbers to count.
-func handleCount(t *testing.T) int {
+func openHandles(t *testing.T) int {
 	t.Helper()
 	s, err := windows.WSASocket(windows.AF_INET, windows.SOCK_STREAM, windows.IPPROTO_TCP, nil, 0, windows.WSA_FLAG_OVERLAPPED)
 	if err != nil {

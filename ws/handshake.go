@@ -3,8 +3,10 @@ package ws
 import (
 	"bytes"
 	"encoding/base64"
-	"fmt"
 	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
 )
 
 var crlfcrlf = []byte("\r\n\r\n")
@@ -56,9 +58,15 @@ func (s *Server) upgrade(data []byte) (n int, resp []byte, ok bool) {
 	return n, hio.out.Bytes(), true
 }
 
+// httpError is a complete response refusing the upgrade with status code.
 func httpError(code int, reason string) []byte {
-	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-		code, http.StatusText(code), len(reason), reason)
+	b := append([]byte("HTTP/1.1 "), strconv.Itoa(code)...)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(code)...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(reason)), 10)
+	b = append(b, "\r\nConnection: close\r\n\r\n"...)
+	return append(b, reason...)
 }
 
 var secKey = []byte("sec-websocket-key:")
@@ -89,4 +97,42 @@ func validKey(req []byte) bool {
 		}
 	}
 	return true
+}
+
+// handshake runs the upgrade once the whole request is in data, then
+// delivers OpenEvent and hands any frames pipelined behind the request to
+// readFrames.
+func (c *Conn) handshake(data []byte) int {
+	n, resp, ok := c.ls.s.upgrade(data)
+	if n == 0 {
+		return 0
+	}
+	if ok && c.ip != nil && c.ip.over {
+		resp, ok = httpError(http.StatusTooManyRequests, "too many connections from this address"), false
+	}
+	c.rc.Write(resp)
+	if !ok {
+		count(&c.ls.c.Rejected, 1)
+		c.state = stateClosed
+		c.rc.CloseGracefully()
+		return len(data)
+	}
+	c.state = stateOpen
+	if c.over {
+		count(&c.ls.c.OverCap, 1)
+		c.fail(errOverCapacity)
+		return len(data)
+	}
+	c.opened = true
+	c.rc.SetDeadline(time.Time{})
+	if idle := c.ls.s.limits.Load().IdleTimeout; idle > 0 {
+		c.rc.SetDeadline(c.rc.Loop().Now().Add(idle / 2))
+	}
+	count(&c.ls.c.Upgraded, 1)
+	atomic.AddInt64(&c.ls.c.Connections, 1)
+	c.event(Event{Kind: OpenEvent, Conn: c})
+	if c.state != stateOpen {
+		return len(data)
+	}
+	return n + c.readFrames(data[n:])
 }

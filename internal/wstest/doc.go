@@ -1,0 +1,3 @@
+// Package wstest holds what the module's tests share to talk to a
+// WebSocket server the way a client would.
+package wstest

@@ -1,0 +1,135 @@
+package reactor
+
+import (
+	"errors"
+	"net"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// connPlat is empty on Linux: the fd and the flags are all epoll needs.
+type connPlat struct{}
+
+// recv is read(2) through RawSyscall, without the scheduler hand-off of
+// syscall.Syscall: the socket is non-blocking, so the call never waits, and
+// the loop owns its thread anyway.
+func (c *Conn) recv(p []byte) (int, error) {
+	for {
+		r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(c.fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, errWouldBlock
+		}
+		return 0, os.NewSyscallError("read", e)
+	}
+}
+
+// send is one writev(2) of bufs (RawSyscall, as recv).
+func (c *Conn) send(bufs [][]byte) (int, error) {
+	iov := c.loop.p.iov[:len(bufs)]
+	for i, b := range bufs {
+		iov[i].Base = &b[0]
+		iov[i].SetLen(len(b))
+	}
+	defer clear(iov)
+	for {
+		r, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, nil
+		}
+		return 0, os.NewSyscallError("writev", e)
+	}
+}
+
+// startOutput asks epoll to report when the socket takes more.
+func (c *Conn) startOutput() { c.pollOut(true) }
+
+// inFlight is 0: epoll sends synchronously; the queue is all there is.
+func (c *Conn) inFlight() int { return 0 }
+
+// drainOut writes queued output when the socket became writable.
+func (c *Conn) drainOut() {
+	for c.outHead < c.out.Len() {
+		n, err := unix.Write(c.fd, c.out.Bytes()[c.outHead:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if errors.Is(err, unix.EAGAIN) {
+			return
+		}
+		if err != nil {
+			c.closeNow(os.NewSyscallError("write", err))
+			return
+		}
+		c.wrote(n)
+		c.outHead += n
+	}
+	c.pollOut(false)
+	c.outputDone()
+}
+
+// pollOut registers (or unregisters) interest in writability; after the
+// peer's EOF, input is no longer watched (EOF stays readable forever).
+func (c *Conn) pollOut(on bool) {
+	if on == (c.flags&fPollOut != 0) {
+		return
+	}
+	ev := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
+	if c.flags&fPeerEOF != 0 {
+		ev = 0
+	}
+	if on {
+		ev |= unix.EPOLLOUT
+		c.flags |= fPollOut
+	} else {
+		c.flags &^= fPollOut
+	}
+	if err := c.loop.epollCtl(unix.EPOLL_CTL_MOD, c.fd, ev, c.gen); err != nil {
+		c.closeNow(err)
+	}
+}
+
+// stopInput re-registers c for output only.
+func (c *Conn) stopInput() {
+	c.pollOut(false)
+	c.pollOut(true)
+}
+
+func (c *Conn) shutWrite() error {
+	return os.NewSyscallError("shutdown", unix.Shutdown(c.fd, unix.SHUT_WR))
+}
+
+func (c *Conn) closeSocket() {
+	l := c.loop
+	unix.EpollCtl(l.p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	unix.Close(c.fd)
+	if c.fd < len(l.conns) && l.conns[c.fd] == c {
+		l.conns[c.fd] = nil
+	}
+}
+
+// unsent asks the kernel how many bytes of its send queue the peer has not
+// acknowledged (SIOCOUTQ).
+func (c *Conn) unsent() (int, bool) {
+	n, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	return n, err == nil
+}
+
+func (c *Conn) remoteAddr() net.Addr {
+	sa, err := unix.Getpeername(c.fd)
+	if err != nil {
+		return nil
+	}
+	return sockaddrToTCP(sa)
+}

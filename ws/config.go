@@ -1,0 +1,169 @@
+package ws
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hioload-ws/hioload-ws/hugepage"
+	"github.com/hioload-ws/hioload-ws/reactor"
+	"github.com/hioload-ws/hioload-ws/topology"
+)
+
+// Config is the server's configuration. Start from DefaultConfig.
+type Config struct {
+	ListenAddr  string // TCP address, e.g. ":9001"; ":0" or "127.0.0.1:0" picks a port
+	BatchSize   int    // events per epoll_wait
+	ReactorRing int    // inbox capacity per loop
+	Workers     int    // event loops; 0 = one per allowed CPU of the chosen node(s)
+	NUMANode    int    // -1 = auto, else the node whose CPUs and memory to use
+
+	ReadBufferSize   int           // bytes per loop read buffer
+	MaxFrameSize     int64         // larger frames are refused with 1009 before their payload is read
+	MaxMessageSize   int64         // larger messages (all fragments) are refused with 1009
+	MaxHandshakeSize int           // larger upgrade requests get HTTP 431
+	MaxWriteQueue    int           // bytes queued for a client that is not reading before it gets 1008
+	HandshakeTimeout time.Duration // a connection must complete its upgrade within this
+	ShutdownTimeout  time.Duration // Shutdown waits this long for clients to answer 1001
+	LingerTimeout    time.Duration // after a close, wait this long for the client's FIN
+
+	// MaxConns bounds open connections; past it a client completes the
+	// handshake and is closed at once with 1013 (try again later). 0 means
+	// the open-file limit less 64.
+	MaxConns int
+	// MaxConnsPerIP bounds connections from one client address; past it the
+	// upgrade is refused with HTTP 429. 0 means no per-address limit (the
+	// right default behind a load balancer).
+	MaxConnsPerIP int
+	// AllowedOrigins, when not empty, is the list of Origin header values
+	// (e.g. "https://example.com", compared case-insensitively) a browser
+	// may connect from; others get HTTP 403. Requests without Origin (not
+	// from a browser) are allowed.
+	AllowedOrigins []string
+	// IdleTimeout closes a connection (1001) that sent nothing for this
+	// long; after half of it the server sends a ping, which a live client
+	// answers. 0 disables it.
+	IdleTimeout time.Duration
+
+	Logger *slog.Logger // nil logs nothing
+
+	// Topology is the machine to plan for; nil discovers this one. Tests
+	// and tools pass synthetic topologies here.
+	Topology *topology.Topology
+
+	// PoolClasses sizes each node's buffer pool (nil: hugepage's defaults,
+	// 75 MiB per node). NoHugepages maps the pools with base pages only.
+	// NoPool makes the loops take every buffer from the Go heap instead.
+	PoolClasses []hugepage.Class
+	NoHugepages bool
+	NoPool      bool
+	// MaxHeapBytes bounds the Go heap the loops may take for connection
+	// buffers once the pools run out (0: no bound). Past it a message that
+	// needs memory is refused with close 1013, and a connection whose
+	// replies cannot be queued is closed.
+	MaxHeapBytes int64
+}
+
+// DefaultConfig returns the defaults of the echo command.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:       ":9001",
+		BatchSize:        32,
+		ReactorRing:      1024,
+		NUMANode:         -1,
+		ReadBufferSize:   128 << 10,
+		MaxFrameSize:     16 << 20,
+		MaxMessageSize:   16 << 20,
+		MaxHandshakeSize: 8 << 10,
+		MaxWriteQueue:    32 << 20,
+		HandshakeTimeout: 10 * time.Second,
+		ShutdownTimeout:  5 * time.Second,
+		LingerTimeout:    2 * time.Second,
+		MaxHeapBytes:     1 << 30,
+	}
+}
+
+// maxConns resolves MaxConns 0 to the open-file limit less 64.
+func (c *Config) maxConns() int64 {
+	if c.MaxConns > 0 {
+		return int64(c.MaxConns)
+	}
+	if n := reactor.FileLimit(); n > 0 {
+		return int64(max(n-64, 64))
+	}
+	return 1 << 40
+}
+
+// Limits are the settings that may change while the server runs; see
+// Control.Reload.
+//
+// The metric tags name the gauges package wsmetrics exports for them.
+type Limits struct {
+	BatchSize        int           `metric:"batch_size" help:"Events taken per wait (reloadable)."`
+	MaxFrameSize     int64         `metric:"max_frame_bytes" help:"Largest frame accepted (reloadable)."`
+	MaxMessageSize   int64         `metric:"max_message_bytes" help:"Largest message accepted (reloadable)."`
+	MaxHandshakeSize int           `metric:"max_handshake_bytes" help:"Largest upgrade request accepted (reloadable)."`
+	MaxWriteQueue    int           `metric:"max_write_queue_bytes" help:"Bytes queued for a slow reader before it gets 1008 (reloadable)."`
+	HandshakeTimeout time.Duration `metric:"handshake_timeout_seconds" help:"Time allowed to complete the upgrade (reloadable)."`
+	IdleTimeout      time.Duration `metric:"idle_timeout_seconds" help:"Silence after which a connection is closed with 1001; 0 = off (reloadable)."`
+}
+
+// Limits returns the reloadable part of c.
+func (c *Config) Limits() Limits {
+	return Limits{
+		BatchSize:        c.BatchSize,
+		MaxFrameSize:     c.MaxFrameSize,
+		MaxMessageSize:   c.MaxMessageSize,
+		MaxHandshakeSize: c.MaxHandshakeSize,
+		MaxWriteQueue:    c.MaxWriteQueue,
+		HandshakeTimeout: c.HandshakeTimeout,
+		IdleTimeout:      c.IdleTimeout,
+	}
+}
+
+// Validate reports the first limit that cannot work.
+func (l *Limits) Validate() error {
+	switch {
+	case l.BatchSize < 1 || l.BatchSize > 4096:
+		return fmt.Errorf("ws: batch size %d: want 1..4096", l.BatchSize)
+	case l.MaxFrameSize < 125:
+		return fmt.Errorf("ws: max frame size %d: want at least 125", l.MaxFrameSize)
+	case l.MaxMessageSize < l.MaxFrameSize:
+		return fmt.Errorf("ws: max message size %d is below max frame size %d", l.MaxMessageSize, l.MaxFrameSize)
+	case l.MaxHandshakeSize < 256:
+		return fmt.Errorf("ws: max handshake size %d: want at least 256", l.MaxHandshakeSize)
+	case l.MaxWriteQueue < 1024:
+		return fmt.Errorf("ws: max write queue %d: want at least 1024", l.MaxWriteQueue)
+	case l.HandshakeTimeout <= 0:
+		return errors.New("ws: handshake timeout must be positive")
+	case l.IdleTimeout < 0 || l.IdleTimeout > 0 && l.IdleTimeout < 2*time.Second:
+		return fmt.Errorf("ws: idle timeout %s: want 0 (off) or at least 2s", l.IdleTimeout)
+	}
+	return nil
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	lim := c.Limits()
+	if err := lim.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.ReactorRing < 2:
+		return fmt.Errorf("ws: ring capacity %d: want at least 2", c.ReactorRing)
+	case c.Workers < 0:
+		return fmt.Errorf("ws: workers %d: want 0 (auto) or more", c.Workers)
+	case c.NUMANode < -1:
+		return fmt.Errorf("ws: NUMA node %d: want -1 (auto) or a node number", c.NUMANode)
+	case c.ReadBufferSize < 4096:
+		return fmt.Errorf("ws: read buffer %d bytes: want at least 4096", c.ReadBufferSize)
+	case c.ShutdownTimeout <= 0 || c.LingerTimeout <= 0:
+		return errors.New("ws: shutdown and linger timeouts must be positive")
+	case c.MaxHeapBytes < 0:
+		return errors.New("ws: max heap bytes must be 0 (no bound) or positive")
+	case c.MaxConns < 0 || c.MaxConnsPerIP < 0:
+		return errors.New("ws: connection limits must be 0 (default) or positive")
+	}
+	return nil
+}

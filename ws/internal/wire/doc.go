@@ -1,0 +1,11 @@
+// Package wire is the WebSocket codec of package ws: the incremental frame
+// header parser, the server header writer, in-place unmasking, the
+// incremental UTF-8 validator and close payloads (RFC 6455 §5 and §7).
+//
+// Everything works on caller-owned bytes and never allocates: ParseHeader
+// reads a header from the start of a buffer and says whether it is complete
+// yet (a frame may arrive across reads); Unmask works in place at any offset
+// into the payload; ValidateUTF8 carries its state across frames and reads,
+// so that a text message fails at its first bad byte. Failures are
+// *CloseError values that carry the close code RFC 6455 names for them.
+package wire

@@ -1,0 +1,231 @@
+package ws
+
+import (
+	"context"
+	"log/slog"
+
+	gws "github.com/gobwas/ws"
+
+	"github.com/hioload-ws/hioload-ws/reactor"
+	"github.com/hioload-ws/hioload-ws/ws/internal/wire"
+)
+
+// msgReader is the state of a message that spans frames or reads: the data
+// frame whose payload is still arriving, and the message being reassembled
+// from it (and its fragments). Whole messages that arrive in one read never
+// touch it.
+type msgReader struct {
+	active  bool           // a message is being reassembled in buf
+	fin     bool           // the frame being streamed is the message's last
+	op      OpCode         // the message's opcode
+	utf8    wire.UTF8State // validation state of a text message so far
+	maskOff uint8          // offset into mask of the next payload byte (mod 4)
+	mask    [4]byte        // the streamed frame's mask key
+	remain  int64          // payload bytes of the streamed frame still to come
+	buf     reactor.Buf    // reassembly buffer (copy, counted), pool memory
+}
+
+// readFrames parses, unmasks and handles the frames in b and returns how
+// many bytes it consumed; an incomplete header or control frame at the end
+// is left for the next read. Whole unfragmented messages are handed to the
+// handler in place (zero-copy); fragments and frames split across reads are
+// reassembled in c.in.buf (the slow path, counted).
+func (c *Conn) readFrames(b []byte) int {
+	off := 0
+	lim := c.ls.s.limits.Load()
+	for off < len(b) && c.state == stateOpen {
+		if c.in.remain > 0 {
+			off += c.stream(b[off:])
+			continue
+		}
+		n := c.readFrame(b[off:], lim)
+		if n == 0 {
+			break // an incomplete header or control frame: wait for more
+		}
+		off += n
+	}
+	if c.state != stateOpen {
+		return len(b) // failed or closed: the rest is ignored
+	}
+	return off
+}
+
+// readFrame handles the frame at the start of b. It returns the bytes it
+// consumed: 0 when the frame's header (or, for a control frame, the frame)
+// is not all there yet; for a data frame whose payload is still to come, the
+// header only (stream takes the payload).
+func (c *Conn) readFrame(b []byte, lim *Limits) int {
+	h, hs, complete, err := wire.ParseHeader(b)
+	switch {
+	case err != nil:
+		c.fail(err.(*CloseError))
+		return len(b)
+	case !complete:
+		return 0
+	case h.OpCode.IsControl():
+		end := hs + int(h.Length)
+		if end > len(b) {
+			return 0 // wait for the whole control frame (at most 139 bytes)
+		}
+		p := b[hs:end]
+		wire.Unmask(p, h.Mask, 0)
+		c.control(h.OpCode, p)
+		return end
+	}
+	if err := c.checkData(&h, lim); err != nil {
+		c.fail(err)
+		return len(b)
+	}
+	if !c.in.active && h.Fin && int64(len(b)-hs) >= h.Length {
+		return hs + c.deliverInPlace(b[:hs+int(h.Length)], hs, h)
+	}
+	c.beginFrame(&h)
+	return hs
+}
+
+// checkData checks a data frame's header against the message in progress
+// and the size limits (RFC 6455 §5.4, before any payload byte is read).
+func (c *Conn) checkData(h *wire.Header, lim *Limits) *CloseError {
+	switch {
+	case h.OpCode == gws.OpContinuation && !c.in.active:
+		return wire.ErrUnexpectedCont
+	case h.OpCode != gws.OpContinuation && c.in.active:
+		return wire.ErrExpectedCont
+	case h.Length > lim.MaxFrameSize:
+		return wire.ErrFrameTooBig
+	case int64(c.in.buf.Len())+h.Length > lim.MaxMessageSize:
+		return wire.ErrMessageTooBig
+	}
+	return nil
+}
+
+// deliverInPlace handles a whole unfragmented message that is all in the
+// read buffer: frame is its header (hs bytes) and payload. The payload is
+// unmasked and validated where it lies and handed to the handler there; the
+// event carries the frame, so that an echo can reuse the dead header (see
+// Conn.writeFrame). It returns the payload's length.
+func (c *Conn) deliverInPlace(frame []byte, hs int, h wire.Header) int {
+	p := frame[hs:]
+	wire.Unmask(p, h.Mask, 0)
+	if h.OpCode == OpText && !wire.ValidUTF8(p) {
+		c.fail(wire.ErrInvalidUTF8)
+		return len(p)
+	}
+	c.deliver(h.OpCode, p, srcRead, frame)
+	return len(p)
+}
+
+// beginFrame starts streaming a data frame whose payload is not all in the
+// read buffer.
+func (c *Conn) beginFrame(h *wire.Header) {
+	in := &c.in
+	if !in.active {
+		in.active, in.op, in.utf8 = true, h.OpCode, 0
+	}
+	in.remain, in.mask, in.maskOff, in.fin = h.Length, h.Mask, 0, h.Fin
+	// Reserve room for the frame, but not more than 1 MiB ahead of the
+	// bytes that actually arrive: a header alone must not pin 16 MiB.
+	if !in.buf.Grow(c.rc.Loop(), int(min(h.Length, 1<<20))) {
+		c.fail(errNoMemory)
+		return
+	}
+	if h.Length == 0 {
+		c.endFrame()
+	}
+}
+
+// stream takes the next part of a data frame's payload into the
+// reassembly buffer, validating text as it arrives (fail fast).
+func (c *Conn) stream(b []byte) int {
+	in := &c.in
+	n := int(min(int64(len(b)), in.remain))
+	if !in.buf.Append(c.rc.Loop(), b[:n]) { // copy: reassembly of a fragmented or split message
+		c.fail(errNoMemory)
+		return len(b)
+	}
+	count(&c.ls.c.Reassembled, uint64(n))
+	if !c.payload(in.buf.Bytes()[in.buf.Len()-n:]) {
+		return len(b)
+	}
+	return n
+}
+
+// payload unmasks and validates the next bytes of the streamed frame, now
+// at the end of the reassembly buffer, and completes the frame when they
+// are its last. It reports false when it failed the connection.
+func (c *Conn) payload(p []byte) bool {
+	in := &c.in
+	wire.Unmask(p, in.mask, int(in.maskOff))
+	in.maskOff = uint8((int(in.maskOff) + len(p)) & 3)
+	if in.op == OpText {
+		s, ok := wire.ValidateUTF8(in.utf8, p)
+		if !ok {
+			c.fail(wire.ErrInvalidUTF8)
+			return false
+		}
+		in.utf8 = s
+	}
+	in.remain -= int64(len(p))
+	if in.remain == 0 {
+		c.endFrame()
+	}
+	return true
+}
+
+// endFrame completes a streamed frame, and the message if it was final.
+func (c *Conn) endFrame() {
+	in := &c.in
+	if !in.fin {
+		return
+	}
+	if in.op == OpText && !in.utf8.Complete() {
+		c.fail(wire.ErrInvalidUTF8)
+		return
+	}
+	in.active = false
+	c.deliver(in.op, in.buf.Bytes(), srcMsg, nil)
+	// Replies may point into buf: it is given back after they are sent,
+	// with the rest of this turn's replies.
+	c.rc.FreeAfterFlush(&in.buf)
+}
+
+// control answers a ping, notes a pong, and completes the closing
+// handshake (RFC 6455 §5.5).
+func (c *Conn) control(op OpCode, p []byte) {
+	switch op {
+	case OpPing:
+		c.reply(OpPong, p) // pongs count against MaxWriteQueue like echoes
+	case OpPong:
+		// Unsolicited pongs are allowed (§5.5.3) and need no answer.
+	case OpClose:
+		code, _, err := wire.ParseClose(p)
+		if err != nil {
+			c.fail(err.(*CloseError))
+			return
+		}
+		c.state = stateClosed
+		c.closeCode = code
+		// Echo the status code (§5.5.1), without the reason.
+		if code == StatusNoStatusRcvd {
+			c.writeFrame(OpClose, nil)
+		} else {
+			c.writeFrame(OpClose, p[:2])
+		}
+		c.rc.CloseGracefully()
+	}
+}
+
+// deliver hands a whole message to the handler. src says where its bytes
+// live (for Event.Retain); frame is the whole client frame when the bytes
+// are in the read buffer behind their header (for Conn.writeFrame).
+func (c *Conn) deliver(op OpCode, p []byte, src uint8, frame []byte) {
+	ls := c.ls
+	count(&ls.c.MessagesIn, 1)
+	count(&ls.c.BytesIn, uint64(len(p)))
+	if err := c.event(Event{Kind: MessageEvent, Conn: c, Op: op, Data: p, src: src, frame: frame}); err != nil {
+		if log := ls.s.log; log.Enabled(context.Background(), slog.LevelDebug) {
+			log.Debug("ws: handler error", "remote", c.rc.RemoteAddr(), "err", err) // getpeername only when logged
+		}
+		c.fail(errHandler)
+	}
+}

@@ -12,43 +12,45 @@ import (
 // connPlat is empty on Linux: the fd and the flags are all epoll needs.
 type connPlat struct{}
 
-// recv is read(2) through RawSyscall, without the scheduler hand-off of
-// syscall.Syscall: the socket is non-blocking, so the call never waits, and
-// the loop owns its thread anyway.
+// recv is one read(2).
 func (c *Conn) recv(p []byte) (int, error) {
-	for {
-		r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(c.fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-		switch e {
-		case 0:
-			return int(r), nil
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return 0, errWouldBlock
-		}
-		return 0, os.NewSyscallError("read", e)
+	n, e := rawIO(unix.SYS_READ, c.fd, unsafe.Pointer(unsafe.SliceData(p)), len(p))
+	switch e {
+	case 0:
+		return n, nil
+	case unix.EAGAIN:
+		return 0, errWouldBlock
 	}
+	return 0, os.NewSyscallError("read", e)
 }
 
-// send is one writev(2) of bufs (RawSyscall, as recv).
+// send is one writev(2) of bufs.
 func (c *Conn) send(bufs [][]byte) (int, error) {
 	iov := c.loop.p.iov[:len(bufs)]
 	for i, b := range bufs {
 		iov[i].Base = &b[0]
 		iov[i].SetLen(len(b))
 	}
-	defer clear(iov)
+	n, e := rawIO(unix.SYS_WRITEV, c.fd, unsafe.Pointer(&iov[0]), len(iov))
+	clear(iov)
+	switch e {
+	case 0:
+		return n, nil
+	case unix.EAGAIN:
+		return 0, nil
+	}
+	return 0, os.NewSyscallError("writev", e)
+}
+
+// rawIO makes a read or writev call through RawSyscall, without the
+// scheduler hand-off of syscall.Syscall: the socket is non-blocking, so the
+// call never waits, and the loop owns its thread anyway. It retries EINTR.
+func rawIO(trap uintptr, fd int, p unsafe.Pointer, n int) (int, unix.Errno) {
 	for {
-		r, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-		switch e {
-		case 0:
-			return int(r), nil
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return 0, nil
+		r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(p), uintptr(n))
+		if e != unix.EINTR {
+			return int(r), e
 		}
-		return 0, os.NewSyscallError("writev", e)
 	}
 }
 

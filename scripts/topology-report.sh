@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # topology-report.sh: build the echo server, print its topology report beside
-# `numactl --hardware` and `lstopo`, and check that they agree, as
-# shared/TOPOLOGY-REPORT.md describes. One PASS/FAIL/SKIP line per check, then
+# `numactl --hardware` and `lstopo`, and check that they agree (the checks
+# and the topo/v1 fields: docs/TOPOLOGY.md). One PASS/FAIL/SKIP line per check, then
 # "N passed, N failed, N skipped".
 #
 # usage: scripts/topology-report.sh [--tol PCT] [--json FILE] [-- ECHO-FLAGS...]

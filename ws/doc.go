@@ -1,15 +1,15 @@
 // Package ws is an RFC 6455 WebSocket server on the reactor's pinned event
-// loops.
+// loops: the API a program uses to serve WebSocket clients.
 //
-// A message's way through: the loop reads into its read buffer; the
-// incremental parser (ParseHeader) checks each frame header before the
-// payload is looked at, unmasks the payload in place (Unmask) and validates
-// text as it arrives (ValidateUTF8, which fails fast inside fragments); the
-// Handler gets the payload as a view of that same buffer; WriteMessage queues
-// the reply header and the same payload bytes, and the loop sends every reply
-// of the turn with one writev. Only a frame split across reads, a fragmented
-// message, or a tail the socket would not take is copied, and those copies are
-// counted in Stats.
+// A message's way through: the loop reads into its read buffer; the frame
+// parser checks each header before the payload is looked at, unmasks the
+// payload in place and validates text as it arrives (failing fast, inside
+// fragments too); the Handler gets the payload as a view of that same buffer
+// (Event.Data); Conn.WriteMessage queues the reply header and the same
+// payload bytes, and the loop sends every reply of the turn with one gather
+// write. Only a frame split across reads, a fragmented message, or a tail
+// the socket would not take is copied, and those copies are counted in
+// Stats.
 //
 // A minimal echo server:
 //
@@ -31,5 +31,15 @@
 // 1002 for framing errors, 1007 for invalid UTF-8, 1009 for frames or
 // messages over the limits, 1008 for a client that stops reading, 1011 when
 // the handler fails; bad upgrade requests get an HTTP 400, 405, 426 (with
-// Sec-WebSocket-Version: 13), 431 or 505.
+// Sec-WebSocket-Version: 13), 431 or 505. errors.As with *CloseError finds
+// the code of any error the server closes a connection for.
+//
+// The files: server.go (Server, Run, Shutdown), config.go (Config, Limits),
+// conn.go (Conn), event.go (Event, Handler, Buffer), middleware.go,
+// control.go (probes, stats, reload), stats.go (the counters, defined once),
+// handshake.go, read.go and write.go (the protocol on a connection),
+// engine.go (the reactor's callbacks), admission.go (connection limits and
+// origins), placement.go (where loops run, their memory). The wire codec is
+// in ws/internal/wire; Prometheus metrics and pprof are in ws/wsmetrics, so
+// that importing ws brings no metrics stack.
 package ws

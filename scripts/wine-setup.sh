@@ -22,7 +22,8 @@ print_env=0
 [ "${1:-}" = "--env" ] && print_env=1
 log() { if [ $print_env -eq 0 ]; then echo "wine-setup: $*"; else echo "wine-setup: $*" >&2; fi; }
 
-export WINEPREFIX=${WINEPREFIX:-$HOME/.wine-hioload}
+ownprefix=$HOME/.wine-hioload
+export WINEPREFIX=${WINEPREFIX:-$ownprefix}
 export WINEDEBUG=${WINEDEBUG:--all}
 export WINEDLLOVERRIDES="bcryptprimitives=n${WINEDLLOVERRIDES:+;$WINEDLLOVERRIDES}"
 
@@ -45,13 +46,16 @@ fi
 WINE=$(wine_bin)
 
 # A 64-bit prefix; wineboot creates it on first use (takes a few seconds).
-if [ ! -f "$WINEPREFIX/system.reg" ]; then
+# A prefix without kernel32.dll is half made (wineboot was interrupted, or
+# ran while the package was still being configured): made again.
+sys32="$WINEPREFIX/drive_c/windows/system32"
+if [ ! -f "$sys32/kernel32.dll" ]; then
   log "creating prefix $WINEPREFIX"
+  [ "$WINEPREFIX" = "$ownprefix" ] && rm -rf "$WINEPREFIX" # never someone else's
   WINEARCH=win64 "$WINE" wineboot -i >/dev/null 2>&1 || true
   "$(dirname "$WINE")/wineserver" -w 2>/dev/null || wineserver -w 2>/dev/null || true
 fi
-sys32="$WINEPREFIX/drive_c/windows/system32"
-[ -d "$sys32" ] || { log "no $sys32 after wineboot"; exit 1; }
+[ -f "$sys32/kernel32.dll" ] || { log "no $sys32/kernel32.dll after wineboot"; exit 1; }
 
 # The shim: rebuilt when its source is newer than the installed copy.
 src=scripts/wine/processprng.c

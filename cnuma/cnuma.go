@@ -10,15 +10,13 @@ import (
 // Each platform file defines these hooks; the exported functions below only
 // check arguments and wrap them:
 //
-//	available() error                         NUMA policy can be used at all
-//	maxNode() (int, error)                    highest node id the system has
-//	nodeCPUs(node int) ([]int, error)         CPUs of a node, ascending
-//	nodeMemory(node int) (Memory, error)      total and free bytes of a node
-//	distance(from, to int) (int, error)       SLIT distance, 10 = local
-//	allocOnNode(size, node int) (*Mem, error) fresh memory bound to node
-//	(m *Mem) release() error                  give that memory back
-//	runOnNode(node int) error                 restrict the calling thread to node's CPUs
-//	allowedCPUs() ([]int, error)              CPUs the process may run on
+//	available() error                     NUMA policy can be used at all
+//	maxNode() (int, error)                highest node id the system has
+//	nodeCPUs(node int) ([]int, error)     CPUs of a node, ascending
+//	nodeMemory(node int) (Memory, error)  total and free bytes of a node
+//	distance(from, to int) (int, error)   SLIT distance, 10 = local
+//	pinThread(cpu int) error              restrict the calling thread to one CPU
+//	allowedCPUs() ([]int, error)          CPUs the process may run on
 
 // Sentinel errors; wrapped errors say which call failed and why.
 var (
@@ -31,9 +29,6 @@ var (
 	ErrNoNode = errors.New("cnuma: no such node")
 	// ErrNoHwloc means this build has no hwloc (it needs linux and cgo).
 	ErrNoHwloc = errors.New("cnuma: hwloc not built in (needs linux and cgo)")
-	// ErrNotBound means memory was allocated but the kernel did not bind it to the
-	// node asked for (mbind refused, e.g. by a seccomp profile).
-	ErrNotBound = errors.New("cnuma: memory not bound to node")
 )
 
 // Memory is a node's memory in bytes. HasTotal is false where the platform only
@@ -48,41 +43,6 @@ type Memory struct {
 type Policy struct {
 	Mode  int   // MPOL_DEFAULT (0), MPOL_PREFERRED (1), MPOL_BIND (2), MPOL_INTERLEAVE (3), ...
 	Nodes []int // the policy's nodes; empty for MPOL_DEFAULT
-}
-
-// Mem is memory allocated on a node by AllocOnNode. Its bytes are outside the Go
-// heap: they must hold no Go pointers, and they are invalid after Free.
-type Mem struct {
-	b      []byte
-	node   int
-	bound  bool
-	reason string
-	freed  bool
-}
-
-// Bytes returns the memory; the slice is invalid after Free.
-func (m *Mem) Bytes() []byte { return m.b }
-
-// Node returns the node the memory was asked for.
-func (m *Mem) Node() int { return m.node }
-
-// Bound reports whether the kernel confirmed that the memory is bound to Node
-// (checked with get_mempolicy on Linux, given by VirtualAllocExNuma on Windows).
-// When it is false, NotBoundReason says why.
-func (m *Mem) Bound() bool { return m.bound }
-
-// NotBoundReason says why Bound is false; it is empty when Bound is true.
-func (m *Mem) NotBoundReason() string { return m.reason }
-
-// Free releases the memory. A second Free returns an error.
-func (m *Mem) Free() error {
-	if m.freed {
-		return errors.New("cnuma: double free")
-	}
-	m.freed = true
-	err := m.release()
-	m.b = nil
-	return err
 }
 
 // Available returns nil when NUMA memory policy can be used, else an error
@@ -118,29 +78,6 @@ func Distance(from, to int) (int, error) {
 		return 0, err
 	}
 	return distance(from, to)
-}
-
-// AllocOnNode maps size bytes bound to node. The memory is zeroed. Check Bound:
-// where the kernel refuses binding (seccomp), the memory is still returned but
-// is not bound. Call Free when done.
-func AllocOnNode(size, node int) (*Mem, error) {
-	if size <= 0 {
-		return nil, fmt.Errorf("cnuma: alloc on node %d: bad size %d", node, size)
-	}
-	if err := checkNode(node); err != nil {
-		return nil, err
-	}
-	return allocOnNode(size, node)
-}
-
-// RunOnNode restricts the calling OS thread to the CPUs of node. Call it after
-// runtime.LockOSThread, or it moves whatever thread the goroutine happens to be
-// on.
-func RunOnNode(node int) error {
-	if err := checkNode(node); err != nil {
-		return err
-	}
-	return runOnNode(node)
 }
 
 // PinThread restricts the calling OS thread to one CPU: sched_setaffinity on

@@ -30,7 +30,7 @@ func (m *nodeMask) nodes() (ns []int) {
 }
 
 // Bind sets MPOL_BIND to node on b (mbind(2)); pages already touched stay where
-// they are. b must be page aligned, as memory from mmap or AllocOnNode is.
+// they are. b must be page aligned, as memory from mmap is.
 func Bind(b []byte, node int) error {
 	if err := checkNode(node); err != nil {
 		return err
@@ -77,18 +77,6 @@ func PageNode(b []byte) (int, error) {
 		return 0, os.NewSyscallError("get_mempolicy", e)
 	}
 	return int(node), nil
-}
-
-// checkBound asks the kernel whether b is bound to node, and says why not.
-func checkBound(b []byte, node int) (bool, string) {
-	p, err := MemPolicy(b)
-	if err != nil {
-		return false, err.Error()
-	}
-	if p.Mode != unix.MPOL_BIND || len(p.Nodes) != 1 || p.Nodes[0] != node {
-		return false, fmt.Sprintf("policy is mode %d nodes %v, not bind to node %d", p.Mode, p.Nodes, node)
-	}
-	return true, ""
 }
 
 func allowedCPUs() ([]int, error) {

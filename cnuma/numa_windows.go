@@ -115,47 +115,10 @@ func distance(from, to int) (int, error) {
 	return 0, fmt.Errorf("%w: distance between nodes %d and %d", ErrUnsupported, from, to)
 }
 
-func allocOnNode(size, node int) (*Mem, error) {
-	p, err := virtualAllocExNuma(windows.CurrentProcess(), 0, uintptr(size),
-		windows.MEM_RESERVE|windows.MEM_COMMIT, windows.PAGE_READWRITE, uint32(node))
-	if err != nil {
-		return nil, fmt.Errorf("cnuma: VirtualAllocExNuma(%d, node %d): %w", size, node, err)
-	}
-	// p is memory outside the Go heap; reading it as a pointer through &p keeps
-	// vet's uintptr rule satisfied without changing the value.
-	base := *(*unsafe.Pointer)(unsafe.Pointer(&p))
-	return &Mem{
-		b:      unsafe.Slice((*byte)(base), size),
-		node:   node,
-		reason: "windows: VirtualAllocExNuma prefers the node, it does not bind",
-	}, nil
-}
-
-func (m *Mem) release() error {
-	if len(m.b) == 0 {
-		return nil
-	}
-	if err := windows.VirtualFree(uintptr(unsafe.Pointer(&m.b[0])), 0, windows.MEM_RELEASE); err != nil {
-		return fmt.Errorf("cnuma: VirtualFree: %w", err)
-	}
-	return nil
-}
-
 func pinThread(cpu int) error {
 	ga := groupAffinity{Mask: 1 << (cpu % 64), Group: uint16(cpu / 64)}
 	if err := setThreadGroupAffinity(windows.CurrentThread(), &ga, nil); err != nil {
 		return fmt.Errorf("cnuma: pin thread to cpu %d: %w", cpu, os.NewSyscallError("SetThreadGroupAffinity", err))
-	}
-	return nil
-}
-
-func runOnNode(node int) error {
-	ga, err := nodeAffinity(node)
-	if err != nil {
-		return err
-	}
-	if err := setThreadGroupAffinity(windows.CurrentThread(), &ga, nil); err != nil {
-		return fmt.Errorf("cnuma: SetThreadGroupAffinity(node %d): %w", node, err)
 	}
 	return nil
 }
@@ -181,8 +144,7 @@ const NoPreferredNode = -1
 // windows.GetLargePageMinimum() and SeLockMemoryPrivilege enabled in the
 // process token. Committed memory is zeroed; it is outside the Go heap and
 // must hold no Go pointers; give it back with windows.VirtualFree of its
-// allocation base and MEM_RELEASE. Windows only: the portable API is
-// AllocOnNode.
+// allocation base and MEM_RELEASE. Windows only.
 func VirtualAllocNuma(addr uintptr, size, node int, allocType uint32) ([]byte, error) {
 	n := uint32(0xffffffff) // NUMA_NO_PREFERRED_NODE
 	if node >= 0 {
@@ -192,6 +154,8 @@ func VirtualAllocNuma(addr uintptr, size, node int, allocType uint32) ([]byte, e
 	if err != nil {
 		return nil, fmt.Errorf("cnuma: VirtualAllocExNuma(%d bytes, node %d, type %#x): %w", size, node, allocType, err)
 	}
-	base := *(*unsafe.Pointer)(unsafe.Pointer(&p)) // see allocOnNode
+	// p is memory outside the Go heap; reading it as a pointer through &p keeps
+	// vet's uintptr rule satisfied without changing the value.
+	base := *(*unsafe.Pointer)(unsafe.Pointer(&p))
 	return unsafe.Slice((*byte)(base), size), nil
 }

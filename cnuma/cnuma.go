@@ -1,22 +1,37 @@
 package cnuma
 
-//go:generate go run golang.org/x/sys/windows/mkwinsyscall -output zsyscall_windows.go numa_windows.go
+//go:generate go run golang.org/x/sys/windows/mkwinsyscall -output zsyscall_windows.go numa_windows.go affinity_windows.go alloc_windows.go
 
 import (
 	"errors"
 	"fmt"
 )
 
-// Each platform file defines these hooks; the exported functions below only
-// check arguments and wrap them:
+// The exported functions below check their arguments and call hooks that the
+// platform files define.
 //
-//	available() error                     NUMA policy can be used at all
+// Nodes: numa_cgo.go (linux && cgo: libnuma), numa_nocgo_linux.go (linux &&
+// !cgo: sysfs), numa_windows.go (kernel32) and numa_other.go (ErrUnsupported):
+//
+//	available() error                     NUMA can be used at all
 //	maxNode() (int, error)                highest node id the system has
 //	nodeCPUs(node int) ([]int, error)     CPUs of a node, ascending
 //	nodeMemory(node int) (Memory, error)  total and free bytes of a node
 //	distance(from, to int) (int, error)   SLIT distance, 10 = local
+//
+// Thread affinity: affinity_linux.go (sched_setaffinity, sched_getaffinity),
+// affinity_windows.go (processor groups) and affinity_other.go
+// (ErrUnsupported):
+//
 //	pinThread(cpu int) error              restrict the calling thread to one CPU
 //	allowedCPUs() ([]int, error)          CPUs the process may run on
+//
+// Memory policy: mempolicy_linux.go (raw syscalls through x/sys, no cgo) and
+// mempolicy_other.go (ErrUnsupported; Windows has no per-range policy):
+//
+//	mbind(b []byte, node int) error       MPOL_BIND b to node
+//	getMempolicy(b []byte) (Policy, error) policy of the page holding b[0]
+//	pageNode(b []byte) (int, error)       node holding the page of b[0]
 
 // Sentinel errors; wrapped errors say which call failed and why.
 var (
@@ -93,6 +108,38 @@ func PinThread(cpu int) error {
 // AllowedCPUs returns the CPUs this process may run on (its affinity mask, as
 // taskset, a cgroup cpuset or a container limit set it), ascending.
 func AllowedCPUs() ([]int, error) { return allowedCPUs() }
+
+// Bind sets MPOL_BIND to node on b (mbind(2)); pages already touched stay where
+// they are. b must be page aligned, as memory from mmap is. Linux only; other
+// platforms return ErrUnsupported.
+func Bind(b []byte, node int) error {
+	if err := checkNode(node); err != nil {
+		return err
+	}
+	if len(b) == 0 {
+		return fmt.Errorf("cnuma: mbind node %d: empty range", node)
+	}
+	return mbind(b, node)
+}
+
+// MemPolicy returns the policy of the page holding b[0]
+// (get_mempolicy(MPOL_F_ADDR)). It does not fault the page in. Linux only.
+func MemPolicy(b []byte) (Policy, error) {
+	if len(b) == 0 {
+		return Policy{}, fmt.Errorf("cnuma: get_mempolicy: empty range")
+	}
+	return getMempolicy(b)
+}
+
+// PageNode returns the node that holds the page of b[0]
+// (get_mempolicy(MPOL_F_NODE|MPOL_F_ADDR)); it faults the page in if needed.
+// Linux only.
+func PageNode(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, fmt.Errorf("cnuma: get_mempolicy: empty range")
+	}
+	return pageNode(b)
+}
 
 func checkNode(node int) error {
 	if node < 0 || node > maxNodeID {

@@ -9,7 +9,8 @@ import (
 )
 
 // Memory policy through raw syscalls: both Linux builds use these, because
-// x/sys can make the calls without cgo (STYLE.md §2).
+// x/sys can make the calls without cgo, and libnuma would add nothing but a
+// copy of the node mask.
 
 // nodeMask is a kernel nodemask for up to 1024 nodes (MAX_NUMNODES at most).
 type nodeMask [16]uint64
@@ -29,15 +30,7 @@ func (m *nodeMask) nodes() (ns []int) {
 	return ns
 }
 
-// Bind sets MPOL_BIND to node on b (mbind(2)); pages already touched stay where
-// they are. b must be page aligned, as memory from mmap is.
-func Bind(b []byte, node int) error {
-	if err := checkNode(node); err != nil {
-		return err
-	}
-	if len(b) == 0 {
-		return fmt.Errorf("cnuma: mbind node %d: empty range", node)
-	}
+func mbind(b []byte, node int) error {
 	var m nodeMask
 	m.set(node)
 	_, _, e := unix.Syscall6(unix.SYS_MBIND, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
@@ -48,12 +41,7 @@ func Bind(b []byte, node int) error {
 	return nil
 }
 
-// MemPolicy returns the policy of the page holding b[0]
-// (get_mempolicy(MPOL_F_ADDR)). It does not fault the page in.
-func MemPolicy(b []byte) (Policy, error) {
-	if len(b) == 0 {
-		return Policy{}, fmt.Errorf("cnuma: get_mempolicy: empty range")
-	}
+func getMempolicy(b []byte) (Policy, error) {
 	var mode int32
 	var m nodeMask
 	_, _, e := unix.Syscall6(unix.SYS_GET_MEMPOLICY, uintptr(unsafe.Pointer(&mode)),
@@ -64,12 +52,7 @@ func MemPolicy(b []byte) (Policy, error) {
 	return Policy{Mode: int(mode), Nodes: m.nodes()}, nil
 }
 
-// PageNode returns the node that holds the page of b[0]
-// (get_mempolicy(MPOL_F_NODE|MPOL_F_ADDR)); it faults the page in if needed.
-func PageNode(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, fmt.Errorf("cnuma: get_mempolicy: empty range")
-	}
+func pageNode(b []byte) (int, error) {
 	var node int32
 	_, _, e := unix.Syscall6(unix.SYS_GET_MEMPOLICY, uintptr(unsafe.Pointer(&node)), 0, 0,
 		uintptr(unsafe.Pointer(&b[0])), unix.MPOL_F_NODE|unix.MPOL_F_ADDR, 0)
@@ -77,30 +60,4 @@ func PageNode(b []byte) (int, error) {
 		return 0, os.NewSyscallError("get_mempolicy", e)
 	}
 	return int(node), nil
-}
-
-func allowedCPUs() ([]int, error) {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return nil, fmt.Errorf("cnuma: %w", os.NewSyscallError("sched_getaffinity", err))
-	}
-	var cpus []int
-	for c := 0; c < len(set)*64; c++ {
-		if set.IsSet(c) {
-			cpus = append(cpus, c)
-		}
-	}
-	return cpus, nil
-}
-
-func pinThread(cpu int) error {
-	var set unix.CPUSet
-	if cpu >= len(set)*64 {
-		return fmt.Errorf("cnuma: pin thread: cpu %d beyond CPUSet", cpu)
-	}
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("cnuma: pin thread to cpu %d: %w", cpu, os.NewSyscallError("sched_setaffinity", err))
-	}
-	return nil
 }

@@ -9,5 +9,3 @@ func maxNode() (int, error)          { return 0, ErrUnsupported }
 func nodeCPUs(int) ([]int, error)    { return nil, ErrUnsupported }
 func nodeMemory(int) (Memory, error) { return Memory{}, ErrUnsupported }
 func distance(int, int) (int, error) { return 0, ErrUnsupported }
-func pinThread(int) error            { return ErrUnsupported }
-func allowedCPUs() ([]int, error)    { return nil, ErrUnsupported }

@@ -5,6 +5,7 @@ package cnuma
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // The exported functions below check their arguments and call hooks that the
@@ -15,6 +16,7 @@ import (
 //
 //	available() error                     NUMA can be used at all
 //	maxNode() (int, error)                highest node id the system has
+//	nodes() ([]int, error)                the node ids there are, ascending
 //	nodeCPUs(node int) ([]int, error)     CPUs of a node, ascending
 //	nodeMemory(node int) (Memory, error)  total and free bytes of a node
 //	distance(from, to int) (int, error)   SLIT distance, 10 = local
@@ -29,9 +31,10 @@ import (
 // Memory policy: mempolicy_linux.go (raw syscalls through x/sys, no cgo) and
 // mempolicy_other.go (ErrUnsupported; Windows has no per-range policy):
 //
-//	mbind(b []byte, node int) error       MPOL_BIND b to node
-//	getMempolicy(b []byte) (Policy, error) policy of the page holding b[0]
-//	pageNode(b []byte) (int, error)       node holding the page of b[0]
+//	mbind(b []byte, node int) error                   MPOL_BIND b to node, moving its pages
+//	getMempolicy(b []byte) (Policy, error)            policy of the page holding b[0]
+//	pageNode(b []byte) (int, error)                   node holding the page of b[0]
+//	movePages(pages []unsafe.Pointer) ([]int, error)  node (or -errno) of each page
 
 // Sentinel errors; wrapped errors say which call failed and why.
 var (
@@ -67,6 +70,13 @@ func Available() error { return available() }
 // MaxNode returns the highest node id. Node ids may have holes; NodeCPUs returns
 // ErrNoNode for a missing one.
 func MaxNode() (int, error) { return maxNode() }
+
+// Nodes returns the ids of this machine's nodes, ascending. On Linux it reads
+// node/online in sysfs, with or without cgo: libnuma's numa_available() fails
+// where get_mempolicy is refused (Docker's default seccomp profile, without
+// CAP_SYS_NICE) although the nodes are there. A kernel without NUMA gives
+// ErrNoNUMA. On Windows they are the nodes kernel32 knows processors for.
+func Nodes() ([]int, error) { return nodes() }
 
 // NodeCPUs returns the CPUs of node in ascending order.
 func NodeCPUs(node int) ([]int, error) {
@@ -109,8 +119,12 @@ func PinThread(cpu int) error {
 // taskset, a cgroup cpuset or a container limit set it), ascending.
 func AllowedCPUs() ([]int, error) { return allowedCPUs() }
 
-// Bind sets MPOL_BIND to node on b (mbind(2)); pages already touched stay where
-// they are. b must be page aligned, as memory from mmap is. Linux only; other
+// Bind sets MPOL_BIND to node on b with mbind(2), passing MPOL_MF_MOVE and
+// MPOL_MF_STRICT: pages of b already faulted in are migrated to node, and if
+// one cannot be (another process maps it too, or node has no free page) the
+// call fails with EIO. So a nil error means every page of b, present or to
+// come, is on node; on a fresh mapping, with no page present, the flags cost
+// nothing. b must be page aligned, as memory from mmap is. Linux only; other
 // platforms return ErrUnsupported.
 func Bind(b []byte, node int) error {
 	if err := checkNode(node); err != nil {
@@ -139,6 +153,17 @@ func PageNode(b []byte) (int, error) {
 		return 0, fmt.Errorf("cnuma: get_mempolicy: empty range")
 	}
 	return pageNode(b)
+}
+
+// PageNodes returns, for each address in pages, the node that holds its page,
+// as move_pages(2) reports it when given no target nodes: it moves nothing and
+// faults nothing in. A page not present reads as -ENOENT (-2), an address
+// outside any mapping as -EFAULT (-14). Linux only.
+func PageNodes(pages []unsafe.Pointer) ([]int, error) {
+	if len(pages) == 0 {
+		return nil, fmt.Errorf("cnuma: move_pages: no pages")
+	}
+	return movePages(pages)
 }
 
 func checkNode(node int) error {

@@ -1,7 +1,6 @@
 package cnuma
 
 import (
-	"fmt"
 	"os"
 	"unsafe"
 
@@ -34,9 +33,9 @@ func mbind(b []byte, node int) error {
 	var m nodeMask
 	m.set(node)
 	_, _, e := unix.Syscall6(unix.SYS_MBIND, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
-		unix.MPOL_BIND, uintptr(unsafe.Pointer(&m)), uintptr(maskBits), 0)
+		unix.MPOL_BIND, uintptr(unsafe.Pointer(&m)), uintptr(maskBits), unix.MPOL_MF_MOVE|unix.MPOL_MF_STRICT)
 	if e != 0 {
-		return fmt.Errorf("cnuma: mbind node %d: %w", node, os.NewSyscallError("mbind", e))
+		return os.NewSyscallError("mbind", e)
 	}
 	return nil
 }
@@ -60,4 +59,18 @@ func pageNode(b []byte) (int, error) {
 		return 0, os.NewSyscallError("get_mempolicy", e)
 	}
 	return int(node), nil
+}
+
+func movePages(pages []unsafe.Pointer) ([]int, error) {
+	status := make([]int32, len(pages))
+	_, _, e := unix.Syscall6(unix.SYS_MOVE_PAGES, 0, uintptr(len(pages)), uintptr(unsafe.Pointer(&pages[0])),
+		0, uintptr(unsafe.Pointer(&status[0])), 0)
+	if e != 0 {
+		return nil, os.NewSyscallError("move_pages", e)
+	}
+	nodes := make([]int, len(status))
+	for i, s := range status {
+		nodes[i] = int(s)
+	}
+	return nodes, nil
 }

@@ -2,7 +2,10 @@
 
 package cnuma
 
-import "fmt"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // Only Linux has per-range memory policy; elsewhere every call says so.
 
@@ -16,4 +19,8 @@ func getMempolicy([]byte) (Policy, error) {
 
 func pageNode([]byte) (int, error) {
 	return 0, fmt.Errorf("%w: get_mempolicy", ErrUnsupported)
+}
+
+func movePages([]unsafe.Pointer) ([]int, error) {
+	return nil, fmt.Errorf("%w: move_pages", ErrUnsupported)
 }

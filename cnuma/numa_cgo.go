@@ -61,6 +61,9 @@ func maxNode() (int, error) {
 	return int(C.numa_max_node()), nil
 }
 
+// nodes reads sysfs, not libnuma: see Nodes.
+func nodes() ([]int, error) { return SysFS{}.Nodes() }
+
 func nodeExists(node int) error {
 	if err := available(); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -77,13 +78,38 @@ func TestBind(t *testing.T) {
 	if err != nil || p.Mode != unix.MPOL_BIND || !slices.Equal(p.Nodes, []int{0}) {
 		t.Fatalf("after Bind(0): MemPolicy = %+v, %v", p, err)
 	}
+	if n, err := PageNodes([]unsafe.Pointer{unsafe.Pointer(&b[0])}); err != nil || !slices.Equal(n, []int{-int(unix.ENOENT)}) {
+		t.Fatalf("PageNodes of an untouched page = %v, %v; want [-ENOENT]", n, err)
+	}
 	b[0] = 1
 	if n, err := PageNode(b); err != nil || n != 0 {
 		t.Fatalf("after Bind(0) and a touch: PageNode = %d, %v; want node 0", n, err)
 	}
+	if n, err := PageNodes([]unsafe.Pointer{unsafe.Pointer(&b[0])}); err != nil || !slices.Equal(n, []int{0}) {
+		t.Fatalf("after Bind(0) and a touch: PageNodes = %v, %v; want [0]", n, err)
+	}
+	// Pages touched before Bind are moved, not left where they are.
+	b[1<<12] = 1
+	if err := Bind(b, 0); err != nil {
+		t.Fatalf("Bind over touched pages: %v", err)
+	}
 	// A node that does not exist: the kernel answers EINVAL (NUMA-NOTES).
 	if err := Bind(b, 1000); !errors.Is(err, unix.EINVAL) {
 		t.Fatalf("Bind to node 1000: %v, want EINVAL", err)
+	}
+}
+
+func TestNodes(t *testing.T) {
+	want, err := SysFS{}.Nodes()
+	got, err2 := Nodes()
+	if errors.Is(err, ErrNoNUMA) {
+		if !errors.Is(err2, ErrNoNUMA) {
+			t.Fatalf("Nodes() = %v, %v on a kernel without NUMA", got, err2)
+		}
+		return
+	}
+	if err != nil || err2 != nil || !slices.Equal(got, want) {
+		t.Fatalf("Nodes() = %v, %v; sysfs node/online %v, %v", got, err2, want, err)
 	}
 }
 

@@ -28,6 +28,8 @@ func maxNode() (int, error) {
 	return nodes[len(nodes)-1], nil
 }
 
+func nodes() ([]int, error) { return sys.Nodes() }
+
 func nodeCPUs(node int) ([]int, error) { return sys.NodeCPUs(node) }
 
 func nodeMemory(node int) (Memory, error) { return sys.NodeMemory(node) }

@@ -6,6 +6,7 @@ package cnuma
 
 func available() error               { return ErrUnsupported }
 func maxNode() (int, error)          { return 0, ErrUnsupported }
+func nodes() ([]int, error)          { return nil, ErrUnsupported }
 func nodeCPUs(int) ([]int, error)    { return nil, ErrUnsupported }
 func nodeMemory(int) (Memory, error) { return Memory{}, ErrUnsupported }
 func distance(int, int) (int, error) { return 0, ErrUnsupported }

@@ -28,6 +28,22 @@ func maxNode() (int, error) {
 	return int(n), nil
 }
 
+// nodes lists the ids up to GetNumaHighestNodeNumber that have a processor
+// mask; ids may have holes.
+func nodes() ([]int, error) {
+	highest, err := maxNode()
+	if err != nil {
+		return nil, err
+	}
+	var ids []int
+	for n := 0; n <= highest; n++ {
+		if _, err := nodeAffinity(n); err == nil {
+			ids = append(ids, n)
+		}
+	}
+	return ids, nil
+}
+
 func nodeAffinity(node int) (groupAffinity, error) {
 	var ga groupAffinity
 	err := getNumaNodeProcessorMaskEx(uint16(node), &ga)

@@ -1,9 +1,13 @@
 package hugepage
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/hioload-ws/hioload-ws/cnuma"
 )
 
 // Every platform file defines the three arena hooks:
@@ -22,7 +26,7 @@ import (
 //		size class can report its own page kind, not only the arena's).
 //
 // arena_linux.go maps with mmap (hugetlb, then THP, then base pages), binds
-// with mbind and checks with /proc/self/smaps and move_pages;
+// with cnuma.Bind and checks with /proc/self/smaps and cnuma.PageNodes;
 // arena_windows.go uses VirtualAllocExNuma (large pages when the account may
 // lock memory); arena_other.go falls back to the Go heap.
 
@@ -169,3 +173,29 @@ func (a Arena) String() string {
 }
 
 func roundUp(n, to int) int { return (n + to - 1) / to * to }
+
+// checkNode returns an error wrapping ErrNoNode unless node is -1 (no
+// binding) or one of this machine's nodes (cnuma.Nodes). A kernel without NUMA
+// has node 0 only, which holds all memory. Where cnuma has no NUMA interface
+// at all, any node is accepted: nothing is bound there, and Arena says so.
+func checkNode(node int) error {
+	switch {
+	case node == -1:
+		return nil
+	case node < -1:
+		return fmt.Errorf("%w: node %d", ErrNoNode, node)
+	}
+	nodes, err := cnuma.Nodes()
+	switch {
+	case errors.Is(err, cnuma.ErrUnsupported):
+		return nil
+	case errors.Is(err, cnuma.ErrNoNUMA):
+		nodes = []int{0}
+	case err != nil:
+		return fmt.Errorf("hugepage: node %d: %w", node, err)
+	}
+	if !slices.Contains(nodes, node) {
+		return fmt.Errorf("%w: node %d (online: %s)", ErrNoNode, node, cnuma.FormatCPUList(nodes))
+	}
+	return nil
+}

@@ -2,17 +2,14 @@
 
 package hugepage
 
-import (
-	"fmt"
-	"os"
-)
+import "os"
 
 // mapArena takes the arena from the Go heap: this platform has no arena code.
 // The Arena reports PageGoHeap and no binding, so nothing pretends otherwise.
 func mapArena(size, node int, _ mapOptions) ([]byte, Arena, error) {
 	a := Arena{Node: node}
-	if node < -1 {
-		return nil, a, fmt.Errorf("%w: node %d", ErrNoNode, node)
+	if err := checkNode(node); err != nil {
+		return nil, a, err
 	}
 	size = roundUp(size, hugeSize)
 	a.Size = size

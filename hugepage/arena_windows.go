@@ -30,13 +30,8 @@ const placementSamples = 16
 
 func mapArena(size, node int, o mapOptions) ([]byte, Arena, error) {
 	a := Arena{Node: node}
-	if node < -1 {
-		return nil, a, fmt.Errorf("%w: node %d", ErrNoNode, node)
-	}
-	if node >= 0 {
-		if hi, err := cnuma.MaxNode(); err == nil && node > hi {
-			return nil, a, fmt.Errorf("%w: node %d (highest is %d)", ErrNoNode, node, hi)
-		}
+	if err := checkNode(node); err != nil {
+		return nil, a, err
 	}
 	size = roundUp(size, hugeSize)
 	a.Size = size

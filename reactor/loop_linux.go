@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hioload-ws/hioload-ws/cnuma"
 	"github.com/hioload-ws/hioload-ws/internal/ring"
-	"github.com/hioload-ws/hioload-ws/topology"
 )
 
 // maxIov is IOV_MAX on Linux: the most buffers one writev takes.
@@ -124,7 +124,7 @@ func (l *Loop) pin() {
 	if l.spec.CPU < 0 {
 		return
 	}
-	if err := topology.PinThread(l.spec.CPU); err != nil {
+	if err := cnuma.PinThread(l.spec.CPU); err != nil {
 		l.log.Warn("reactor: pin thread", "loop", l.idx, "cpu", l.spec.CPU, "err", err)
 	}
 }

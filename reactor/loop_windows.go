@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sys/windows"
 
+	"github.com/hioload-ws/hioload-ws/cnuma"
 	"github.com/hioload-ws/hioload-ws/internal/ring"
-	"github.com/hioload-ws/hioload-ws/topology"
 )
 
 // The IOCP loop. Each loop owns one completion port; GetQueuedCompletionStatusEx
@@ -214,7 +214,7 @@ func (l *Loop) pin() {
 	if l.spec.CPU < 0 {
 		return
 	}
-	if err := topology.PinThread(l.spec.CPU); err != nil {
+	if err := cnuma.PinThread(l.spec.CPU); err != nil {
 		l.log.Warn("reactor: pin thread", "loop", l.idx, "cpu", l.spec.CPU, "err", err)
 	}
 }

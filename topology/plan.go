@@ -27,10 +27,6 @@ type Loop struct {
 	Node int
 }
 
-// PinThread restricts the calling OS thread (locked with
-// runtime.LockOSThread) to cpu, as a Loop of the plan names it.
-func PinThread(cpu int) error { return cnuma.PinThread(cpu) }
-
 // Plan places workers loops for sel without knowing the listen address: for
 // Auto that means every node with a usable CPU. See PlanNIC.
 func (t *Topology) Plan(sel Selector, workers int) (*Plan, error) {

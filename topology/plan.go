@@ -10,19 +10,21 @@ import (
 	"github.com/hioload-ws/hioload-ws/cnuma"
 )
 
-// Plan is where the event loops run: one Loop per loop, grouped by node in
-// ascending node order. Memory for a loop comes from its Node.
+// Plan is where the event loops run: one Seat per loop, grouped by node in
+// ascending node order. Memory for a loop comes from its Seat's Node.
 type Plan struct {
 	NUMA    Selector
 	Workers int    // as asked; 0 = one loop per usable CPU
 	Nodes   []int  // the nodes chosen, ascending
 	Reason  string // why these nodes, for logs and reports
-	Loops   []Loop
+	Loops   []Seat
 }
 
-// Loop is one event loop: the CPU it is pinned to (-1 = not pinned, where the
-// platform cannot pin) and the node its memory comes from.
-type Loop struct {
+// Seat is the planned place of one event loop: the CPU its thread is pinned
+// to (-1 = not pinned, where the platform cannot pin) and the node its memory
+// comes from. The running loop is a reactor.Loop; a Seat only says where it
+// goes.
+type Seat struct {
 	CPU  int
 	Node int
 }
@@ -164,17 +166,17 @@ func (t *Topology) noCPUError(nodes []int) error {
 
 // place assigns loops to CPUs: all usable CPUs for workers 0, else the CPUs
 // interleaved across nodes and wrapped round; then loops are grouped by node.
-func (t *Topology) place(nodes []int, workers int) []Loop {
+func (t *Topology) place(nodes []int, workers int) []Seat {
 	per := make([][]int, len(nodes))
 	for i, id := range nodes {
 		per[i] = t.cpusFor(id)
 	}
-	var slots []Loop
+	var seats []Seat
 	for k := 0; ; k++ {
 		added := false
 		for i, cpus := range per {
 			if k < len(cpus) {
-				slots = append(slots, Loop{CPU: cpus[k], Node: nodes[i]})
+				seats = append(seats, Seat{CPU: cpus[k], Node: nodes[i]})
 				added = true
 			}
 		}
@@ -183,16 +185,16 @@ func (t *Topology) place(nodes []int, workers int) []Loop {
 		}
 	}
 	if workers == 0 {
-		workers = len(slots)
+		workers = len(seats)
 	}
-	loops := make([]Loop, workers)
+	loops := make([]Seat, workers)
 	for i := range loops {
-		loops[i] = slots[i%len(slots)]
+		loops[i] = seats[i%len(seats)]
 		if !t.CanPin {
 			loops[i].CPU = -1
 		}
 	}
-	slices.SortStableFunc(loops, func(a, b Loop) int { return a.Node - b.Node })
+	slices.SortStableFunc(loops, func(a, b Seat) int { return a.Node - b.Node })
 	return loops
 }
 

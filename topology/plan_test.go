@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-func loops(pairs ...int) []Loop {
-	var l []Loop
+func loops(pairs ...int) []Seat {
+	var l []Seat
 	for i := 0; i < len(pairs); i += 2 {
-		l = append(l, Loop{CPU: pairs[i], Node: pairs[i+1]})
+		l = append(l, Seat{CPU: pairs[i], Node: pairs[i+1]})
 	}
 	return l
 }
@@ -23,7 +23,7 @@ func TestPlan(t *testing.T) {
 		sel     Selector
 		workers int
 		nic     string
-		want    []Loop
+		want    []Seat
 		nodes   []int
 		err     error
 		errText string

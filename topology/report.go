@@ -64,7 +64,7 @@ func writeNode(b *strings.Builder, n Node) {
 	}
 }
 
-func writeCaches(b *strings.Builder, cs []Cache) {
+func writeCaches(b *strings.Builder, cs []CPUCache) {
 	type kind struct {
 		level int
 		typ   string

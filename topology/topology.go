@@ -26,7 +26,7 @@ type Topology struct {
 	Packages []Package
 	Cores    []Core
 	PUs      []int // online CPUs
-	Caches   []Cache
+	Caches   []CPUCache
 	NICs     []NIC
 	// Allowed holds the CPUs this process may run on (sched_getaffinity: taskset,
 	// cgroup cpuset, container limits). nil means no mask is known, as for a
@@ -69,8 +69,9 @@ type Core struct {
 	CPUs    []int
 }
 
-// Cache is one cache instance: an L2 shared by two hyperthreads is one Cache.
-type Cache struct {
+// CPUCache is one CPU cache instance: an L2 shared by two hyperthreads is one
+// CPUCache.
+type CPUCache struct {
 	Level int
 	Type  string // Data, Instruction or Unified
 	Size  uint64 // bytes
@@ -149,7 +150,7 @@ func (t *Topology) normalize() {
 		return a.ID - b.ID
 	})
 	slices.Sort(t.PUs)
-	slices.SortFunc(t.Caches, func(a, b Cache) int {
+	slices.SortFunc(t.Caches, func(a, b CPUCache) int {
 		if a.Level != b.Level {
 			return a.Level - b.Level
 		}

@@ -174,7 +174,7 @@ func (a Arena) String() string {
 
 func roundUp(n, to int) int { return (n + to - 1) / to * to }
 
-// checkNode returns an error wrapping ErrNoNode unless node is -1 (no
+// checkNode returns an error wrapping cnuma.ErrNoNode unless node is -1 (no
 // binding) or one of this machine's nodes (cnuma.Nodes). A kernel without NUMA
 // has node 0 only, which holds all memory. Where cnuma has no NUMA interface
 // at all, any node is accepted: nothing is bound there, and Arena says so.
@@ -183,7 +183,7 @@ func checkNode(node int) error {
 	case node == -1:
 		return nil
 	case node < -1:
-		return fmt.Errorf("%w: node %d", ErrNoNode, node)
+		return fmt.Errorf("hugepage: node %d: %w", node, cnuma.ErrNoNode)
 	}
 	nodes, err := cnuma.Nodes()
 	switch {
@@ -195,7 +195,7 @@ func checkNode(node int) error {
 		return fmt.Errorf("hugepage: node %d: %w", node, err)
 	}
 	if !slices.Contains(nodes, node) {
-		return fmt.Errorf("%w: node %d (online: %s)", ErrNoNode, node, cnuma.FormatCPUList(nodes))
+		return fmt.Errorf("hugepage: node %d (online: %s): %w", node, cnuma.FormatCPUList(nodes), cnuma.ErrNoNode)
 	}
 	return nil
 }

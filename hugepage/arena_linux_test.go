@@ -278,8 +278,8 @@ func TestInvalidNode(t *testing.T) {
 			}
 		}
 		_, err := New(Config{Node: node, Classes: smallClasses})
-		if !errors.Is(err, ErrNoNode) || !strings.Contains(err.Error(), fmt.Sprintf("node %d", node)) {
-			t.Errorf("New(node %d): %v, want ErrNoNode naming the node", node, err)
+		if !errors.Is(err, cnuma.ErrNoNode) || !strings.Contains(err.Error(), fmt.Sprintf("node %d", node)) {
+			t.Errorf("New(node %d): %v, want cnuma.ErrNoNode naming the node", node, err)
 		}
 		if node > 0 && !strings.Contains(err.Error(), "online") {
 			t.Errorf("New(node %d): %v, want the online nodes listed", node, err)

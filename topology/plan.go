@@ -78,9 +78,9 @@ func InterfaceOf(listenAddr string) string {
 //
 // Auto picks nic's node when the NIC has one and that node has a usable CPU,
 // else every node with a usable CPU. Selector{Node: n} picks n; a node the
-// machine lacks is an error wrapping ErrNoNode that lists the nodes, and a node
-// without a usable CPU is an error wrapping ErrNoCPU. Usable CPUs are online,
-// on the node, and in t.Allowed (when known).
+// machine lacks is an error wrapping cnuma.ErrNoNode that lists the nodes,
+// and a node without a usable CPU is an error wrapping ErrNoCPU. Usable CPUs
+// are online, on the node, and in t.Allowed (when known).
 //
 // workers 0 places one loop per usable CPU. Otherwise loops take the usable
 // CPUs node by node in turn (node 0's first, node 1's first, node 0's second,
@@ -104,7 +104,7 @@ func (t *Topology) chooseNodes(p *Plan, nic string) ([]int, error) {
 	if !p.NUMA.Auto {
 		id := p.NUMA.Node
 		if _, ok := t.Node(id); !ok {
-			return nil, fmt.Errorf("%w: %d (this machine has nodes %s)", ErrNoNode, id, joinInts(t.NodeIDs()))
+			return nil, fmt.Errorf("topology: -numa %d: %w (this machine has nodes %s)", id, cnuma.ErrNoNode, joinInts(t.NodeIDs()))
 		}
 		if len(t.cpusFor(id)) == 0 {
 			return nil, t.noCPUError([]int{id})

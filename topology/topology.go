@@ -5,10 +5,9 @@ import (
 	"slices"
 )
 
-// Sentinel errors of the package; wrapped errors add the details.
+// Sentinel errors of the package; wrapped errors add the details. A -numa
+// node that the machine does not have is an error wrapping cnuma.ErrNoNode.
 var (
-	// ErrNoNode means a -numa node that the machine does not have.
-	ErrNoNode = errors.New("topology: no such numa node")
 	// ErrNoCPU means the chosen nodes hold no CPU this process may run on.
 	ErrNoCPU = errors.New("topology: no usable cpu")
 	// ErrBadNUMA means a -numa value that is neither auto, -1 nor a node number.

@@ -93,7 +93,8 @@ func TestBind(t *testing.T) {
 	if err := Bind(b, 0); err != nil {
 		t.Fatalf("Bind over touched pages: %v", err)
 	}
-	// A node that does not exist: the kernel answers EINVAL (NUMA-NOTES).
+	// A node that does not exist: the kernel answers EINVAL (mbind(2): no
+	// node of the mask is online and holds memory).
 	if err := Bind(b, 1000); !errors.Is(err, unix.EINVAL) {
 		t.Fatalf("Bind to node 1000: %v, want EINVAL", err)
 	}

@@ -53,10 +53,11 @@ func unmapArena(mem []byte, _ *Arena) error {
 }
 
 // mapHugetlb maps size bytes from the hugetlb reservation, binds them and
-// faults them in with MADV_POPULATE_WRITE. The reservation is global, so with
-// pages reserved only on another node mmap succeeds and the first touch of
-// memory bound here would SIGBUS (NUMA-NOTES.md, "the SIGBUS trap"); populating
-// turns that into an error and we fall back.
+// faults them in with MADV_POPULATE_WRITE. mmap checks the reservation
+// machine-wide, not per node: with huge pages reserved only on another node it
+// succeeds, and the first touch of memory bound here finds no huge page on
+// this node and raises SIGBUS, which kills the process. Populating turns that
+// into an error, and we fall back.
 func mapHugetlb(size, node int, noReserve bool, a *Arena) ([]byte, error) {
 	flags := unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_HUGETLB
 	if noReserve {

@@ -334,9 +334,9 @@ func TestVMARange(t *testing.T) {
 }
 
 // TestSIGBUSTrapOtherNode is the trap for real, on a machine with two or more
-// nodes (the qemu guest of NUMA-NOTES.md): huge pages reserved on node 1
-// only; a pool bound to node 0 must fall back instead of dying, and a pool
-// bound to node 1 must get those huge pages, on node 1.
+// nodes (such as the qemu guest that scripts/numa-vm.sh starts): huge pages
+// reserved on node 1 only; a pool bound to node 0 must fall back instead of
+// dying, and a pool bound to node 1 must get those huge pages, on node 1.
 func TestSIGBUSTrapOtherNode(t *testing.T) {
 	const node1 = "/sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages"
 	if _, err := os.Stat(node1); err != nil {

@@ -10,8 +10,10 @@
 // the page kind from /proc/self/smaps and the placement from move_pages. Arena
 // reports all of it, including memory left unbound because mbind was refused
 // (seccomp) and every fallback taken with its reason. On Windows the arena is
-// VirtualAlloc'd base pages without node binding, on other systems a Go heap
-// slice; both say so.
+// committed with VirtualAllocExNuma on the node, from large pages when the
+// account holds "Lock pages in memory", else base pages; Windows only prefers
+// the node, so the arena is reported unbound and QueryWorkingSetEx says where
+// its pages are. On other systems it is a Go heap slice, and says so.
 //
 // The arena is carved into size classes (powers of two from 64 B; by default
 // up to 16 MiB). Each class keeps its free buffers as slot indexes on a

@@ -7,8 +7,8 @@
 // kernel32 on Windows) together with the CPUs this process may run on, so that a
 // server started under "taskset -c 0" plans one loop on CPU 0. FromSysFS,
 // LoadSynthetic and LoadXML describe other machines, for tests and for planning
-// ahead. WriteText and WriteJSON print the report; the JSON follows the topo/v1
-// schema (shared/TOPOLOGY-REPORT.md) with a "plan" field added.
+// ahead. WriteText and WriteJSON print the report; the JSON is the topo/v1
+// document whose fields are the struct tags in report.go, with a "plan" field.
 //
 //	t, err := topology.Discover()
 //	if err != nil {

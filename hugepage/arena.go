@@ -13,10 +13,11 @@ import (
 // Every platform file defines the three arena hooks:
 //
 //	mapArena(size, node int, o mapOptions) ([]byte, Arena, error)
-//		maps at least size bytes of zeroed, writable memory that holds no Go
-//		pointers, bound to node when node >= 0, with every page already
-//		faulted in (so that a bad binding fails here and not on first touch),
-//		and fills Arena with what it actually got, checked rather than assumed.
+//		maps size bytes (a multiple of hugeSize) of zeroed, writable memory
+//		that holds no Go pointers, bound to node when node >= 0 (New has
+//		already checked it with checkNode), with every page already faulted
+//		in (so that a bad binding fails here and not on first touch), and
+//		fills Arena with what it actually got, checked rather than assumed.
 //		An error means no memory is mapped.
 //	unmapArena(mem []byte, a *Arena) error
 //		gives mem back to the system; mem is never used again.

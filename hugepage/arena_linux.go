@@ -22,12 +22,7 @@ import (
 const madvPopulateWrite = 23
 
 func mapArena(size, node int, o mapOptions) ([]byte, Arena, error) {
-	a := Arena{Node: node}
-	if err := checkNode(node); err != nil {
-		return nil, a, err
-	}
-	size = roundUp(size, hugeSize)
-	a.Size = size
+	a := Arena{Node: node, Size: size}
 	if !o.noHugetlb {
 		mem, err := mapHugetlb(size, node, o.noReserve, &a)
 		if err == nil {

@@ -7,12 +7,7 @@ import "os"
 // mapArena takes the arena from the Go heap: this platform has no arena code.
 // The Arena reports PageGoHeap and no binding, so nothing pretends otherwise.
 func mapArena(size, node int, _ mapOptions) ([]byte, Arena, error) {
-	a := Arena{Node: node}
-	if err := checkNode(node); err != nil {
-		return nil, a, err
-	}
-	size = roundUp(size, hugeSize)
-	a.Size = size
+	a := Arena{Node: node, Size: size}
 	a.Kind = PageGoHeap
 	a.PageSize = os.Getpagesize()
 	a.Fallbacks = []string{"hugetlb, thp, mmap: no arena code for this platform; using the Go heap"}

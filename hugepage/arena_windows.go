@@ -29,12 +29,7 @@ import (
 const placementSamples = 16
 
 func mapArena(size, node int, o mapOptions) ([]byte, Arena, error) {
-	a := Arena{Node: node}
-	if err := checkNode(node); err != nil {
-		return nil, a, err
-	}
-	size = roundUp(size, hugeSize)
-	a.Size = size
+	a := Arena{Node: node, Size: size}
 	if o.noHugetlb {
 		a.Fallbacks = append(a.Fallbacks, "large pages: not asked for (NoHugetlb)")
 	} else {

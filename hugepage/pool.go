@@ -131,7 +131,10 @@ func New(cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	mem, arena, err := mapArena(size, cfg.Node, mapOptions{cfg.NoHugetlb, cfg.NoTHP, cfg.noReserve})
+	if err := checkNode(cfg.Node); err != nil {
+		return nil, err
+	}
+	mem, arena, err := mapArena(roundUp(size, hugeSize), cfg.Node, mapOptions{cfg.NoHugetlb, cfg.NoTHP, cfg.noReserve})
 	if err != nil {
 		return nil, err
 	}

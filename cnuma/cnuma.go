@@ -1,24 +1,40 @@
 package cnuma
 
-//go:generate go run golang.org/x/sys/windows/mkwinsyscall -output zsyscall_windows.go numa_windows.go
+//go:generate go run golang.org/x/sys/windows/mkwinsyscall -output zsyscall_windows.go numa_windows.go affinity_windows.go alloc_windows.go
 
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
-// Each platform file defines these hooks; the exported functions below only
-// check arguments and wrap them:
+// The exported functions below check their arguments and call hooks that the
+// platform files define.
 //
-//	available() error                         NUMA policy can be used at all
-//	maxNode() (int, error)                    highest node id the system has
-//	nodeCPUs(node int) ([]int, error)         CPUs of a node, ascending
-//	nodeMemory(node int) (Memory, error)      total and free bytes of a node
-//	distance(from, to int) (int, error)       SLIT distance, 10 = local
-//	allocOnNode(size, node int) (*Mem, error) fresh memory bound to node
-//	(m *Mem) release() error                  give that memory back
-//	runOnNode(node int) error                 restrict the calling thread to node's CPUs
-//	allowedCPUs() ([]int, error)              CPUs the process may run on
+// Nodes: numa_cgo.go (linux && cgo: libnuma), numa_nocgo_linux.go (linux &&
+// !cgo: sysfs), numa_windows.go (kernel32) and numa_other.go (ErrUnsupported):
+//
+//	available() error                     NUMA can be used at all
+//	maxNode() (int, error)                highest node id the system has
+//	nodes() ([]int, error)                the node ids there are, ascending
+//	nodeCPUs(node int) ([]int, error)     CPUs of a node, ascending
+//	nodeMemory(node int) (Memory, error)  total and free bytes of a node
+//	distance(from, to int) (int, error)   SLIT distance, 10 = local
+//
+// Thread affinity: affinity_linux.go (sched_setaffinity, sched_getaffinity),
+// affinity_windows.go (processor groups) and affinity_other.go
+// (ErrUnsupported):
+//
+//	pinThread(cpu int) error              restrict the calling thread to one CPU
+//	allowedCPUs() ([]int, error)          CPUs the process may run on
+//
+// Memory policy: mempolicy_linux.go (raw syscalls through x/sys, no cgo) and
+// mempolicy_other.go (ErrUnsupported; Windows has no per-range policy):
+//
+//	mbind(b []byte, node int) error                   MPOL_BIND b to node, moving its pages
+//	getMempolicy(b []byte) (Policy, error)            policy of the page holding b[0]
+//	pageNode(b []byte) (int, error)                   node holding the page of b[0]
+//	movePages(pages []unsafe.Pointer) ([]int, error)  node (or -errno) of each page
 
 // Sentinel errors; wrapped errors say which call failed and why.
 var (
@@ -31,9 +47,6 @@ var (
 	ErrNoNode = errors.New("cnuma: no such node")
 	// ErrNoHwloc means this build has no hwloc (it needs linux and cgo).
 	ErrNoHwloc = errors.New("cnuma: hwloc not built in (needs linux and cgo)")
-	// ErrNotBound means memory was allocated but the kernel did not bind it to the
-	// node asked for (mbind refused, e.g. by a seccomp profile).
-	ErrNotBound = errors.New("cnuma: memory not bound to node")
 )
 
 // Memory is a node's memory in bytes. HasTotal is false where the platform only
@@ -50,41 +63,6 @@ type Policy struct {
 	Nodes []int // the policy's nodes; empty for MPOL_DEFAULT
 }
 
-// Mem is memory allocated on a node by AllocOnNode. Its bytes are outside the Go
-// heap: they must hold no Go pointers, and they are invalid after Free.
-type Mem struct {
-	b      []byte
-	node   int
-	bound  bool
-	reason string
-	freed  bool
-}
-
-// Bytes returns the memory; the slice is invalid after Free.
-func (m *Mem) Bytes() []byte { return m.b }
-
-// Node returns the node the memory was asked for.
-func (m *Mem) Node() int { return m.node }
-
-// Bound reports whether the kernel confirmed that the memory is bound to Node
-// (checked with get_mempolicy on Linux, given by VirtualAllocExNuma on Windows).
-// When it is false, NotBoundReason says why.
-func (m *Mem) Bound() bool { return m.bound }
-
-// NotBoundReason says why Bound is false; it is empty when Bound is true.
-func (m *Mem) NotBoundReason() string { return m.reason }
-
-// Free releases the memory. A second Free returns an error.
-func (m *Mem) Free() error {
-	if m.freed {
-		return errors.New("cnuma: double free")
-	}
-	m.freed = true
-	err := m.release()
-	m.b = nil
-	return err
-}
-
 // Available returns nil when NUMA memory policy can be used, else an error
 // wrapping ErrNoNUMA or ErrUnsupported.
 func Available() error { return available() }
@@ -92,6 +70,13 @@ func Available() error { return available() }
 // MaxNode returns the highest node id. Node ids may have holes; NodeCPUs returns
 // ErrNoNode for a missing one.
 func MaxNode() (int, error) { return maxNode() }
+
+// Nodes returns the ids of this machine's nodes, ascending. On Linux it reads
+// node/online in sysfs, with or without cgo: libnuma's numa_available() fails
+// where get_mempolicy is refused (Docker's default seccomp profile, without
+// CAP_SYS_NICE) although the nodes are there. A kernel without NUMA gives
+// ErrNoNUMA. On Windows they are the nodes kernel32 knows processors for.
+func Nodes() ([]int, error) { return nodes() }
 
 // NodeCPUs returns the CPUs of node in ascending order.
 func NodeCPUs(node int) ([]int, error) {
@@ -120,29 +105,6 @@ func Distance(from, to int) (int, error) {
 	return distance(from, to)
 }
 
-// AllocOnNode maps size bytes bound to node. The memory is zeroed. Check Bound:
-// where the kernel refuses binding (seccomp), the memory is still returned but
-// is not bound. Call Free when done.
-func AllocOnNode(size, node int) (*Mem, error) {
-	if size <= 0 {
-		return nil, fmt.Errorf("cnuma: alloc on node %d: bad size %d", node, size)
-	}
-	if err := checkNode(node); err != nil {
-		return nil, err
-	}
-	return allocOnNode(size, node)
-}
-
-// RunOnNode restricts the calling OS thread to the CPUs of node. Call it after
-// runtime.LockOSThread, or it moves whatever thread the goroutine happens to be
-// on.
-func RunOnNode(node int) error {
-	if err := checkNode(node); err != nil {
-		return err
-	}
-	return runOnNode(node)
-}
-
 // PinThread restricts the calling OS thread to one CPU: sched_setaffinity on
 // Linux, SetThreadGroupAffinity on Windows (cpu numbered across processor
 // groups, 64 to a group). Call it after runtime.LockOSThread.
@@ -156,6 +118,53 @@ func PinThread(cpu int) error {
 // AllowedCPUs returns the CPUs this process may run on (its affinity mask, as
 // taskset, a cgroup cpuset or a container limit set it), ascending.
 func AllowedCPUs() ([]int, error) { return allowedCPUs() }
+
+// Bind sets MPOL_BIND to node on b with mbind(2), passing MPOL_MF_MOVE and
+// MPOL_MF_STRICT: pages of b already faulted in are migrated to node, and if
+// one cannot be (another process maps it too, or node has no free page) the
+// call fails with EIO. So a nil error means every page of b, present or to
+// come, is on node; on a fresh mapping, with no page present, the flags cost
+// nothing. b must be page aligned, as memory from mmap is. Linux only; other
+// platforms return ErrUnsupported.
+func Bind(b []byte, node int) error {
+	if err := checkNode(node); err != nil {
+		return err
+	}
+	if len(b) == 0 {
+		return fmt.Errorf("cnuma: mbind node %d: empty range", node)
+	}
+	return mbind(b, node)
+}
+
+// MemPolicy returns the policy of the page holding b[0]
+// (get_mempolicy(MPOL_F_ADDR)). It does not fault the page in. Linux only.
+func MemPolicy(b []byte) (Policy, error) {
+	if len(b) == 0 {
+		return Policy{}, fmt.Errorf("cnuma: get_mempolicy: empty range")
+	}
+	return getMempolicy(b)
+}
+
+// PageNode returns the node that holds the page of b[0]
+// (get_mempolicy(MPOL_F_NODE|MPOL_F_ADDR)); it faults the page in if needed.
+// Linux only.
+func PageNode(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, fmt.Errorf("cnuma: get_mempolicy: empty range")
+	}
+	return pageNode(b)
+}
+
+// PageNodes returns, for each address in pages, the node that holds its page,
+// as move_pages(2) reports it when given no target nodes: it moves nothing and
+// faults nothing in. A page not present reads as -ENOENT (-2), an address
+// outside any mapping as -EFAULT (-14). Linux only.
+func PageNodes(pages []unsafe.Pointer) ([]int, error) {
+	if len(pages) == 0 {
+		return nil, fmt.Errorf("cnuma: move_pages: no pages")
+	}
+	return movePages(pages)
+}
 
 func checkNode(node int) error {
 	if node < 0 || node > maxNodeID {

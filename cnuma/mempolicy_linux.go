@@ -1,7 +1,6 @@
 package cnuma
 
 import (
-	"fmt"
 	"os"
 	"unsafe"
 
@@ -9,7 +8,8 @@ import (
 )
 
 // Memory policy through raw syscalls: both Linux builds use these, because
-// x/sys can make the calls without cgo (STYLE.md §2).
+// x/sys can make the calls without cgo, and libnuma would add nothing but a
+// copy of the node mask.
 
 // nodeMask is a kernel nodemask for up to 1024 nodes (MAX_NUMNODES at most).
 type nodeMask [16]uint64
@@ -29,31 +29,18 @@ func (m *nodeMask) nodes() (ns []int) {
 	return ns
 }
 
-// Bind sets MPOL_BIND to node on b (mbind(2)); pages already touched stay where
-// they are. b must be page aligned, as memory from mmap or AllocOnNode is.
-func Bind(b []byte, node int) error {
-	if err := checkNode(node); err != nil {
-		return err
-	}
-	if len(b) == 0 {
-		return fmt.Errorf("cnuma: mbind node %d: empty range", node)
-	}
+func mbind(b []byte, node int) error {
 	var m nodeMask
 	m.set(node)
 	_, _, e := unix.Syscall6(unix.SYS_MBIND, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
-		unix.MPOL_BIND, uintptr(unsafe.Pointer(&m)), uintptr(maskBits), 0)
+		unix.MPOL_BIND, uintptr(unsafe.Pointer(&m)), uintptr(maskBits), unix.MPOL_MF_MOVE|unix.MPOL_MF_STRICT)
 	if e != 0 {
-		return fmt.Errorf("cnuma: mbind node %d: %w", node, os.NewSyscallError("mbind", e))
+		return os.NewSyscallError("mbind", e)
 	}
 	return nil
 }
 
-// MemPolicy returns the policy of the page holding b[0]
-// (get_mempolicy(MPOL_F_ADDR)). It does not fault the page in.
-func MemPolicy(b []byte) (Policy, error) {
-	if len(b) == 0 {
-		return Policy{}, fmt.Errorf("cnuma: get_mempolicy: empty range")
-	}
+func getMempolicy(b []byte) (Policy, error) {
 	var mode int32
 	var m nodeMask
 	_, _, e := unix.Syscall6(unix.SYS_GET_MEMPOLICY, uintptr(unsafe.Pointer(&mode)),
@@ -64,12 +51,7 @@ func MemPolicy(b []byte) (Policy, error) {
 	return Policy{Mode: int(mode), Nodes: m.nodes()}, nil
 }
 
-// PageNode returns the node that holds the page of b[0]
-// (get_mempolicy(MPOL_F_NODE|MPOL_F_ADDR)); it faults the page in if needed.
-func PageNode(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, fmt.Errorf("cnuma: get_mempolicy: empty range")
-	}
+func pageNode(b []byte) (int, error) {
 	var node int32
 	_, _, e := unix.Syscall6(unix.SYS_GET_MEMPOLICY, uintptr(unsafe.Pointer(&node)), 0, 0,
 		uintptr(unsafe.Pointer(&b[0])), unix.MPOL_F_NODE|unix.MPOL_F_ADDR, 0)
@@ -79,40 +61,16 @@ func PageNode(b []byte) (int, error) {
 	return int(node), nil
 }
 
-// checkBound asks the kernel whether b is bound to node, and says why not.
-func checkBound(b []byte, node int) (bool, string) {
-	p, err := MemPolicy(b)
-	if err != nil {
-		return false, err.Error()
+func movePages(pages []unsafe.Pointer) ([]int, error) {
+	status := make([]int32, len(pages))
+	_, _, e := unix.Syscall6(unix.SYS_MOVE_PAGES, 0, uintptr(len(pages)), uintptr(unsafe.Pointer(&pages[0])),
+		0, uintptr(unsafe.Pointer(&status[0])), 0)
+	if e != 0 {
+		return nil, os.NewSyscallError("move_pages", e)
 	}
-	if p.Mode != unix.MPOL_BIND || len(p.Nodes) != 1 || p.Nodes[0] != node {
-		return false, fmt.Sprintf("policy is mode %d nodes %v, not bind to node %d", p.Mode, p.Nodes, node)
+	nodes := make([]int, len(status))
+	for i, s := range status {
+		nodes[i] = int(s)
 	}
-	return true, ""
-}
-
-func allowedCPUs() ([]int, error) {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return nil, fmt.Errorf("cnuma: %w", os.NewSyscallError("sched_getaffinity", err))
-	}
-	var cpus []int
-	for c := 0; c < len(set)*64; c++ {
-		if set.IsSet(c) {
-			cpus = append(cpus, c)
-		}
-	}
-	return cpus, nil
-}
-
-func pinThread(cpu int) error {
-	var set unix.CPUSet
-	if cpu >= len(set)*64 {
-		return fmt.Errorf("cnuma: pin thread: cpu %d beyond CPUSet", cpu)
-	}
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("cnuma: pin thread to cpu %d: %w", cpu, os.NewSyscallError("sched_setaffinity", err))
-	}
-	return nil
+	return nodes, nil
 }

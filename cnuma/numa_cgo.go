@@ -8,21 +8,11 @@ package cnuma
 #include <stdlib.h>
 #include <numa.h>
 
-// libnuma calls numa_error when a system call inside it fails (for example mbind
-// refused by seccomp inside numa_alloc_onnode) and its default prints to stderr
-// and goes on. This definition overrides that weak symbol: it remembers the call
-// and errno for the calling thread instead, so the Go side can report it.
-static __thread const char *cnuma_err_where;
-static __thread int cnuma_err_errno;
-
-void numa_error(char *where) {
-	cnuma_err_where = where;
-	cnuma_err_errno = errno;
-}
-
-static void cnuma_err_clear(void) { cnuma_err_where = NULL; cnuma_err_errno = 0; }
-static const char *cnuma_err_call(void) { return cnuma_err_where; }
-static int cnuma_err_code(void) { return cnuma_err_errno; }
+// libnuma calls numa_error when a system call inside it fails, and its default
+// prints to stderr. This definition overrides that weak symbol with one that
+// prints nothing: library code never prints, and every call below reports its
+// own failure through its result and errno.
+void numa_error(char *where) { (void)where; }
 
 // cnuma_node_exists is 1 when node is in numa_nodes_ptr (the nodes of this system).
 static int cnuma_node_exists(int node) {
@@ -54,21 +44,7 @@ static int cnuma_node_cpus(int node, int *out, int cap) {
 */
 import "C"
 
-import (
-	"fmt"
-	"os"
-	"syscall"
-	"unsafe"
-)
-
-// libnuma's own failure reports: the call it names and its errno, if any.
-func numaErr() error {
-	where := C.cnuma_err_call()
-	if where == nil {
-		return nil
-	}
-	return os.NewSyscallError(C.GoString(where), syscall.Errno(C.cnuma_err_code()))
-}
+import "fmt"
 
 func available() error {
 	r, err := C.numa_available()
@@ -84,6 +60,9 @@ func maxNode() (int, error) {
 	}
 	return int(C.numa_max_node()), nil
 }
+
+// nodes reads sysfs, not libnuma: see Nodes.
+func nodes() ([]int, error) { return SysFS{}.Nodes() }
 
 func nodeExists(node int) error {
 	if err := available(); err != nil {
@@ -136,42 +115,4 @@ func distance(from, to int) (int, error) {
 		return 0, fmt.Errorf("cnuma: numa_distance(%d, %d): no distance table", from, to)
 	}
 	return int(d), nil
-}
-
-func allocOnNode(size, node int) (*Mem, error) {
-	if err := nodeExists(node); err != nil {
-		return nil, err
-	}
-	C.cnuma_err_clear()
-	p, err := C.numa_alloc_onnode(C.size_t(size), C.int(node))
-	if p == nil {
-		return nil, fmt.Errorf("cnuma: numa_alloc_onnode(%d, %d): %w", size, node, err)
-	}
-	m := &Mem{b: unsafe.Slice((*byte)(p), size), node: node}
-	// numa_alloc_onnode hands back unbound memory when mbind fails (NUMA-NOTES):
-	// ask the kernel instead of trusting it.
-	m.bound, m.reason = checkBound(m.b, node)
-	if e := numaErr(); e != nil && !m.bound {
-		m.reason = e.Error() + "; " + m.reason
-	}
-	return m, nil
-}
-
-func (m *Mem) release() error {
-	if len(m.b) == 0 {
-		return nil
-	}
-	C.numa_free(unsafe.Pointer(&m.b[0]), C.size_t(len(m.b)))
-	return nil
-}
-
-func runOnNode(node int) error {
-	if err := nodeExists(node); err != nil {
-		return err
-	}
-	r, err := C.numa_run_on_node(C.int(node))
-	if r < 0 {
-		return fmt.Errorf("cnuma: numa_run_on_node(%d): %w", node, err)
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -58,47 +59,6 @@ func TestMachineNodes(t *testing.T) {
 	}
 }
 
-func TestAllocOnNode(t *testing.T) {
-	if err := Available(); err != nil {
-		t.Skipf("no NUMA on this machine: %v", err)
-	}
-	const size = 1 << 20
-	m, err := AllocOnNode(size, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := m.Bytes()
-	if len(b) != size || m.Node() != 0 {
-		t.Fatalf("AllocOnNode gave %d bytes on node %d", len(b), m.Node())
-	}
-	b[0], b[size-1] = 1, 2
-	if m.Bound() {
-		p, err := MemPolicy(b)
-		if err != nil || p.Mode != unix.MPOL_BIND || !slices.Equal(p.Nodes, []int{0}) {
-			t.Fatalf("Bound() but MemPolicy = %+v, %v", p, err)
-		}
-		if n, err := PageNode(b); err != nil || n != 0 {
-			t.Fatalf("PageNode = %d, %v; want node 0", n, err)
-		}
-	} else if m.NotBoundReason() == "" {
-		t.Fatal("memory not bound and no reason given")
-	} else {
-		t.Logf("memory not bound here: %s", m.NotBoundReason())
-	}
-	if err := m.Free(); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Free(); err == nil {
-		t.Fatal("second Free succeeded")
-	}
-	if _, err := AllocOnNode(0, 0); err == nil {
-		t.Fatal("AllocOnNode(0, 0) succeeded")
-	}
-	if _, err := AllocOnNode(size, 1023); !errors.Is(err, ErrNoNode) {
-		t.Fatalf("AllocOnNode on node 1023: %v, want ErrNoNode", err)
-	}
-}
-
 func TestBind(t *testing.T) {
 	if err := Available(); err != nil {
 		t.Skipf("no NUMA on this machine: %v", err)
@@ -118,9 +78,39 @@ func TestBind(t *testing.T) {
 	if err != nil || p.Mode != unix.MPOL_BIND || !slices.Equal(p.Nodes, []int{0}) {
 		t.Fatalf("after Bind(0): MemPolicy = %+v, %v", p, err)
 	}
-	// A node that does not exist: the kernel answers EINVAL (NUMA-NOTES).
+	if n, err := PageNodes([]unsafe.Pointer{unsafe.Pointer(&b[0])}); err != nil || !slices.Equal(n, []int{-int(unix.ENOENT)}) {
+		t.Fatalf("PageNodes of an untouched page = %v, %v; want [-ENOENT]", n, err)
+	}
+	b[0] = 1
+	if n, err := PageNode(b); err != nil || n != 0 {
+		t.Fatalf("after Bind(0) and a touch: PageNode = %d, %v; want node 0", n, err)
+	}
+	if n, err := PageNodes([]unsafe.Pointer{unsafe.Pointer(&b[0])}); err != nil || !slices.Equal(n, []int{0}) {
+		t.Fatalf("after Bind(0) and a touch: PageNodes = %v, %v; want [0]", n, err)
+	}
+	// Pages touched before Bind are moved, not left where they are.
+	b[1<<12] = 1
+	if err := Bind(b, 0); err != nil {
+		t.Fatalf("Bind over touched pages: %v", err)
+	}
+	// A node that does not exist: the kernel answers EINVAL (mbind(2): no
+	// node of the mask is online and holds memory).
 	if err := Bind(b, 1000); !errors.Is(err, unix.EINVAL) {
 		t.Fatalf("Bind to node 1000: %v, want EINVAL", err)
+	}
+}
+
+func TestNodes(t *testing.T) {
+	want, err := SysFS{}.Nodes()
+	got, err2 := Nodes()
+	if errors.Is(err, ErrNoNUMA) {
+		if !errors.Is(err2, ErrNoNUMA) {
+			t.Fatalf("Nodes() = %v, %v on a kernel without NUMA", got, err2)
+		}
+		return
+	}
+	if err != nil || err2 != nil || !slices.Equal(got, want) {
+		t.Fatalf("Nodes() = %v, %v; sysfs node/online %v, %v", got, err2, want, err)
 	}
 }
 

@@ -2,34 +2,18 @@ package cnuma
 
 import (
 	"fmt"
-	"math/bits"
-	"os"
-	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
 
-// x/sys/windows has none of the NUMA procs; these lines declare them and
-// mkwinsyscall turns them into zsyscall_windows.go (go generate ./cnuma, from
-// the go:generate line in cnuma.go, which runs on any host).
+// x/sys/windows has none of the NUMA procs. The //sys lines here, in
+// affinity_windows.go and in alloc_windows.go declare them, and mkwinsyscall
+// turns them into zsyscall_windows.go (go generate ./cnuma, from the
+// go:generate line in cnuma.go, which runs on any host).
 
 //sys	getNumaHighestNodeNumber(highest *uint32) (err error) = kernel32.GetNumaHighestNodeNumber
 //sys	getNumaNodeProcessorMaskEx(node uint16, affinity *groupAffinity) (err error) = kernel32.GetNumaNodeProcessorMaskEx
 //sys	getNumaAvailableMemoryNodeEx(node uint16, avail *uint64) (err error) = kernel32.GetNumaAvailableMemoryNodeEx
-//sys	virtualAllocExNuma(process windows.Handle, addr uintptr, size uintptr, allocType uint32, protect uint32, node uint32) (p uintptr, err error) = kernel32.VirtualAllocExNuma
-//sys	getProcessAffinityMask(process windows.Handle, procMask *uintptr, sysMask *uintptr) (err error) = kernel32.GetProcessAffinityMask
-//sys	setThreadGroupAffinity(thread windows.Handle, affinity *groupAffinity, previous *groupAffinity) (err error) = kernel32.SetThreadGroupAffinity
-
-// groupAffinity is GROUP_AFFINITY: a processor group and a mask of its CPUs.
-type groupAffinity struct {
-	Mask     uintptr
-	Group    uint16
-	Reserved [3]uint16
-}
-
-// cpusPerGroup is the width of a group's mask; CPU numbers here are
-// group*64 + bit, so that one machine-wide number names each logical processor.
-const cpusPerGroup = int(unsafe.Sizeof(uintptr(0)) * 8)
 
 func available() error {
 	_, err := maxNode()
@@ -42,6 +26,22 @@ func maxNode() (int, error) {
 		return 0, fmt.Errorf("%w: GetNumaHighestNodeNumber: %v", ErrNoNUMA, err)
 	}
 	return int(n), nil
+}
+
+// nodes lists the ids up to GetNumaHighestNodeNumber that have a processor
+// mask; ids may have holes.
+func nodes() ([]int, error) {
+	highest, err := maxNode()
+	if err != nil {
+		return nil, err
+	}
+	var ids []int
+	for n := 0; n <= highest; n++ {
+		if _, err := nodeAffinity(n); err == nil {
+			ids = append(ids, n)
+		}
+	}
+	return ids, nil
 }
 
 func nodeAffinity(node int) (groupAffinity, error) {
@@ -83,14 +83,6 @@ func nodeCPUs(node int) ([]int, error) {
 	return maskCPUs(int(ga.Group), ga.Mask), nil
 }
 
-func maskCPUs(group int, mask uintptr) []int {
-	cpus := []int{}
-	for m := uint64(mask); m != 0; m &= m - 1 {
-		cpus = append(cpus, group*cpusPerGroup+bits.TrailingZeros64(m))
-	}
-	return cpus
-}
-
 // nodeMemory reports free memory only: Windows has no per-node total.
 func nodeMemory(node int) (Memory, error) {
 	var free uint64
@@ -113,85 +105,4 @@ func distance(from, to int) (int, error) {
 		return 10, nil
 	}
 	return 0, fmt.Errorf("%w: distance between nodes %d and %d", ErrUnsupported, from, to)
-}
-
-func allocOnNode(size, node int) (*Mem, error) {
-	p, err := virtualAllocExNuma(windows.CurrentProcess(), 0, uintptr(size),
-		windows.MEM_RESERVE|windows.MEM_COMMIT, windows.PAGE_READWRITE, uint32(node))
-	if err != nil {
-		return nil, fmt.Errorf("cnuma: VirtualAllocExNuma(%d, node %d): %w", size, node, err)
-	}
-	// p is memory outside the Go heap; reading it as a pointer through &p keeps
-	// vet's uintptr rule satisfied without changing the value.
-	base := *(*unsafe.Pointer)(unsafe.Pointer(&p))
-	return &Mem{
-		b:      unsafe.Slice((*byte)(base), size),
-		node:   node,
-		reason: "windows: VirtualAllocExNuma prefers the node, it does not bind",
-	}, nil
-}
-
-func (m *Mem) release() error {
-	if len(m.b) == 0 {
-		return nil
-	}
-	if err := windows.VirtualFree(uintptr(unsafe.Pointer(&m.b[0])), 0, windows.MEM_RELEASE); err != nil {
-		return fmt.Errorf("cnuma: VirtualFree: %w", err)
-	}
-	return nil
-}
-
-func pinThread(cpu int) error {
-	ga := groupAffinity{Mask: 1 << (cpu % 64), Group: uint16(cpu / 64)}
-	if err := setThreadGroupAffinity(windows.CurrentThread(), &ga, nil); err != nil {
-		return fmt.Errorf("cnuma: pin thread to cpu %d: %w", cpu, os.NewSyscallError("SetThreadGroupAffinity", err))
-	}
-	return nil
-}
-
-func runOnNode(node int) error {
-	ga, err := nodeAffinity(node)
-	if err != nil {
-		return err
-	}
-	if err := setThreadGroupAffinity(windows.CurrentThread(), &ga, nil); err != nil {
-		return fmt.Errorf("cnuma: SetThreadGroupAffinity(node %d): %w", node, err)
-	}
-	return nil
-}
-
-// allowedCPUs reads the process mask of its primary group, which
-// GetProcessAffinityMask reports as group 0 numbering: processes spanning
-// several groups (more than 64 CPUs) see only their primary group here.
-func allowedCPUs() ([]int, error) {
-	var proc, sys uintptr
-	if err := getProcessAffinityMask(windows.CurrentProcess(), &proc, &sys); err != nil {
-		return nil, fmt.Errorf("cnuma: GetProcessAffinityMask: %w", err)
-	}
-	return maskCPUs(0, proc), nil
-}
-
-// NoPreferredNode is NUMA_NO_PREFERRED_NODE for VirtualAllocNuma.
-const NoPreferredNode = -1
-
-// VirtualAllocNuma calls VirtualAllocExNuma for the calling process: size
-// bytes of read-write memory at addr (0: anywhere), allocType
-// (windows.MEM_RESERVE, MEM_COMMIT, MEM_LARGE_PAGES, or-ed), preferring node
-// (NoPreferredNode: no preference). Large pages need size to be a multiple of
-// windows.GetLargePageMinimum() and SeLockMemoryPrivilege enabled in the
-// process token. Committed memory is zeroed; it is outside the Go heap and
-// must hold no Go pointers; give it back with windows.VirtualFree of its
-// allocation base and MEM_RELEASE. Windows only: the portable API is
-// AllocOnNode.
-func VirtualAllocNuma(addr uintptr, size, node int, allocType uint32) ([]byte, error) {
-	n := uint32(0xffffffff) // NUMA_NO_PREFERRED_NODE
-	if node >= 0 {
-		n = uint32(node)
-	}
-	p, err := virtualAllocExNuma(windows.CurrentProcess(), addr, uintptr(size), allocType, windows.PAGE_READWRITE, n)
-	if err != nil {
-		return nil, fmt.Errorf("cnuma: VirtualAllocExNuma(%d bytes, node %d, type %#x): %w", size, node, allocType, err)
-	}
-	base := *(*unsafe.Pointer)(unsafe.Pointer(&p)) // see allocOnNode
-	return unsafe.Slice((*byte)(base), size), nil
 }

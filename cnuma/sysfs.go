@@ -98,6 +98,20 @@ func (s SysFS) readList(elem ...string) ([]int, error) {
 	return ParseCPUList(v)
 }
 
+// readDir lists a directory of the tree. A missing directory is empty: the
+// kernel lacks what it would describe (hugetlbfs, cache information, network
+// devices).
+func (s SysFS) readDir(elem ...string) ([]os.DirEntry, error) {
+	ents, err := os.ReadDir(s.path(elem...))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cnuma: sysfs: %w", err)
+	}
+	return ents, nil
+}
+
 func nodeDir(n int) string { return "node" + strconv.Itoa(n) }
 func cpuDir(c int) string  { return "cpu" + strconv.Itoa(c) }
 
@@ -200,13 +214,9 @@ var hugeDirRe = regexp.MustCompile(`^hugepages-([0-9]+)kB$`)
 // NodeHugePages returns the node's huge page pools, smallest page first. A node
 // without a hugepages directory (kernel without hugetlbfs) has none.
 func (s SysFS) NodeHugePages(node int) ([]HugePages, error) {
-	dir := s.path("devices/system/node", nodeDir(node), "hugepages")
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	ents, err := s.readDir("devices/system/node", nodeDir(node), "hugepages")
 	if err != nil {
-		return nil, fmt.Errorf("cnuma: sysfs: %w", err)
+		return nil, err
 	}
 	var hp []HugePages
 	for _, e := range ents {
@@ -251,13 +261,9 @@ func (s SysFS) CPUTopology(cpu int) (CPUTopology, error) {
 
 // CPUCaches returns the caches an online CPU sees, in index order.
 func (s SysFS) CPUCaches(cpu int) ([]CacheInfo, error) {
-	base := s.path("devices/system/cpu", cpuDir(cpu), "cache")
-	ents, err := os.ReadDir(base)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	ents, err := s.readDir("devices/system/cpu", cpuDir(cpu), "cache")
 	if err != nil {
-		return nil, fmt.Errorf("cnuma: sysfs: %w", err)
+		return nil, err
 	}
 	var cs []CacheInfo
 	for _, e := range ents {
@@ -323,13 +329,9 @@ func ParseSize(s string) (uint64, error) {
 // NetDevices returns the network interfaces under class/net that have a device
 // with a numa_node file, sorted by name.
 func (s SysFS) NetDevices() ([]NetDevice, error) {
-	classDir := s.path("class/net")
-	ents, err := os.ReadDir(classDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	ents, err := s.readDir("class/net")
 	if err != nil {
-		return nil, fmt.Errorf("cnuma: sysfs: %w", err)
+		return nil, err
 	}
 	var devs []NetDevice
 	for _, e := range ents {

@@ -1,18 +1,23 @@
 package hugepage
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+
+	"github.com/hioload-ws/hioload-ws/cnuma"
 )
 
 // Every platform file defines the three arena hooks:
 //
 //	mapArena(size, node int, o mapOptions) ([]byte, Arena, error)
-//		maps at least size bytes of zeroed, writable memory that holds no Go
-//		pointers, bound to node when node >= 0, with every page already
-//		faulted in (so that a bad binding fails here and not on first touch),
-//		and fills Arena with what it actually got, checked rather than assumed.
+//		maps size bytes (a multiple of hugeSize) of zeroed, writable memory
+//		that holds no Go pointers, bound to node when node >= 0 (New has
+//		already checked it with checkNode), with every page already faulted
+//		in (so that a bad binding fails here and not on first touch), and
+//		fills Arena with what it actually got, checked rather than assumed.
 //		An error means no memory is mapped.
 //	unmapArena(mem []byte, a *Arena) error
 //		gives mem back to the system; mem is never used again.
@@ -22,7 +27,7 @@ import (
 //		size class can report its own page kind, not only the arena's).
 //
 // arena_linux.go maps with mmap (hugetlb, then THP, then base pages), binds
-// with mbind and checks with /proc/self/smaps and move_pages;
+// with cnuma.Bind and checks with /proc/self/smaps and cnuma.PageNodes;
 // arena_windows.go uses VirtualAllocExNuma (large pages when the account may
 // lock memory); arena_other.go falls back to the Go heap.
 
@@ -169,3 +174,29 @@ func (a Arena) String() string {
 }
 
 func roundUp(n, to int) int { return (n + to - 1) / to * to }
+
+// checkNode returns an error wrapping cnuma.ErrNoNode unless node is -1 (no
+// binding) or one of this machine's nodes (cnuma.Nodes). A kernel without NUMA
+// has node 0 only, which holds all memory. Where cnuma has no NUMA interface
+// at all, any node is accepted: nothing is bound there, and Arena says so.
+func checkNode(node int) error {
+	switch {
+	case node == -1:
+		return nil
+	case node < -1:
+		return fmt.Errorf("hugepage: node %d: %w", node, cnuma.ErrNoNode)
+	}
+	nodes, err := cnuma.Nodes()
+	switch {
+	case errors.Is(err, cnuma.ErrUnsupported):
+		return nil
+	case errors.Is(err, cnuma.ErrNoNUMA):
+		nodes = []int{0}
+	case err != nil:
+		return fmt.Errorf("hugepage: node %d: %w", node, err)
+	}
+	if !slices.Contains(nodes, node) {
+		return fmt.Errorf("hugepage: node %d (online: %s): %w", node, cnuma.FormatCPUList(nodes), cnuma.ErrNoNode)
+	}
+	return nil
+}

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hioload-ws/hioload-ws/cnuma"
 )
 
 // madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14): fault every page in
@@ -18,22 +21,8 @@ import (
 // cannot be had.
 const madvPopulateWrite = 23
 
-// maxNodes bounds the node masks passed to mbind and get_mempolicy
-// (CONFIG_NODES_SHIFT=10 on Debian's kernels).
-const maxNodes = 1024
-
 func mapArena(size, node int, o mapOptions) ([]byte, Arena, error) {
-	a := Arena{Node: node}
-	if node < -1 {
-		return nil, a, fmt.Errorf("%w: node %d", ErrNoNode, node)
-	}
-	if node >= 0 {
-		if err := checkNode(node); err != nil {
-			return nil, a, err
-		}
-	}
-	size = roundUp(size, hugeSize)
-	a.Size = size
+	a := Arena{Node: node, Size: size}
 	if !o.noHugetlb {
 		mem, err := mapHugetlb(size, node, o.noReserve, &a)
 		if err == nil {
@@ -59,10 +48,11 @@ func unmapArena(mem []byte, _ *Arena) error {
 }
 
 // mapHugetlb maps size bytes from the hugetlb reservation, binds them and
-// faults them in with MADV_POPULATE_WRITE. The reservation is global, so with
-// pages reserved only on another node mmap succeeds and the first touch of
-// memory bound here would SIGBUS (NUMA-NOTES.md, "the SIGBUS trap"); populating
-// turns that into an error and we fall back.
+// faults them in with MADV_POPULATE_WRITE. mmap checks the reservation
+// machine-wide, not per node: with huge pages reserved only on another node it
+// succeeds, and the first touch of memory bound here finds no huge page on
+// this node and raises SIGBUS, which kills the process. Populating turns that
+// into an error, and we fall back.
 func mapHugetlb(size, node int, noReserve bool, a *Arena) ([]byte, error) {
 	flags := unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_HUGETLB
 	if noReserve {
@@ -125,67 +115,26 @@ func mapAnon(size, node int, thp *bool, a *Arena) ([]byte, error) {
 
 // bind applies MPOL_BIND to node (node -1: no binding) and records whether it
 // took. A refused mbind (EPERM under seccomp) leaves the memory usable but
-// unbound; that is reported, not hidden.
+// unbound; that is reported, not hidden. Callers bind before faulting any page
+// in, so cnuma.Bind's MPOL_MF_MOVE has nothing to move.
 func bind(mem []byte, node int, a *Arena) {
 	a.Bound, a.BindErr = false, ""
 	if node < 0 {
 		return
 	}
-	if err := mbind(mem, node); err != nil {
+	if err := cnuma.Bind(mem, node); err != nil {
 		a.BindErr = err.Error()
 		return
 	}
-	mode, mask, err := policyAt(uintptr(unsafe.Pointer(&mem[0])))
+	p, err := cnuma.MemPolicy(mem)
 	switch {
 	case err != nil:
 		a.Bound = true // mbind said yes; the read-back is what was refused
-		a.BindErr = ""
-	case mode != unix.MPOL_BIND || mask[node/64]&(1<<(node%64)) == 0:
-		a.BindErr = fmt.Sprintf("mbind succeeded but the policy reads back as mode %d", mode)
+	case p.Mode != unix.MPOL_BIND || !slices.Contains(p.Nodes, node):
+		a.BindErr = fmt.Sprintf("mbind succeeded but the policy reads back as mode %d", p.Mode)
 	default:
 		a.Bound = true
 	}
-}
-
-// mbind binds mem to node with MPOL_BIND, moving any page already faulted.
-func mbind(mem []byte, node int) error {
-	if node >= maxNodes {
-		return os.NewSyscallError("mbind", unix.EINVAL)
-	}
-	var mask [maxNodes / 64]uint64
-	mask[node/64] = 1 << (node % 64)
-	// The kernel reads maxnode-1 bits (mm/mempolicy.c get_nodes), hence +1.
-	_, _, e := unix.Syscall6(unix.SYS_MBIND, uintptr(unsafe.Pointer(&mem[0])), uintptr(len(mem)),
-		unix.MPOL_BIND, uintptr(unsafe.Pointer(&mask[0])), maxNodes+1,
-		unix.MPOL_MF_STRICT|unix.MPOL_MF_MOVE)
-	if e != 0 {
-		return os.NewSyscallError("mbind", e)
-	}
-	return nil
-}
-
-// policyAt returns the memory policy of the mapping holding addr.
-func policyAt(addr uintptr) (int, [maxNodes / 64]uint64, error) {
-	var mode int32
-	var mask [maxNodes / 64]uint64
-	_, _, e := unix.Syscall6(unix.SYS_GET_MEMPOLICY, uintptr(unsafe.Pointer(&mode)),
-		uintptr(unsafe.Pointer(&mask[0])), maxNodes, addr, unix.MPOL_F_ADDR, 0)
-	if e != 0 {
-		return 0, mask, os.NewSyscallError("get_mempolicy", e)
-	}
-	return int(mode), mask, nil
-}
-
-// nodeOf returns the node of the page holding addr
-// (get_mempolicy with MPOL_F_NODE|MPOL_F_ADDR).
-func nodeOf(addr uintptr) (int, error) {
-	var node int32
-	_, _, e := unix.Syscall6(unix.SYS_GET_MEMPOLICY, uintptr(unsafe.Pointer(&node)), 0, 0,
-		addr, unix.MPOL_F_NODE|unix.MPOL_F_ADDR, 0)
-	if e != 0 {
-		return -1, os.NewSyscallError("get_mempolicy", e)
-	}
-	return int(node), nil
 }
 
 // verify fills a.Kind, a.PageSize, a.HugeBytes and a.Placement from what the
@@ -210,54 +159,36 @@ func verify(mem []byte, a *Arena) {
 }
 
 // placement asks the kernel which node holds each of up to 64 pages spread
-// over mem: move_pages with nil nodes moves nothing and fills in the status.
+// over mem: move_pages with no target nodes moves nothing and reports each
+// page's node; where it is refused, get_mempolicy asks page by page.
 func placement(mem []byte, pageSize int) Placement {
 	if pageSize <= 0 {
 		pageSize = os.Getpagesize()
 	}
 	step := roundUp(max(len(mem)/64, pageSize), pageSize)
-	var addrs [64]uintptr
-	var status [64]int32
+	var pages [64]unsafe.Pointer
 	n := 0
-	for off := 0; off < len(mem) && n < len(addrs); off += step {
-		addrs[n] = uintptr(unsafe.Pointer(&mem[off]))
+	for off := 0; off < len(mem) && n < len(pages); off += step {
+		pages[n] = unsafe.Pointer(&mem[off])
 		n++
 	}
 	p := Placement{Method: "move_pages", Sampled: n, Nodes: make(map[int]int)}
-	_, _, e := unix.Syscall6(unix.SYS_MOVE_PAGES, 0, uintptr(n), uintptr(unsafe.Pointer(&addrs[0])),
-		0, uintptr(unsafe.Pointer(&status[0])), 0)
-	if e == 0 {
-		for _, s := range status[:n] {
-			p.Nodes[int(s)]++ // a negative status is -errno, e.g. -14 (EFAULT) or -2 (ENOENT: not present)
+	nodes, err := cnuma.PageNodes(pages[:n])
+	if err == nil {
+		for _, node := range nodes {
+			p.Nodes[node]++ // a negative node is -errno, e.g. -14 (EFAULT) or -2 (ENOENT: not present)
 		}
 		return p
 	}
 	p.Method = "get_mempolicy"
-	for _, addr := range addrs[:n] {
-		node, err := nodeOf(addr)
-		if err != nil {
-			return Placement{Err: "move_pages: " + e.Error() + "; " + err.Error()}
+	for i := range n {
+		node, err2 := cnuma.PageNode(mem[i*step:])
+		if err2 != nil {
+			return Placement{Err: err.Error() + "; " + err2.Error()}
 		}
 		p.Nodes[node]++
 	}
 	return p
-}
-
-// checkNode returns ErrNoNode unless node is a NUMA node of this machine.
-func checkNode(node int) error {
-	if node < maxNodes {
-		if _, err := os.Stat("/sys/devices/system/node/node" + strconv.Itoa(node)); err == nil {
-			return nil
-		}
-	}
-	online, err := os.ReadFile("/sys/devices/system/node/online")
-	if err != nil {
-		if node == 0 {
-			return nil // kernel without NUMA: everything is node 0
-		}
-		online = []byte("0 (no /sys/devices/system/node)")
-	}
-	return fmt.Errorf("%w: node %d (online: %s)", ErrNoNode, node, bytes.TrimSpace(online))
 }
 
 // smapsOf returns the size fields (in bytes) of the mapping holding addr in

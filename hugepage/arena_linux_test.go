@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hioload-ws/hioload-ws/cnuma"
 )
 
 // freeHugePages reads HugePages_Free from /proc/meminfo.
@@ -235,7 +238,7 @@ func TestPlacementOnNode0(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		node, err := nodeOf(uintptr(unsafe.Pointer(&b.Bytes()[0])))
+		node, err := cnuma.PageNode(b.Bytes())
 		b.Release()
 		if err != nil {
 			t.Fatal(err)
@@ -244,12 +247,12 @@ func TestPlacementOnNode0(t *testing.T) {
 			t.Errorf("class %d: buffer on node %d", c.Size, node)
 		}
 	}
-	mode, mask, err := policyAt(arenaAddr(p))
+	pol, err := cnuma.MemPolicy(p.mem)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mode != unix.MPOL_BIND || mask[0] != 1 {
-		t.Errorf("policy mode %d mask %#x, want MPOL_BIND to node 0", mode, mask[0])
+	if pol.Mode != unix.MPOL_BIND || !slices.Equal(pol.Nodes, []int{0}) {
+		t.Errorf("policy %+v, want MPOL_BIND to node 0", pol)
 	}
 	if line := numaMapsLine(t, arenaAddr(p)); !strings.Contains(line, "bind:0") {
 		t.Errorf("numa_maps: %q, want bind:0", line)
@@ -275,20 +278,21 @@ func TestInvalidNode(t *testing.T) {
 			}
 		}
 		_, err := New(Config{Node: node, Classes: smallClasses})
-		if !errors.Is(err, ErrNoNode) || !strings.Contains(err.Error(), fmt.Sprintf("node %d", node)) {
-			t.Errorf("New(node %d): %v, want ErrNoNode naming the node", node, err)
+		if !errors.Is(err, cnuma.ErrNoNode) || !strings.Contains(err.Error(), fmt.Sprintf("node %d", node)) {
+			t.Errorf("New(node %d): %v, want cnuma.ErrNoNode naming the node", node, err)
 		}
 		if node > 0 && !strings.Contains(err.Error(), "online") {
 			t.Errorf("New(node %d): %v, want the online nodes listed", node, err)
 		}
 	}
-	// Below the pool's own check, the kernel agrees (NUMA-NOTES: EINVAL).
+	// Below the pool's own check, the kernel agrees: mbind to a node it does
+	// not have is EINVAL.
 	mem, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Munmap(mem)
-	if err := mbind(mem, 63); !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EPERM) {
+	if err := cnuma.Bind(mem, 63); !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EPERM) {
 		t.Errorf("mbind to node 63: %v, want EINVAL (or EPERM under seccomp)", err)
 	}
 }
@@ -330,9 +334,9 @@ func TestVMARange(t *testing.T) {
 }
 
 // TestSIGBUSTrapOtherNode is the trap for real, on a machine with two or more
-// nodes (the qemu guest of NUMA-NOTES.md): huge pages reserved on node 1
-// only; a pool bound to node 0 must fall back instead of dying, and a pool
-// bound to node 1 must get those huge pages, on node 1.
+// nodes (such as the qemu guest that scripts/numa-vm.sh starts): huge pages
+// reserved on node 1 only; a pool bound to node 0 must fall back instead of
+// dying, and a pool bound to node 1 must get those huge pages, on node 1.
 func TestSIGBUSTrapOtherNode(t *testing.T) {
 	const node1 = "/sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages"
 	if _, err := os.Stat(node1); err != nil {

@@ -2,20 +2,12 @@
 
 package hugepage
 
-import (
-	"fmt"
-	"os"
-)
+import "os"
 
 // mapArena takes the arena from the Go heap: this platform has no arena code.
 // The Arena reports PageGoHeap and no binding, so nothing pretends otherwise.
 func mapArena(size, node int, _ mapOptions) ([]byte, Arena, error) {
-	a := Arena{Node: node}
-	if node < -1 {
-		return nil, a, fmt.Errorf("%w: node %d", ErrNoNode, node)
-	}
-	size = roundUp(size, hugeSize)
-	a.Size = size
+	a := Arena{Node: node, Size: size}
 	a.Kind = PageGoHeap
 	a.PageSize = os.Getpagesize()
 	a.Fallbacks = []string{"hugetlb, thp, mmap: no arena code for this platform; using the Go heap"}

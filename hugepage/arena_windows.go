@@ -29,17 +29,7 @@ import (
 const placementSamples = 16
 
 func mapArena(size, node int, o mapOptions) ([]byte, Arena, error) {
-	a := Arena{Node: node}
-	if node < -1 {
-		return nil, a, fmt.Errorf("%w: node %d", ErrNoNode, node)
-	}
-	if node >= 0 {
-		if hi, err := cnuma.MaxNode(); err == nil && node > hi {
-			return nil, a, fmt.Errorf("%w: node %d (highest is %d)", ErrNoNode, node, hi)
-		}
-	}
-	size = roundUp(size, hugeSize)
-	a.Size = size
+	a := Arena{Node: node, Size: size}
 	if o.noHugetlb {
 		a.Fallbacks = append(a.Fallbacks, "large pages: not asked for (NoHugetlb)")
 	} else {

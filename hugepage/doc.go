@@ -4,20 +4,26 @@
 // A Pool maps one arena for one node: from the hugetlb reservation
 // (MAP_HUGETLB) when enough huge pages are reserved, else anonymous memory
 // aligned to 2 MiB with MADV_HUGEPAGE (transparent huge pages), else base
-// pages. It binds the arena to the node with mbind, faults every page in with
-// MADV_POPULATE_WRITE (which turns the SIGBUS of huge pages reserved on
-// another node into an error and a fallback), and then checks what it got:
-// the page kind from /proc/self/smaps and the placement from move_pages. Arena
-// reports all of it, including memory left unbound because mbind was refused
-// (seccomp) and every fallback taken with its reason. On Windows the arena is
-// VirtualAlloc'd base pages without node binding, on other systems a Go heap
-// slice; both say so.
+// pages. It binds the arena to the node (cnuma.Bind, mbind), faults every page
+// in with MADV_POPULATE_WRITE (which turns the SIGBUS of huge pages reserved
+// on another node into an error and a fallback), and then checks what it got:
+// the page kind from /proc/self/smaps and the placement from move_pages
+// (cnuma.PageNodes). Arena reports all of it, including memory left unbound
+// because mbind was refused (seccomp) and every fallback taken with its
+// reason. On Windows the arena is committed with VirtualAllocExNuma on the
+// node, from large pages when the account holds "Lock pages in memory", else
+// base pages; Windows only prefers the node, so the arena is reported unbound
+// and QueryWorkingSetEx says where its pages are. On other systems it is a Go
+// heap slice, and says so. Every kernel call about nodes goes through cnuma;
+// a node the machine lacks is an error wrapping cnuma.ErrNoNode.
 //
 // The arena is carved into size classes (powers of two from 64 B; by default
 // up to 16 MiB). Each class keeps its free buffers as slot indexes on a
 // lock-free Treiber stack (internal/stack), so Get and Release are a few
 // atomic operations, never block and never allocate. The arena holds no Go
-// pointers; per-buffer state lives in Go slices.
+// pointers; per-buffer state lives in Go slices. A Cache (Pool.NewCache) is a
+// loop's private front of a few free slots per class, so that the loop's own
+// Get and Release touch no shared free list.
 //
 // A Buffer is what a reactor loop reads into and what a handler receives:
 //
@@ -33,5 +39,6 @@
 //	...                      // the queue's Release gives it back
 //
 // Leak checks use Pool.InUse (0 once every buffer is back) and Pool.Close,
-// which refuses to unmap while buffers are out.
+// which refuses to unmap while buffers are out. Pool.Stats reports the arena
+// and each class for a stats ticker.
 package hugepage

@@ -23,9 +23,6 @@ var (
 	// ErrInUse is returned (wrapped, with the count) by Close while buffers
 	// are still out; the arena stays mapped.
 	ErrInUse = errors.New("hugepage: buffers still in use")
-	// ErrNoNode is returned (wrapped, with the node and the online nodes) by
-	// New for a node that this machine does not have.
-	ErrNoNode = errors.New("hugepage: no such NUMA node")
 )
 
 // Class is one slab size class: Count buffers of Size bytes.
@@ -123,7 +120,8 @@ type slot struct {
 // page shows here, not on a loop thread, and so that the page kind can be
 // verified): the memory is committed when New returns. See Arena for what was
 // obtained; New fails only if no memory at all could be mapped or the node
-// does not exist.
+// does not exist (an error wrapping cnuma.ErrNoNode, naming the node and the
+// online nodes).
 func New(cfg Config) (*Pool, error) {
 	classes := cfg.Classes
 	if classes == nil {
@@ -133,7 +131,10 @@ func New(cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	mem, arena, err := mapArena(size, cfg.Node, mapOptions{cfg.NoHugetlb, cfg.NoTHP, cfg.noReserve})
+	if err := checkNode(cfg.Node); err != nil {
+		return nil, err
+	}
+	mem, arena, err := mapArena(roundUp(size, hugeSize), cfg.Node, mapOptions{cfg.NoHugetlb, cfg.NoTHP, cfg.noReserve})
 	if err != nil {
 		return nil, err
 	}

@@ -340,20 +340,14 @@ func TestStress(t *testing.T) {
 				if i%3 == 0 {
 					size = 4096
 				}
-				b, err := p.Get(size)
+				b, err := getStamped(t, p.Get, size, id)
 				if errors.Is(err, ErrExhausted) {
-					runtime.Gosched()
 					continue
 				}
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				bs := b.Bytes()
-				for j := range bs {
-					bs[j] = id
-				}
-				checkStamp(t, b)
 				switch i % 4 {
 				case 0:
 					handoff <- b // released by another goroutine
@@ -373,7 +367,28 @@ func TestStress(t *testing.T) {
 	releasers.Wait()
 }
 
+// getStamped takes a buffer of size from get (Pool.Get or Cache.Get), fills
+// it with id and checks that no other holder wrote it meanwhile. When the
+// class is exhausted it yields and returns ErrExhausted.
+func getStamped(t *testing.T, get func(int) (Buffer, error), size int, id byte) (Buffer, error) {
+	b, err := get(size)
+	if err != nil {
+		if errors.Is(err, ErrExhausted) {
+			runtime.Gosched()
+		}
+		return Buffer{}, err
+	}
+	bs := b.Bytes()
+	for j := range bs {
+		bs[j] = id
+	}
+	checkStamp(t, b)
+	return b, nil
+}
+
+// checkStamp fails the test if b's bytes are not all the same id.
 func checkStamp(t *testing.T, b Buffer) {
+	t.Helper()
 	bs := b.Bytes()
 	for _, v := range bs {
 		if v != bs[0] {

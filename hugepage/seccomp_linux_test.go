@@ -14,7 +14,8 @@ import (
 
 // TestUnboundUnderSeccomp runs a child process that refuses mbind,
 // get_mempolicy, set_mempolicy and move_pages with EPERM, as Docker's default
-// seccomp profile does (NUMA-NOTES.md), and checks that the pool still works
+// seccomp profile does for a container without CAP_SYS_NICE, and checks that
+// the pool still works
 // and reports its memory as unbound with the reason, not as bound.
 func TestUnboundUnderSeccomp(t *testing.T) {
 	if os.Getenv("HUGEPAGE_SECCOMP_CHILD") == "1" {

@@ -83,8 +83,9 @@ func TestDiscoverUnderTaskset(t *testing.T) {
 
 // TestDiscoverAgreesWithSysFS compares what the cgo build discovers (hwloc and
 // libnuma) with what the CGO_ENABLED=0 build reads from sysfs, on this machine.
-// Node memory grows while the machine runs (deferred struct page init,
-// NUMA-NOTES), so it is compared within 2 % of what sysfs showed around it.
+// Node memory can grow while the machine runs (with deferred struct page init
+// the kernel adds pages to a node's MemTotal as it initialises them), so it is
+// compared within 2 % of what sysfs showed around it.
 func TestDiscoverAgreesWithSysFS(t *testing.T) {
 	before, err := FromSysFS("")
 	if err != nil {

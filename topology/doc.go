@@ -1,14 +1,21 @@
 // Package topology is the machine as plain Go values — NUMA nodes with their
-// CPUs, memory, distances and huge pages; packages, cores, caches and online
-// CPUs; network devices with the node they sit on — and the placement plan that
-// the echo server's -numa and -workers flags turn into pinned event loops.
+// CPUs, memory, distances and huge pages; packages, cores, CPU caches
+// (CPUCache) and online CPUs; network devices with the node they sit on — and
+// the placement plan that the echo server's -numa and -workers flags ask for:
+// a Plan holds one Seat, a CPU and a node, per event loop. topology only reads
+// and plans; the reactor pins each loop's thread to its Seat's CPU with
+// cnuma.PinThread and takes its buffers from a pool on the Seat's node.
 //
 // Discover reads this machine (hwloc and libnuma with cgo, sysfs without,
-// kernel32 on Windows) together with the CPUs this process may run on, so that a
-// server started under "taskset -c 0" plans one loop on CPU 0. FromSysFS,
-// LoadSynthetic and LoadXML describe other machines, for tests and for planning
-// ahead. WriteText and WriteJSON print the report; the JSON follows the topo/v1
-// schema (shared/TOPOLOGY-REPORT.md) with a "plan" field added.
+// kernel32 on Windows, all through cnuma) together with the CPUs this process
+// may run on, so that a server started under "taskset -c 0" plans one loop on
+// CPU 0. FromSysFS, LoadSynthetic and LoadXML describe other machines, for
+// tests and for planning ahead. WriteText and WriteJSON print the report; the
+// JSON is the topo/v1 document whose fields are the struct tags in report.go,
+// with a "plan" field.
+//
+// Planning errors wrap ErrNoCPU, ErrBadNUMA or ErrBadWorkers, and
+// cnuma.ErrNoNode for a -numa node the machine does not have.
 //
 //	t, err := topology.Discover()
 //	if err != nil {
@@ -22,8 +29,8 @@
 //	if err != nil {
 //		return err
 //	}
-//	for i, l := range plan.Loops {
-//		fmt.Printf("loop %d: cpu %d, memory from node %d\n", i, l.CPU, l.Node)
+//	for i, s := range plan.Loops {
+//		fmt.Printf("loop %d: cpu %d, memory from node %d\n", i, s.CPU, s.Node)
 //	}
 //
 // Nothing here is for a hot path: discover once, plan once, keep the result.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hioload-ws/hioload-ws/cnuma"
+	"github.com/hioload-ws/hioload-ws/internal/sysfstest"
 )
 
 // trees caches unpacked fake sysfs trees for the whole test binary: unpacking
@@ -70,7 +71,7 @@ func treeDir(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(treeRoot, name)
-	if err := cnuma.ExtractTree(b, dir); err != nil {
+	if err := sysfstest.Extract(b, dir); err != nil {
 		if runtime.GOOS == "windows" {
 			t.Skipf("fake sysfs trees hold symbolic links, which need privileges on windows: %v", err)
 		}

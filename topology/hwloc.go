@@ -54,7 +54,7 @@ func FromHwloc(h *cnuma.HwlocTopology, source string) (*Topology, error) {
 		t.Cores = append(t.Cores, Core{Package: c.Package, ID: c.OSIndex, CPUs: c.CPUs})
 	}
 	for _, c := range h.Caches {
-		t.Caches = append(t.Caches, Cache{Level: c.Level, Type: c.Type, Size: c.Size, CPUs: c.CPUs})
+		t.Caches = append(t.Caches, CPUCache{Level: c.Level, Type: c.Type, Size: c.Size, CPUs: c.CPUs})
 	}
 	for _, d := range h.NetDevices {
 		t.NICs = append(t.NICs, NIC{Name: d.Name, PCI: d.PCI, Node: d.Node, LocalCPUs: d.LocalCPUs})

@@ -10,26 +10,24 @@ import (
 	"github.com/hioload-ws/hioload-ws/cnuma"
 )
 
-// Plan is where the event loops run: one Loop per loop, grouped by node in
-// ascending node order. Memory for a loop comes from its Node.
+// Plan is where the event loops run: one Seat per loop, grouped by node in
+// ascending node order. Memory for a loop comes from its Seat's Node.
 type Plan struct {
 	NUMA    Selector
 	Workers int    // as asked; 0 = one loop per usable CPU
 	Nodes   []int  // the nodes chosen, ascending
 	Reason  string // why these nodes, for logs and reports
-	Loops   []Loop
+	Loops   []Seat
 }
 
-// Loop is one event loop: the CPU it is pinned to (-1 = not pinned, where the
-// platform cannot pin) and the node its memory comes from.
-type Loop struct {
+// Seat is the planned place of one event loop: the CPU its thread is pinned
+// to (-1 = not pinned, where the platform cannot pin) and the node its memory
+// comes from. The running loop is a reactor.Loop; a Seat only says where it
+// goes.
+type Seat struct {
 	CPU  int
 	Node int
 }
-
-// PinThread restricts the calling OS thread (locked with
-// runtime.LockOSThread) to cpu, as a Loop of the plan names it.
-func PinThread(cpu int) error { return cnuma.PinThread(cpu) }
 
 // Plan places workers loops for sel without knowing the listen address: for
 // Auto that means every node with a usable CPU. See PlanNIC.
@@ -80,9 +78,9 @@ func InterfaceOf(listenAddr string) string {
 //
 // Auto picks nic's node when the NIC has one and that node has a usable CPU,
 // else every node with a usable CPU. Selector{Node: n} picks n; a node the
-// machine lacks is an error wrapping ErrNoNode that lists the nodes, and a node
-// without a usable CPU is an error wrapping ErrNoCPU. Usable CPUs are online,
-// on the node, and in t.Allowed (when known).
+// machine lacks is an error wrapping cnuma.ErrNoNode that lists the nodes,
+// and a node without a usable CPU is an error wrapping ErrNoCPU. Usable CPUs
+// are online, on the node, and in t.Allowed (when known).
 //
 // workers 0 places one loop per usable CPU. Otherwise loops take the usable
 // CPUs node by node in turn (node 0's first, node 1's first, node 0's second,
@@ -106,7 +104,7 @@ func (t *Topology) chooseNodes(p *Plan, nic string) ([]int, error) {
 	if !p.NUMA.Auto {
 		id := p.NUMA.Node
 		if _, ok := t.Node(id); !ok {
-			return nil, fmt.Errorf("%w: %d (this machine has nodes %s)", ErrNoNode, id, joinInts(t.NodeIDs()))
+			return nil, fmt.Errorf("topology: -numa %d: %w (this machine has nodes %s)", id, cnuma.ErrNoNode, joinInts(t.NodeIDs()))
 		}
 		if len(t.cpusFor(id)) == 0 {
 			return nil, t.noCPUError([]int{id})
@@ -168,17 +166,17 @@ func (t *Topology) noCPUError(nodes []int) error {
 
 // place assigns loops to CPUs: all usable CPUs for workers 0, else the CPUs
 // interleaved across nodes and wrapped round; then loops are grouped by node.
-func (t *Topology) place(nodes []int, workers int) []Loop {
+func (t *Topology) place(nodes []int, workers int) []Seat {
 	per := make([][]int, len(nodes))
 	for i, id := range nodes {
 		per[i] = t.cpusFor(id)
 	}
-	var slots []Loop
+	var seats []Seat
 	for k := 0; ; k++ {
 		added := false
 		for i, cpus := range per {
 			if k < len(cpus) {
-				slots = append(slots, Loop{CPU: cpus[k], Node: nodes[i]})
+				seats = append(seats, Seat{CPU: cpus[k], Node: nodes[i]})
 				added = true
 			}
 		}
@@ -187,16 +185,16 @@ func (t *Topology) place(nodes []int, workers int) []Loop {
 		}
 	}
 	if workers == 0 {
-		workers = len(slots)
+		workers = len(seats)
 	}
-	loops := make([]Loop, workers)
+	loops := make([]Seat, workers)
 	for i := range loops {
-		loops[i] = slots[i%len(slots)]
+		loops[i] = seats[i%len(seats)]
 		if !t.CanPin {
 			loops[i].CPU = -1
 		}
 	}
-	slices.SortStableFunc(loops, func(a, b Loop) int { return a.Node - b.Node })
+	slices.SortStableFunc(loops, func(a, b Seat) int { return a.Node - b.Node })
 	return loops
 }
 

@@ -5,12 +5,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hioload-ws/hioload-ws/cnuma"
 )
 
-func loops(pairs ...int) []Loop {
-	var l []Loop
+func loops(pairs ...int) []Seat {
+	var l []Seat
 	for i := 0; i < len(pairs); i += 2 {
-		l = append(l, Loop{CPU: pairs[i], Node: pairs[i+1]})
+		l = append(l, Seat{CPU: pairs[i], Node: pairs[i+1]})
 	}
 	return l
 }
@@ -23,7 +25,7 @@ func TestPlan(t *testing.T) {
 		sel     Selector
 		workers int
 		nic     string
-		want    []Loop
+		want    []Seat
 		nodes   []int
 		err     error
 		errText string
@@ -46,7 +48,7 @@ func TestPlan(t *testing.T) {
 			want: loops(4, 1, 5, 1, 6, 1, 7, 1, 4, 1, 5, 1), nodes: []int{1}},
 		{name: "one worker", machine: "two-node", sel: Auto, workers: 1, want: loops(0, 0), nodes: []int{0, 1}},
 		{name: "node that does not exist", machine: "two-node", sel: Selector{Node: 5},
-			err: ErrNoNode, errText: "nodes 0, 1"},
+			err: cnuma.ErrNoNode, errText: "nodes 0, 1"},
 		{name: "negative workers", machine: "two-node", sel: Auto, workers: -1, err: ErrBadWorkers},
 		{name: "cpus offline", machine: "offline", sel: Selector{Node: 1},
 			want: loops(4, 1, 5, 1), nodes: []int{1}},
@@ -74,7 +76,7 @@ func TestPlan(t *testing.T) {
 		{name: "synthetic 8 nodes, auto 8 workers one per node", machine: "synthetic:pack:4 numa:2 core:8 pu:2", sel: Auto, workers: 8,
 			want: loops(0, 0, 16, 1, 32, 2, 48, 3, 64, 4, 80, 5, 96, 6, 112, 7), nodes: []int{0, 1, 2, 3, 4, 5, 6, 7}},
 		{name: "synthetic, invalid node", machine: "synthetic:pack:4 numa:2 core:8 pu:2", sel: Selector{Node: 8},
-			err: ErrNoNode, errText: "nodes 0, 1, 2, 3, 4, 5, 6, 7"},
+			err: cnuma.ErrNoNode, errText: "nodes 0, 1, 2, 3, 4, 5, 6, 7"},
 		{name: "synthetic, affinity subset", machine: "synthetic:pack:2 numa:1 l3:1 core:4 pu:2", allowed: []int{3, 12}, sel: Auto,
 			want: loops(3, 0, 12, 1), nodes: []int{0, 1}},
 	}

@@ -64,7 +64,7 @@ func writeNode(b *strings.Builder, n Node) {
 	}
 }
 
-func writeCaches(b *strings.Builder, cs []Cache) {
+func writeCaches(b *strings.Builder, cs []CPUCache) {
 	type kind struct {
 		level int
 		typ   string
@@ -130,8 +130,10 @@ func bytesText(n uint64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// The topo/v1 document (../shared/TOPOLOGY-REPORT.md) with this package's extra
-// fields: allowed_cpus, can_pin, notes, free_bytes and plan.
+// jsonDoc is the topo/v1 document: the machine's numa_nodes, packages, cores,
+// pus, caches and devices, and this package's additions allowed_cpus, can_pin,
+// notes, free_bytes and plan. The struct tags here are the schema: a change to
+// a tag's name or meaning is a new version in Schema.
 type jsonDoc struct {
 	Schema      string        `json:"schema"`
 	Source      string        `json:"source"`

@@ -91,7 +91,7 @@ func (t *Topology) sysfsCPUs(s cnuma.SysFS) error {
 	pkgs := map[int][]int{}
 	type coreKey struct{ pkg, core int }
 	cores := map[coreKey][]int{}
-	caches := map[string]Cache{}
+	caches := map[string]CPUCache{}
 	for _, c := range t.PUs {
 		ct, err := s.CPUTopology(c)
 		if err != nil {
@@ -107,7 +107,7 @@ func (t *Topology) sysfsCPUs(s cnuma.SysFS) error {
 		for _, ci := range cs {
 			// One instance per distinct (level, type, sharing CPUs).
 			key := fmt.Sprintf("%d/%s/%s", ci.Level, ci.Type, cnuma.FormatCPUList(ci.CPUs))
-			caches[key] = Cache{Level: ci.Level, Type: ci.Type, Size: ci.Size, CPUs: onlineOnly(ci.CPUs, t.PUs)}
+			caches[key] = CPUCache{Level: ci.Level, Type: ci.Type, Size: ci.Size, CPUs: onlineOnly(ci.CPUs, t.PUs)}
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(pkgs)) {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hioload-ws/hioload-ws/cnuma"
+	"github.com/hioload-ws/hioload-ws/internal/sysfstest"
 )
 
 func TestFromSysFSTwoNode(t *testing.T) {
@@ -83,7 +83,7 @@ func TestFromSysFSNoNUMA(t *testing.T) {
 func TestFromSysFSErrors(t *testing.T) {
 	b := []byte("-- devices/system/cpu/online --\n0-1\n-- devices/system/node/online --\n0\n")
 	dir := t.TempDir()
-	if err := cnuma.ExtractTree(b, dir); err != nil {
+	if err := sysfstest.Extract(b, dir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := FromSysFS(dir); err == nil {
@@ -100,7 +100,7 @@ func TestFromSysFSBadDistance(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := cnuma.ExtractTree(b, dir); err != nil {
+	if err := sysfstest.Extract(b, dir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := FromSysFS(dir); err == nil || !strings.Contains(err.Error(), "distance") {

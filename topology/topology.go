@@ -5,10 +5,9 @@ import (
 	"slices"
 )
 
-// Sentinel errors of the package; wrapped errors add the details.
+// Sentinel errors of the package; wrapped errors add the details. A -numa
+// node that the machine does not have is an error wrapping cnuma.ErrNoNode.
 var (
-	// ErrNoNode means a -numa node that the machine does not have.
-	ErrNoNode = errors.New("topology: no such numa node")
 	// ErrNoCPU means the chosen nodes hold no CPU this process may run on.
 	ErrNoCPU = errors.New("topology: no usable cpu")
 	// ErrBadNUMA means a -numa value that is neither auto, -1 nor a node number.
@@ -26,7 +25,7 @@ type Topology struct {
 	Packages []Package
 	Cores    []Core
 	PUs      []int // online CPUs
-	Caches   []Cache
+	Caches   []CPUCache
 	NICs     []NIC
 	// Allowed holds the CPUs this process may run on (sched_getaffinity: taskset,
 	// cgroup cpuset, container limits). nil means no mask is known, as for a
@@ -69,8 +68,9 @@ type Core struct {
 	CPUs    []int
 }
 
-// Cache is one cache instance: an L2 shared by two hyperthreads is one Cache.
-type Cache struct {
+// CPUCache is one CPU cache instance: an L2 shared by two hyperthreads is one
+// CPUCache.
+type CPUCache struct {
 	Level int
 	Type  string // Data, Instruction or Unified
 	Size  uint64 // bytes
@@ -149,7 +149,7 @@ func (t *Topology) normalize() {
 		return a.ID - b.ID
 	})
 	slices.Sort(t.PUs)
-	slices.SortFunc(t.Caches, func(a, b Cache) int {
+	slices.SortFunc(t.Caches, func(a, b CPUCache) int {
 		if a.Level != b.Level {
 			return a.Level - b.Level
 		}

@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// The benchmarks move values through MPMC, SPSC, a buffered channel and a
-// mutex-guarded slice queue of the same capacity. "same" pushes and pops on
-// one goroutine (the reactor's own inbox use when a loop posts to itself);
-// "spsc" has one producer and one consumer goroutine; "mpmc" runs
+// The benchmarks move values through MPMC, a buffered channel and a
+// mutex-guarded slice queue of the same capacity. Same pushes and pops on one
+// goroutine (the reactor's own inbox use when a loop posts to itself);
+// ProducerConsumer has one producer and one consumer goroutine; MPMC runs
 // RunParallel with 4 goroutines per CPU, each pushing then popping.
 
 const benchCap = 1024
@@ -68,29 +68,17 @@ func (m *mutexQueue) Pop() (uint64, bool) {
 	return v, true
 }
 
-func queues(spsc bool) []struct {
+var queues = []struct {
 	name string
 	make func() queue
-} {
-	qs := []struct {
-		name string
-		make func() queue
-	}{
-		{"mpmc", func() queue { return NewMPMC[uint64](benchCap) }},
-		{"chan", func() queue { return make(chanQueue, benchCap) }},
-		{"mutex", func() queue { return &mutexQueue{buf: make([]uint64, benchCap)} }},
-	}
-	if spsc {
-		qs = append(qs, struct {
-			name string
-			make func() queue
-		}{"spsc", func() queue { return NewSPSC[uint64](benchCap) }})
-	}
-	return qs
+}{
+	{"mpmc", func() queue { return NewMPMC[uint64](benchCap) }},
+	{"chan", func() queue { return make(chanQueue, benchCap) }},
+	{"mutex", func() queue { return &mutexQueue{buf: make([]uint64, benchCap)} }},
 }
 
 func BenchmarkQueueSame(b *testing.B) {
-	for _, q := range queues(true) {
+	for _, q := range queues {
 		b.Run(q.name, func(b *testing.B) {
 			qq := q.make()
 			b.ReportAllocs()
@@ -103,7 +91,7 @@ func BenchmarkQueueSame(b *testing.B) {
 }
 
 func BenchmarkQueueProducerConsumer(b *testing.B) {
-	for _, q := range queues(true) {
+	for _, q := range queues {
 		b.Run(q.name, func(b *testing.B) {
 			qq := q.make()
 			b.ReportAllocs()
@@ -130,7 +118,7 @@ func BenchmarkQueueProducerConsumer(b *testing.B) {
 }
 
 func BenchmarkQueueMPMC(b *testing.B) {
-	for _, q := range queues(false) {
+	for _, q := range queues {
 		b.Run(q.name, func(b *testing.B) {
 			qq := q.make()
 			b.ReportAllocs()

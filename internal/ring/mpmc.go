@@ -1,13 +1,3 @@
-// Package ring holds bounded lock-free queues shared by the reactor and the pools.
-//
-// MPMC is Dmitry Vyukov's bounded multi-producer multi-consumer queue
-// ("Bounded MPMC queue", 1024cores.net, 2010): every slot carries a sequence
-// number; a producer claims slot pos with a CAS on the tail only when the slot's
-// sequence equals pos, writes the value, then publishes it by storing pos+1; a
-// consumer claims with a CAS on the head when the sequence equals pos+1 and frees
-// the slot for the next lap by storing pos+capacity. The sequence store is the
-// release that orders the value write before the matching consumer's read, so
-// the race detector sees a happens-before edge for every value.
 package ring
 
 import (
@@ -21,8 +11,9 @@ type slot[T any] struct {
 	val T
 }
 
-// MPMC is a bounded queue safe for any number of producers and consumers.
-// Push and Pop never block and never allocate.
+// MPMC is a bounded queue safe for any number of producers and consumers:
+// Vyukov's algorithm, described in the package doc. Push and Pop never block
+// and never allocate.
 type MPMC[T any] struct {
 	_     cpu.CacheLinePad
 	tail  atomic.Uint64

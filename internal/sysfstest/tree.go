@@ -1,4 +1,4 @@
-package cnuma
+package sysfstest
 
 import (
 	"fmt"
@@ -7,16 +7,13 @@ import (
 	"strings"
 )
 
-// ExtractTree unpacks a fake sysfs tree into dir, for tests that point SysFS
-// (or hwloc's HWLOC_FSROOT) at a machine other than this one. The archive is
-// txtar-like: text before the first marker is a comment, "-- path --" starts a
-// file whose content runs to the next marker, and "-- path -> target --" makes a
-// symbolic link, as sysfs links class/net/NAME to its device.
-//
-// Trees are kept as archives, not as directories, because real sysfs names hold
-// ':' and symbolic links, which Go module zips and Windows checkouts reject.
-// Paths must be relative and stay inside dir; link targets must be relative.
-func ExtractTree(archive []byte, dir string) error {
+// Extract unpacks a fake sysfs tree into dir. The archive is txtar-like: text
+// before the first marker is a comment, "-- path --" starts a file whose
+// content runs to the next marker, and "-- path -> target --" makes a symbolic
+// link, as sysfs links class/net/NAME to its device. Paths must be relative and
+// stay inside dir; link targets must be relative. On Windows, making the links
+// needs a privilege that most accounts lack: callers skip on that error.
+func Extract(archive []byte, dir string) error {
 	type link struct{ path, target string }
 	var links []link
 	var cur *strings.Builder
@@ -34,7 +31,7 @@ func ExtractTree(archive []byte, dir string) error {
 		cur = nil
 		if p, target, ok := strings.Cut(name, " -> "); ok {
 			if filepath.IsAbs(target) {
-				return fmt.Errorf("cnuma: tree: link %s: absolute target %s", p, target)
+				return fmt.Errorf("sysfstest: link %s: absolute target %s", p, target)
 			}
 			links = append(links, link{p, target})
 			continue
@@ -56,10 +53,10 @@ func ExtractTree(archive []byte, dir string) error {
 			return err
 		}
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			return fmt.Errorf("cnuma: tree: %w", err)
+			return fmt.Errorf("sysfstest: %w", err)
 		}
 		if err := os.Symlink(l.target, full); err != nil {
-			return fmt.Errorf("cnuma: tree: %w", err)
+			return fmt.Errorf("sysfstest: %w", err)
 		}
 	}
 	return nil
@@ -75,7 +72,7 @@ func marker(line string) (string, bool) {
 
 func treePath(dir, p string) (string, error) {
 	if p == "" || filepath.IsAbs(p) || !filepath.IsLocal(p) {
-		return "", fmt.Errorf("cnuma: tree: path %q not inside the tree", p)
+		return "", fmt.Errorf("sysfstest: path %q not inside the tree", p)
 	}
 	return filepath.Join(dir, p), nil
 }
@@ -86,10 +83,10 @@ func writeTreeFile(dir, p, content string) error {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-		return fmt.Errorf("cnuma: tree: %w", err)
+		return fmt.Errorf("sysfstest: %w", err)
 	}
 	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-		return fmt.Errorf("cnuma: tree: %w", err)
+		return fmt.Errorf("sysfstest: %w", err)
 	}
 	return nil
 }

@@ -128,7 +128,13 @@ func TestDiscoverAgreesWithSysFS(t *testing.T) {
 			t.Errorf("core %d: %+v / %+v", i, topo.Cores[i], sys.Cores[i])
 		}
 	}
-	if len(topo.Caches) != len(sys.Caches) {
+	switch {
+	case len(sys.Caches) == 0:
+		// Some kernels (VMs among them) have no cache directories in
+		// sysfs, while hwloc still reads the caches from CPUID: there is
+		// nothing to compare with.
+		t.Logf("skipped the caches: sysfs reports none, hwloc %d", len(topo.Caches))
+	case len(topo.Caches) != len(sys.Caches):
 		t.Errorf("caches: hwloc %+v\nsysfs %+v", topo.Caches, sys.Caches)
 	}
 	for i := range min(len(topo.Caches), len(sys.Caches)) {

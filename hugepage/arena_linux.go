@@ -3,6 +3,7 @@ package hugepage
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -286,23 +287,16 @@ const (
 )
 
 // hugeBytes measures huge page backing for part of an arena. hugetlb and
-// base-page arenas are uniform (smaps said so for the whole mapping). For THP
-// it looks at one base page per 2 MiB extent: /proc/self/pagemap gives its
-// frame number (bits 0-54 when bit 63, present, is set) and /proc/kpageflags
-// that frame's flags. Frame numbers read as 0 without CAP_SYS_ADMIN, and
-// kpageflags is root-only: then it returns -1.
+// base-page arenas are uniform (smaps said so for the whole mapping); for THP
+// it asks thpBytes.
 func hugeBytes(part []byte, a *Arena) int {
-	switch a.Kind {
-	case PageHugetlb:
+	switch {
+	case a.Kind == PageHugetlb:
 		return len(part)
-	case PageNormal:
+	case a.Kind == PageNormal || len(part) == 0:
 		return 0
-	case PageTHP:
-	default:
+	case a.Kind != PageTHP:
 		return -1
-	}
-	if len(part) == 0 {
-		return 0
 	}
 	pm, err := os.Open("/proc/self/pagemap")
 	if err != nil {
@@ -314,38 +308,46 @@ func hugeBytes(part []byte, a *Arena) int {
 		return -1
 	}
 	defer kf.Close()
+	return thpBytes(part, pm, kf)
+}
+
+// thpBytes looks at one base page per 2 MiB extent of part: pagemap gives
+// its frame number (bits 0-54 when bit 63, present, is set) and kpageflags
+// that frame's flags. Frame numbers read as 0 without CAP_SYS_ADMIN, and
+// kpageflags is root-only: then it returns -1.
+func thpBytes(part []byte, pagemap, kpageflags *os.File) int {
 	page := uintptr(os.Getpagesize())
 	start := uintptr(unsafe.Pointer(&part[0]))
 	end := start + uintptr(len(part))
-	var word [8]byte
-	read := func(f *os.File, off uintptr) (uint64, bool) {
-		if _, err := f.ReadAt(word[:], int64(off)); err != nil {
-			return 0, false
-		}
-		return uint64(word[0]) | uint64(word[1])<<8 | uint64(word[2])<<16 | uint64(word[3])<<24 |
-			uint64(word[4])<<32 | uint64(word[5])<<40 | uint64(word[6])<<48 | uint64(word[7])<<56, true
-	}
 	huge := 0
 	for ext := start &^ (hugeSize - 1); ext < end; ext += hugeSize {
 		lo, hi := max(ext, start), min(ext+hugeSize, end)
-		ent, ok := read(pm, lo/page*8)
-		if !ok {
+		ent, ok := readWord(pagemap, lo/page*8)
+		switch pfn := ent & (1<<55 - 1); {
+		case !ok:
 			return -1
-		}
-		pfn := ent & (1<<55 - 1)
-		if ent&(1<<63) == 0 {
+		case ent&(1<<63) == 0:
 			continue // not present: not huge
-		}
-		if pfn == 0 {
+		case pfn == 0:
 			return -1 // frame numbers hidden: not CAP_SYS_ADMIN
-		}
-		flags, ok := read(kf, uintptr(pfn)*8)
-		if !ok {
-			return -1
-		}
-		if flags&(kpfTHP|kpfHuge) != 0 {
-			huge += int(hi - lo)
+		default:
+			flags, ok := readWord(kpageflags, uintptr(pfn)*8)
+			if !ok {
+				return -1
+			}
+			if flags&(kpfTHP|kpfHuge) != 0 {
+				huge += int(hi - lo)
+			}
 		}
 	}
 	return huge
+}
+
+// readWord reads the little-endian 64-bit word at off.
+func readWord(f *os.File, off uintptr) (uint64, bool) {
+	var w [8]byte
+	if _, err := f.ReadAt(w[:], int64(off)); err != nil {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(w[:]), true
 }

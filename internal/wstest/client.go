@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Client is a raw WebSocket client: it writes whatever bytes it is given and
@@ -25,6 +26,29 @@ type Client struct {
 // NewClient wraps a connection; it reads through a 64 KiB buffer.
 func NewClient(nc net.Conn) *Client {
 	return &Client{nc: nc, br: bufio.NewReaderSize(nc, 64<<10)}
+}
+
+// DialTimeout opens a TCP connection to addr and runs Handshake on it
+// (extra goes out with the request), all within timeout. It leaves no
+// deadline set; on an error the connection is closed.
+func DialTimeout(addr string, timeout time.Duration, extra ...byte) (*Client, error) {
+	nc, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	c := NewClient(nc)
+	err = nc.SetDeadline(time.Now().Add(timeout))
+	if err == nil {
+		err = c.Handshake(addr, extra...)
+	}
+	if err == nil {
+		err = nc.SetDeadline(time.Time{})
+	}
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Conn is the connection, for what the Client does not do: deadlines,

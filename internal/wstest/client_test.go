@@ -177,3 +177,26 @@ func TestRequestUpgradesGobwas(t *testing.T) {
 func TestAcceptKeyRFCExample(t *testing.T) {
 	require.Equal(t, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="))
 }
+
+// TestDialTimeoutFails: no listener, a server that never answers, and one
+// that refuses the upgrade are all errors, within the timeout.
+func TestDialTimeoutFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := ln.Addr().String()
+	ln.Close()
+	silent := serve(t, func(nc net.Conn) { _, _ = io.Copy(io.Discard, nc) })
+	refusing := serve(t, func(nc net.Conn) {
+		_, _ = http.ReadRequest(bufio.NewReader(nc))
+		_, _ = nc.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
+	})
+	for name, addr := range map[string]string{"no listener": closed, "silent": silent, "refusing": refusing} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			c, err := DialTimeout(addr, 200*time.Millisecond)
+			require.Error(t, err)
+			require.Nil(t, c)
+			require.Less(t, time.Since(start), 2*time.Second)
+		})
+	}
+}

@@ -8,7 +8,8 @@
 //   - read.go: ReadFrame, a strict reader of server frames (RFC 6455 §5.1,
 //     §5.2: no mask, minimal length).
 //   - handshake.go: the opening handshake's request, key and accept value.
-//   - client.go: Client, a raw client whose methods return errors.
+//   - client.go: Client, a raw client, and DialTimeout: they return errors,
+//     so that programs can use them too.
 //   - expect.go: Dial and the Client methods that take a testing.TB and fail
 //     the test: Write, Next, ExpectMessage, ExpectClose, ExpectEOF.
 //   - payload.go: deterministic binary and UTF-8 payloads.

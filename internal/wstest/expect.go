@@ -29,14 +29,13 @@ func DialRaw(t testing.TB, addr string) *Client {
 	return NewClient(nc)
 }
 
-// Dial is DialRaw and then Handshake: extra goes out in the handshake's
-// write. It leaves no deadline set on the connection.
+// Dial is DialTimeout with Timeout, and the connection is closed when t's
+// cleanup runs.
 func Dial(t testing.TB, addr string, extra ...byte) *Client {
 	t.Helper()
-	c := DialRaw(t, addr)
-	require.NoError(t, c.nc.SetDeadline(time.Now().Add(Timeout)))
-	require.NoError(t, c.Handshake(addr, extra...))
-	require.NoError(t, c.nc.SetDeadline(time.Time{}))
+	c, err := DialTimeout(addr, Timeout, extra...)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
 	return c
 }
 

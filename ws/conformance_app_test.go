@@ -112,21 +112,9 @@ func appBugCases() []confCase {
 	}
 }
 
-func runCases(t *testing.T, addr string, cases []confCase) {
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			c := wstest.Dial(t, addr)
-			for _, s := range tc.steps {
-				s(t, c)
-			}
-		})
-	}
-}
-
 func TestConformanceApp(t *testing.T) {
 	addr := startServer(t, nil, ws.HandlerFunc(appHandler))
-	runCases(t, addr, appCases())
+	runCases(t, addr, dial, appCases())
 }
 
 // TestConformanceSlowConsumer: a client that sends but never reads is

@@ -71,7 +71,7 @@ func TestServerRegressions(t *testing.T) {
 
 	t.Run("BUG-3 Conn.Close never puts reserved codes on the wire", func(t *testing.T) {
 		addr := startServer(t, nil, ws.HandlerFunc(appHandler))
-		runCases(t, addr, appBugCases())
+		runCases(t, addr, dial, appBugCases())
 	})
 
 	t.Run("BUG-4 a Sec-WebSocket-Key that is not base64 of 16 bytes gets 400", func(t *testing.T) {

@@ -163,15 +163,7 @@ func TestConformanceHandshake(t *testing.T) {
 				sc.mod(c)
 				c.HandshakeTimeout = handshakeTimeout
 			})
-			for _, tc := range handshakeCases() {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					c := wstest.DialRaw(t, addr)
-					for _, s := range tc.steps {
-						s(t, c)
-					}
-				})
-			}
+			runCases(t, addr, wstest.DialRaw, handshakeCases())
 		})
 	}
 }

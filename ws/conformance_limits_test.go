@@ -204,13 +204,5 @@ func TestConformanceLimits(t *testing.T) {
 		c.MaxFrameSize = 4096
 		c.MaxMessageSize = 16384
 	})
-	for _, tc := range limitCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			c := wstest.Dial(t, addr)
-			for _, s := range tc.steps {
-				s(t, c)
-			}
-		})
-	}
+	runCases(t, addr, dial, limitCases())
 }

@@ -64,21 +64,32 @@ func TestConformance(t *testing.T) {
 				// echo defaults only, to keep the suite fast on 2 cores.
 				cases = append(cases[:len(cases):len(cases)], section9()...)
 			}
-			for _, tc := range cases {
-				if testing.Short() && strings.Contains(tc.name, "[long]") {
-					continue
-				}
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					c := wstest.Dial(t, addr)
-					for _, s := range tc.steps {
-						s(t, c)
-					}
-				})
+			runCases(t, addr, dial, cases)
+		})
+	}
+}
+
+// runCases runs each case in a parallel subtest of its own, on a
+// connection to addr that open makes: dial, or wstest.DialRaw for cases
+// that start before the handshake. -short leaves out the cases marked
+// [long].
+func runCases(t *testing.T, addr string, open func(testing.TB, string) *wstest.Client, cases []confCase) {
+	for _, tc := range cases {
+		if testing.Short() && strings.Contains(tc.name, "[long]") {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := open(t, addr)
+			for _, s := range tc.steps {
+				s(t, c)
 			}
 		})
 	}
 }
+
+// dial opens a connection and runs the handshake, for runCases.
+func dial(t testing.TB, addr string) *wstest.Client { return wstest.Dial(t, addr) }
 
 // checkNames fails on duplicate case names, so that counts per section are
 // honest.

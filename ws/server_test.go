@@ -25,14 +25,22 @@ var echoHandler = HandlerFunc(func(e *Event) error {
 	return nil
 })
 
-// startServer runs a server on 127.0.0.1:0 until the test ends.
-func startServer(t testing.TB, cfg Config, h Handler, opts ...Option) *Server {
+// runServer runs a server on 127.0.0.1:0; what Run returns arrives on the
+// channel. The test shuts it down.
+func runServer(t testing.TB, cfg Config, h Handler, opts ...Option) (*Server, <-chan error) {
 	t.Helper()
 	cfg.ListenAddr = "127.0.0.1:0"
 	srv, err := NewServer(cfg, opts...)
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(h) }()
+	return srv, done
+}
+
+// startServer runs a server on 127.0.0.1:0 until the test ends.
+func startServer(t testing.TB, cfg Config, h Handler, opts ...Option) *Server {
+	t.Helper()
+	srv, done := runServer(t, cfg, h, opts...)
 	t.Cleanup(func() {
 		srv.Shutdown()
 		select {
@@ -78,12 +86,8 @@ func TestShutdownReleasesEverything(t *testing.T) {
 	}
 	fds0, g0 := openFDs(t), runtime.NumGoroutine()
 	cfg := DefaultConfig()
-	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Workers = 2
-	srv, err := NewServer(cfg)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(echoHandler) }()
+	srv, done := runServer(t, cfg, echoHandler)
 
 	const n = 20
 	clients := make([]*wstest.Client, n)

@@ -182,7 +182,6 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 			size := func(seq int) int { return tc.sizes[seq%len(tc.sizes)] }
 			gate := &loopGate{release: make(chan struct{})}
 			cfg := DefaultConfig()
-			cfg.ListenAddr = "127.0.0.1:0"
 			cfg.Workers = 2
 			if tc.slow {
 				// Draining megabytes under -race on a busy machine may take
@@ -190,10 +189,7 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 				// (see TestShutdownWaitsForSlowReaderUpToShutdownTimeout).
 				cfg.LingerTimeout, cfg.ShutdownTimeout = 10*time.Second, 10*time.Second
 			}
-			srv, err := NewServer(cfg, WithMiddleware(gate.mw))
-			require.NoError(t, err)
-			done := make(chan error, 1)
-			go func() { done <- srv.Run(echoHandler) }()
+			srv, done := runServer(t, cfg, echoHandler, WithMiddleware(gate.mw))
 
 			clients := tc.clients
 			conns := make([]*wstest.Client, clients)
@@ -310,12 +306,8 @@ func TestShutdownWhileClientsKeepSending(t *testing.T) {
 	sizes := []int{6, 125, 126, 1000, 4000, 20000}
 	size := func(seq int) int { return sizes[seq%len(sizes)] }
 	cfg := DefaultConfig()
-	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Workers = 2
-	srv, err := NewServer(cfg)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(echoHandler) }()
+	srv, done := runServer(t, cfg, echoHandler)
 
 	const clients, maxMsgs = 4, 200000
 	conns := make([]*wstest.Client, clients)
@@ -389,14 +381,10 @@ func TestShutdownWhileClientsKeepSending(t *testing.T) {
 func TestShutdownWaitsForSlowReaderUpToShutdownTimeout(t *testing.T) {
 	const msgs, size = 40, 200000
 	cfg := DefaultConfig()
-	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Workers = 1
 	cfg.LingerTimeout = 300 * time.Millisecond // short, to make the point quickly
 	cfg.ShutdownTimeout = 10 * time.Second
-	srv, err := NewServer(cfg)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(echoHandler) }()
+	srv, done := runServer(t, cfg, echoHandler)
 
 	c := wstest.Dial(t, srv.Addr().String())
 	defer c.Close()

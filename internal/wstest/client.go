@@ -11,9 +11,10 @@ import (
 )
 
 // Client is a raw WebSocket client: it writes whatever bytes it is given and
-// reads the server's frames strictly (ReadFrame). The methods here return
-// errors and set no deadlines, so that programs can use them; the methods
-// that take a testing.TB (expect.go) fail the test instead, and bound each
+// reads the server's frames strictly (ReadFrame). Its methods without a
+// testing.TB (Handshake, ReadFrame, ReadResponse) return errors and set no
+// deadlines, so that programs can use them; those that take a testing.TB
+// (Write, Next, the Expect methods) fail the test instead, and bound each
 // read and write by Timeout.
 //
 // A Client is not safe for concurrent use, except that one goroutine may

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 // cpuTicks is the process's user+system time in clock ticks.
@@ -32,14 +32,11 @@ func cpuTicks(t *testing.T, pid int) int {
 func TestAcceptEMFILE(t *testing.T) {
 	bin := buildEcho(t)
 	s := start(t, []string{"sh", "-c", `ulimit -n 40 && exec "$0" "$@"`}, bin, "-workers", "1")
-	upgrade := func(c net.Conn) int {
+	// upgrade runs the handshake on c: false if the server did not answer
+	// with a good 101 in time.
+	upgrade := func(c net.Conn) bool {
 		c.SetDeadline(time.Now().Add(3 * time.Second))
-		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			return 0
-		}
-		return resp.StatusCode
+		return wstest.NewClient(c).Handshake(s.addr) == nil
 	}
 	var mu sync.Mutex
 	var served, waiting []net.Conn
@@ -51,7 +48,7 @@ func TestAcceptEMFILE(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ok := upgrade(c) == 101
+			ok := upgrade(c)
 			mu.Lock()
 			defer mu.Unlock()
 			if ok {
@@ -82,6 +79,6 @@ func TestAcceptEMFILE(t *testing.T) {
 			return false
 		}
 		defer c.Close()
-		return upgrade(c) == 101
+		return upgrade(c)
 	}, 15*time.Second, 100*time.Millisecond, "the server never accepted again")
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -17,8 +16,9 @@ import (
 	"time"
 
 	gws "github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 var (
@@ -114,34 +114,23 @@ func start(t *testing.T, prefix []string, bin string, args ...string) *server {
 func TestEchoEndToEnd(t *testing.T) {
 	bin := buildEcho(t)
 	s := start(t, nil, bin, "-workers", "2")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, _, err := gws.Dial(ctx, "ws://"+s.addr+"/")
-	require.NoError(t, err)
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	c := wstest.Dial(t, s.addr)
+	defer c.Close()
 	for _, m := range []struct {
 		op gws.OpCode
 		p  []byte
 	}{{gws.OpText, []byte("Hello")}, {gws.OpBinary, []byte{0, 1, 2, 255}}, {gws.OpText, bytes.Repeat([]byte("é"), 40000)}} {
-		require.NoError(t, wsutil.WriteClientMessage(conn, m.op, m.p))
-		p, op, err := wsutil.ReadServerData(conn)
-		require.NoError(t, err)
-		require.Equal(t, m.op, op)
-		require.Equal(t, m.p, p)
+		c.Write(t, wstest.Data(m.op, true, m.p))
+		c.ExpectMessage(t, m.op, m.p)
 	}
 
 	// SIGTERM: the client gets close 1001, the process prints its goodbye
 	// and exits 0.
 	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
-	h, err := gws.ReadHeader(conn)
-	require.NoError(t, err)
-	require.Equal(t, gws.OpClose, h.OpCode)
-	p := make([]byte, h.Length)
-	_, err = io.ReadFull(conn, p)
-	require.NoError(t, err)
-	require.Equal(t, []byte{0x03, 0xe9}, p[:2], "close 1001")
-	wsutil.WriteClientMessage(conn, gws.OpClose, p[:2])
+	f := c.Next(t)
+	require.Equal(t, gws.OpClose, f.Op)
+	require.Equal(t, []byte{0x03, 0xe9}, f.Payload[:2], "close 1001")
+	c.Conn().Write(wstest.Data(gws.OpClose, true, f.Payload[:2]))
 	rest, _ := io.ReadAll(s.stdout)
 	require.Contains(t, string(rest), "Server stopped.")
 	require.NoError(t, s.cmd.Wait(), "echo must exit 0 after SIGTERM")

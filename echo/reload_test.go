@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,10 +14,11 @@ import (
 	"time"
 
 	gws "github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 // nextLine reads the server's next stdout line, bounded.
@@ -57,23 +56,15 @@ func gauge(t *testing.T, url, name string) float64 {
 // the server answered with, or 0 if it echoed the message.
 func roundTrip(t *testing.T, addr string, n int) gws.StatusCode {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, _, _, err := gws.Dial(ctx, "ws://"+addr+"/")
-	require.NoError(t, err)
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	c := wstest.Dial(t, addr)
+	defer c.Close()
 	p := make([]byte, n)
-	require.NoError(t, wsutil.WriteClientMessage(conn, gws.OpBinary, p))
-	h, err := gws.ReadHeader(conn)
-	require.NoError(t, err)
-	body := make([]byte, h.Length)
-	_, err = io.ReadFull(conn, body)
-	require.NoError(t, err)
-	if h.OpCode == gws.OpClose {
-		return gws.StatusCode(binary.BigEndian.Uint16(body))
+	c.Write(t, wstest.Binary(p))
+	f := c.Next(t)
+	if f.Op == gws.OpClose {
+		return gws.StatusCode(binary.BigEndian.Uint16(f.Payload))
 	}
-	require.Equal(t, p, body)
+	require.Equal(t, p, f.Payload)
 	return 0
 }
 

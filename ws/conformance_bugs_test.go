@@ -1,15 +1,16 @@
 package ws_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"net"
 	"testing"
 	"time"
 
+	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 	"github.com/hioload-ws/hioload-ws/ws"
 )
 
@@ -24,25 +25,25 @@ func TestServerRegressions(t *testing.T) {
 			// machine that outlasts the default linger after the 1008.
 			c.LingerTimeout = 30 * time.Second
 		})
-		c := dial(t, addr)
-		require.NoError(t, c.nc.(*net.TCPConn).SetReadBuffer(16<<10))
+		c := wstest.Dial(t, addr)
+		require.NoError(t, c.Conn().(*net.TCPConn).SetReadBuffer(16<<10))
 		p := bytes.Repeat([]byte{'p'}, 125)
 		var batch []byte
 		for range 1000 {
-			batch = append(batch, pingF(p)...)
+			batch = append(batch, wstest.Ping(p)...)
 		}
 		const batches = 200 // 26 MB of pings; the client reads nothing meanwhile
 		for range batches {
-			c.write(batch)
+			c.Write(t, batch)
 		}
-		c.write(closeF(1000, ""))
+		c.Write(t, wstest.Close(1000, ""))
 		pongs := 0
 		for {
-			f := c.next()
-			if f.op != opPong {
-				require.Equal(t, opClose, f.op, "%v", f)
-				require.GreaterOrEqual(t, len(f.payload), 2)
-				require.Equal(t, 1008, int(binary.BigEndian.Uint16(f.payload)),
+			f := c.Next(t)
+			if f.Op != gws.OpPong {
+				require.Equal(t, gws.OpClose, f.Op, "%v", f)
+				require.GreaterOrEqual(t, len(f.Payload), 2)
+				require.Equal(t, 1008, int(binary.BigEndian.Uint16(f.Payload)),
 					"after %d of %d pongs (%d bytes queued for a client that reads nothing, limit %d), the server closed with %v",
 					pongs, batches*1000, pongs*127, 64<<10, f)
 				break
@@ -57,20 +58,20 @@ func TestServerRegressions(t *testing.T) {
 		addr := startEcho(t, func(c *ws.Config) { c.MaxWriteQueue = 16 << 10 })
 		var b []byte
 		var want []step
-		p := payload(1024, 5)
+		p := wstest.Payload(1024, 5)
 		for range 100 {
-			b = append(b, binF(p)...)
+			b = append(b, wstest.Binary(p)...)
 			want = append(want, expectBinary(p))
 		}
-		c := dial(t, addr)
+		c := wstest.Dial(t, addr)
 		for _, s := range steps(send(b), want, closeNormally()) {
-			s(c)
+			s(t, c)
 		}
 	})
 
 	t.Run("BUG-3 Conn.Close never puts reserved codes on the wire", func(t *testing.T) {
 		addr := startServer(t, nil, ws.HandlerFunc(appHandler))
-		runCases(t, addr, appBugCases())
+		runCases(t, addr, dial, appBugCases())
 	})
 
 	t.Run("BUG-4 a Sec-WebSocket-Key that is not base64 of 16 bytes gets 400", func(t *testing.T) {
@@ -78,10 +79,9 @@ func TestServerRegressions(t *testing.T) {
 		for _, key := range []string{"!!!!!!!!!!!!!!!!!!!!!!!!", "AAAAAAAAAAAAAAAAAAAAAAAA"} {
 			t.Run(key, func(t *testing.T) {
 				t.Parallel()
-				nc := dialRaw(t, addr)
-				c := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
-				rawSend(handshakeRequest(addr, key))(c)
-				expectHTTP(400)(c)
+				c := wstest.DialRaw(t, addr)
+				rawSend(wstest.Request(addr, key))(t, c)
+				expectHTTP(400)(t, c)
 			})
 		}
 	})

@@ -1,15 +1,15 @@
 package ws_test
 
 import (
-	"bufio"
-
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 	"github.com/hioload-ws/hioload-ws/ws"
 )
 
@@ -17,45 +17,43 @@ import (
 // a bare TCP connection.
 
 // rawSend writes s as is.
-func rawSend(s string) step { return func(c *client) { c.write([]byte(s)) } }
+func rawSend(s string) step { return func(t testing.TB, c *wstest.Client) { c.Write(t, []byte(s)) } }
 
 // expectHTTP reads a response with status and the given header values,
 // then the end of the connection: a refused upgrade is closed, never kept
 // waiting.
 func expectHTTP(status int, header ...string) step {
-	return func(c *client) {
-		c.t.Helper()
-		resp := c.readResponse(nil)
-		require.Equal(c.t, status, resp.StatusCode, "status %q", resp.Status)
+	return func(t testing.TB, c *wstest.Client) {
+		t.Helper()
+		resp := c.ExpectResponse(t, status)
 		for i := 0; i+1 < len(header); i += 2 {
-			require.Equal(c.t, header[i+1], resp.Header.Get(header[i]), "header %s", header[i])
+			require.Equal(t, header[i+1], resp.Header.Get(header[i]), "header %s", header[i])
 		}
-		c.expectEOF()
+		c.ExpectEOF(t)
 	}
 }
 
 // upgradeWith sends a request built by edit from a valid one and expects
 // 101 with the right Sec-WebSocket-Accept.
 func upgradeWith(edit func(req string) string, chop int) step {
-	return func(c *client) {
-		c.t.Helper()
-		key := newKey()
-		req := edit(handshakeRequest(c.nc.RemoteAddr().String(), key))
+	return func(t testing.TB, c *wstest.Client) {
+		t.Helper()
+		key := wstest.NewKey()
+		req := edit(wstest.Request(c.Conn().RemoteAddr().String(), key))
 		if chop > 0 {
-			c.writeChopped([]byte(req), chop, 0)
+			c.WriteChopped(t, []byte(req), chop, 0)
 		} else {
-			c.write([]byte(req))
+			c.Write(t, []byte(req))
 		}
-		resp := c.readResponse(nil)
-		require.Equal(c.t, http.StatusSwitchingProtocols, resp.StatusCode)
-		require.Equal(c.t, acceptKey(key), resp.Header.Get("Sec-WebSocket-Accept"))
+		resp := c.ExpectResponse(t, http.StatusSwitchingProtocols)
+		require.Equal(t, wstest.AcceptKey(key), resp.Header.Get("Sec-WebSocket-Accept"))
 	}
 }
 
 // badRequest sends a valid request edited by edit.
 func badRequest(edit func(req string) string) step {
-	return func(c *client) {
-		c.write([]byte(edit(handshakeRequest(c.nc.RemoteAddr().String(), newKey()))))
+	return func(t testing.TB, c *wstest.Client) {
+		c.Write(t, []byte(edit(wstest.Request(c.Conn().RemoteAddr().String(), wstest.NewKey()))))
 	}
 }
 
@@ -90,7 +88,7 @@ const handshakeTimeout = 500 * time.Millisecond
 func handshakeCases() []confCase {
 	hello := []byte("pipelined hello")
 	return []confCase{
-		{"H.1 valid request", steps(upgradeWith(same, 0), send(textB(hello)), expectText(hello), closeNormally())},
+		{"H.1 valid request", steps(upgradeWith(same, 0), send(wstest.Text(hello)), expectText(hello), closeNormally())},
 		{"H.2 valid request written 1 byte at a time", steps(upgradeWith(same, 1), closeNormally())},
 		{"H.3 Upgrade: WebSocket and Connection: keep-alive, Upgrade", steps(upgradeWith(func(s string) string {
 			return replace("Connection: Upgrade", "Connection: keep-alive, Upgrade")(replace("Upgrade: websocket", "Upgrade: WebSocket")(s))
@@ -119,41 +117,40 @@ func handshakeCases() []confCase {
 		{"H.21 garbage text ending in a blank line", steps(rawSend("hello there\r\n\r\n"), expectHTTP(400))},
 		{"H.22 binary garbage ending in a blank line", steps(rawSend("\x00\x01\x02\xff\xfe\x80\r\n\r\n"), expectHTTP(400))},
 		{"H.23 only a blank line", steps(rawSend("\r\n\r\n"), expectHTTP(400))},
-		{"H.24 garbage without an end, then the client's FIN", steps(rawSend("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), func(c *client) {
-			require.NoError(c.t, c.nc.(interface{ CloseWrite() error }).CloseWrite())
-			c.expectEOF()
+		{"H.24 garbage without an end, then the client's FIN", steps(rawSend("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), func(t testing.TB, c *wstest.Client) {
+			require.NoError(t, c.Conn().(interface{ CloseWrite() error }).CloseWrite())
+			c.ExpectEOF(t)
 		})},
-		{"H.25 garbage without an end, client silent: closed after the handshake timeout", steps(rawSend("GET / HTTP/1.1\r\nHost: x\r\n"), func(c *client) {
+		{"H.25 garbage without an end, client silent: closed after the handshake timeout", steps(rawSend("GET / HTTP/1.1\r\nHost: x\r\n"), func(t testing.TB, c *wstest.Client) {
 			start := time.Now()
-			c.expectEOF()
-			require.Less(c.t, time.Since(start), handshakeTimeout+2*time.Second, "closed late")
+			c.ExpectEOF(t)
+			require.Less(t, time.Since(start), handshakeTimeout+2*time.Second, "closed late")
 		})},
-		{"H.26 silent client: closed after the handshake timeout", steps(func(c *client) { c.expectEOF() })},
-		{"H.27 frames pipelined in the handshake's write", steps(func(c *client) {
-			*c = *dial(c.t, c.nc.RemoteAddr().String(), append(textB(hello), pingF([]byte("p"))...)...)
+		{"H.26 silent client: closed after the handshake timeout", steps(func(t testing.TB, c *wstest.Client) { c.ExpectEOF(t) })},
+		{"H.27 frames pipelined in the handshake's write", steps(func(t testing.TB, c *wstest.Client) {
+			*c = *wstest.Dial(t, c.Conn().RemoteAddr().String(), append(wstest.Text(hello), wstest.Ping([]byte("p"))...)...)
 		}, expectText(hello), expectPong([]byte("p")), closeNormally())},
-		{"H.28 close pipelined in the handshake's write", steps(func(c *client) {
-			*c = *dial(c.t, c.nc.RemoteAddr().String(), closeF(1001, "")...)
+		{"H.28 close pipelined in the handshake's write", steps(func(t testing.TB, c *wstest.Client) {
+			*c = *wstest.Dial(t, c.Conn().RemoteAddr().String(), wstest.Close(1001, "")...)
 		}, expectCloseEcho(1001))},
-		{"H.29 invalid frame pipelined in the handshake's write", steps(func(c *client) {
-			*c = *dial(c.t, c.nc.RemoteAddr().String(), frame{fin: true, op: opText, payload: hello, unmasked: true}.bytes()...)
+		{"H.29 invalid frame pipelined in the handshake's write", steps(func(t testing.TB, c *wstest.Client) {
+			*c = *wstest.Dial(t, c.Conn().RemoteAddr().String(), wstest.Frame{Fin: true, Op: gws.OpText, Payload: hello, Unmasked: true}.Bytes()...)
 		}, expectFail(1002))},
-		{"H.31 valid 6 KiB request in 1 KiB writes", steps(upgradeWith(replace("\r\n\r\n", "\r\nX-Pad: "+strings.Repeat("p", 6<<10)+"\r\n\r\n"), 1024), send(textB(hello)), expectText(hello), closeNormally())},
-		{"H.32 valid 7 KiB request in 2 writes with a pause, then pipelined frames", steps(func(c *client) {
-			key := newKey()
-			req := []byte(replace("\r\n\r\n", "\r\nX-Pad: "+strings.Repeat("q", 7<<10)+"\r\n\r\n")(handshakeRequest("x", key)))
-			req = append(req, textB(hello)...)
-			c.write(req[:5000])
+		{"H.31 valid 6 KiB request in 1 KiB writes", steps(upgradeWith(replace("\r\n\r\n", "\r\nX-Pad: "+strings.Repeat("p", 6<<10)+"\r\n\r\n"), 1024), send(wstest.Text(hello)), expectText(hello), closeNormally())},
+		{"H.32 valid 7 KiB request in 2 writes with a pause, then pipelined frames", steps(func(t testing.TB, c *wstest.Client) {
+			key := wstest.NewKey()
+			req := []byte(replace("\r\n\r\n", "\r\nX-Pad: "+strings.Repeat("q", 7<<10)+"\r\n\r\n")(wstest.Request("x", key)))
+			req = append(req, wstest.Text(hello)...)
+			c.Write(t, req[:5000])
 			time.Sleep(2 * time.Millisecond)
-			c.write(req[5000:])
-			resp := c.readResponse(nil)
-			require.Equal(c.t, http.StatusSwitchingProtocols, resp.StatusCode)
-			require.Equal(c.t, acceptKey(key), resp.Header.Get("Sec-WebSocket-Accept"))
+			c.Write(t, req[5000:])
+			resp := c.ExpectResponse(t, http.StatusSwitchingProtocols)
+			require.Equal(t, wstest.AcceptKey(key), resp.Header.Get("Sec-WebSocket-Accept"))
 		}, expectText(hello), closeNormally())},
 		{"H.33 request line without an HTTP version", steps(rawSend("GET /\r\nHost: x\r\n\r\n"), expectHTTP(400))},
 		{"H.30 a second request after a refused one is not answered", steps(
 			badRequest(replace("GET ", "PUT ")),
-			func(c *client) { c.write([]byte(handshakeRequest("x", newKey()))) },
+			func(t testing.TB, c *wstest.Client) { c.Write(t, []byte(wstest.Request("x", wstest.NewKey()))) },
 			expectHTTP(405))},
 	}
 }
@@ -166,16 +163,7 @@ func TestConformanceHandshake(t *testing.T) {
 				sc.mod(c)
 				c.HandshakeTimeout = handshakeTimeout
 			})
-			for _, tc := range handshakeCases() {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					nc := dialRaw(t, addr)
-					c := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
-					for _, s := range tc.steps {
-						s(c)
-					}
-				})
-			}
+			runCases(t, addr, wstest.DialRaw, handshakeCases())
 		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	gws "github.com/gobwas/ws"
+
 	"github.com/hioload-ws/hioload-ws/internal/wstest"
 	"github.com/hioload-ws/hioload-ws/ws"
 )
@@ -26,7 +28,7 @@ func bigPayload(text bool, n int) []byte {
 	if text {
 		p = sparseText(n)
 	} else {
-		p = payload(n, 99)
+		p = wstest.Payload(n, 99)
 	}
 	v, _ := bigPayloads.LoadOrStore(key, p)
 	return v.([]byte)
@@ -51,11 +53,11 @@ func sparseText(n int) []byte {
 	return b
 }
 
-func opOf(text bool) byte {
+func opOf(text bool) gws.OpCode {
 	if text {
-		return opText
+		return gws.OpText
 	}
-	return opBin
+	return gws.OpBinary
 }
 
 func kindOf(text bool) string {
@@ -69,33 +71,33 @@ func kindOf(text bool) string {
 // bytes (frag <= 0: one frame), written chop bytes at a time (chop <= 0:
 // one write), and expects it back byte for byte.
 func echoBig(text bool, n, frag, chop int) step {
-	return func(c *client) {
-		c.t.Helper()
+	return func(t testing.TB, c *wstest.Client) {
+		t.Helper()
 		p := bigPayload(text, n)
 		var b []byte
 		if frag <= 0 {
-			b = frame{fin: true, op: opOf(text), payload: p}.bytes()
+			b = wstest.Frame{Fin: true, Op: opOf(text), Payload: p}.Bytes()
 		} else {
-			b = fragments(opOf(text), p, frag)
+			b = wstest.Fragments(opOf(text), p, frag)
 		}
 		if chop <= 0 {
-			c.write(b)
+			c.Write(t, b)
 		} else {
-			c.writeChopped(b, chop, 0)
+			c.WriteChopped(t, b, chop, 0)
 		}
-		c.expectMessage(opOf(text), p)
+		c.ExpectMessage(t, opOf(text), p)
 	}
 }
 
 // roundTrips sends count messages of n bytes one at a time, each waiting
 // for its echo.
 func roundTrips(text bool, count, n int) step {
-	return func(c *client) {
-		c.t.Helper()
+	return func(t testing.TB, c *wstest.Client) {
+		t.Helper()
 		p := bigPayload(text, n)
 		for range count {
-			c.write(frame{fin: true, op: opOf(text), payload: p}.bytes())
-			c.expectMessage(opOf(text), p)
+			c.Write(t, wstest.Frame{Fin: true, Op: opOf(text), Payload: p}.Bytes())
+			c.ExpectMessage(t, opOf(text), p)
 		}
 	}
 }
@@ -140,16 +142,16 @@ func section9() []confCase {
 	}
 	// [extra] The 16 MiB limit from both sides, and many small fragments.
 	over := func(text bool) step {
-		return func(c *client) {
-			c.write(frame{fin: true, op: opOf(text), rawLen: true, length: 16<<20 + 1}.bytes())
+		return func(t testing.TB, c *wstest.Client) {
+			c.Write(t, wstest.Frame{Fin: true, Op: opOf(text), RawLen: true, Length: 16<<20 + 1}.Bytes())
 		}
 	}
-	overFrag := func(c *client) {
+	overFrag := func(t testing.TB, c *wstest.Client) {
 		p := bigPayload(false, 16<<20)
-		b := fragments(opBin, p, 1<<20)
-		c.write(b[:len(b)-(1<<20+14)])
+		b := wstest.Fragments(gws.OpBinary, p, 1<<20)
+		c.Write(t, b[:len(b)-(1<<20+14)])
 		// The last 1 MiB fragment is left off and replaced by one over the limit.
-		c.write(frame{fin: true, op: opCont, rawLen: true, length: 1<<20 + 1}.bytes())
+		c.Write(t, wstest.Frame{Fin: true, Op: gws.OpContinuation, RawLen: true, Length: 1<<20 + 1}.Bytes())
 	}
 	cs = append(cs,
 		confCase{"9.9.1 [extra] text message of 16 MiB in 64 KiB fragments [long]", steps(echoBig(true, 16<<20, 64<<10, 0), closeNormally())},
@@ -168,32 +170,32 @@ func section9() []confCase {
 // MaxMessageSize 16384: too-big frames and messages are refused with 1009
 // as soon as their header arrives.
 func limitCases() []confCase {
-	p4k := payload(4096, 21)
-	hdrOnly := func(op byte, fin bool, n uint64, bits int) []byte {
-		return frame{fin: fin, op: op, rawLen: true, length: n, lenBits: bits}.bytes()
+	p4k := wstest.Payload(4096, 21)
+	hdrOnly := func(op gws.OpCode, fin bool, n uint64, bits int) []byte {
+		return wstest.Frame{Fin: fin, Op: op, RawLen: true, Length: n, LenBits: bits}.Bytes()
 	}
 	var four []byte
 	for i := range 4 {
-		op := opCont
+		op := gws.OpContinuation
 		if i == 0 {
-			op = opBin
+			op = gws.OpBinary
 		}
-		four = append(four, dataF(op, false, p4k)...)
+		four = append(four, wstest.Data(op, false, p4k)...)
 	}
 	p16k := bytes.Repeat(p4k, 4)
 	return []confCase{
-		{"9.10.1 [extra] frame of exactly MaxFrameSize", steps(send(binF(p4k)), expectBinary(p4k), closeNormally())},
-		{"9.10.2 [extra] binary frame header over MaxFrameSize, payload never sent", steps(send(hdrOnly(opBin, true, 4097, 0)), expectFail(1009))},
-		{"9.10.3 [extra] text frame header over MaxFrameSize, payload never sent", steps(send(hdrOnly(opText, true, 4097, 0)), expectFail(1009))},
-		{"9.10.4 [extra] frame header of 1 GiB, payload never sent", steps(send(hdrOnly(opBin, true, 1<<30, 0)), expectFail(1009))},
-		{"9.10.5 [extra] non-final first fragment over MaxFrameSize", steps(send(hdrOnly(opText, false, 5000, 0)), expectFail(1009))},
-		{"9.10.6 [extra] message of exactly MaxMessageSize in 4 fragments", steps(send(four, dataF(opCont, true, nil)), expectBinary(p16k), closeNormally())},
-		{"9.10.7 [extra] message over MaxMessageSize: 4 full fragments, then a 1-byte fragment header", steps(send(four, hdrOnly(opCont, true, 1, 0)), expectFail(1009))},
-		{"9.10.8 [extra] message of exactly MaxMessageSize in 1-byte fragments", steps(send(fragments(opText, textPayload(16384), 1)), expectText(textPayload(16384)), closeNormally())},
-		{"9.10.9 [extra] message over MaxMessageSize in 1-byte fragments", steps(send(fragments(opText, textPayload(16385), 1)), expectFail(1009))},
-		{"9.10.10 [extra] good message, then a frame over MaxFrameSize", steps(send(binF(p4k[:10]), hdrOnly(opBin, true, 4097, 16)), expectBinary(p4k[:10]), expectFail(1009))},
-		{"9.10.11 [extra] pings still answered at the limit server", steps(send(pingF(p4k[:125])), expectPong(p4k[:125]), closeNormally())},
-		{"9.10.12 [extra] fragment over MaxFrameSize after a ping inside the message", steps(send(dataF(opBin, false, p4k[:5]), pingF(nil), hdrOnly(opCont, true, 4097, 0)), expectPong(nil), expectFail(1009))},
+		{"9.10.1 [extra] frame of exactly MaxFrameSize", steps(send(wstest.Binary(p4k)), expectBinary(p4k), closeNormally())},
+		{"9.10.2 [extra] binary frame header over MaxFrameSize, payload never sent", steps(send(hdrOnly(gws.OpBinary, true, 4097, 0)), expectFail(1009))},
+		{"9.10.3 [extra] text frame header over MaxFrameSize, payload never sent", steps(send(hdrOnly(gws.OpText, true, 4097, 0)), expectFail(1009))},
+		{"9.10.4 [extra] frame header of 1 GiB, payload never sent", steps(send(hdrOnly(gws.OpBinary, true, 1<<30, 0)), expectFail(1009))},
+		{"9.10.5 [extra] non-final first fragment over MaxFrameSize", steps(send(hdrOnly(gws.OpText, false, 5000, 0)), expectFail(1009))},
+		{"9.10.6 [extra] message of exactly MaxMessageSize in 4 fragments", steps(send(four, wstest.Data(gws.OpContinuation, true, nil)), expectBinary(p16k), closeNormally())},
+		{"9.10.7 [extra] message over MaxMessageSize: 4 full fragments, then a 1-byte fragment header", steps(send(four, hdrOnly(gws.OpContinuation, true, 1, 0)), expectFail(1009))},
+		{"9.10.8 [extra] message of exactly MaxMessageSize in 1-byte fragments", steps(send(wstest.Fragments(gws.OpText, wstest.TextPayload(16384), 1)), expectText(wstest.TextPayload(16384)), closeNormally())},
+		{"9.10.9 [extra] message over MaxMessageSize in 1-byte fragments", steps(send(wstest.Fragments(gws.OpText, wstest.TextPayload(16385), 1)), expectFail(1009))},
+		{"9.10.10 [extra] good message, then a frame over MaxFrameSize", steps(send(wstest.Binary(p4k[:10]), hdrOnly(gws.OpBinary, true, 4097, 16)), expectBinary(p4k[:10]), expectFail(1009))},
+		{"9.10.11 [extra] pings still answered at the limit server", steps(send(wstest.Ping(p4k[:125])), expectPong(p4k[:125]), closeNormally())},
+		{"9.10.12 [extra] fragment over MaxFrameSize after a ping inside the message", steps(send(wstest.Data(gws.OpBinary, false, p4k[:5]), wstest.Ping(nil), hdrOnly(gws.OpContinuation, true, 4097, 0)), expectPong(nil), expectFail(1009))},
 	}
 }
 
@@ -202,13 +204,5 @@ func TestConformanceLimits(t *testing.T) {
 		c.MaxFrameSize = 4096
 		c.MaxMessageSize = 16384
 	})
-	for _, tc := range limitCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			c := dial(t, addr)
-			for _, s := range tc.steps {
-				s(c)
-			}
-		})
-	}
+	runCases(t, addr, dial, limitCases())
 }

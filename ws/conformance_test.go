@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	gws "github.com/gobwas/ws"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 	"github.com/hioload-ws/hioload-ws/ws"
 )
 
@@ -61,21 +64,32 @@ func TestConformance(t *testing.T) {
 				// echo defaults only, to keep the suite fast on 2 cores.
 				cases = append(cases[:len(cases):len(cases)], section9()...)
 			}
-			for _, tc := range cases {
-				if testing.Short() && strings.Contains(tc.name, "[long]") {
-					continue
-				}
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					c := dial(t, addr)
-					for _, s := range tc.steps {
-						s(c)
-					}
-				})
+			runCases(t, addr, dial, cases)
+		})
+	}
+}
+
+// runCases runs each case in a parallel subtest of its own, on a
+// connection to addr that open makes: dial, or wstest.DialRaw for cases
+// that start before the handshake. -short leaves out the cases marked
+// [long].
+func runCases(t *testing.T, addr string, open func(testing.TB, string) *wstest.Client, cases []confCase) {
+	for _, tc := range cases {
+		if testing.Short() && strings.Contains(tc.name, "[long]") {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := open(t, addr)
+			for _, s := range tc.steps {
+				s(t, c)
 			}
 		})
 	}
 }
+
+// dial opens a connection and runs the handshake, for runCases.
+func dial(t testing.TB, addr string) *wstest.Client { return wstest.Dial(t, addr) }
 
 // checkNames fails on duplicate case names, so that counts per section are
 // honest.
@@ -132,31 +146,31 @@ func section1() []confCase {
 	sizes := []int{0, 125, 126, 127, 128, 65535, 65536}
 	var cs []confCase
 	for i, n := range sizes {
-		p := textPayload(n)
+		p := wstest.TextPayload(n)
 		cs = append(cs, confCase{
 			fmt.Sprintf("1.1.%d text payload %d bytes", i+1, n),
-			steps(send(textB(p)), expectText(p), closeNormally()),
+			steps(send(wstest.Text(p)), expectText(p), closeNormally()),
 		})
 	}
-	p := textPayload(65536)
+	p := wstest.TextPayload(65536)
 	cs = append(cs, confCase{"1.1.8 text payload 65536 bytes in chops of 997",
-		steps(sendChopped(997, 0, textB(p)), expectText(p), closeNormally())})
+		steps(sendChopped(997, 0, wstest.Text(p)), expectText(p), closeNormally())})
 	for i, n := range sizes {
-		p := payload(n, 12)
+		p := wstest.Payload(n, 12)
 		cs = append(cs, confCase{
 			fmt.Sprintf("1.2.%d binary payload %d bytes", i+1, n),
-			steps(send(binF(p)), expectBinary(p), closeNormally()),
+			steps(send(wstest.Binary(p)), expectBinary(p), closeNormally()),
 		})
 	}
-	p = payload(65536, 13)
+	p = wstest.Payload(65536, 13)
 	cs = append(cs, confCase{"1.2.8 binary payload 65536 bytes in chops of 997",
-		steps(sendChopped(997, 0, binF(p)), expectBinary(p), closeNormally())})
+		steps(sendChopped(997, 0, wstest.Binary(p)), expectBinary(p), closeNormally())})
 
 	// [extra] A frame split after every header byte: 2-byte, 4-byte and
 	// 10-byte length encodings, the mask key, and the first payload byte.
 	for _, n := range []int{5, 300, 70000} {
-		p := payload(n, 14)
-		f := binF(p)
+		p := wstest.Payload(n, 14)
+		f := wstest.Binary(p)
 		hs := 6
 		switch {
 		case n > 0xffff:
@@ -176,8 +190,8 @@ func section1() []confCase {
 	var many []byte
 	var expect []step
 	for i := range 200 {
-		p := textPayload(i)
-		many = append(many, textB(p)...)
+		p := wstest.TextPayload(i)
+		many = append(many, wstest.Text(p)...)
 		expect = append(expect, expectText(p))
 	}
 	cs = append(cs, confCase{"1.4.1 [extra] 200 text messages of 0..199 bytes in one write",
@@ -185,7 +199,7 @@ func section1() []confCase {
 	cs = append(cs, confCase{"1.4.2 [extra] 200 text messages of 0..199 bytes written 1 byte at a time",
 		steps(sendChopped(1, 0, many), expect, closeNormally())})
 	cs = append(cs, confCase{"1.4.3 [extra] 200 text messages then close in one write",
-		steps(send(many, closeF(1000, "")), expect, expectCloseEcho(1000))})
+		steps(send(many, wstest.Close(1000, "")), expect, expectCloseEcho(1000))})
 	return cs
 }
 
@@ -194,21 +208,21 @@ func section2() []confCase {
 	p125 := bytes.Repeat([]byte{0xfe}, 125)
 	small := []byte{0x00, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0x00, 0xff}
 	cs := []confCase{
-		{"2.1 ping without payload", steps(send(pingF(nil)), expectPong(nil), closeNormally())},
-		{"2.2 ping with small text payload", steps(send(pingF(helloWorld)), expectPong(helloWorld), closeNormally())},
-		{"2.3 ping with small binary payload", steps(send(pingF(small)), expectPong(small), closeNormally())},
-		{"2.4 ping with 125-byte binary payload", steps(send(pingF(p125)), expectPong(p125), closeNormally())},
-		{"2.5 ping with 126-byte payload", steps(send(frame{fin: true, op: opPing, payload: bytes.Repeat([]byte{0xfe}, 126)}.bytes()), expectFail(1002))},
-		{"2.6 ping with 125-byte payload written 1 byte at a time", steps(sendChopped(1, ms/4, pingF(p125)), expectPong(p125), closeNormally())},
-		{"2.7 unsolicited pong without payload", steps(send(pongF(nil)), closeNormally())},
-		{"2.8 unsolicited pong with payload", steps(send(pongF([]byte("unsolicited pong payload"))), closeNormally())},
-		{"2.9 unsolicited pong, then ping", steps(send(pongF([]byte("unsolicited pong payload")), pingF([]byte("ping payload"))), expectPong([]byte("ping payload")), closeNormally())},
+		{"2.1 ping without payload", steps(send(wstest.Ping(nil)), expectPong(nil), closeNormally())},
+		{"2.2 ping with small text payload", steps(send(wstest.Ping(helloWorld)), expectPong(helloWorld), closeNormally())},
+		{"2.3 ping with small binary payload", steps(send(wstest.Ping(small)), expectPong(small), closeNormally())},
+		{"2.4 ping with 125-byte binary payload", steps(send(wstest.Ping(p125)), expectPong(p125), closeNormally())},
+		{"2.5 ping with 126-byte payload", steps(send(wstest.Frame{Fin: true, Op: gws.OpPing, Payload: bytes.Repeat([]byte{0xfe}, 126)}.Bytes()), expectFail(1002))},
+		{"2.6 ping with 125-byte payload written 1 byte at a time", steps(sendChopped(1, ms/4, wstest.Ping(p125)), expectPong(p125), closeNormally())},
+		{"2.7 unsolicited pong without payload", steps(send(wstest.Pong(nil)), closeNormally())},
+		{"2.8 unsolicited pong with payload", steps(send(wstest.Pong([]byte("unsolicited pong payload"))), closeNormally())},
+		{"2.9 unsolicited pong, then ping", steps(send(wstest.Pong([]byte("unsolicited pong payload")), wstest.Ping([]byte("ping payload"))), expectPong([]byte("ping payload")), closeNormally())},
 	}
 	var pings [][]byte
 	var pongs []step
 	for i := range 10 {
 		p := []byte(fmt.Sprintf("payload-%d", i))
-		pings = append(pings, pingF(p))
+		pings = append(pings, wstest.Ping(p))
 		pongs = append(pongs, expectPong(p))
 	}
 	cs = append(cs,
@@ -221,14 +235,14 @@ func section2() []confCase {
 	var manyPongs []step
 	for i := range 2000 {
 		p := []byte(fmt.Sprintf("%d", i))
-		many = append(many, pingF(p)...)
+		many = append(many, wstest.Ping(p)...)
 		manyPongs = append(manyPongs, expectPong(p))
 	}
 	cs = append(cs,
 		confCase{"2.12 [extra] 2000 pings in one write", steps(send(many), manyPongs, closeNormally())},
-		confCase{"2.13 [extra] ping split inside its payload", steps(sendEach(2*ms, cut(pingF(p125), 70)...), expectPong(p125), closeNormally())},
-		confCase{"2.14 [extra] pong with 126-byte payload", steps(send(frame{fin: true, op: opPong, payload: make([]byte, 126)}.bytes()), expectFail(1002))},
-		confCase{"2.15 [extra] ping declaring 126 bytes, header only", steps(send(frame{fin: true, op: opPing, rawLen: true, length: 126}.bytes()), expectFail(1002))},
+		confCase{"2.13 [extra] ping split inside its payload", steps(sendEach(2*ms, wstest.Cut(wstest.Ping(p125), 70)...), expectPong(p125), closeNormally())},
+		confCase{"2.14 [extra] pong with 126-byte payload", steps(send(wstest.Frame{Fin: true, Op: gws.OpPong, Payload: make([]byte, 126)}.Bytes()), expectFail(1002))},
+		confCase{"2.15 [extra] ping declaring 126 bytes, header only", steps(send(wstest.Frame{Fin: true, Op: gws.OpPing, RawLen: true, Length: 126}.Bytes()), expectFail(1002))},
 	)
 	// [extra] 512 one-byte echoes fill the loop's 1024 iovecs, so the 513th
 	// reply's header is queued across a flush; 600 more replies that take
@@ -237,14 +251,14 @@ func section2() []confCase {
 		name  string
 		frame []byte
 		want  step
-	}{{"empty pings", pingF(nil), expectPong(nil)}, {"empty binary messages", binF(nil), expectBinary(nil)}} {
+	}{{"empty pings", wstest.Ping(nil), expectPong(nil)}, {"empty binary messages", wstest.Binary(nil), expectBinary(nil)}} {
 		var b []byte
 		var want []step
 		for range 512 {
-			b = append(b, binF([]byte{1})...)
+			b = append(b, wstest.Binary([]byte{1})...)
 			want = append(want, expectBinary([]byte{1}))
 		}
-		b = append(b, binF([]byte{2, 2, 2})...)
+		b = append(b, wstest.Binary([]byte{2, 2, 2})...)
 		want = append(want, expectBinary([]byte{2, 2, 2}))
 		for range 600 {
 			b = append(b, later.frame...)
@@ -260,33 +274,35 @@ func section2() []confCase {
 // a protocol error, RFC 6455 §5.2).
 func section3() []confCase {
 	small := []byte("Hello, world!")
-	rsvText := func(rsv byte) []byte { return frame{fin: true, rsv: rsv, op: opText, payload: small}.bytes() }
+	rsvText := func(rsv byte) []byte {
+		return wstest.Frame{Fin: true, Rsv: rsv, Op: gws.OpText, Payload: small}.Bytes()
+	}
 	cs := []confCase{
 		{"3.1 text with RSV=1", steps(send(rsvText(1)), expectFail(1002))},
-		{"3.2 text, text with RSV=2, ping", steps(send(textB(small), rsvText(2), pingF(small)), expectText(small), expectFail(1002))},
-		{"3.3 text, text with RSV=3, ping, frame by frame", steps(sendEach(ms, textB(small), rsvText(3), pingF(small)), expectText(small), expectFail(1002))},
-		{"3.4 text, text with RSV=4, ping, octet by octet", steps(sendChopped(1, 0, textB(small), rsvText(4), pingF(small)), expectText(small), expectFail(1002))},
-		{"3.5 binary with RSV=5", steps(send(frame{fin: true, rsv: 5, op: opBin, payload: payload(8, 3)}.bytes()), expectFail(1002))},
-		{"3.6 ping with RSV=6", steps(send(frame{fin: true, rsv: 6, op: opPing, payload: small}.bytes()), expectFail(1002))},
-		{"3.7 close with RSV=7", steps(send(frame{fin: true, rsv: 7, op: opClose, payload: []byte{0x03, 0xe8}}.bytes()), expectFail(1002))},
+		{"3.2 text, text with RSV=2, ping", steps(send(wstest.Text(small), rsvText(2), wstest.Ping(small)), expectText(small), expectFail(1002))},
+		{"3.3 text, text with RSV=3, ping, frame by frame", steps(sendEach(ms, wstest.Text(small), rsvText(3), wstest.Ping(small)), expectText(small), expectFail(1002))},
+		{"3.4 text, text with RSV=4, ping, octet by octet", steps(sendChopped(1, 0, wstest.Text(small), rsvText(4), wstest.Ping(small)), expectText(small), expectFail(1002))},
+		{"3.5 binary with RSV=5", steps(send(wstest.Frame{Fin: true, Rsv: 5, Op: gws.OpBinary, Payload: wstest.Payload(8, 3)}.Bytes()), expectFail(1002))},
+		{"3.6 ping with RSV=6", steps(send(wstest.Frame{Fin: true, Rsv: 6, Op: gws.OpPing, Payload: small}.Bytes()), expectFail(1002))},
+		{"3.7 close with RSV=7", steps(send(wstest.Frame{Fin: true, Rsv: 7, Op: gws.OpClose, Payload: []byte{0x03, 0xe8}}.Bytes()), expectFail(1002))},
 	}
 	// [extra] Every RSV combination on every other frame kind, after a good
 	// message whose echo must arrive first.
 	n := 0
 	for _, k := range []struct {
 		name string
-		op   byte
+		op   gws.OpCode
 		fin  bool
-	}{{"pong", opPong, true}, {"continuation", opCont, true}, {"first fragment", opText, false}} {
+	}{{"pong", gws.OpPong, true}, {"continuation", gws.OpContinuation, true}, {"first fragment", gws.OpText, false}} {
 		for rsv := byte(1); rsv <= 7; rsv++ {
 			n++
 			pre := []byte{}
-			if k.op == opCont {
-				pre = dataF(opText, false, []byte("frag"))
+			if k.op == gws.OpContinuation {
+				pre = wstest.Data(gws.OpText, false, []byte("frag"))
 			}
 			cs = append(cs, confCase{
 				fmt.Sprintf("3.8.%d [extra] binary, then %s with RSV=%d", n, k.name, rsv),
-				steps(send(binF(small), pre, frame{fin: k.fin, rsv: rsv, op: k.op, payload: small}.bytes()), expectBinary(small), expectFail(1002)),
+				steps(send(wstest.Binary(small), pre, wstest.Frame{Fin: k.fin, Rsv: rsv, Op: k.op, Payload: small}.Bytes()), expectBinary(small), expectFail(1002)),
 			})
 		}
 	}
@@ -299,32 +315,32 @@ func section4() []confCase {
 	var cs []confCase
 	for i, sub := range []struct {
 		sec int
-		ops [5]byte
-	}{{1, [5]byte{3, 4, 5, 6, 7}}, {2, [5]byte{0xb, 0xc, 0xd, 0xe, 0xf}}} {
+		ops [5]gws.OpCode
+	}{{1, [5]gws.OpCode{3, 4, 5, 6, 7}}, {2, [5]gws.OpCode{0xb, 0xc, 0xd, 0xe, 0xf}}} {
 		_ = i
 		o := sub.ops
-		r := func(op byte, p []byte) []byte { return frame{fin: true, op: op, payload: p}.bytes() }
+		r := func(op gws.OpCode, p []byte) []byte { return wstest.Frame{Fin: true, Op: op, Payload: p}.Bytes() }
 		cs = append(cs,
 			confCase{fmt.Sprintf("4.%d.1 opcode %#x without payload", sub.sec, o[0]), steps(send(r(o[0], nil)), expectFail(1002))},
 			confCase{fmt.Sprintf("4.%d.2 opcode %#x with payload", sub.sec, o[1]), steps(send(r(o[1], []byte("reserved opcode payload"))), expectFail(1002))},
-			confCase{fmt.Sprintf("4.%d.3 text, opcode %#x, ping", sub.sec, o[2]), steps(send(textB(small), r(o[2], nil), pingF(small)), expectText(small), expectFail(1002))},
-			confCase{fmt.Sprintf("4.%d.4 text, opcode %#x with payload, ping, frame by frame", sub.sec, o[3]), steps(sendEach(ms, textB(small), r(o[3], small), pingF(small)), expectText(small), expectFail(1002))},
-			confCase{fmt.Sprintf("4.%d.5 text, opcode %#x with payload, ping, octet by octet", sub.sec, o[4]), steps(sendChopped(1, 0, textB(small), r(o[4], small), pingF(small)), expectText(small), expectFail(1002))},
+			confCase{fmt.Sprintf("4.%d.3 text, opcode %#x, ping", sub.sec, o[2]), steps(send(wstest.Text(small), r(o[2], nil), wstest.Ping(small)), expectText(small), expectFail(1002))},
+			confCase{fmt.Sprintf("4.%d.4 text, opcode %#x with payload, ping, frame by frame", sub.sec, o[3]), steps(sendEach(ms, wstest.Text(small), r(o[3], small), wstest.Ping(small)), expectText(small), expectFail(1002))},
+			confCase{fmt.Sprintf("4.%d.5 text, opcode %#x with payload, ping, octet by octet", sub.sec, o[4]), steps(sendChopped(1, 0, wstest.Text(small), r(o[4], small), wstest.Ping(small)), expectText(small), expectFail(1002))},
 		)
 	}
 	// [extra] Every reserved opcode with and without FIN, and inside a
 	// fragmented message.
 	n := 0
-	for _, op := range []byte{3, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf} {
+	for _, op := range []gws.OpCode{3, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf} {
 		n++
 		cs = append(cs, confCase{
 			fmt.Sprintf("4.3.%d [extra] opcode %#x without FIN", n, op),
-			steps(send(frame{op: op, payload: small}.bytes()), expectFail(1002)),
+			steps(send(wstest.Frame{Op: op, Payload: small}.Bytes()), expectFail(1002)),
 		})
 		n++
 		cs = append(cs, confCase{
 			fmt.Sprintf("4.3.%d [extra] opcode %#x between fragments", n, op),
-			steps(send(dataF(opText, false, small), frame{fin: true, op: op}.bytes(), dataF(opCont, true, small)), expectFail(1002)),
+			steps(send(wstest.Data(gws.OpText, false, small), wstest.Frame{Fin: true, Op: op}.Bytes(), wstest.Data(gws.OpContinuation, true, small)), expectFail(1002)),
 		})
 	}
 	return cs
@@ -335,23 +351,23 @@ func section5() []confCase {
 	f1, f2 := []byte("fragment1"), []byte("fragment2")
 	both := []byte("fragment1fragment2")
 	pingP := []byte("ping payload")
-	frag := func(op byte, fin bool, p []byte) []byte { return dataF(op, fin, p) }
+	frag := wstest.Data
 	cs := []confCase{
-		{"5.1 ping fragmented into 2 frames", steps(send(frame{op: opPing, payload: f1}.bytes(), frag(opCont, true, f2)), expectFail(1002))},
-		{"5.2 pong fragmented into 2 frames", steps(send(frame{op: opPong, payload: f1}.bytes(), frag(opCont, true, f2)), expectFail(1002))},
-		{"5.3 text in 2 fragments", steps(send(frag(opText, false, f1), frag(opCont, true, f2)), expectText(both), closeNormally())},
-		{"5.4 text in 2 fragments, octet by octet", steps(sendChopped(1, 0, frag(opText, false, f1), frag(opCont, true, f2)), expectText(both), closeNormally())},
-		{"5.5 text in 2 fragments, frame by frame", steps(sendEach(ms, frag(opText, false, f1), frag(opCont, true, f2)), expectText(both), closeNormally())},
-		{"5.6 text in 2 fragments with a ping between", steps(send(frag(opText, false, f1), pingF(pingP), frag(opCont, true, f2)), expectPong(pingP), expectText(both), closeNormally())},
-		{"5.7 text in 2 fragments with a ping between, octet by octet", steps(sendChopped(1, 0, frag(opText, false, f1), pingF(pingP), frag(opCont, true, f2)), expectPong(pingP), expectText(both), closeNormally())},
-		{"5.8 text in 2 fragments with a ping between, frame by frame", steps(sendEach(ms, frag(opText, false, f1), pingF(pingP), frag(opCont, true, f2)), expectPong(pingP), expectText(both), closeNormally())},
+		{"5.1 ping fragmented into 2 frames", steps(send(wstest.Frame{Op: gws.OpPing, Payload: f1}.Bytes(), frag(gws.OpContinuation, true, f2)), expectFail(1002))},
+		{"5.2 pong fragmented into 2 frames", steps(send(wstest.Frame{Op: gws.OpPong, Payload: f1}.Bytes(), frag(gws.OpContinuation, true, f2)), expectFail(1002))},
+		{"5.3 text in 2 fragments", steps(send(frag(gws.OpText, false, f1), frag(gws.OpContinuation, true, f2)), expectText(both), closeNormally())},
+		{"5.4 text in 2 fragments, octet by octet", steps(sendChopped(1, 0, frag(gws.OpText, false, f1), frag(gws.OpContinuation, true, f2)), expectText(both), closeNormally())},
+		{"5.5 text in 2 fragments, frame by frame", steps(sendEach(ms, frag(gws.OpText, false, f1), frag(gws.OpContinuation, true, f2)), expectText(both), closeNormally())},
+		{"5.6 text in 2 fragments with a ping between", steps(send(frag(gws.OpText, false, f1), wstest.Ping(pingP), frag(gws.OpContinuation, true, f2)), expectPong(pingP), expectText(both), closeNormally())},
+		{"5.7 text in 2 fragments with a ping between, octet by octet", steps(sendChopped(1, 0, frag(gws.OpText, false, f1), wstest.Ping(pingP), frag(gws.OpContinuation, true, f2)), expectPong(pingP), expectText(both), closeNormally())},
+		{"5.8 text in 2 fragments with a ping between, frame by frame", steps(sendEach(ms, frag(gws.OpText, false, f1), wstest.Ping(pingP), frag(gws.OpContinuation, true, f2)), expectPong(pingP), expectText(both), closeNormally())},
 	}
 	// 5.9-5.14: a continuation with nothing to continue.
 	for i, fin := range []bool{true, false} {
 		base := 9 + 3*i
 		bad := []byte{}
-		bad = append(bad, frag(opCont, fin, f1)...)
-		rest := [][]byte{bad, frag(opText, false, f1), frag(opCont, true, f2)}
+		bad = append(bad, frag(gws.OpContinuation, fin, f1)...)
+		rest := [][]byte{bad, frag(gws.OpText, false, f1), frag(gws.OpContinuation, true, f2)}
 		cs = append(cs,
 			confCase{fmt.Sprintf("5.%d continuation (FIN=%v) without a message", base, fin), steps(send(rest...), expectFail(1002))},
 			confCase{fmt.Sprintf("5.%d continuation (FIN=%v) without a message, octet by octet", base+1, fin), steps(sendChopped(1, 0, rest...), expectFail(1002))},
@@ -361,19 +377,19 @@ func section5() []confCase {
 	f3, f4 := []byte("fragment3"), []byte("fragment4")
 	cs = append(cs,
 		confCase{"5.15 text in 2 fragments, then a continuation and a text without a message", steps(
-			send(frag(opText, false, f1), frag(opCont, true, f2), frag(opCont, false, f3), frag(opText, true, f4)),
+			send(frag(gws.OpText, false, f1), frag(gws.OpContinuation, true, f2), frag(gws.OpContinuation, false, f3), frag(gws.OpText, true, f4)),
 			expectText(both), expectFail(1002))},
 		confCase{"5.16 continuation (FIN=false) without a message, then a fragmented text, twice", steps(
-			send(frag(opCont, false, f1), frag(opText, false, f2), frag(opCont, true, f3), frag(opCont, false, f1), frag(opText, false, f2), frag(opCont, true, f3)),
+			send(frag(gws.OpContinuation, false, f1), frag(gws.OpText, false, f2), frag(gws.OpContinuation, true, f3), frag(gws.OpContinuation, false, f1), frag(gws.OpText, false, f2), frag(gws.OpContinuation, true, f3)),
 			expectFail(1002))},
 		confCase{"5.17 continuation (FIN=true) without a message, then a fragmented text, twice", steps(
-			send(frag(opCont, true, f1), frag(opText, false, f2), frag(opCont, true, f3), frag(opCont, true, f1), frag(opText, false, f2), frag(opCont, true, f3)),
+			send(frag(gws.OpContinuation, true, f1), frag(gws.OpText, false, f2), frag(gws.OpContinuation, true, f3), frag(gws.OpContinuation, true, f1), frag(gws.OpText, false, f2), frag(gws.OpContinuation, true, f3)),
 			expectFail(1002))},
-		confCase{"5.18 text in 2 fragments, both with opcode text", steps(send(frag(opText, false, f1), frag(opText, true, f2)), expectFail(1002))},
+		confCase{"5.18 text in 2 fragments, both with opcode text", steps(send(frag(gws.OpText, false, f1), frag(gws.OpText, true, f2)), expectFail(1002))},
 	)
 	five := [][]byte{[]byte("fragment1"), []byte("fragment2"), []byte("fragment3"), []byte("fragment4"), []byte("fragment5")}
 	p1, p2 := []byte("pongme 1!"), []byte("pongme 2!")
-	seq := [][]byte{frag(opText, false, five[0]), frag(opCont, false, five[1]), pingF(p1), frag(opCont, false, five[2]), frag(opCont, false, five[3]), pingF(p2), frag(opCont, true, five[4])}
+	seq := [][]byte{frag(gws.OpText, false, five[0]), frag(gws.OpContinuation, false, five[1]), wstest.Ping(p1), frag(gws.OpContinuation, false, five[2]), frag(gws.OpContinuation, false, five[3]), wstest.Ping(p2), frag(gws.OpContinuation, true, five[4])}
 	all5 := bytes.Join(five, nil)
 	cs = append(cs,
 		confCase{"5.19 text in 5 fragments with 2 pings between, with pauses", steps(
@@ -382,29 +398,29 @@ func section5() []confCase {
 			sendChopped(1, 0, seq...), expectPong(p1), expectPong(p2), expectText(all5), closeNormally())},
 	)
 	// [extra]
-	b300 := payload(300, 5)
-	t300 := textPayload(300)
+	b300 := wstest.Payload(300, 5)
+	t300 := wstest.TextPayload(300)
 	var pingEach []byte
 	var pongEach []step
 	for i := 0; i < 100; i++ {
-		pingEach = append(pingEach, frag(map[bool]byte{true: opBin, false: opCont}[i == 0], i == 99, b300[3*i:3*i+3])...)
-		pingEach = append(pingEach, pingF([]byte{byte(i)})...)
+		pingEach = append(pingEach, frag(map[bool]gws.OpCode{true: gws.OpBinary, false: gws.OpContinuation}[i == 0], i == 99, b300[3*i:3*i+3])...)
+		pingEach = append(pingEach, wstest.Ping([]byte{byte(i)})...)
 		pongEach = append(pongEach, expectPong([]byte{byte(i)}))
 	}
 	cs = append(cs,
-		confCase{"5.21 [extra] binary in 2 fragments", steps(send(frag(opBin, false, b300[:100]), frag(opCont, true, b300[100:])), expectBinary(b300), closeNormally())},
-		confCase{"5.22 [extra] binary 300 bytes, 1 byte per fragment", steps(send(fragments(opBin, b300, 1)), expectBinary(b300), closeNormally())},
-		confCase{"5.23 [extra] text 300 bytes, 1 byte per fragment", steps(send(fragments(opText, t300, 1)), expectText(t300), closeNormally())},
-		confCase{"5.24 [extra] text 300 bytes, 1 byte per fragment, octet by octet", steps(sendChopped(1, 0, fragments(opText, t300, 1)), expectText(t300), closeNormally())},
+		confCase{"5.21 [extra] binary in 2 fragments", steps(send(frag(gws.OpBinary, false, b300[:100]), frag(gws.OpContinuation, true, b300[100:])), expectBinary(b300), closeNormally())},
+		confCase{"5.22 [extra] binary 300 bytes, 1 byte per fragment", steps(send(wstest.Fragments(gws.OpBinary, b300, 1)), expectBinary(b300), closeNormally())},
+		confCase{"5.23 [extra] text 300 bytes, 1 byte per fragment", steps(send(wstest.Fragments(gws.OpText, t300, 1)), expectText(t300), closeNormally())},
+		confCase{"5.24 [extra] text 300 bytes, 1 byte per fragment, octet by octet", steps(sendChopped(1, 0, wstest.Fragments(gws.OpText, t300, 1)), expectText(t300), closeNormally())},
 		confCase{"5.25 [extra] binary in 100 fragments with a ping after each", steps(send(pingEach), pongEach[:99], expectBinary(b300), pongEach[99], closeNormally())},
-		confCase{"5.26 [extra] text in 3 empty fragments", steps(send(frag(opText, false, nil), frag(opCont, false, nil), frag(opCont, true, nil)), expectText(nil), closeNormally())},
-		confCase{"5.27 [extra] text: empty, payload, empty fragment", steps(send(frag(opText, false, nil), frag(opCont, false, f1), frag(opCont, true, nil)), expectText(f1), closeNormally())},
-		confCase{"5.28 [extra] binary fragment then a binary frame", steps(send(frag(opBin, false, f1), frag(opBin, true, f2)), expectFail(1002))},
-		confCase{"5.29 [extra] continuation after a complete message", steps(send(textB(f1), frag(opCont, true, f2)), expectText(f1), expectFail(1002))},
-		confCase{"5.30 [extra] fragmented close", steps(send(frame{op: opClose, payload: []byte{3, 0xe8}}.bytes()), expectFail(1002))},
-		confCase{"5.31 [extra] ping without FIN between fragments", steps(send(frag(opText, false, f1), frame{op: opPing, payload: f2}.bytes()), expectFail(1002))},
-		confCase{"5.32 [extra] two fragmented messages back to back", steps(send(frag(opText, false, f1), frag(opCont, true, f2), frag(opBin, false, f2), frag(opCont, true, f1)), expectText(both), expectBinary([]byte("fragment2fragment1")), closeNormally())},
-		confCase{"5.33 [extra] fragment split mid-payload across reads, ping between", steps(sendEach(2*ms, append(cut(frag(opBin, false, b300), 150), pingF(f1), frag(opCont, true, f2))...), expectPong(f1), expectBinary(append(append([]byte{}, b300...), f2...)), closeNormally())},
+		confCase{"5.26 [extra] text in 3 empty fragments", steps(send(frag(gws.OpText, false, nil), frag(gws.OpContinuation, false, nil), frag(gws.OpContinuation, true, nil)), expectText(nil), closeNormally())},
+		confCase{"5.27 [extra] text: empty, payload, empty fragment", steps(send(frag(gws.OpText, false, nil), frag(gws.OpContinuation, false, f1), frag(gws.OpContinuation, true, nil)), expectText(f1), closeNormally())},
+		confCase{"5.28 [extra] binary fragment then a binary frame", steps(send(frag(gws.OpBinary, false, f1), frag(gws.OpBinary, true, f2)), expectFail(1002))},
+		confCase{"5.29 [extra] continuation after a complete message", steps(send(wstest.Text(f1), frag(gws.OpContinuation, true, f2)), expectText(f1), expectFail(1002))},
+		confCase{"5.30 [extra] fragmented close", steps(send(wstest.Frame{Op: gws.OpClose, Payload: []byte{3, 0xe8}}.Bytes()), expectFail(1002))},
+		confCase{"5.31 [extra] ping without FIN between fragments", steps(send(frag(gws.OpText, false, f1), wstest.Frame{Op: gws.OpPing, Payload: f2}.Bytes()), expectFail(1002))},
+		confCase{"5.32 [extra] two fragmented messages back to back", steps(send(frag(gws.OpText, false, f1), frag(gws.OpContinuation, true, f2), frag(gws.OpBinary, false, f2), frag(gws.OpContinuation, true, f1)), expectText(both), expectBinary([]byte("fragment2fragment1")), closeNormally())},
+		confCase{"5.33 [extra] fragment split mid-payload across reads, ping between", steps(sendEach(2*ms, append(wstest.Cut(frag(gws.OpBinary, false, b300), 150), wstest.Ping(f1), frag(gws.OpContinuation, true, f2))...), expectPong(f1), expectBinary(append(append([]byte{}, b300...), f2...)), closeNormally())},
 	)
 	return cs
 }
@@ -414,19 +430,19 @@ func section7() []confCase {
 	hw := []byte("Hello World!")
 	r123 := strings.Repeat("*", 123)
 	cs := []confCase{
-		{"7.1.1 text, then close", steps(send(textB(hw)), expectText(hw), closeNormally())},
-		{"7.1.2 close twice", steps(send(closeF(1000, ""), closeF(1000, "")), expectCloseEcho(1000))},
-		{"7.1.3 close, then ping", steps(send(closeF(1000, ""), pingF(hw)), expectCloseEcho(1000))},
-		{"7.1.4 close, then text", steps(send(closeF(1000, ""), textB(hw)), expectCloseEcho(1000))},
-		{"7.1.5 first fragment, close, last fragment", steps(send(dataF(opText, false, []byte("fragment1")), closeF(1000, ""), dataF(opCont, true, []byte("fragment2"))), expectCloseEcho(1000))},
-		{"7.1.6 256 KiB message, close, ping", steps(send(binF(payload(256<<10, 7)), closeF(1000, ""), pingF(hw)), expectBinary(payload(256<<10, 7)), expectCloseEcho(1000))},
-		{"7.3.1 close with empty payload", steps(send(closeF(-1, "")), expectCloseEcho(-1))},
-		{"7.3.2 close with 1-byte payload", steps(send(frame{fin: true, op: opClose, payload: []byte{0x03}}.bytes()), expectFail(1002))},
-		{"7.3.3 close with code 1000", steps(send(closeF(1000, "")), expectCloseEcho(1000))},
-		{"7.3.4 close with code 1000 and a reason", steps(send(closeF(1000, "Hello World!")), expectCloseEcho(1000))},
-		{"7.3.5 close with code 1000 and a 123-byte reason", steps(send(closeF(1000, r123)), expectCloseEcho(1000))},
-		{"7.3.6 close with code 1000 and a 124-byte reason", steps(send(closeF(1000, r123+"*")), expectFail(1002))},
-		{"7.5.1 close with an invalid UTF-8 reason", steps(send(closeF(1000, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64")), expectFail(1007))},
+		{"7.1.1 text, then close", steps(send(wstest.Text(hw)), expectText(hw), closeNormally())},
+		{"7.1.2 close twice", steps(send(wstest.Close(1000, ""), wstest.Close(1000, "")), expectCloseEcho(1000))},
+		{"7.1.3 close, then ping", steps(send(wstest.Close(1000, ""), wstest.Ping(hw)), expectCloseEcho(1000))},
+		{"7.1.4 close, then text", steps(send(wstest.Close(1000, ""), wstest.Text(hw)), expectCloseEcho(1000))},
+		{"7.1.5 first fragment, close, last fragment", steps(send(wstest.Data(gws.OpText, false, []byte("fragment1")), wstest.Close(1000, ""), wstest.Data(gws.OpContinuation, true, []byte("fragment2"))), expectCloseEcho(1000))},
+		{"7.1.6 256 KiB message, close, ping", steps(send(wstest.Binary(wstest.Payload(256<<10, 7)), wstest.Close(1000, ""), wstest.Ping(hw)), expectBinary(wstest.Payload(256<<10, 7)), expectCloseEcho(1000))},
+		{"7.3.1 close with empty payload", steps(send(wstest.Close(-1, "")), expectCloseEcho(-1))},
+		{"7.3.2 close with 1-byte payload", steps(send(wstest.Frame{Fin: true, Op: gws.OpClose, Payload: []byte{0x03}}.Bytes()), expectFail(1002))},
+		{"7.3.3 close with code 1000", steps(send(wstest.Close(1000, "")), expectCloseEcho(1000))},
+		{"7.3.4 close with code 1000 and a reason", steps(send(wstest.Close(1000, "Hello World!")), expectCloseEcho(1000))},
+		{"7.3.5 close with code 1000 and a 123-byte reason", steps(send(wstest.Close(1000, r123)), expectCloseEcho(1000))},
+		{"7.3.6 close with code 1000 and a 124-byte reason", steps(send(wstest.Close(1000, r123+"*")), expectFail(1002))},
+		{"7.5.1 close with an invalid UTF-8 reason", steps(send(wstest.Close(1000, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64")), expectFail(1007))},
 	}
 	valid := []int{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999, 1012, 1013, 1014}
 	for i, code := range valid {
@@ -434,36 +450,36 @@ func section7() []confCase {
 		if i >= 13 {
 			name = fmt.Sprintf("7.7.%d [extra] close with valid code %d", i+1, code)
 		}
-		cs = append(cs, confCase{name, steps(send(closeF(code, "")), expectCloseEcho(code))})
+		cs = append(cs, confCase{name, steps(send(wstest.Close(code, "")), expectCloseEcho(code))})
 	}
 	invalid := []int{0, 999, 1004, 1005, 1006, 1016, 1100, 2000, 2999}
 	for i, code := range invalid {
-		cs = append(cs, confCase{fmt.Sprintf("7.9.%d close with invalid code %d", i+1, code), steps(send(closeF(code, "")), expectFail(1002))})
+		cs = append(cs, confCase{fmt.Sprintf("7.9.%d close with invalid code %d", i+1, code), steps(send(wstest.Close(code, "")), expectFail(1002))})
 	}
 	cs = append(cs,
-		confCase{"7.9.10 [extra] close with invalid code 1015", steps(send(closeF(1015, "")), expectFail(1002))},
-		confCase{"7.13.1 close with code 5000", steps(send(closeF(5000, "")), expectFail(1002))},
-		confCase{"7.13.2 close with code 65535", steps(send(closeF(65535, "")), expectFail(1002))},
+		confCase{"7.9.10 [extra] close with invalid code 1015", steps(send(wstest.Close(1015, "")), expectFail(1002))},
+		confCase{"7.13.1 close with code 5000", steps(send(wstest.Close(5000, "")), expectFail(1002))},
+		confCase{"7.13.2 close with code 65535", steps(send(wstest.Close(65535, "")), expectFail(1002))},
 	)
 	// [extra]
 	for i, code := range []int{1000, 1001, 3000, 4999} {
 		cs = append(cs, confCase{fmt.Sprintf("7.14.%d [extra] close %d with a UTF-8 reason", i+1, code),
-			steps(send(closeF(code, "κόσμε 𝄞 bye")), expectCloseEcho(code))})
+			steps(send(wstest.Close(code, "κόσμε 𝄞 bye")), expectCloseEcho(code))})
 	}
 	for i, code := range []int{2999, 5000} {
 		cs = append(cs, confCase{fmt.Sprintf("7.14.%d [extra] close %d with a reason", i+5, code),
-			steps(send(closeF(code, "bye")), expectFail(1002))})
+			steps(send(wstest.Close(code, "bye")), expectFail(1002))})
 	}
 	cs = append(cs,
-		confCase{"7.14.7 [extra] close reason with a truncated code point", steps(send(closeF(1000, "ab\xce")), expectFail(1007))},
-		confCase{"7.14.8 [extra] close written 1 byte at a time", steps(sendChopped(1, ms/4, closeF(1001, "going")), expectCloseEcho(1001))},
-		confCase{"7.14.9 [extra] close inside a fragmented binary message", steps(send(dataF(opBin, false, payload(10, 1)), closeF(3000, "")), expectCloseEcho(3000))},
+		confCase{"7.14.7 [extra] close reason with a truncated code point", steps(send(wstest.Close(1000, "ab\xce")), expectFail(1007))},
+		confCase{"7.14.8 [extra] close written 1 byte at a time", steps(sendChopped(1, ms/4, wstest.Close(1001, "going")), expectCloseEcho(1001))},
+		confCase{"7.14.9 [extra] close inside a fragmented binary message", steps(send(wstest.Data(gws.OpBinary, false, wstest.Payload(10, 1)), wstest.Close(3000, "")), expectCloseEcho(3000))},
 	)
-	cl := closeF(1000, "")
-	cs = append(cs, confCase{"7.14.10 [extra] binary payload that looks like a close frame", steps(send(binF(cl)), expectBinary(cl), closeNormally())})
+	cl := wstest.Close(1000, "")
+	cs = append(cs, confCase{"7.14.10 [extra] binary payload that looks like a close frame", steps(send(wstest.Binary(cl)), expectBinary(cl), closeNormally())})
 	cs = append(cs,
-		confCase{"7.14.11 [extra] text, close, text in one write", steps(send(textB(hw), closeF(1000, ""), textB(hw)), expectText(hw), expectCloseEcho(1000))},
-		confCase{"7.14.12 [extra] data after close is ignored even if invalid", steps(send(closeF(1000, ""), []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0}), expectCloseEcho(1000))},
+		confCase{"7.14.11 [extra] text, close, text in one write", steps(send(wstest.Text(hw), wstest.Close(1000, ""), wstest.Text(hw)), expectText(hw), expectCloseEcho(1000))},
+		confCase{"7.14.12 [extra] data after close is ignored even if invalid", steps(send(wstest.Close(1000, ""), []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0}), expectCloseEcho(1000))},
 	)
 	return cs
 }
@@ -471,24 +487,24 @@ func section7() []confCase {
 // sectionFraming is our own section F: frame-length encodings and masking.
 func sectionFraming() []confCase {
 	p5 := []byte("short")
-	p200 := payload(200, 9)
-	p70k := payload(70000, 10)
+	p200 := wstest.Payload(200, 9)
+	p70k := wstest.Payload(70000, 10)
 	return []confCase{
-		{"F.1 5 bytes with a 16-bit length (not minimal, accepted)", steps(send(frame{fin: true, op: opBin, payload: p5, lenBits: 16}.bytes()), expectBinary(p5), closeNormally())},
-		{"F.2 5 bytes with a 64-bit length (not minimal, accepted)", steps(send(frame{fin: true, op: opBin, payload: p5, lenBits: 64}.bytes()), expectBinary(p5), closeNormally())},
-		{"F.3 200 bytes with a 64-bit length (not minimal, accepted)", steps(send(frame{fin: true, op: opBin, payload: p200, lenBits: 64}.bytes()), expectBinary(p200), closeNormally())},
-		{"F.4 70000 bytes with a 64-bit length", steps(send(frame{fin: true, op: opBin, payload: p70k}.bytes()), expectBinary(p70k), closeNormally())},
-		{"F.5 64-bit length with the most significant bit set", steps(send(frame{fin: true, op: opBin, rawLen: true, length: 1<<63 | 5}.bytes()), expectFail(1002))},
-		{"F.6 64-bit length 0xffffffffffffffff", steps(send(frame{fin: true, op: opBin, rawLen: true, length: ^uint64(0)}.bytes()), expectFail(1002))},
-		{"F.7 64-bit length 2^62 (over the frame limit)", steps(send(frame{fin: true, op: opBin, rawLen: true, length: 1 << 62}.bytes()), expectFail(1009))},
-		{"F.8 unmasked text frame", steps(send(frame{fin: true, op: opText, payload: p5, unmasked: true}.bytes()), expectFail(1002))},
-		{"F.9 unmasked binary frame after a good one", steps(send(binF(p5), frame{fin: true, op: opBin, payload: p5, unmasked: true}.bytes()), expectBinary(p5), expectFail(1002))},
-		{"F.10 unmasked ping", steps(send(frame{fin: true, op: opPing, payload: p5, unmasked: true}.bytes()), expectFail(1002))},
-		{"F.11 unmasked close", steps(send(frame{fin: true, op: opClose, payload: []byte{3, 0xe8}, unmasked: true}.bytes()), expectFail(1002))},
-		{"F.12 unmasked continuation", steps(send(dataF(opText, false, p5), frame{fin: true, op: opCont, payload: p5, unmasked: true}.bytes()), expectFail(1002))},
-		{"F.13 ping with a 16-bit length of 5", steps(send(frame{fin: true, op: opPing, payload: p5, lenBits: 16}.bytes()), expectFail(1002))},
-		{"F.14 close with a 64-bit length of 2", steps(send(frame{fin: true, op: opClose, payload: []byte{3, 0xe8}, lenBits: 64}.bytes()), expectFail(1002))},
-		{"F.15 empty text with a 64-bit length", steps(send(frame{fin: true, op: opText, lenBits: 64}.bytes()), expectText(nil), closeNormally())},
-		{"F.16 65535 bytes (largest 16-bit length) split in the length field", steps(sendEach(2*ms, cut(binF(payload(65535, 4)), 3)...), expectBinary(payload(65535, 4)), closeNormally())},
+		{"F.1 5 bytes with a 16-bit length (not minimal, accepted)", steps(send(wstest.Frame{Fin: true, Op: gws.OpBinary, Payload: p5, LenBits: 16}.Bytes()), expectBinary(p5), closeNormally())},
+		{"F.2 5 bytes with a 64-bit length (not minimal, accepted)", steps(send(wstest.Frame{Fin: true, Op: gws.OpBinary, Payload: p5, LenBits: 64}.Bytes()), expectBinary(p5), closeNormally())},
+		{"F.3 200 bytes with a 64-bit length (not minimal, accepted)", steps(send(wstest.Frame{Fin: true, Op: gws.OpBinary, Payload: p200, LenBits: 64}.Bytes()), expectBinary(p200), closeNormally())},
+		{"F.4 70000 bytes with a 64-bit length", steps(send(wstest.Frame{Fin: true, Op: gws.OpBinary, Payload: p70k}.Bytes()), expectBinary(p70k), closeNormally())},
+		{"F.5 64-bit length with the most significant bit set", steps(send(wstest.Frame{Fin: true, Op: gws.OpBinary, RawLen: true, Length: 1<<63 | 5}.Bytes()), expectFail(1002))},
+		{"F.6 64-bit length 0xffffffffffffffff", steps(send(wstest.Frame{Fin: true, Op: gws.OpBinary, RawLen: true, Length: ^uint64(0)}.Bytes()), expectFail(1002))},
+		{"F.7 64-bit length 2^62 (over the frame limit)", steps(send(wstest.Frame{Fin: true, Op: gws.OpBinary, RawLen: true, Length: 1 << 62}.Bytes()), expectFail(1009))},
+		{"F.8 unmasked text frame", steps(send(wstest.Frame{Fin: true, Op: gws.OpText, Payload: p5, Unmasked: true}.Bytes()), expectFail(1002))},
+		{"F.9 unmasked binary frame after a good one", steps(send(wstest.Binary(p5), wstest.Frame{Fin: true, Op: gws.OpBinary, Payload: p5, Unmasked: true}.Bytes()), expectBinary(p5), expectFail(1002))},
+		{"F.10 unmasked ping", steps(send(wstest.Frame{Fin: true, Op: gws.OpPing, Payload: p5, Unmasked: true}.Bytes()), expectFail(1002))},
+		{"F.11 unmasked close", steps(send(wstest.Frame{Fin: true, Op: gws.OpClose, Payload: []byte{3, 0xe8}, Unmasked: true}.Bytes()), expectFail(1002))},
+		{"F.12 unmasked continuation", steps(send(wstest.Data(gws.OpText, false, p5), wstest.Frame{Fin: true, Op: gws.OpContinuation, Payload: p5, Unmasked: true}.Bytes()), expectFail(1002))},
+		{"F.13 ping with a 16-bit length of 5", steps(send(wstest.Frame{Fin: true, Op: gws.OpPing, Payload: p5, LenBits: 16}.Bytes()), expectFail(1002))},
+		{"F.14 close with a 64-bit length of 2", steps(send(wstest.Frame{Fin: true, Op: gws.OpClose, Payload: []byte{3, 0xe8}, LenBits: 64}.Bytes()), expectFail(1002))},
+		{"F.15 empty text with a 64-bit length", steps(send(wstest.Frame{Fin: true, Op: gws.OpText, LenBits: 64}.Bytes()), expectText(nil), closeNormally())},
+		{"F.16 65535 bytes (largest 16-bit length) split in the length field", steps(sendEach(2*ms, wstest.Cut(wstest.Binary(wstest.Payload(65535, 4)), 3)...), expectBinary(wstest.Payload(65535, 4)), closeNormally())},
 	}
 }

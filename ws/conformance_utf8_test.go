@@ -8,6 +8,9 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	gws "github.com/gobwas/ws"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 	"github.com/hioload-ws/hioload-ws/ws"
 )
 
@@ -149,7 +152,7 @@ func utf8Seqs() []utf8Seq {
 		add(fmt.Sprintf("6.24.%d [extra]", 3*i+2), fmt.Sprintf("%d ASCII bytes then a 4-byte code point", k), append(append([]byte{}, a...), "😀"...), true)
 		add(fmt.Sprintf("6.24.%d [extra]", 3*i+3), fmt.Sprintf("%d ASCII bytes then e2 82 (truncated €)", k), append(append([]byte{}, a...), 0xe2, 0x82), false)
 	}
-	add("6.25.1 [extra]", "valid text, then 0xff at byte 1000", append(textPayload(999), 0xff), false)
+	add("6.25.1 [extra]", "valid text, then 0xff at byte 1000", append(wstest.TextPayload(999), 0xff), false)
 	add("6.25.2 [extra]", "U+0800 boundary e0 a0 80 after e0 9f bf", hexSeq("e0 a0 80 e0 9f bf"), false)
 	add("6.25.3 [extra]", "f4 8f bf c0 (bad last byte)", hexSeq("f4 8f bf c0"), false)
 	add("6.25.4 [extra]", "c2 (2-byte start) then ASCII", hexSeq("c2 41"), false)
@@ -164,29 +167,29 @@ func section6() []confCase {
 	// 6.1-6.4 are shaped differently from the table.
 	hello := []byte("Hello-µ@ßöäüàá-UTF-8!!")
 	cs := []confCase{
-		{"6.1.1 empty text", steps(send(textB(nil)), expectText(nil), closeNormally())},
-		{"6.1.2 empty text in 3 empty fragments", steps(send(dataF(opText, false, nil), dataF(opCont, false, nil), dataF(opCont, true, nil)), expectText(nil), closeNormally())},
-		{"6.1.3 text: empty, 'middle', empty fragment", steps(send(dataF(opText, false, nil), dataF(opCont, false, []byte("middle")), dataF(opCont, true, nil)), expectTextS("middle"), closeNormally())},
-		{"6.2.1 valid text in one frame", steps(send(textB(hello)), expectText(hello), closeNormally())},
-		{"6.2.2 valid text fragmented on code points", steps(send(fragmentsAt(opText, hello, 6, 8, 9, 11, 13)), expectText(hello), closeNormally())},
-		{"6.2.3 valid text, 1 byte per fragment", steps(send(fragments(opText, hello, 1)), expectText(hello), closeNormally())},
-		{"6.2.4 valid text, 1 byte per fragment, octet by octet", steps(sendChopped(1, 0, fragments(opText, hello, 1)), expectText(hello), closeNormally())},
+		{"6.1.1 empty text", steps(send(wstest.Text(nil)), expectText(nil), closeNormally())},
+		{"6.1.2 empty text in 3 empty fragments", steps(send(wstest.Data(gws.OpText, false, nil), wstest.Data(gws.OpContinuation, false, nil), wstest.Data(gws.OpContinuation, true, nil)), expectText(nil), closeNormally())},
+		{"6.1.3 text: empty, 'middle', empty fragment", steps(send(wstest.Data(gws.OpText, false, nil), wstest.Data(gws.OpContinuation, false, []byte("middle")), wstest.Data(gws.OpContinuation, true, nil)), expectTextS("middle"), closeNormally())},
+		{"6.2.1 valid text in one frame", steps(send(wstest.Text(hello)), expectText(hello), closeNormally())},
+		{"6.2.2 valid text fragmented on code points", steps(send(fragmentsAt(gws.OpText, hello, 6, 8, 9, 11, 13)), expectText(hello), closeNormally())},
+		{"6.2.3 valid text, 1 byte per fragment", steps(send(wstest.Fragments(gws.OpText, hello, 1)), expectText(hello), closeNormally())},
+		{"6.2.4 valid text, 1 byte per fragment, octet by octet", steps(sendChopped(1, 0, wstest.Fragments(gws.OpText, hello, 1)), expectText(hello), closeNormally())},
 	}
 	bad := append(append(append([]byte{}, kosme...), 0xed, 0xa0, 0x80), "edited"...)
 	cs = append(cs,
-		confCase{"6.3.1 invalid text in one frame", steps(send(textB(bad)), expectFail(1007))},
-		confCase{"6.3.2 invalid text, 1 byte per fragment", steps(send(fragments(opText, bad, 1)), expectFail(1007))},
+		confCase{"6.3.1 invalid text in one frame", steps(send(wstest.Text(bad)), expectFail(1007))},
+		confCase{"6.3.2 invalid text, 1 byte per fragment", steps(send(wstest.Fragments(gws.OpText, bad, 1)), expectFail(1007))},
 	)
 	// 6.4 fail fast: the close must arrive before the rest is sent.
 	part1, part2, part3 := kosme, hexSeq("f4 90 80 80"), []byte("edited")
 	cs = append(cs,
 		confCase{"6.4.1 fail fast: invalid second fragment, before the third is sent", steps(
-			send(dataF(opText, false, part1), dataF(opCont, false, part2)), expectFail(1007), send(dataF(opCont, true, part3)))},
+			send(wstest.Data(gws.OpText, false, part1), wstest.Data(gws.OpContinuation, false, part2)), expectFail(1007), send(wstest.Data(gws.OpContinuation, true, part3)))},
 		confCase{"6.4.2 fail fast: first fragment, then f4 90 80 80 alone, before the rest is sent", steps(
-			send(dataF(opText, false, part1)), pause(ms), send(dataF(opCont, false, hexSeq("f4"))), pause(ms), send(dataF(opCont, false, hexSeq("90"))),
-			expectFail(1007), send(dataF(opCont, true, hexSeq("80 80 65 64 69 74 65 64"))))},
+			send(wstest.Data(gws.OpText, false, part1)), pause(ms), send(wstest.Data(gws.OpContinuation, false, hexSeq("f4"))), pause(ms), send(wstest.Data(gws.OpContinuation, false, hexSeq("90"))),
+			expectFail(1007), send(wstest.Data(gws.OpContinuation, true, hexSeq("80 80 65 64 69 74 65 64"))))},
 	)
-	whole := textB(bytes.Join([][]byte{part1, part2, part3}, nil))
+	whole := wstest.Text(bytes.Join([][]byte{part1, part2, part3}, nil))
 	hs := 6 // header of a frame under 126 bytes
 	cs = append(cs,
 		confCase{"6.4.3 fail fast: one frame, chopped; the invalid chop is answered before the rest is sent", steps(
@@ -198,16 +201,16 @@ func section6() []confCase {
 	)
 	// [extra] Fail fast in a big frame: the first 1000 bytes of a declared
 	// 1 MiB text frame hold an invalid byte; the rest is never sent.
-	big := frame{fin: true, op: opText, payload: append(textPayload(999), 0xc0)}
-	big.payload = append(big.payload, textPayload(1<<20-1000)...)
-	bigB := big.bytes()
+	big := wstest.Frame{Fin: true, Op: gws.OpText, Payload: append(wstest.TextPayload(999), 0xc0)}
+	big.Payload = append(big.Payload, wstest.TextPayload(1<<20-1000)...)
+	bigB := big.Bytes()
 	cs = append(cs,
 		confCase{"6.4.5 [extra] fail fast: invalid byte 1000 of a 1 MiB frame, the rest never sent", steps(send(bigB[:14+1000]), expectFail(1007))},
-		confCase{"6.4.6 [extra] fail fast: invalid first fragment, no final fragment ever sent", steps(send(dataF(opText, false, hexSeq("41 ff"))), expectFail(1007))},
-		confCase{"6.4.7 [extra] fail fast: invalid in the 2nd of 1-byte fragments of an unfinished message", steps(send(dataF(opText, false, []byte("a")), dataF(opCont, false, hexSeq("c0"))), expectFail(1007))},
+		confCase{"6.4.6 [extra] fail fast: invalid first fragment, no final fragment ever sent", steps(send(wstest.Data(gws.OpText, false, hexSeq("41 ff"))), expectFail(1007))},
+		confCase{"6.4.7 [extra] fail fast: invalid in the 2nd of 1-byte fragments of an unfinished message", steps(send(wstest.Data(gws.OpText, false, []byte("a")), wstest.Data(gws.OpContinuation, false, hexSeq("c0"))), expectFail(1007))},
 	)
 	for _, sq := range utf8Seqs() {
-		f := textB(sq.b)
+		f := wstest.Text(sq.b)
 		mid := len(f) / 2
 		if len(sq.b) > 0 {
 			mid = 6 + len(sq.b)/2 // inside the payload
@@ -217,9 +220,9 @@ func section6() []confCase {
 			st  step
 		}{
 			{"1 frame", send(f)},
-			{"1 byte per fragment", send(fragments(opText, sq.b, 1))},
+			{"1 byte per fragment", send(wstest.Fragments(gws.OpText, sq.b, 1))},
 			{"1 frame written 1 byte at a time", sendChopped(1, 0, f)},
-			{"1 frame split across reads", sendEach(ms, cut(f, mid)...)},
+			{"1 frame split across reads", sendEach(ms, wstest.Cut(f, mid)...)},
 		}
 		for _, v := range variants {
 			name := fmt.Sprintf("%s %s (%s)", sq.id, sq.desc, v.how)
@@ -234,15 +237,15 @@ func section6() []confCase {
 }
 
 // fragmentsAt splits p into fragments at the given offsets.
-func fragmentsAt(op byte, p []byte, at ...int) []byte {
-	parts := cut(p, at...)
+func fragmentsAt(op gws.OpCode, p []byte, at ...int) []byte {
+	parts := wstest.Cut(p, at...)
 	var out []byte
 	for i, part := range parts {
-		o := opCont
+		o := gws.OpContinuation
 		if i == 0 {
 			o = op
 		}
-		out = append(out, dataF(o, i == len(parts)-1, part)...)
+		out = append(out, wstest.Data(o, i == len(parts)-1, part)...)
 	}
 	return out
 }
@@ -284,7 +287,7 @@ func TestConformanceUTF8Random(t *testing.T) {
 	}
 	encode := func(p []byte) []byte {
 		if len(p) == 0 || rng.IntN(3) == 0 {
-			return textB(p)
+			return wstest.Text(p)
 		}
 		var cuts []int
 		for i := 1; i < len(p); i++ {
@@ -292,9 +295,9 @@ func TestConformanceUTF8Random(t *testing.T) {
 				cuts = append(cuts, i)
 			}
 		}
-		return fragmentsAt(opText, p, cuts...)
+		return fragmentsAt(gws.OpText, p, cuts...)
 	}
-	good := dial(t, addr)
+	good := wstest.Dial(t, addr)
 	valid, invalid := 0, 0
 	for i := range 1500 {
 		p := gen()
@@ -302,20 +305,20 @@ func TestConformanceUTF8Random(t *testing.T) {
 		chop := 1 + rng.IntN(len(b))
 		if utf8.Valid(p) {
 			valid++
-			good.writeChopped(b, chop, 0)
-			good.expectMessage(opText, p)
+			good.WriteChopped(t, b, chop, 0)
+			good.ExpectMessage(t, gws.OpText, p)
 			continue
 		}
 		invalid++
 		t.Run(fmt.Sprintf("invalid-%d-%x", i, p), func(t *testing.T) {
 			t.Parallel()
-			c := dial(t, addr)
-			c.writeChopped(b, chop, 0)
-			c.expectClose(1007, false)
+			c := wstest.Dial(t, addr)
+			c.WriteChopped(t, b, chop, 0)
+			c.ExpectClose(t, 1007, false)
 		})
 	}
 	for _, s := range closeNormally() {
-		s(good)
+		s(t, good)
 	}
 	t.Logf("%d valid strings echoed, %d invalid ones refused with 1007", valid, invalid)
 }

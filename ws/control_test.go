@@ -1,7 +1,6 @@
 package ws
 
 import (
-	"bufio"
 	"encoding/binary"
 	"io"
 	"log/slog"
@@ -12,22 +11,22 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 // echoOnce sends p on a new connection and returns the echoed payload, or
 // the close code if the server closed instead.
 func echoOnce(t *testing.T, srv *Server, p []byte) ([]byte, StatusCode) {
 	t.Helper()
-	c := dialWS(t, srv.Addr().String())
+	c := wstest.Dial(t, srv.Addr().String())
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	_, err := c.Write(maskedFrame(OpBinary, true, p))
-	require.NoError(t, err)
-	h, got := readFrame(t, bufio.NewReader(c))
-	if h.OpCode == OpClose {
-		return nil, StatusCode(binary.BigEndian.Uint16(got))
+	c.Write(t, wstest.Binary(p))
+	f := c.Next(t)
+	if f.Op == OpClose {
+		return nil, StatusCode(binary.BigEndian.Uint16(f.Payload))
 	}
-	return got, 0
+	return f.Payload, 0
 }
 
 func TestProbeInStats(t *testing.T) {

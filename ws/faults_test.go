@@ -3,7 +3,6 @@ package ws
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -11,6 +10,8 @@ import (
 
 	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 // faultServer runs a one-loop server for fault tests with a short linger,
@@ -21,18 +22,14 @@ func faultServer(t *testing.T) (*Server, func()) {
 	cfg.Workers = 1
 	cfg.LingerTimeout = 300 * time.Millisecond
 	srv := startServer(t, cfg, echoHandler)
-	good := dialWS(t, srv.Addr().String())
-	t.Cleanup(func() { good.Close() })
+	good := wstest.Dial(t, srv.Addr().String())
 	n := 0
 	check := func() {
 		t.Helper()
 		n++
 		msg := bytes.Repeat([]byte{byte(n)}, 1000+n)
-		good.SetDeadline(time.Now().Add(5 * time.Second))
-		_, err := good.Write(maskedFrame(OpBinary, true, msg))
-		require.NoError(t, err)
-		_, p := readFrame(t, good)
-		require.Equal(t, msg, p, "the good client's echo")
+		good.Write(t, wstest.Binary(msg))
+		good.ExpectMessage(t, OpBinary, msg)
 	}
 	return srv, check
 }
@@ -51,8 +48,8 @@ func waitConns(t *testing.T, srv *Server, want int64) {
 	}, 5*time.Second, 10*time.Millisecond, "connections: %+v", srv.Stats())
 }
 
-func reset(c net.Conn) {
-	c.(*net.TCPConn).SetLinger(0) // close sends RST
+func reset(c *wstest.Client) {
+	c.Conn().(*net.TCPConn).SetLinger(0) // close sends RST
 	c.Close()
 }
 
@@ -60,9 +57,9 @@ func TestFaultResetMidFrame(t *testing.T) {
 	srv, check := faultServer(t)
 	fds := openFDs(t)
 	for i := 0; i < 20; i++ {
-		c := dialWS(t, srv.Addr().String())
-		f := maskedFrame(OpText, true, bytes.Repeat([]byte("x"), 5000))
-		c.Write(f[:len(f)/2]) // half a frame, then RST
+		c := wstest.Dial(t, srv.Addr().String())
+		f := wstest.Text(bytes.Repeat([]byte("x"), 5000))
+		c.Write(t, f[:len(f)/2]) // half a frame, then RST
 		time.Sleep(time.Millisecond)
 		reset(c)
 	}
@@ -75,24 +72,21 @@ func TestFaultResetMidFrame(t *testing.T) {
 // still gets every echo, then the server closes.
 func TestFaultHalfClose(t *testing.T) {
 	srv, check := faultServer(t)
-	c := dialWS(t, srv.Addr().String())
+	c := wstest.Dial(t, srv.Addr().String())
 	defer c.Close()
 	var want []byte
 	for i := 0; i < 50; i++ {
 		p := bytes.Repeat([]byte{byte(i)}, 100*i)
-		c.Write(maskedFrame(OpBinary, true, p))
+		c.Write(t, wstest.Binary(p))
 		want = append(want, p...)
 	}
-	require.NoError(t, c.(*net.TCPConn).CloseWrite())
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	require.NoError(t, c.Conn().(*net.TCPConn).CloseWrite())
 	var got []byte
 	for len(got) < len(want) {
-		_, p := readFrame(t, c)
-		got = append(got, p...)
+		got = append(got, c.Next(t).Payload...)
 	}
 	require.Equal(t, want, got)
-	_, err := c.Read(make([]byte, 1))
-	require.ErrorIs(t, err, io.EOF, "server closes after a half-closed client's echoes")
+	c.ExpectEOF(t) // the server closes after a half-closed client's echoes
 	check()
 	waitConns(t, srv, 1)
 }
@@ -103,13 +97,12 @@ func TestFaultHalfClose(t *testing.T) {
 func TestFaultNeverAnswersClose(t *testing.T) {
 	srv, check := faultServer(t)
 	fds := openFDs(t)
-	c := dialWS(t, srv.Addr().String())
+	c := wstest.Dial(t, srv.Addr().String())
 	defer c.Close()
-	c.Write([]byte{0x83, 0x80, 0, 0, 0, 0}) // reserved opcode: 1002
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	h, p := readFrame(t, c)
-	require.Equal(t, OpClose, h.OpCode)
-	require.Equal(t, StatusProtocolError, StatusCode(binary.BigEndian.Uint16(p)))
+	c.Write(t, wstest.Frame{Fin: true, Op: 3}.Bytes()) // reserved opcode: 1002
+	f := c.Next(t)
+	require.Equal(t, OpClose, f.Op)
+	require.Equal(t, StatusProtocolError, StatusCode(binary.BigEndian.Uint16(f.Payload)))
 	// Say nothing, close nothing: the server must give up on its own.
 	waitConns(t, srv, 1)
 	check()
@@ -125,9 +118,9 @@ func TestFaultManyClientsVanish(t *testing.T) {
 	fds := openFDs(t)
 	inUse := srv.PoolsInUse()
 	var wg sync.WaitGroup
-	conns := make([]net.Conn, 200)
+	conns := make([]*wstest.Client, 200)
 	for i := range conns {
-		conns[i] = dialWS(t, srv.Addr().String())
+		conns[i] = wstest.Dial(t, srv.Addr().String())
 	}
 	waitConns(t, srv, 201)
 	for _, c := range conns {
@@ -135,8 +128,8 @@ func TestFaultManyClientsVanish(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// A fragmented message in flight, so reassembly buffers are held.
-			c.Write(maskedFrame(OpBinary, false, bytes.Repeat([]byte{1}, 3000)))
-			c.Write(maskedFrame(gws.OpContinuation, false, bytes.Repeat([]byte{2}, 3000)))
+			c.Conn().Write(wstest.Data(OpBinary, false, bytes.Repeat([]byte{1}, 3000)))
+			c.Conn().Write(wstest.Data(gws.OpContinuation, false, bytes.Repeat([]byte{2}, 3000)))
 		}()
 	}
 	wg.Wait()

@@ -1,15 +1,16 @@
 package ws
 
 import (
-	"bufio"
 	"bytes"
+	"errors"
 	"net"
-	"strings"
+	"os"
 	"testing"
 	"time"
 
 	gws "github.com/gobwas/ws"
 
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 	"github.com/hioload-ws/hioload-ws/ws/internal/wire"
 )
 
@@ -63,28 +64,25 @@ func FuzzServerStream(f *testing.F) {
 	cfg.LingerTimeout = 100 * time.Millisecond
 	srv := startServer(f, cfg, echoHandler)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c := dialWS(t, srv.Addr().String())
+		c := wstest.Dial(t, srv.Addr().String())
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		c.Write(b)
-		c.(*net.TCPConn).CloseWrite()
-		r := bufio.NewReader(c)
+		c.Conn().SetDeadline(time.Now().Add(5 * time.Second))
+		c.Conn().Write(b)
+		c.Conn().(*net.TCPConn).CloseWrite()
 		for {
-			h, err := gws.ReadHeader(r)
-			if err != nil {
-				if strings.Contains(err.Error(), "timeout") {
-					t.Fatalf("server neither answered nor closed: %v", err)
-				}
+			f, err := c.ReadFrame()
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				t.Fatalf("server neither answered nor closed: %v", err)
+			case errors.Is(err, wstest.ErrMasked), errors.Is(err, wstest.ErrNonMinimal):
+				t.Fatal(err)
+			case err != nil:
 				return // EOF or reset after our half-close: fine
 			}
-			if h.Masked || h.Rsv != 0 {
-				t.Fatalf("server frame %+v is masked or has RSV bits", h)
+			if f.Rsv != 0 {
+				t.Fatalf("server frame %v has RSV bits", f)
 			}
-			p := make([]byte, h.Length)
-			if _, err := ioReadFull(r, p); err != nil {
-				return
-			}
-			if h.OpCode == gws.OpClose && len(p) >= 2 {
+			if p := f.Payload; f.Op == gws.OpClose && len(p) >= 2 {
 				code := StatusCode(uint16(p[0])<<8 | uint16(p[1]))
 				if !wire.ValidCloseCode(code) {
 					t.Fatalf("server closed with code %d", code)

@@ -2,6 +2,7 @@ package ws_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"github.com/gobwas/ws/wsutil"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 // Interop: real client libraries we did not write, against the real server.
@@ -29,12 +32,12 @@ type gobwasConn struct {
 
 func dialGobwas(t *testing.T, addr string) *gobwasConn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), wstest.Timeout)
 	defer cancel()
 	nc, br, _, err := gws.Dial(ctx, "ws://"+addr+"/")
 	require.NoError(t, err)
 	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(ioTimeout)))
+	require.NoError(t, nc.SetDeadline(time.Now().Add(wstest.Timeout)))
 	var r io.Reader = nc
 	if br != nil {
 		r = io.MultiReader(br, nc)
@@ -62,22 +65,22 @@ func TestInteropGobwas(t *testing.T) {
 			t.Run(fmt.Sprintf("%v %d bytes", op, n), func(t *testing.T) {
 				t.Parallel()
 				c := dialGobwas(t, addr)
-				p := payload(n, 3)
+				p := wstest.Payload(n, 3)
 				if op == gws.OpText {
-					p = textPayload(n)
+					p = wstest.TextPayload(n)
 				}
 				require.NoError(t, wsutil.WriteClientMessage(c.nc, op, p))
 				got, gotOp, err := wsutil.ReadServerData(rw{c.r, c.nc})
 				require.NoError(t, err)
 				require.Equal(t, op, gotOp)
-				require.True(t, equalBytes(p, got), "echo of %d bytes differs at %d", n, firstDiff(p, got))
+				require.True(t, bytes.Equal(p, got), "echo of %d bytes differs at %d", n, wstest.FirstDiff(p, got))
 			})
 		}
 	}
 	t.Run("fragmented writes with wsutil.Writer", func(t *testing.T) {
 		t.Parallel()
 		c := dialGobwas(t, addr)
-		p := textPayload(10000)
+		p := wstest.TextPayload(10000)
 		w := wsutil.NewWriterSize(c.nc, gws.StateClientSide, gws.OpText, 512)
 		for off := 0; off < len(p); off += 1500 {
 			_, err := w.Write(p[off:min(off+1500, len(p))])
@@ -130,19 +133,17 @@ func TestInteropGobwas(t *testing.T) {
 	})
 }
 
-func equalBytes(a, b []byte) bool { return len(a) == len(b) && firstDiff(a, b) == len(a) }
-
 func dialGorilla(t *testing.T, addr string, d *websocket.Dialer) *websocket.Conn {
 	t.Helper()
 	if d == nil {
-		d = &websocket.Dialer{HandshakeTimeout: ioTimeout}
+		d = &websocket.Dialer{HandshakeTimeout: wstest.Timeout}
 	}
 	conn, resp, err := d.Dial("ws://"+addr+"/echo", nil)
 	require.NoError(t, err)
 	require.Equal(t, 101, resp.StatusCode)
 	t.Cleanup(func() { conn.Close() })
-	require.NoError(t, conn.SetReadDeadline(time.Now().Add(ioTimeout)))
-	require.NoError(t, conn.SetWriteDeadline(time.Now().Add(ioTimeout)))
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(wstest.Timeout)))
+	require.NoError(t, conn.SetWriteDeadline(time.Now().Add(wstest.Timeout)))
 	conn.SetReadLimit(32 << 20)
 	return conn
 }
@@ -155,15 +156,15 @@ func TestInteropGorilla(t *testing.T) {
 			t.Run(fmt.Sprintf("type %d %d bytes", mt, n), func(t *testing.T) {
 				t.Parallel()
 				conn := dialGorilla(t, addr, nil)
-				p := payload(n, 4)
+				p := wstest.Payload(n, 4)
 				if mt == websocket.TextMessage {
-					p = textPayload(n)
+					p = wstest.TextPayload(n)
 				}
 				require.NoError(t, conn.WriteMessage(mt, p))
 				gotType, got, err := conn.ReadMessage()
 				require.NoError(t, err)
 				require.Equal(t, mt, gotType)
-				require.True(t, equalBytes(p, got), "echo of %d bytes differs at %d", n, firstDiff(p, got))
+				require.True(t, bytes.Equal(p, got), "echo of %d bytes differs at %d", n, wstest.FirstDiff(p, got))
 			})
 		}
 	}
@@ -171,9 +172,9 @@ func TestInteropGorilla(t *testing.T) {
 		t.Parallel()
 		// A 512-byte write buffer makes gorilla send a frame whenever it
 		// fills, so the message goes out as many fragments.
-		conn := dialGorilla(t, addr, &websocket.Dialer{HandshakeTimeout: ioTimeout, WriteBufferSize: 512})
+		conn := dialGorilla(t, addr, &websocket.Dialer{HandshakeTimeout: wstest.Timeout, WriteBufferSize: 512})
 		for _, mt := range []int{websocket.BinaryMessage, websocket.TextMessage} {
-			p := textPayload(20000)
+			p := wstest.TextPayload(20000)
 			w, err := conn.NextWriter(mt)
 			require.NoError(t, err)
 			for off := 0; off < len(p); off += 777 {
@@ -192,8 +193,8 @@ func TestInteropGorilla(t *testing.T) {
 		conn := dialGorilla(t, addr, nil)
 		pongs := make(chan string, 4)
 		conn.SetPongHandler(func(s string) error { pongs <- s; return nil })
-		require.NoError(t, conn.WriteControl(websocket.PingMessage, []byte("ping-1"), time.Now().Add(ioTimeout)))
-		require.NoError(t, conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(ioTimeout)))
+		require.NoError(t, conn.WriteControl(websocket.PingMessage, []byte("ping-1"), time.Now().Add(wstest.Timeout)))
+		require.NoError(t, conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wstest.Timeout)))
 		require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte("after pings")))
 		_, got, err := conn.ReadMessage()
 		require.NoError(t, err)
@@ -204,7 +205,7 @@ func TestInteropGorilla(t *testing.T) {
 	t.Run("close 1000", func(t *testing.T) {
 		t.Parallel()
 		conn := dialGorilla(t, addr, nil)
-		require.NoError(t, conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(ioTimeout)))
+		require.NoError(t, conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(wstest.Timeout)))
 		_, _, err := conn.ReadMessage()
 		var ce *websocket.CloseError
 		require.ErrorAs(t, err, &ce)
@@ -217,7 +218,7 @@ func TestInteropGorilla(t *testing.T) {
 		t.Parallel()
 		conn := dialGorilla(t, addr, nil)
 		// gorilla will not send a bad frame; write one under it.
-		_, err := conn.NetConn().Write(frame{fin: true, op: 0x3}.bytes())
+		_, err := conn.NetConn().Write(wstest.Frame{Fin: true, Op: 0x3}.Bytes())
 		require.NoError(t, err)
 		_, _, err = conn.ReadMessage()
 		var ce *websocket.CloseError

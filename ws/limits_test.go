@@ -1,11 +1,8 @@
 package ws
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -16,21 +13,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hioload-ws/hioload-ws/hugepage"
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 // rawUpgrade sends an upgrade request with extra header lines and returns
-// the response status line and headers.
-func rawUpgrade(t *testing.T, addr, extra string) (net.Conn, *bufio.Reader, *http.Response) {
+// the client and the response, whatever its status.
+func rawUpgrade(t *testing.T, addr, extra string) (*wstest.Client, *http.Response) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	c := wstest.DialRaw(t, addr)
+	c.Write(t, []byte(strings.TrimSuffix(wstest.Request(addr, wstest.NewKey()), "\r\n")+extra+"\r\n"))
+	require.NoError(t, c.Conn().SetReadDeadline(time.Now().Add(wstest.Timeout)))
+	resp, err := c.ReadResponse(nil)
 	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n", extra)
-	r := bufio.NewReader(c)
-	resp, err := http.ReadResponse(r, nil)
-	require.NoError(t, err)
-	return c, r, resp
+	return c, resp
 }
 
 func TestMaxConnsCloses1013(t *testing.T) {
@@ -38,14 +33,14 @@ func TestMaxConnsCloses1013(t *testing.T) {
 	cfg.MaxConns = 3
 	srv := startServer(t, cfg, echoHandler)
 	for i := 0; i < 3; i++ {
-		_, _, resp := rawUpgrade(t, srv.Addr().String(), "")
+		_, resp := rawUpgrade(t, srv.Addr().String(), "")
 		require.Equal(t, 101, resp.StatusCode)
 	}
-	_, r, resp := rawUpgrade(t, srv.Addr().String(), "")
+	c, resp := rawUpgrade(t, srv.Addr().String(), "")
 	require.Equal(t, 101, resp.StatusCode)
-	h, p := readFrame(t, r)
-	require.Equal(t, OpClose, h.OpCode)
-	require.Equal(t, StatusTryAgainLater, StatusCode(binary.BigEndian.Uint16(p)))
+	f := c.Next(t)
+	require.Equal(t, OpClose, f.Op)
+	require.Equal(t, StatusTryAgainLater, StatusCode(binary.BigEndian.Uint16(f.Payload)))
 	require.Equal(t, uint64(1), srv.Stats().OverCap)
 }
 
@@ -53,26 +48,24 @@ func TestMaxConnsPerIP429(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxConnsPerIP = 2
 	srv := startServer(t, cfg, echoHandler)
-	var first net.Conn
+	var first *wstest.Client
 	for i := 0; i < 2; i++ {
-		c, _, resp := rawUpgrade(t, srv.Addr().String(), "")
+		c, resp := rawUpgrade(t, srv.Addr().String(), "")
 		require.Equal(t, 101, resp.StatusCode)
 		first = c
 	}
-	_, _, resp := rawUpgrade(t, srv.Addr().String(), "")
+	_, resp := rawUpgrade(t, srv.Addr().String(), "")
 	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
 	// Closing one frees a place for the address.
 	first.Close()
 	require.Eventually(t, func() bool {
-		c, err := net.Dial("tcp", srv.Addr().String())
+		nc, err := net.Dial("tcp", srv.Addr().String())
 		if err != nil {
 			return false
 		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(2 * time.Second))
-		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		return err == nil && resp.StatusCode == 101
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(2 * time.Second))
+		return wstest.NewClient(nc).Handshake(srv.Addr().String()) == nil
 	}, 5*time.Second, 50*time.Millisecond)
 }
 
@@ -90,7 +83,7 @@ func TestAllowedOrigins403(t *testing.T) {
 		{"Origin: https://evil.example\r\n", 403},
 		{"Origin: null\r\n", 403},
 	} {
-		_, _, resp := rawUpgrade(t, srv.Addr().String(), tc.header)
+		_, resp := rawUpgrade(t, srv.Addr().String(), tc.header)
 		require.Equal(t, tc.status, resp.StatusCode, "%q", tc.header)
 	}
 }
@@ -102,43 +95,37 @@ func TestIdleTimeoutPingsThenCloses(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.IdleTimeout = 2 * time.Second
 	srv := startServer(t, cfg, echoHandler)
-	silent := dialWS(t, srv.Addr().String())
+	silent := wstest.Dial(t, srv.Addr().String())
 	defer silent.Close()
-	live := dialWS(t, srv.Addr().String())
+	live := wstest.Dial(t, srv.Addr().String())
 	defer live.Close()
 
 	done := make(chan struct{})
 	go func() { // the live client answers every ping
 		defer close(done)
-		live.SetDeadline(time.Now().Add(6 * time.Second))
-		r := bufio.NewReader(live)
+		live.Conn().SetDeadline(time.Now().Add(6 * time.Second))
 		for {
-			h, err := readHeader(r)
+			f, err := live.ReadFrame()
 			if err != nil {
 				return
 			}
-			p := make([]byte, h.Length)
-			io.ReadFull(r, p)
-			if h.OpCode == OpPing {
-				live.Write(maskedFrame(OpPong, true, p))
+			if f.Op == OpPing {
+				live.Conn().Write(wstest.Pong(f.Payload))
 			}
-			if h.OpCode == OpClose {
-				t.Errorf("live client closed with %x", p)
+			if f.Op == OpClose {
+				t.Errorf("live client closed with %x", f.Payload)
 				return
 			}
 		}
 	}()
 
-	silent.SetDeadline(time.Now().Add(6 * time.Second))
 	t0 := time.Now()
-	r := bufio.NewReader(silent)
-	h, _ := readFrame(t, r)
-	require.Equal(t, OpPing, h.OpCode)
+	require.Equal(t, OpPing, silent.Next(t).Op)
 	require.GreaterOrEqual(t, time.Since(t0), 700*time.Millisecond, "ping before half the idle timeout")
-	h, p := readFrame(t, r)
-	require.Equal(t, OpClose, h.OpCode)
-	require.Equal(t, StatusGoingAway, StatusCode(binary.BigEndian.Uint16(p)))
-	require.True(t, strings.Contains(string(p), "idle"))
+	f := silent.Next(t)
+	require.Equal(t, OpClose, f.Op)
+	require.Equal(t, StatusGoingAway, StatusCode(binary.BigEndian.Uint16(f.Payload)))
+	require.True(t, strings.Contains(string(f.Payload), "idle"))
 	live.Close() // it outlived the silent one by answering pings
 	<-done
 	require.GreaterOrEqual(t, srv.Stats().Timeouts, uint64(1))
@@ -153,28 +140,26 @@ func TestMemoryExhaustionRefusesCleanly(t *testing.T) {
 	cfg.PoolClasses = []hugepage.Class{{Size: 4096, Count: 16}, {Size: 128 << 10, Count: 2}}
 	cfg.MaxHeapBytes = 256 << 10
 	srv := startServer(t, cfg, echoHandler)
-	good := dialWS(t, srv.Addr().String())
+	good := wstest.Dial(t, srv.Addr().String())
 	defer good.Close()
-	big := dialWS(t, srv.Addr().String())
+	big := wstest.Dial(t, srv.Addr().String())
 	defer big.Close()
-	big.SetDeadline(time.Now().Add(10 * time.Second))
-	good.SetDeadline(time.Now().Add(10 * time.Second))
+	big.Conn().SetWriteDeadline(time.Now().Add(10 * time.Second))
 
 	// 2 MiB in 64 KiB fragments: reassembly outgrows pool and budget.
 	chunk := bytes.Repeat([]byte{'z'}, 64<<10)
 	for i := 0; i < 32; i++ {
-		if _, err := big.Write(maskedFrame(map[bool]OpCode{true: OpBinary, false: gws.OpContinuation}[i == 0], i == 31, chunk)); err != nil {
+		if _, err := big.Conn().Write(wstest.Data(map[bool]OpCode{true: OpBinary, false: gws.OpContinuation}[i == 0], i == 31, chunk)); err != nil {
 			break // the server may have closed already
 		}
 		if i == 8 {
-			good.Write(maskedFrame(OpText, true, []byte("still served")))
-			_, p := readFrame(t, good)
-			require.Equal(t, "still served", string(p))
+			good.Write(t, wstest.Text([]byte("still served")))
+			good.ExpectMessage(t, OpText, []byte("still served"))
 		}
 	}
-	h, p := readFrame(t, big)
-	require.Equal(t, OpClose, h.OpCode)
-	require.Equal(t, StatusTryAgainLater, StatusCode(binary.BigEndian.Uint16(p)))
+	f := big.Next(t)
+	require.Equal(t, OpClose, f.Op)
+	require.Equal(t, StatusTryAgainLater, StatusCode(binary.BigEndian.Uint16(f.Payload)))
 	// Given back, but for what a loop keeps for reuse: at most a quarter
 	// of the budget.
 	require.Eventually(t, func() bool { return srv.Stats().HeapBytes <= cfg.MaxHeapBytes/4 }, 5*time.Second, 10*time.Millisecond, "heap buffers not given back")
@@ -183,7 +168,6 @@ func TestMemoryExhaustionRefusesCleanly(t *testing.T) {
 		refused += l.MemRefused
 	}
 	require.NotZero(t, refused)
-	good.Write(maskedFrame(OpText, true, []byte("after")))
-	_, p = readFrame(t, good)
-	require.Equal(t, "after", string(p))
+	good.Write(t, wstest.Text([]byte("after")))
+	good.ExpectMessage(t, OpText, []byte("after"))
 }

@@ -15,6 +15,8 @@ import (
 
 	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 // TestLoad1000Connections: 1,000 concurrent connections each echo 100
@@ -55,7 +57,7 @@ func TestLoad1000Connections(t *testing.T) {
 		go func() {
 			defer dialWG.Done()
 			defer func() { <-sem }()
-			nc, br, _, err := gws.Dialer{Timeout: ioTimeout}.Dial(ctx, "ws://"+addr+"/")
+			nc, br, _, err := gws.Dialer{Timeout: wstest.Timeout}.Dial(ctx, "ws://"+addr+"/")
 			if err != nil {
 				fail(fmt.Errorf("conn %d: dial: %w", i, err))
 				return
@@ -93,7 +95,7 @@ func TestLoad1000Connections(t *testing.T) {
 		conns, msgs, bytesOK.Load(), dialTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
 
-var loadBin = payload(64<<10, 77)
+var loadBin = wstest.Payload(64<<10, 77)
 
 // loadConn runs one connection's share of the load test and closes it
 // with 1000, checking the server's answer.
@@ -124,7 +126,7 @@ func loadConn(ctx context.Context, nc net.Conn, r io.Reader, seed uint64, msgs, 
 				s = sent{op: gws.OpText, p: bigPayload(true, n)}
 			}
 			out = append(out, s)
-			if _, err := bw.Write(frame{fin: true, op: byte(s.op), payload: s.p}.bytes()); err != nil {
+			if _, err := bw.Write(wstest.Frame{Fin: true, Op: s.op, Payload: s.p}.Bytes()); err != nil {
 				return err
 			}
 		}
@@ -138,12 +140,12 @@ func loadConn(ctx context.Context, nc net.Conn, r io.Reader, seed uint64, msgs, 
 			}
 			if f.Header.OpCode != s.op || !f.Header.Fin || f.Header.Masked || !bytes.Equal(f.Payload, s.p) {
 				return fmt.Errorf("message %d: sent %v %d bytes, got %v %d bytes (fin %v), first difference at %d",
-					done+k, s.op, len(s.p), f.Header.OpCode, len(f.Payload), f.Header.Fin, firstDiff(s.p, f.Payload))
+					done+k, s.op, len(s.p), f.Header.OpCode, len(f.Payload), f.Header.Fin, wstest.FirstDiff(s.p, f.Payload))
 			}
 			okBytes.Add(int64(len(s.p)))
 		}
 	}
-	if _, err := nc.Write(closeF(1000, "")); err != nil {
+	if _, err := nc.Write(wstest.Close(1000, "")); err != nil {
 		return err
 	}
 	f, err := gws.ReadFrame(br)

@@ -5,11 +5,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 // TestHandlerMetricsAllocs: the middleware allocates nothing per message.
 func TestHandlerMetricsAllocs(t *testing.T) {
-	if raceEnabled {
+	if wstest.RaceEnabled {
 		t.Skip("allocation counts are unreliable under the race detector")
 	}
 	cfg := DefaultConfig()
@@ -27,7 +29,7 @@ func TestHandlerMetricsAllocs(t *testing.T) {
 // TestEchoAllocsWithHandlerMetrics: the whole echo path stays allocation
 // free with the handler metrics installed.
 func TestEchoAllocsWithHandlerMetrics(t *testing.T) {
-	if raceEnabled {
+	if wstest.RaceEnabled {
 		t.Skip("allocation counts are unreliable under the race detector")
 	}
 	cfg := DefaultConfig()

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 // recorder collects what middlewares and the handler see, per event kind.
@@ -58,13 +60,11 @@ func TestMiddlewareOrder(t *testing.T) {
 	go func() { done <- srv.Run(h) }()
 	t.Cleanup(func() { srv.Shutdown(); <-done })
 
-	c := dialWS(t, srv.Addr().String())
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	c.Write(maskedFrame(OpText, true, []byte("hi")))
-	_, p := readFrame(t, c)
-	require.Equal(t, "hi", string(p))
-	c.Write(maskedFrame(OpClose, true, []byte{0x03, 0xe8}))
-	readFrame(t, c)
+	c := wstest.Dial(t, srv.Addr().String())
+	c.Write(t, wstest.Text([]byte("hi")))
+	c.ExpectMessage(t, OpText, []byte("hi"))
+	c.Write(t, wstest.Close(1000, ""))
+	c.Next(t)
 	c.Close()
 	select {
 	case <-r.closed:
@@ -133,24 +133,21 @@ func TestRecoveryInChain(t *testing.T) {
 			go func() { done <- srv.Run(h) }()
 			t.Cleanup(func() { srv.Shutdown(); <-done })
 
-			bad := dialWS(t, srv.Addr().String())
+			bad := wstest.Dial(t, srv.Addr().String())
 			defer bad.Close()
-			bad.SetDeadline(time.Now().Add(5 * time.Second))
 			if tc.panicOn == MessageEvent {
-				bad.Write(maskedFrame(OpText, true, []byte("boom")))
+				bad.Write(t, wstest.Text([]byte("boom")))
 			}
-			hdr, p := readFrame(t, bad)
-			require.Equal(t, OpClose, hdr.OpCode)
-			require.Equal(t, StatusInternalError, StatusCode(binary.BigEndian.Uint16(p)))
-			bad.Write(maskedFrame(OpClose, true, p[:2]))
+			f := bad.Next(t)
+			require.Equal(t, OpClose, f.Op)
+			require.Equal(t, StatusInternalError, StatusCode(binary.BigEndian.Uint16(f.Payload)))
+			bad.Conn().Write(wstest.Data(OpClose, true, f.Payload[:2]))
 			bad.Close()
 
-			good := dialWS(t, srv.Addr().String())
+			good := wstest.Dial(t, srv.Addr().String())
 			defer good.Close()
-			good.SetDeadline(time.Now().Add(5 * time.Second))
-			good.Write(maskedFrame(OpText, true, []byte("fine")))
-			_, p = readFrame(t, good)
-			require.Equal(t, "fine", string(p))
+			good.Write(t, wstest.Text([]byte("fine")))
+			good.ExpectMessage(t, OpText, []byte("fine"))
 
 			require.Eventually(t, func() bool {
 				mu.Lock()

@@ -1,7 +1,6 @@
 package ws
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hioload-ws/hioload-ws/hugepage"
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 // TestPoolOnPlannedNode: the running server's pools are bound to the nodes
@@ -86,23 +86,20 @@ func TestRetainedPayloadOutlivesHandler(t *testing.T) {
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run(h) }()
 
-	c := dialWS(t, srv.Addr().String())
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
+	c := wstest.Dial(t, srv.Addr().String())
 	var sent [][]byte
 	for i := 0; i < 200; i++ {
 		p := []byte(fmt.Sprintf("message %d %s", i, bytes.Repeat([]byte{'x'}, i*37)))
 		sent = append(sent, p)
 		if i%3 == 0 { // fragmented: reassembled in pool memory
-			c.Write(maskedFrame(OpText, false, p[:len(p)/2]))
-			c.Write(maskedFrame(gws.OpContinuation, true, p[len(p)/2:]))
+			c.Write(t, wstest.Data(OpText, false, p[:len(p)/2]))
+			c.Write(t, wstest.Data(gws.OpContinuation, true, p[len(p)/2:]))
 		} else {
-			c.Write(maskedFrame(OpText, true, p))
+			c.Write(t, wstest.Text(p))
 		}
 	}
 	for i := range sent {
-		_, p := readFrame(t, r)
-		require.Equal(t, sent[i], p, "echo %d", i)
+		require.Equal(t, sent[i], c.Next(t).Payload, "echo %d", i)
 	}
 	c.Close()
 	require.NoError(t, srv.Shutdown())
@@ -143,11 +140,10 @@ func TestPoolGetsHugetlbWhenReserved(t *testing.T) {
 	}
 	require.Equal(t, 2<<20, st[0].PageSize)
 	// And it echoes from that memory.
-	c := dialWS(t, srv.Addr().String())
+	c := wstest.Dial(t, srv.Addr().String())
 	defer c.Close()
-	c.Write(maskedFrame(OpBinary, true, []byte("from huge pages")))
-	_, p := readFrame(t, c)
-	require.Equal(t, "from huge pages", string(p))
+	c.Write(t, wstest.Binary([]byte("from huge pages")))
+	c.ExpectMessage(t, OpBinary, []byte("from huge pages"))
 }
 
 // TestZeroCopyEcho proves the fast path: a whole frame's payload is handed
@@ -173,14 +169,13 @@ func TestZeroCopyEcho(t *testing.T) {
 		return e.Conn.WriteMessage(e.Op, e.Data)
 	})
 	srv := startServer(t, cfg, h)
-	c := dialWS(t, srv.Addr().String())
+	c := wstest.Dial(t, srv.Addr().String())
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	frame := maskedFrame(OpBinary, true, bytes.Repeat([]byte{7}, 100))
+	p := bytes.Repeat([]byte{7}, 100)
+	frame := wstest.Binary(p)
 	for i := 0; i < 100; i++ {
-		c.Write(frame) // one whole frame per write: never split across reads
-		_, p := readFrame(t, c)
-		require.Equal(t, bytes.Repeat([]byte{7}, 100), p)
+		c.Write(t, frame) // one whole frame per write: never split across reads
+		c.ExpectMessage(t, OpBinary, p)
 	}
 	require.Equal(t, int32(10), sameAddr.Load(), "payload not in the pool read buffer")
 	st := srv.Stats()

@@ -1,9 +1,7 @@
 package ws
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -15,13 +13,10 @@ import (
 	"testing"
 	"time"
 
-	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
-
-var ioReadFull = io.ReadFull
 
 var echoHandler = HandlerFunc(func(e *Event) error {
 	if e.Kind == MessageEvent {
@@ -30,14 +25,22 @@ var echoHandler = HandlerFunc(func(e *Event) error {
 	return nil
 })
 
-// startServer runs a server on 127.0.0.1:0 until the test ends.
-func startServer(t testing.TB, cfg Config, h Handler, opts ...Option) *Server {
+// runServer runs a server on 127.0.0.1:0; what Run returns arrives on the
+// channel. The test shuts it down.
+func runServer(t testing.TB, cfg Config, h Handler, opts ...Option) (*Server, <-chan error) {
 	t.Helper()
 	cfg.ListenAddr = "127.0.0.1:0"
 	srv, err := NewServer(cfg, opts...)
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(h) }()
+	return srv, done
+}
+
+// startServer runs a server on 127.0.0.1:0 until the test ends.
+func startServer(t testing.TB, cfg Config, h Handler, opts ...Option) *Server {
+	t.Helper()
+	srv, done := runServer(t, cfg, h, opts...)
 	t.Cleanup(func() {
 		srv.Shutdown()
 		select {
@@ -48,47 +51,6 @@ func startServer(t testing.TB, cfg Config, h Handler, opts ...Option) *Server {
 		}
 	})
 	return srv
-}
-
-// dialWS connects and completes a handshake.
-func dialWS(t testing.TB, addr string) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
-	resp := make([]byte, 0, 256)
-	buf := make([]byte, 1)
-	for !bytes.HasSuffix(resp, crlfcrlf) {
-		_, err := c.Read(buf)
-		require.NoError(t, err)
-		resp = append(resp, buf[0])
-	}
-	require.True(t, bytes.HasPrefix(resp, []byte("HTTP/1.1 101 ")), "%s", resp)
-	require.Contains(t, string(resp), "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")
-	c.SetDeadline(time.Time{})
-	return c
-}
-
-func maskedFrame(op OpCode, fin bool, p []byte) []byte {
-	var b bytes.Buffer
-	h := gws.Header{Fin: fin, OpCode: op, Masked: true, Length: int64(len(p))}
-	rand.Read(h.Mask[:])
-	gws.WriteHeader(&b, h)
-	m := bytes.Clone(p)
-	gws.Cipher(m, h.Mask, 0)
-	b.Write(m)
-	return b.Bytes()
-}
-
-func readFrame(t testing.TB, r io.Reader) (gws.Header, []byte) {
-	t.Helper()
-	h, err := gws.ReadHeader(r)
-	require.NoError(t, err)
-	p := make([]byte, h.Length)
-	_, err = io.ReadFull(r, p)
-	require.NoError(t, err)
-	return h, p
 }
 
 func openFDs(t testing.TB) int {
@@ -124,21 +86,17 @@ func TestShutdownReleasesEverything(t *testing.T) {
 	}
 	fds0, g0 := openFDs(t), runtime.NumGoroutine()
 	cfg := DefaultConfig()
-	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Workers = 2
-	srv, err := NewServer(cfg)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(echoHandler) }()
+	srv, done := runServer(t, cfg, echoHandler)
 
 	const n = 20
-	clients := make([]net.Conn, n)
+	clients := make([]*wstest.Client, n)
 	for i := range clients {
-		clients[i] = dialWS(t, srv.Addr().String())
-		clients[i].Write(maskedFrame(OpText, true, []byte("ping")))
-		h, p := readFrame(t, clients[i])
-		require.Equal(t, OpText, h.OpCode)
-		require.Equal(t, "ping", string(p))
+		clients[i] = wstest.Dial(t, srv.Addr().String())
+		clients[i].Write(t, wstest.Text([]byte("ping")))
+		f := clients[i].Next(t)
+		require.Equal(t, OpText, f.Op)
+		require.Equal(t, "ping", string(f.Payload))
 	}
 	require.Eventually(t, func() bool { return srv.Stats().Connections == n }, 5*time.Second, 10*time.Millisecond)
 
@@ -148,13 +106,11 @@ func TestShutdownReleasesEverything(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			h, p := readFrame(t, c)
-			require.Equal(t, OpClose, h.OpCode)
-			require.Equal(t, StatusGoingAway, StatusCode(binary.BigEndian.Uint16(p)))
-			c.Write(maskedFrame(OpClose, true, p[:2])) // answer the close
-			_, err := c.Read(make([]byte, 1))
-			require.ErrorIs(t, err, io.EOF)
+			f := c.Next(t)
+			require.Equal(t, OpClose, f.Op)
+			require.Equal(t, StatusGoingAway, StatusCode(binary.BigEndian.Uint16(f.Payload)))
+			c.Conn().Write(wstest.Data(OpClose, true, f.Payload[:2])) // answer the close
+			c.ExpectEOF(t)
 		}()
 	}
 	require.NoError(t, srv.Shutdown())
@@ -201,7 +157,7 @@ func TestLoopThreadsPinned(t *testing.T) {
 // TestEchoAllocsPerMessage measures heap allocations per echoed message in
 // the steady state, over loopback, with a client that allocates nothing.
 func TestEchoAllocsPerMessage(t *testing.T) {
-	if raceEnabled {
+	if wstest.RaceEnabled {
 		t.Skip("allocation counts are unreliable under the race detector")
 	}
 	cfg := DefaultConfig()
@@ -215,10 +171,10 @@ func TestEchoAllocsPerMessage(t *testing.T) {
 // echoAllocs pipelines batches of inFlight messages of size bytes on one
 // connection, rounds times, and returns mallocs per message.
 func echoAllocs(t testing.TB, addr string, inFlight, size, rounds int) float64 {
-	c := dialWS(t, addr)
+	c := wstest.Dial(t, addr)
 	defer c.Close()
 	payload := bytes.Repeat([]byte{'a'}, size)
-	frame := maskedFrame(OpBinary, true, payload)
+	frame := wstest.Binary(payload)
 	batch := bytes.Repeat(frame, inFlight)
 	want := 2 + len(payload)
 	if size >= 126 {
@@ -226,10 +182,10 @@ func echoAllocs(t testing.TB, addr string, inFlight, size, rounds int) float64 {
 	}
 	in := make([]byte, want*inFlight)
 	round := func() {
-		if _, err := c.Write(batch); err != nil {
+		if _, err := c.Conn().Write(batch); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := io.ReadFull(c, in); err != nil {
+		if _, err := io.ReadFull(c.Reader(), in); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -255,10 +211,10 @@ func BenchmarkEchoLoopback(b *testing.B) {
 			cfg := DefaultConfig()
 			cfg.Workers = 1
 			srv := startServer(b, cfg, echoHandler)
-			c := dialWS(b, srv.Addr().String())
+			c := wstest.Dial(b, srv.Addr().String())
 			defer c.Close()
 			const inFlight = 16
-			frame := maskedFrame(OpBinary, true, make([]byte, size))
+			frame := wstest.Binary(make([]byte, size))
 			batch := bytes.Repeat(frame, inFlight)
 			hdr := 2
 			if size >= 126 {
@@ -269,8 +225,8 @@ func BenchmarkEchoLoopback(b *testing.B) {
 			var m0, m1 runtime.MemStats
 			runtime.ReadMemStats(&m0)
 			for b.Loop() {
-				c.Write(batch)
-				io.ReadFull(c, in)
+				c.Conn().Write(batch)
+				io.ReadFull(c.Reader(), in)
 			}
 			runtime.ReadMemStats(&m1)
 			b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(b.N*inFlight), "allocs/msg")
@@ -307,23 +263,21 @@ func TestSlowConsumerGets1008(t *testing.T) {
 	cfg.MaxWriteQueue = 256 << 10
 	cfg.LingerTimeout = 500 * time.Millisecond
 	srv := startServer(t, cfg, echoHandler)
-	slow := dialWS(t, srv.Addr().String())
+	slow := wstest.Dial(t, srv.Addr().String())
 	defer slow.Close()
-	good := dialWS(t, srv.Addr().String())
+	good := wstest.Dial(t, srv.Addr().String())
 	defer good.Close()
 
-	msg := maskedFrame(OpBinary, true, make([]byte, 32<<10))
-	slow.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	msg := wstest.Binary(make([]byte, 32<<10))
+	slow.Conn().SetWriteDeadline(time.Now().Add(10 * time.Second))
 	closed := false
 	for i := 0; i < 2000 && !closed; i++ {
-		if _, err := slow.Write(msg); err != nil {
+		if _, err := slow.Conn().Write(msg); err != nil {
 			closed = true // the server gave up on us: expected
 		}
 		if i%50 == 0 {
-			good.SetDeadline(time.Now().Add(5 * time.Second))
-			good.Write(maskedFrame(OpText, true, []byte("still here")))
-			_, p := readFrame(t, good)
-			require.Equal(t, "still here", string(p))
+			good.Write(t, wstest.Text([]byte("still here")))
+			good.ExpectMessage(t, OpText, []byte("still here"))
 		}
 		if srv.Stats().ClosesSent > 0 {
 			closed = true
@@ -331,15 +285,13 @@ func TestSlowConsumerGets1008(t *testing.T) {
 	}
 	require.True(t, closed, "server never closed the slow consumer")
 	// Now read: echoes, then the 1008 close frame.
-	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReaderSize(slow, 1<<20)
 	for {
-		h, p := readFrame(t, r)
-		if h.OpCode == OpClose {
-			require.Equal(t, StatusPolicyViolation, StatusCode(binary.BigEndian.Uint16(p)))
+		f := slow.Next(t)
+		if f.Op == OpClose {
+			require.Equal(t, StatusPolicyViolation, StatusCode(binary.BigEndian.Uint16(f.Payload)))
 			break
 		}
-		require.Equal(t, OpBinary, h.OpCode)
+		require.Equal(t, OpBinary, f.Op)
 	}
 }
 
@@ -355,17 +307,16 @@ func TestRecoveryClosesWith1011(t *testing.T) {
 		return echoHandler(e)
 	})
 	srv := startServer(t, cfg, h, WithMiddleware(Recovery(discardLogger())))
-	bad := dialWS(t, srv.Addr().String())
+	bad := wstest.Dial(t, srv.Addr().String())
 	defer bad.Close()
-	good := dialWS(t, srv.Addr().String())
+	good := wstest.Dial(t, srv.Addr().String())
 	defer good.Close()
-	bad.Write(maskedFrame(OpText, true, []byte("boom")))
-	hdr, p := readFrame(t, bad)
-	require.Equal(t, OpClose, hdr.OpCode)
-	require.Equal(t, StatusInternalError, StatusCode(binary.BigEndian.Uint16(p)))
-	good.Write(maskedFrame(OpText, true, []byte("fine")))
-	_, p = readFrame(t, good)
-	require.Equal(t, "fine", string(p))
+	bad.Write(t, wstest.Text([]byte("boom")))
+	f := bad.Next(t)
+	require.Equal(t, OpClose, f.Op)
+	require.Equal(t, StatusInternalError, StatusCode(binary.BigEndian.Uint16(f.Payload)))
+	good.Write(t, wstest.Text([]byte("fine")))
+	good.ExpectMessage(t, OpText, []byte("fine"))
 }
 
 func TestSendFromAnotherGoroutine(t *testing.T) {
@@ -378,22 +329,17 @@ func TestSendFromAnotherGoroutine(t *testing.T) {
 		return nil
 	})
 	srv := startServer(t, cfg, h)
-	c := dialWS(t, srv.Addr().String())
+	c := wstest.Dial(t, srv.Addr().String())
 	defer c.Close()
 	sc := <-conns
 	for i := 0; i < 100; i++ {
 		require.NoError(t, sc.Send(OpText, []byte(fmt.Sprintf("push %d", i))))
 	}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(c)
 	for i := 0; i < 100; i++ {
-		_, p := readFrame(t, r)
-		require.Equal(t, fmt.Sprintf("push %d", i), string(p))
+		c.ExpectMessage(t, OpText, []byte(fmt.Sprintf("push %d", i)))
 	}
 	require.NoError(t, sc.CloseAsync(StatusNormalClosure))
-	hdr, p := readFrame(t, r)
-	require.Equal(t, OpClose, hdr.OpCode)
-	require.Equal(t, StatusNormalClosure, StatusCode(binary.BigEndian.Uint16(p)))
+	f := c.Next(t)
+	require.Equal(t, OpClose, f.Op)
+	require.Equal(t, StatusNormalClosure, StatusCode(binary.BigEndian.Uint16(f.Payload)))
 }
-
-func readHeader(r io.Reader) (gws.Header, error) { return gws.ReadHeader(r) }

@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/hioload-ws/hioload-ws/ws/internal/wire"
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 // Shutdown under pipelined load. "Sent before shutdown began" is defined
@@ -49,12 +49,12 @@ func pipeMsg(id, seq, size int) []byte {
 // frames, so that shutdown also meets messages in reassembly.
 func pipeFrames(p []byte, fragmented bool) []byte {
 	if !fragmented || len(p) < 3 {
-		return maskedFrame(OpBinary, true, p)
+		return wstest.Binary(p)
 	}
 	a, b := len(p)/3, 2*len(p)/3
-	f := maskedFrame(OpBinary, false, p[:a])
-	f = append(f, maskedFrame(gws.OpContinuation, false, p[a:b])...)
-	return append(f, maskedFrame(gws.OpContinuation, true, p[b:])...)
+	f := wstest.Data(OpBinary, false, p[:a])
+	f = append(f, wstest.Data(gws.OpContinuation, false, p[a:b])...)
+	return append(f, wstest.Data(gws.OpContinuation, true, p[b:])...)
 }
 
 // unacked is the client socket's count of bytes the server's TCP has not
@@ -79,12 +79,12 @@ type pipeReader struct {
 
 // throttled is a client that reads steadily but slowly.
 type throttled struct {
-	c     net.Conn
+	r     io.Reader
 	pause time.Duration
 }
 
 func (t throttled) Read(p []byte) (int, error) {
-	n, err := t.c.Read(p[:min(len(p), 64<<10)])
+	n, err := t.r.Read(p[:min(len(p), 64<<10)])
 	time.Sleep(t.pause)
 	return n, err
 }
@@ -92,24 +92,24 @@ func (t throttled) Read(p []byte) (int, error) {
 // read checks that the echoes are messages 0, 1, 2, ... of client id with
 // the sizes size(seq) gives, then expects a close frame, answers it and
 // reads to EOF. It stops at the first mismatch.
-func (r *pipeReader) read(c net.Conn, size func(int) int, onEcho func(int)) {
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	var src io.Reader = c
+func (r *pipeReader) read(c *wstest.Client, size func(int) int, onEcho func(int)) {
+	c.Conn().SetReadDeadline(time.Now().Add(20 * time.Second))
+	br := c.Reader()
 	if r.throttle > 0 {
-		src = throttled{c, r.throttle}
+		br = bufio.NewReaderSize(throttled{c.Reader(), r.throttle}, 64<<10)
 	}
-	br := bufio.NewReaderSize(src, 64<<10)
 	for {
-		h, p, err := readFrameErr(br)
+		f, err := wstest.ReadFrame(br)
 		if err != nil {
 			r.err = fmt.Errorf("client %d after %d echoes: %w (a half-echoed or missing frame)", r.id, r.echoed, err)
 			return
 		}
-		if h.OpCode == OpClose {
+		p := f.Payload
+		if f.Op == OpClose {
 			if len(p) >= 2 {
 				r.code = StatusCode(binary.BigEndian.Uint16(p))
 			}
-			c.Write(maskedFrame(OpClose, true, p[:min(len(p), 2)]))
+			c.Conn().Write(wstest.Data(OpClose, true, p[:min(len(p), 2)]))
 			for {
 				if _, err := br.ReadByte(); err != nil {
 					c.Close() // EOF: the server is done; our FIN ends its linger
@@ -117,9 +117,9 @@ func (r *pipeReader) read(c net.Conn, size func(int) int, onEcho func(int)) {
 				}
 			}
 		}
-		if want := pipeMsg(r.id, r.echoed, size(r.echoed)); h.OpCode != OpBinary || !bytes.Equal(p, want) {
+		if want := pipeMsg(r.id, r.echoed, size(r.echoed)); f.Op != OpBinary || !bytes.Equal(p, want) {
 			r.err = fmt.Errorf("client %d echo %d: op %v, %d bytes (seq %d); want message %d, %d bytes",
-				r.id, r.echoed, h.OpCode, len(p), seqOf(p), r.echoed, len(want))
+				r.id, r.echoed, f.Op, len(p), seqOf(p), r.echoed, len(want))
 			return
 		}
 		r.echoed++
@@ -134,16 +134,6 @@ func seqOf(p []byte) int {
 		return -1
 	}
 	return int(binary.BigEndian.Uint32(p[2:]))
-}
-
-func readFrameErr(r *bufio.Reader) (h wire.Header, p []byte, err error) {
-	h, err = gws.ReadHeader(r)
-	if err != nil {
-		return h, nil, err
-	}
-	p = make([]byte, h.Length)
-	_, err = ioReadFull(r, p)
-	return h, p, err
 }
 
 // loopGate blocks each loop's thread in the handler on the first message
@@ -192,7 +182,6 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 			size := func(seq int) int { return tc.sizes[seq%len(tc.sizes)] }
 			gate := &loopGate{release: make(chan struct{})}
 			cfg := DefaultConfig()
-			cfg.ListenAddr = "127.0.0.1:0"
 			cfg.Workers = 2
 			if tc.slow {
 				// Draining megabytes under -race on a busy machine may take
@@ -200,13 +189,10 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 				// (see TestShutdownWaitsForSlowReaderUpToShutdownTimeout).
 				cfg.LingerTimeout, cfg.ShutdownTimeout = 10*time.Second, 10*time.Second
 			}
-			srv, err := NewServer(cfg, WithMiddleware(gate.mw))
-			require.NoError(t, err)
-			done := make(chan error, 1)
-			go func() { done <- srv.Run(echoHandler) }()
+			srv, done := runServer(t, cfg, echoHandler, WithMiddleware(gate.mw))
 
 			clients := tc.clients
-			conns := make([]net.Conn, clients)
+			conns := make([]*wstest.Client, clients)
 			readers := make([]pipeReader, clients)
 			var wg sync.WaitGroup
 			startReaders := func() {
@@ -219,7 +205,7 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 				}
 			}
 			for i := range conns {
-				conns[i] = dialWS(t, srv.Addr().String())
+				conns[i] = wstest.Dial(t, srv.Addr().String())
 				readers[i].id = i
 			}
 			if !tc.slow {
@@ -240,12 +226,12 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 				sendWG.Add(1)
 				go func() {
 					defer sendWG.Done()
-					c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+					c.Conn().SetWriteDeadline(time.Now().Add(10 * time.Second))
 					var run []byte
 					for seq := 0; seq < tc.msgs; seq++ {
 						run = append(run, pipeFrames(pipeMsg(i, seq, size(seq)), seq%7 == 3)...)
 						if seq%8 == 7 || seq == tc.msgs-1 {
-							n, err := c.Write(run)
+							n, err := c.Conn().Write(run)
 							written.Add(uint64(n))
 							if err != nil {
 								t.Errorf("client %d: write: %v", i, err)
@@ -262,7 +248,7 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 			for i, c := range conns {
 				var n int
 				for k := 0; k < 2000; k++ {
-					if n = unacked(t, c); n == 0 {
+					if n = unacked(t, c.Conn()); n == 0 {
 						break
 					}
 					time.Sleep(time.Millisecond)
@@ -320,22 +306,18 @@ func TestShutdownWhileClientsKeepSending(t *testing.T) {
 	sizes := []int{6, 125, 126, 1000, 4000, 20000}
 	size := func(seq int) int { return sizes[seq%len(sizes)] }
 	cfg := DefaultConfig()
-	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Workers = 2
-	srv, err := NewServer(cfg)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(echoHandler) }()
+	srv, done := runServer(t, cfg, echoHandler)
 
 	const clients, maxMsgs = 4, 200000
-	conns := make([]net.Conn, clients)
+	conns := make([]*wstest.Client, clients)
 	readers := make([]pipeReader, clients)
 	sent := make([]atomic.Int64, clients)
 	stop := make([]atomic.Bool, clients)
 	var minEchoed sync.WaitGroup // every client has had 100 echoes
 	var wg sync.WaitGroup
 	for i := range conns {
-		c := dialWS(t, srv.Addr().String())
+		c := wstest.Dial(t, srv.Addr().String())
 		conns[i] = c
 		readers[i].id = i
 		minEchoed.Add(1)
@@ -351,9 +333,9 @@ func TestShutdownWhileClientsKeepSending(t *testing.T) {
 		}()
 		go func() { // the writer: one message per Write, until told to stop
 			defer wg.Done()
-			c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+			c.Conn().SetWriteDeadline(time.Now().Add(20 * time.Second))
 			for seq := 0; seq < maxMsgs && !stop[i].Load(); seq++ {
-				if _, err := c.Write(pipeFrames(pipeMsg(i, seq, size(seq)), seq%7 == 3)); err != nil {
+				if _, err := c.Conn().Write(pipeFrames(pipeMsg(i, seq, size(seq)), seq%7 == 3)); err != nil {
 					return // the server closed: expected once shutdown is done
 				}
 				sent[i].Store(int64(seq + 1))
@@ -399,26 +381,22 @@ func TestShutdownWhileClientsKeepSending(t *testing.T) {
 func TestShutdownWaitsForSlowReaderUpToShutdownTimeout(t *testing.T) {
 	const msgs, size = 40, 200000
 	cfg := DefaultConfig()
-	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.Workers = 1
 	cfg.LingerTimeout = 300 * time.Millisecond // short, to make the point quickly
 	cfg.ShutdownTimeout = 10 * time.Second
-	srv, err := NewServer(cfg)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(echoHandler) }()
+	srv, done := runServer(t, cfg, echoHandler)
 
-	c := dialWS(t, srv.Addr().String())
+	c := wstest.Dial(t, srv.Addr().String())
 	defer c.Close()
-	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.Conn().SetWriteDeadline(time.Now().Add(10 * time.Second))
 	for seq := 0; seq < msgs; seq++ {
-		_, err := c.Write(pipeFrames(pipeMsg(0, seq, size), false))
+		_, err := c.Conn().Write(pipeFrames(pipeMsg(0, seq, size), false))
 		require.NoError(t, err)
 	}
-	for k := 0; k < 5000 && unacked(t, c) > 0; k++ {
+	for k := 0; k < 5000 && unacked(t, c.Conn()) > 0; k++ {
 		time.Sleep(time.Millisecond)
 	}
-	require.Zero(t, unacked(t, c), "the server acknowledged every byte before Shutdown")
+	require.Zero(t, unacked(t, c.Conn()), "the server acknowledged every byte before Shutdown")
 	require.Eventually(t, func() bool { return srv.Stats().MessagesOut == msgs }, 5*time.Second, time.Millisecond)
 
 	t0 := time.Now()

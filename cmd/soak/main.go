@@ -19,7 +19,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -29,6 +28,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	gws "github.com/gobwas/ws"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
 var (
@@ -134,13 +137,13 @@ func main() {
 // byte for byte and in order, until stopGood.
 func goodClient(id int) {
 	for !stopGood.Load() {
-		c, br, err := dial(*addr)
+		c, err := wstest.DialTimeout(*addr, 10*time.Second)
 		if err != nil {
 			stats.dropped.Add(1)
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		if !converse(c, br, id) {
+		if !converse(c, id) {
 			stats.dropped.Add(1)
 		}
 		c.Close()
@@ -148,23 +151,24 @@ func goodClient(id int) {
 }
 
 // converse runs one connection; false if the server dropped it.
-func converse(c net.Conn, br *bufio.Reader, id int) bool {
+func converse(c *wstest.Client, id int) bool {
+	nc := c.Conn()
 	rng := mrand.New(mrand.NewPCG(uint64(id), uint64(time.Now().UnixNano())))
 	type pending struct {
-		op byte
+		op gws.OpCode
 		p  []byte
 	}
 	queue := make(chan pending, 8)
 	errc := make(chan error, 1)
 	go func() { // reader: verify in order
 		for want := range queue {
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			op, p, err := readFrame(br)
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			f, err := c.ReadFrame()
 			if err != nil {
 				errc <- err
 				return
 			}
-			if op != want.op || !bytes.Equal(p, want.p) {
+			if f.Op != want.op || !f.Fin || !bytes.Equal(f.Payload, want.p) {
 				stats.corrupt.Add(1)
 			} else {
 				stats.echoed.Add(1)
@@ -177,17 +181,17 @@ func converse(c net.Conn, br *bufio.Reader, id int) bool {
 	for !stopGood.Load() && ok {
 		n := 1 + rng.IntN(1<<rng.IntN(17)) // 1 B .. 64 KiB, skewed small
 		p := make([]byte, n)
-		op := byte(2)
+		op := gws.OpBinary
 		if rng.IntN(2) == 0 {
-			op = 1
+			op = gws.OpText
 			for i := range p {
 				p[i] = 'a' + byte(rng.IntN(26))
 			}
 		} else {
 			rand.Read(p)
 		}
-		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write(frame(op, true, true, p)); err != nil {
+		nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := nc.Write(wstest.Data(op, true, p)); err != nil {
 			ok = false
 			break
 		}
@@ -204,9 +208,9 @@ func converse(c net.Conn, br *bufio.Reader, id int) bool {
 		ok = false
 	}
 	if ok {
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		c.Write(frame(8, true, true, []byte{0x03, 0xe8}))
-		readFrame(br)
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		nc.Write(wstest.Close(1000, ""))
+		c.ReadFrame()
 	}
 	return ok
 }
@@ -222,12 +226,13 @@ var kinds = []kind{
 	{"garbage bytes", garbage},
 	{"wrong version (426)", wrongVersion},
 	{"oversized frame (1009)", expectClose(1009, func() []byte {
-		h := []byte{0x82, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4} // 4 GiB announced
-		return h
+		return wstest.Frame{Fin: true, Op: gws.OpBinary, RawLen: true, Length: 1 << 32}.Bytes() // 4 GiB announced
 	})},
-	{"invalid UTF-8 (1007)", expectClose(1007, func() []byte { return frame(1, true, true, []byte("ok\xed\xa0\x80")) })},
-	{"unmasked frame (1002)", expectClose(1002, func() []byte { return frame(2, true, false, []byte("no mask")) })},
-	{"reserved opcode (1002)", expectClose(1002, func() []byte { return frame(3, true, true, nil) })},
+	{"invalid UTF-8 (1007)", expectClose(1007, func() []byte { return wstest.Text([]byte("ok\xed\xa0\x80")) })},
+	{"unmasked frame (1002)", expectClose(1002, func() []byte {
+		return wstest.Frame{Fin: true, Op: gws.OpBinary, Payload: []byte("no mask"), Unmasked: true}.Bytes()
+	})},
+	{"reserved opcode (1002)", expectClose(1002, func() []byte { return wstest.Data(3, true, nil) })},
 	{"reset mid-frame", resetMidFrame},
 	{"never reads (1008)", neverReads},
 }
@@ -281,7 +286,7 @@ func wrongVersion(addr string) error {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n")
+	fmt.Fprint(c, strings.Replace(wstest.Request(addr, wstest.NewKey()), "Version: 13", "Version: 8", 1))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		return err
@@ -294,149 +299,72 @@ func wrongVersion(addr string) error {
 
 func expectClose(code int, payload func() []byte) func(string) error {
 	return func(addr string) error {
-		c, br, err := dial(addr)
+		c, err := wstest.DialTimeout(addr, 10*time.Second)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		c.Write(payload())
-		op, p, err := readFrame(br)
+		c.Conn().SetDeadline(time.Now().Add(5 * time.Second))
+		c.Conn().Write(payload())
+		f, err := c.ReadFrame()
 		if err != nil {
 			return fmt.Errorf("no close frame: %w", err)
 		}
-		if op != 8 || len(p) < 2 || int(binary.BigEndian.Uint16(p)) != code {
-			return fmt.Errorf("got opcode %d payload %q, want close %d", op, p, code)
+		if p := f.Payload; f.Op != gws.OpClose || len(p) < 2 || int(binary.BigEndian.Uint16(p)) != code {
+			return fmt.Errorf("got %v, want close %d", f, code)
 		}
 		return nil
 	}
 }
 
 func resetMidFrame(addr string) error {
-	c, _, err := dial(addr)
+	c, err := wstest.DialTimeout(addr, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	f := frame(2, true, true, make([]byte, 10000))
-	c.Write(f[:5000])
-	c.(*net.TCPConn).SetLinger(0)
+	f := wstest.Binary(make([]byte, 10000))
+	c.Conn().Write(f[:5000])
+	c.Conn().(*net.TCPConn).SetLinger(0)
 	return c.Close() // nothing to expect: the server must simply survive it
 }
 
 // neverReads floods echoes it never reads until the server gives up on it
 // (1008 then close), within a bound.
 func neverReads(addr string) error {
-	c, br, err := dial(addr)
+	c, err := wstest.DialTimeout(addr, 10*time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	c.(*net.TCPConn).SetReadBuffer(64 << 10)
-	msg := frame(2, true, true, make([]byte, 64<<10))
+	nc := c.Conn()
+	nc.(*net.TCPConn).SetReadBuffer(64 << 10)
+	msg := wstest.Binary(make([]byte, 64<<10))
 	limit := 64 * (*maxQueue + (16 << 20)) / (64 << 10) // far more than queue + socket buffers
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; i < limit && time.Now().Before(deadline); i++ {
-		c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		if _, err := c.Write(msg); err != nil {
+		nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := nc.Write(msg); err != nil {
 			break // the server stopped reading us: it has given up
 		}
 	}
 	// Now read: echoes, then the 1008, or the connection gone (cut after
 	// the linger timeout because we did not read in time).
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	nc.SetReadDeadline(time.Now().Add(20 * time.Second))
 	for {
-		op, p, err := readFrame(br)
+		f, err := c.ReadFrame()
 		if err != nil {
 			if isTimeout(err) {
 				return errors.New("the server kept a client that never reads")
 			}
 			return nil // cut: answered
 		}
-		if op == 8 {
+		if p := f.Payload; f.Op == gws.OpClose {
 			if len(p) >= 2 && binary.BigEndian.Uint16(p) == 1008 {
 				return nil
 			}
 			return fmt.Errorf("closed with %q, want 1008", p)
 		}
 	}
-}
-
-// dial connects and upgrades.
-func dial(addr string) (net.Conn, *bufio.Reader, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return nil, nil, err
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
-	br := bufio.NewReaderSize(c, 64<<10)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 101 {
-		c.Close()
-		return nil, nil, fmt.Errorf("upgrade: %v %v", resp, err)
-	}
-	c.SetDeadline(time.Time{})
-	return c, br, nil
-}
-
-// frame builds a client frame.
-func frame(op byte, fin, masked bool, p []byte) []byte {
-	b0 := op
-	if fin {
-		b0 |= 0x80
-	}
-	var h []byte
-	mbit := byte(0)
-	if masked {
-		mbit = 0x80
-	}
-	switch n := len(p); {
-	case n < 126:
-		h = []byte{b0, mbit | byte(n)}
-	case n < 65536:
-		h = []byte{b0, mbit | 126, byte(n >> 8), byte(n)}
-	default:
-		h = binary.BigEndian.AppendUint64([]byte{b0, mbit | 127}, uint64(n))
-	}
-	out := append(h, make([]byte, 0, 4+len(p))...)
-	if !masked {
-		return append(out, p...)
-	}
-	var m [4]byte
-	rand.Read(m[:])
-	out = append(out, m[:]...)
-	for i, x := range p {
-		out = append(out, x^m[i&3])
-	}
-	return out
-}
-
-// readFrame reads one unmasked server frame.
-func readFrame(r *bufio.Reader) (byte, []byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, nil, err
-	}
-	n := int(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var b [2]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return 0, nil, err
-		}
-		n = int(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		var b [8]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return 0, nil, err
-		}
-		n = int(binary.BigEndian.Uint64(b[:]))
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return 0, nil, err
-	}
-	return h[0] & 0x0f, p, nil
 }
 
 func isTimeout(err error) bool {

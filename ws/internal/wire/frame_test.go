@@ -112,7 +112,7 @@ func TestUnmaskOffsets(t *testing.T) {
 // TestHotPathAllocs proves the per-message work allocates nothing: parse a
 // header, unmask, validate text, write the reply header.
 func TestHotPathAllocs(t *testing.T) {
-	if raceEnabled {
+	if wstest.RaceEnabled {
 		t.Skip("allocation counts are unreliable under the race detector")
 	}
 	frame := clientFrame(t, true, gws.OpText, 0, bytes.Repeat([]byte("héllo wörld "), 100))

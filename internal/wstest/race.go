@@ -1,0 +1,7 @@
+//go:build race
+
+package wstest
+
+// RaceEnabled says the race detector is on: allocation counts are not
+// reliable then, so tests that assert them skip.
+const RaceEnabled = true

@@ -6,21 +6,9 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/windows"
-)
 
-// wineVersion is wine's version when the test runs under wine ("" on
-// Windows): ntdll exports wine_get_version only there.
-func wineVersion() string {
-	p := windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version")
-	if p.Find() != nil {
-		return ""
-	}
-	r, _, _ := p.Call()
-	if r == 0 {
-		return "unknown"
-	}
-	return windows.BytePtrToString(*(**byte)(unsafe.Pointer(&r)))
-}
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
+)
 
 // TestArenaSaysWhatItGot: an arena on node 0 is large pages when the account
 // may lock memory, else base pages with the reason in Fallbacks; either way
@@ -54,8 +42,8 @@ func TestArenaSaysWhatItGot(t *testing.T) {
 		t.Errorf("VirtualAllocExNuma prefers a node, it does not bind: Bound %v, BindErr %q", a.Bound, a.BindErr)
 	}
 	switch pl := a.Placement; {
-	case pl.Err != "" && wineVersion() != "":
-		t.Logf("placement not checked under wine %s: %s", wineVersion(), pl.Err)
+	case pl.Err != "" && testenv.WineVersion() != "":
+		t.Logf("placement not checked under wine %s: %s", testenv.WineVersion(), pl.Err)
 	case pl.Err != "":
 		t.Errorf("placement: %s", pl.Err)
 	case !pl.OnNode(0):
@@ -97,7 +85,7 @@ func TestArenaNoSuchNode(t *testing.T) {
 // TestArenaLargePages needs an account holding "Lock pages in memory"; it
 // skips, saying which is missing, elsewhere.
 func TestArenaLargePages(t *testing.T) {
-	if v := wineVersion(); v != "" {
+	if v := testenv.WineVersion(); v != "" {
 		t.Skipf("wine %s lacks large pages: SeLockMemoryPrivilege is never enabled and VirtualAlloc(MEM_LARGE_PAGES) fails with ERROR_INVALID_PARAMETER", v)
 	}
 	if err := lockMemoryPrivilege(); err != nil {

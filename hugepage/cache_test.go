@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 )
 
 func TestCacheKeepsSlotsLocal(t *testing.T) {
@@ -110,7 +112,7 @@ func TestCacheAfterClose(t *testing.T) {
 }
 
 func TestCacheZeroAllocs(t *testing.T) {
-	if raceEnabled || debug {
+	if testenv.RaceEnabled || debug {
 		t.Skip("allocation counts are not meaningful under -race or hugepagedebug")
 	}
 	p := newPool(t, Config{Node: -1})

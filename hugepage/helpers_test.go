@@ -4,10 +4,6 @@ import (
 	"testing"
 )
 
-// raceEnabled is set by race_test.go: allocation counts are not reliable
-// under the race detector.
-var raceEnabled bool
-
 // smallClasses keeps test arenas small (4 MiB) on a shared machine.
 var smallClasses = []Class{{64, 64}, {4096, 16}, {64 << 10, 8}, {1 << 20, 2}}
 

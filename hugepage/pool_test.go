@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"unsafe"
+
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 )
 
 func TestGetClassAndAlignment(t *testing.T) {
@@ -272,7 +274,7 @@ func TestDefaultClasses(t *testing.T) {
 
 // TestZeroAllocs asserts that the per-message calls allocate nothing.
 func TestZeroAllocs(t *testing.T) {
-	if raceEnabled || debug {
+	if testenv.RaceEnabled || debug {
 		t.Skip("allocation counts are not meaningful under -race or hugepagedebug")
 	}
 	p := newPool(t, Config{Node: -1})

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 )
 
 // TestThreadsPinnedAndNamed: each loop thread is named reactor-N and
@@ -37,20 +39,20 @@ func TestThreadsPinnedAndNamed(t *testing.T) {
 		}
 		var name *uint16
 		err = getThreadDescription(th, &name)
-		if err == hresultFromNTSuccess && wineVersion() != "" {
+		if err == hresultFromNTSuccess && testenv.WineVersion() != "" {
 			err = nil // wine 8 returns HRESULT_FROM_NT(STATUS_SUCCESS), not S_OK
 		}
 		switch {
-		case err != nil && wineVersion() != "":
-			t.Logf("loop %d: GetThreadDescription: %v (wine %s)", l.Index(), err, wineVersion())
+		case err != nil && testenv.WineVersion() != "":
+			t.Logf("loop %d: GetThreadDescription: %v (wine %s)", l.Index(), err, testenv.WineVersion())
 		case err != nil:
 			t.Errorf("loop %d: GetThreadDescription: %v", l.Index(), err)
 		default:
 			got := windows.UTF16PtrToString(name)
 			windows.LocalFree(windows.Handle(uintptr(unsafePointer(name))))
 			if want := fmt.Sprintf("reactor-%d", l.Index()); got != want {
-				if wineVersion() != "" && got == "" {
-					t.Logf("loop %d: wine %s keeps no thread descriptions", l.Index(), wineVersion())
+				if testenv.WineVersion() != "" && got == "" {
+					t.Logf("loop %d: wine %s keeps no thread descriptions", l.Index(), testenv.WineVersion())
 					continue
 				}
 				t.Errorf("loop %d: thread name %q, want %q", l.Index(), got, want)

@@ -36,6 +36,7 @@ declare -A allowed=(
   [internal/stack]=""
   [internal/wstest]=""
   [internal/sysfstest]=""
+  [internal/testenv]=""
 )
 declare -A thirdparty=(
   [cnuma]="golang.org/x/sys"
@@ -49,6 +50,7 @@ declare -A thirdparty=(
   [internal/ring]="golang.org/x/sys"
   [internal/stack]="golang.org/x/sys"
   [internal/wstest]="github.com/gobwas/ws github.com/stretchr/testify"
+  [internal/testenv]="golang.org/x/sys"
 )
 variants=("linux 1" "linux 0" "windows 0" "darwin 0")
 

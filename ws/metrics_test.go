@@ -6,12 +6,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/hioload-ws/hioload-ws/internal/wstest"
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 )
 
 // TestHandlerMetricsAllocs: the middleware allocates nothing per message.
 func TestHandlerMetricsAllocs(t *testing.T) {
-	if wstest.RaceEnabled {
+	if testenv.RaceEnabled {
 		t.Skip("allocation counts are unreliable under the race detector")
 	}
 	cfg := DefaultConfig()
@@ -29,7 +29,7 @@ func TestHandlerMetricsAllocs(t *testing.T) {
 // TestEchoAllocsWithHandlerMetrics: the whole echo path stays allocation
 // free with the handler metrics installed.
 func TestEchoAllocsWithHandlerMetrics(t *testing.T) {
-	if wstest.RaceEnabled {
+	if testenv.RaceEnabled {
 		t.Skip("allocation counts are unreliable under the race detector")
 	}
 	cfg := DefaultConfig()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
@@ -157,7 +158,7 @@ func TestLoopThreadsPinned(t *testing.T) {
 // TestEchoAllocsPerMessage measures heap allocations per echoed message in
 // the steady state, over loopback, with a client that allocates nothing.
 func TestEchoAllocsPerMessage(t *testing.T) {
-	if wstest.RaceEnabled {
+	if testenv.RaceEnabled {
 		t.Skip("allocation counts are unreliable under the race detector")
 	}
 	cfg := DefaultConfig()

@@ -2,11 +2,13 @@ package ring
 
 import (
 	"testing"
+
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 )
 
 // TestZeroAllocs asserts that Push and Pop allocate nothing.
 func TestZeroAllocs(t *testing.T) {
-	if raceEnabled {
+	if testenv.RaceEnabled {
 		t.Skip("allocation counts are not meaningful under -race")
 	}
 	m := NewMPMC[uint64](8)

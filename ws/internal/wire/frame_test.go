@@ -8,6 +8,7 @@ import (
 	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
@@ -112,7 +113,7 @@ func TestUnmaskOffsets(t *testing.T) {
 // TestHotPathAllocs proves the per-message work allocates nothing: parse a
 // header, unmask, validate text, write the reply header.
 func TestHotPathAllocs(t *testing.T) {
-	if wstest.RaceEnabled {
+	if testenv.RaceEnabled {
 		t.Skip("allocation counts are unreliable under the race detector")
 	}
 	frame := clientFrame(t, true, gws.OpText, 0, bytes.Repeat([]byte("héllo wörld "), 100))

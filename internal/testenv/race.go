@@ -1,6 +1,6 @@
 //go:build race
 
-package wstest
+package testenv
 
 // RaceEnabled says the race detector is on: allocation counts are not
 // reliable then, so tests that assert them skip.

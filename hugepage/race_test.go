@@ -1,5 +1,0 @@
-//go:build race
-
-package hugepage
-
-func init() { raceEnabled = true }

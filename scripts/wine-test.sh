@@ -9,7 +9,7 @@
 # Prints PASS/FAIL/SKIP counts per package, every skip with its reason, and
 # a summary; exits 1 if anything failed.
 #
-#   scripts/wine-test.sh                  ws (and its subpackages), reactor, hugepage, echo, internal
+#   scripts/wine-test.sh                  ws/..., reactor, hugepage, echo, internal/* but sysfstest
 #   scripts/wine-test.sh ./ws ./reactor   these packages, then the interop run
 #   WINE_TEST_RUN='TestConformance' scripts/wine-test.sh ./ws
 #   WINE_TEST_NO_INTEROP=1 scripts/wine-test.sh
@@ -24,11 +24,15 @@ eval "$(scripts/wine-setup.sh --env)"
 
 pkgs=("$@")
 if [ ${#pkgs[@]} -eq 0 ]; then
-  # cnuma and topology are left out by default: their tests build fake sysfs
-  # trees (symbolic links, which Windows reserves to privileged accounts)
-  # and hwloc topologies (cgo, Linux only), so under wine they mostly skip
-  # and partly fail (docs/WINDOWS.md). Name them to run them anyway.
-  pkgs=(./ws/... ./reactor ./hugepage ./echo ./internal/...)
+  # cnuma, topology and internal/sysfstest are left out by default: their
+  # tests build fake sysfs trees (symbolic links, which Windows reserves to
+  # privileged accounts) and hwloc topologies (cgo, Linux only), so under
+  # wine they mostly skip and partly fail (docs/WINDOWS.md). Name them to
+  # run them anyway.
+  pkgs=(./ws/... ./reactor ./hugepage ./echo)
+  for p in $($GO list ./internal/...); do
+    case $p in */internal/sysfstest) ;; *) pkgs+=("./internal/${p##*/internal/}") ;; esac
+  done
 fi
 work=$(mktemp -d)
 logs=${WINE_TEST_LOGS:-$work} # set WINE_TEST_LOGS=dir to keep the -test.v logs

@@ -96,66 +96,42 @@ func sockaddrToTCP(sa unix.Sockaddr) *net.TCPAddr {
 	return nil
 }
 
-// accept takes up to a batch of pending connections.
-func (l *Loop) accept() {
-	for range len(l.p.events) {
-		fd, _, err := unix.Accept4(l.p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		switch {
-		case err == nil:
-			l.open(fd)
-		case errors.Is(err, unix.EAGAIN):
-			return
-		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
-		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE), errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.ENOMEM):
-			l.acceptFailed(os.NewSyscallError("accept4", err))
-			return
-		default:
-			count(&l.stats.AcceptFails, 1)
-			l.log.Error("reactor: accept", "loop", l.idx, "err", os.NewSyscallError("accept4", err))
-			return
-		}
+// acceptError acts on an accept failure (from accept4 or a multishot
+// accept's completion) and reports whether accepting may go on now:
+// aborted handshakes and interrupts are skipped, running out of
+// descriptors or memory pauses accepting for a tick, anything else is
+// logged.
+func (l *Loop) acceptError(err error) bool {
+	switch {
+	case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
+		return true
+	case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE), errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.ENOMEM):
+		l.acceptFailed(os.NewSyscallError("accept4", err))
+	default:
+		count(&l.stats.AcceptFails, 1)
+		l.log.Error("reactor: accept", "loop", l.idx, "err", os.NewSyscallError("accept4", err))
 	}
-}
-
-// pauseAccepting stops polling the listener (level-triggered, it would
-// report the same unacceptable connection every turn).
-func (l *Loop) pauseAccepting() {
-	if l.p.lfd >= 0 {
-		unix.EpollCtl(l.p.epfd, unix.EPOLL_CTL_DEL, l.p.lfd, nil)
-	}
-}
-
-func (l *Loop) resumeAccepting() {
-	if l.p.lfd < 0 {
-		return
-	}
-	if err := l.epollCtl(unix.EPOLL_CTL_ADD, l.p.lfd, unix.EPOLLIN, 0); err != nil {
-		l.log.Error("reactor: resume accept", "loop", l.idx, "err", err)
-	}
-}
-
-func (l *Loop) stopAccepting() {
-	if l.p.lfd >= 0 {
-		unix.EpollCtl(l.p.epfd, unix.EPOLL_CTL_DEL, l.p.lfd, nil)
-		unix.Close(l.p.lfd)
-		l.p.lfd = -1
-	}
+	return false
 }
 
 // open makes fd, just accepted, a connection of this loop.
 func (l *Loop) open(fd int) {
-	// Latency first: replies go out as soon as writev hands them over.
+	// Latency first: replies go out as soon as the kernel takes them.
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	l.p.gen++
-	c := &Conn{loop: l, fd: fd, gen: l.p.gen}
-	if err := l.epollCtl(unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN|unix.EPOLLRDHUP, c.gen); err != nil {
-		l.log.Error("reactor: register connection", "loop", l.idx, "err", err)
+	slot, ok := l.newSlot()
+	if !ok {
+		count(&l.stats.AcceptFails, 1)
 		unix.Close(fd)
 		return
 	}
-	for fd >= len(l.conns) {
-		l.conns = append(l.conns, make([]*Conn, max(64, len(l.conns)))...)
+	l.p.gen++
+	c := &Conn{loop: l, fd: fd, gen: l.p.gen, slot: slot}
+	l.conns[slot] = c
+	if err := l.p.eng.register(c); err != nil {
+		l.log.Error("reactor: register connection", "loop", l.idx, "err", err)
+		unix.Close(fd)
+		c.retire()
+		return
 	}
-	l.conns[fd] = c
 	l.opened(c)
 }

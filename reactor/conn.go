@@ -23,6 +23,7 @@ type Conn struct {
 	loop     *Loop
 	fd       int
 	gen      uint32
+	slot     uint32 // in Loop.conns (table.go)
 	flags    uint8
 	in       Buf // unconsumed input kept between reads (copy, counted)
 	out      Buf // unsent output (copy, counted); out[outHead:] is pending
@@ -60,7 +61,7 @@ func (c *Conn) Write(b []byte) {
 	if len(b) == 0 || c.flags&(fClosed|fWriteShut|fClosing) != 0 {
 		return
 	}
-	if c.outputPending() {
+	if c.Queued() > 0 {
 		c.queue(b) // copy: earlier output still waits for the socket
 		return
 	}
@@ -68,7 +69,7 @@ func (c *Conn) Write(b []byte) {
 	l.claim(c)
 	if l.niov == len(l.iov) {
 		c.flush()
-		if c.outputPending() || c.flags&fClosed != 0 {
+		if c.Queued() > 0 || c.flags&fClosed != 0 {
 			c.queue(b)
 			return
 		}
@@ -195,9 +196,10 @@ func (c *Conn) expired() {
 	c.closeNow(ErrTimeout)
 }
 
-// outputPending reports whether earlier output still waits for the socket:
+// outputPending reports whether earlier output still waits for the socket
+// (queued, or in an asynchronous send the kernel has not answered yet):
 // new output must queue behind it.
-func (c *Conn) outputPending() bool { return c.Queued() > 0 }
+func (c *Conn) outputPending() bool { return c.Queued() > 0 || c.sending() }
 
 // flush sends the loop's gathered writes for c with one gather write and
 // queues the part the kernel did not take.
@@ -211,7 +213,7 @@ func (c *Conn) flush() {
 		return
 	}
 	n := 0
-	if !c.outputPending() {
+	if c.Queued() == 0 { // else the engine holds earlier output (sending): queue behind it
 		var err error
 		if n, err = c.send(bufs); err != nil {
 			c.closeNow(err)

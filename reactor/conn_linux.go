@@ -1,7 +1,6 @@
 package reactor
 
 import (
-	"errors"
 	"net"
 	"os"
 	"unsafe"
@@ -9,10 +8,43 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// connPlat is empty on Linux: the fd and the flags are all epoll needs.
-type connPlat struct{}
+// connPlat is what the io_uring engine keeps per connection (epoll needs
+// only the fd and the flags): 16 bytes, most of them zero while the
+// connection is idle.
+type connPlat struct {
+	ops   uint8      // io_uring operations in flight (receive, sends, cancel, close)
+	state uint8      // io_uring: uring* bits
+	rec   uint32     // io_uring: this turn's send record + 1; 0 when none
+	drain *sendQueue // io_uring: the write queue a send is draining, nil when none
+}
 
-// recv is one read(2).
+// The hooks that differ between the Linux engines go through the loop's
+// engine (poll_linux.go); the rest is the same system call for both.
+
+func (c *Conn) send(bufs [][]byte) (int, error) { return c.loop.p.eng.send(c, bufs) }
+func (c *Conn) startOutput()                    { c.loop.p.eng.startOutput(c) }
+func (c *Conn) stopInput()                      { c.loop.p.eng.stopInput(c) }
+func (c *Conn) closeSocket()                    { c.loop.p.eng.closeSocket(c) }
+
+// sending and inFlight run several times per message (Conn.Queued): they
+// read connPlat, which only the io_uring engine sets, instead of
+// dispatching.
+
+// sending reports whether an io_uring send of c holds bytes the kernel has
+// not answered.
+func (c *Conn) sending() bool { return c.p.state&uringSending != 0 }
+
+// inFlight is what c's io_uring drain has handed to the kernel and not
+// seen taken.
+func (c *Conn) inFlight() int {
+	if d := c.p.drain; d != nil {
+		return len(d.b)
+	}
+	return 0
+}
+
+// recv is one read(2); the io_uring engine uses it too, for the reads it
+// makes itself (Loop.read: a shutdown's last reads, a DirectReader's).
 func (c *Conn) recv(p []byte) (int, error) {
 	n, e := rawIO(unix.SYS_READ, c.fd, unsafe.Pointer(unsafe.SliceData(p)), len(p))
 	switch e {
@@ -24,8 +56,9 @@ func (c *Conn) recv(p []byte) (int, error) {
 	return 0, os.NewSyscallError("read", e)
 }
 
-// send is one writev(2) of bufs.
-func (c *Conn) send(bufs [][]byte) (int, error) {
+// writev is one writev(2) of bufs: the epoll engine's send, and the io_uring
+// engine's when it cannot queue one.
+func (c *Conn) writev(bufs [][]byte) (int, error) {
 	iov := c.loop.p.iov[:len(bufs)]
 	for i, b := range bufs {
 		iov[i].Base = &b[0]
@@ -54,78 +87,15 @@ func rawIO(trap uintptr, fd int, p unsafe.Pointer, n int) (int, unix.Errno) {
 	}
 }
 
-// startOutput asks epoll to report when the socket takes more.
-func (c *Conn) startOutput() { c.pollOut(true) }
-
-// inFlight is 0: epoll sends synchronously; the queue is all there is.
-func (c *Conn) inFlight() int { return 0 }
-
-// drainOut writes queued output when the socket became writable.
-func (c *Conn) drainOut() {
-	for c.outHead < c.out.Len() {
-		n, err := unix.Write(c.fd, c.out.Bytes()[c.outHead:])
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if errors.Is(err, unix.EAGAIN) {
-			return
-		}
-		if err != nil {
-			c.closeNow(os.NewSyscallError("write", err))
-			return
-		}
-		c.wrote(n)
-		c.outHead += n
-	}
-	c.pollOut(false)
-	c.outputDone()
-}
-
-// pollOut registers (or unregisters) interest in writability; after the
-// peer's EOF, input is no longer watched (EOF stays readable forever).
-func (c *Conn) pollOut(on bool) {
-	if on == (c.flags&fPollOut != 0) {
-		return
-	}
-	ev := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
-	if c.flags&fPeerEOF != 0 {
-		ev = 0
-	}
-	if on {
-		ev |= unix.EPOLLOUT
-		c.flags |= fPollOut
-	} else {
-		c.flags &^= fPollOut
-	}
-	if err := c.loop.epollCtl(unix.EPOLL_CTL_MOD, c.fd, ev, c.gen); err != nil {
-		c.closeNow(err)
-	}
-}
-
-// stopInput re-registers c for output only.
-func (c *Conn) stopInput() {
-	c.pollOut(false)
-	c.pollOut(true)
-}
-
 func (c *Conn) shutWrite() error {
 	return os.NewSyscallError("shutdown", unix.Shutdown(c.fd, unix.SHUT_WR))
 }
 
-func (c *Conn) closeSocket() {
-	l := c.loop
-	unix.EpollCtl(l.p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
-	unix.Close(c.fd)
-	if c.fd < len(l.conns) && l.conns[c.fd] == c {
-		l.conns[c.fd] = nil
-	}
-}
-
 // unsent asks the kernel how many bytes of its send queue the peer has not
-// acknowledged (SIOCOUTQ).
+// acknowledged (SIOCOUTQ), plus what an io_uring send still holds.
 func (c *Conn) unsent() (int, bool) {
 	n, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
-	return n, err == nil
+	return n + c.inFlight(), err == nil
 }
 
 func (c *Conn) remoteAddr() net.Addr {

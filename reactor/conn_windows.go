@@ -15,19 +15,17 @@ const (
 )
 
 // connPlat is what a connection's overlapped operations need. The kernel
-// writes into rov and sov (and reads sendB) until their completions are
+// writes into rov and sov (and reads sq.b) until their completions are
 // dequeued, so a connection stays in the loop's slot table, closed or not,
 // until no operation is in flight; only then is its slot reused.
 type connPlat struct {
-	slot   uint32
 	inOps  uint8 // opRecv|opSend in flight
 	rov    windows.Overlapped
 	sov    windows.Overlapped
 	rbuf   windows.WSABuf // the zero-byte receive's buffer
 	sbuf   windows.WSABuf // the overlapped send's buffer
 	zero   [1]byte        // what rbuf points at; never written (length 0)
-	sendQ  Buf            // the write queue being sent, moved out of Conn.out
-	sendB  []byte         // its bytes the kernel has not taken yet
+	sq     sendQueue      // the write queue being sent, moved out of Conn.out
 	sendIO uint32         // bytes the in-flight WSASend was asked to take
 }
 
@@ -52,34 +50,19 @@ func (l *Loop) open(s windows.Handle) {
 		return
 	}
 	l.p.gen++
-	c := &Conn{loop: l, fd: int(s), gen: l.p.gen, p: connPlat{slot: slot}}
+	c := &Conn{loop: l, fd: int(s), gen: l.p.gen, slot: slot}
+	l.conns[slot] = c
 	key := keyConn | uintptr(c.gen&genMask)<<slotBits | uintptr(slot)
 	if _, err := windows.CreateIoCompletionPort(s, l.p.port, key, 0); err != nil {
 		l.log.Error("reactor: register connection", "loop", l.idx, "err", os.NewSyscallError("CreateIoCompletionPort", err))
 		windows.Closesocket(s)
-		l.p.free = append(l.p.free, slot)
+		c.retire()
 		return
 	}
-	l.conns[slot] = c
 	l.opened(c)
 	if c.flags&fClosed == 0 {
 		c.postRecv()
 	}
-}
-
-// newSlot takes a free slot of the connection table.
-func (l *Loop) newSlot() (uint32, bool) {
-	p := &l.p
-	if n := len(p.free); n > 0 {
-		slot := p.free[n-1]
-		p.free = p.free[:n-1]
-		return slot, true
-	}
-	if len(l.conns) > slotMask {
-		return 0, false
-	}
-	l.conns = append(l.conns, nil)
-	return uint32(len(l.conns) - 1), true
 }
 
 // postRecv posts the zero-byte receive that reports when c is readable.
@@ -111,7 +94,7 @@ func (c *Conn) done(ov *windows.Overlapped, qty uint32) {
 		w.inOps &^= opSend
 		c.sendDone(qty)
 	default:
-		c.loop.log.Error("reactor: completion for an unknown operation", "loop", c.loop.idx, "slot", w.slot)
+		c.loop.log.Error("reactor: completion for an unknown operation", "loop", c.loop.idx, "slot", c.slot)
 		return
 	}
 	if c.flags&fClosed != 0 && w.inOps == 0 {
@@ -168,14 +151,17 @@ func (c *Conn) send(bufs [][]byte) (int, error) {
 // inFlight is the part of the queue an overlapped send has taken out of
 // c.out and the kernel has not sent yet: it counts against the write queue
 // limit, and new output queues behind it.
-func (c *Conn) inFlight() int { return len(c.p.sendB) }
+func (c *Conn) inFlight() int { return len(c.p.sq.b) }
 
 // unsent is the same bytes: an overlapped send completes once the kernel
 // has buffered its bytes, and stays pending while the peer's window and our
 // send buffer are full, so a slow reader keeps completing sends and a peer
 // that stopped does not. (SIO_TCP_INFO would also see the kernel's
 // unacknowledged bytes; wine 8 does not implement it.)
-func (c *Conn) unsent() (int, bool) { return len(c.p.sendB), true }
+func (c *Conn) unsent() (int, bool) { return len(c.p.sq.b), true }
+
+// sending is false: the first WSASend of a flush is synchronous.
+func (c *Conn) sending() bool { return false }
 
 // startOutput sends the write queue with an overlapped WSASend unless one is
 // in flight (sendDone then starts the next).
@@ -183,22 +169,16 @@ func (c *Conn) startOutput() {
 	if c.p.inOps&opSend != 0 {
 		return
 	}
-	// The kernel reads the queue's bytes until the completion, so they must
-	// not move while c.out keeps taking (and may grow or compact) what comes
-	// after: the queue moves out of c.out, its memory and accounting with it.
-	w := &c.p
-	w.sendQ, c.out = c.out, Buf{}
-	w.sendB = w.sendQ.Bytes()[c.outHead:]
-	c.outHead = 0
+	c.p.sq.take(c)
 	c.sendMore()
 }
 
-// sendMore posts the overlapped WSASend of sendB.
+// sendMore posts the overlapped WSASend of sq.b.
 func (c *Conn) sendMore() {
 	w := &c.p
 	w.sov = windows.Overlapped{}
-	w.sendIO = uint32(min(len(w.sendB), 1<<30))
-	w.sbuf = windows.WSABuf{Len: w.sendIO, Buf: &w.sendB[0]}
+	w.sendIO = uint32(min(len(w.sq.b), 1<<30))
+	w.sbuf = windows.WSABuf{Len: w.sendIO, Buf: &w.sq.b[0]}
 	var n uint32
 	err := windows.WSASend(c.handle(), &w.sbuf, 1, &n, 0, &w.sov, nil)
 	if err != nil && err != windows.ERROR_IO_PENDING {
@@ -211,10 +191,7 @@ func (c *Conn) sendMore() {
 	c.loop.p.ops++
 }
 
-func (c *Conn) freeSend() {
-	c.p.sendQ.Free(c.loop)
-	c.p.sendB = nil
-}
+func (c *Conn) freeSend() { c.p.sq.free(c.loop) }
 
 // sendDone: the kernel took qty bytes of the queue.
 func (c *Conn) sendDone(qty uint32) {
@@ -228,9 +205,7 @@ func (c *Conn) sendDone(qty uint32) {
 		c.closeNow(os.NewSyscallError("WSASend", st.Errno()))
 		return
 	}
-	c.wrote(int(qty))
-	if int(qty) < len(w.sendB) {
-		w.sendB = w.sendB[qty:]
+	if w.sq.sent(c, int(qty)) {
 		c.sendMore()
 		return
 	}
@@ -255,15 +230,6 @@ func (c *Conn) closeSocket() {
 	windows.Closesocket(c.handle())
 	if c.p.inOps == 0 {
 		c.retire()
-	}
-}
-
-// retire frees a closed connection's slot once nothing is in flight.
-func (c *Conn) retire() {
-	l := c.loop
-	if int(c.p.slot) < len(l.conns) && l.conns[c.p.slot] == c {
-		l.conns[c.p.slot] = nil
-		l.p.free = append(l.p.free, c.p.slot)
 	}
 }
 

@@ -20,6 +20,12 @@ func (l *Loop) openPoller() error {
 	return fmt.Errorf("%w (%s/%s: the reactor runs on Linux (epoll) and Windows (IOCP))", ErrUnsupported, runtime.GOOS, runtime.GOARCH)
 }
 
+// slotLimit: no connection is ever opened here.
+const slotLimit = 0
+
+// chooseIOEngine leaves the choice to openPoller, which fails.
+func chooseIOEngine(want IOEngine) (IOEngine, string, error) { return want, "", nil }
+
 func (l *Loop) poll(time.Duration) (int, error) { return 0, ErrUnsupported }
 func (l *Loop) wakePoller() error               { return ErrUnsupported }
 func (l *Loop) pauseAccepting()                 {}
@@ -31,6 +37,7 @@ func (c *Conn) recv([]byte) (int, error)        { return 0, ErrUnsupported }
 func (c *Conn) send([][]byte) (int, error)      { return 0, ErrUnsupported }
 func (c *Conn) startOutput()                    {}
 func (c *Conn) inFlight() int                   { return 0 }
+func (c *Conn) sending() bool                   { return false }
 func (c *Conn) unsent() (int, bool)             { return 0, false }
 func (c *Conn) stopInput()                      {}
 func (c *Conn) shutWrite() error                { return ErrUnsupported }

@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"errors"
+	"fmt"
 	"math/bits"
 	"os"
 	"sync/atomic"
@@ -50,9 +51,10 @@ const (
 	// generation gets the bits above (all 32 of it on 64-bit, 9 on 32-bit,
 	// where it is only a consistency check: a slot is never reused while an
 	// operation of its previous connection is in flight).
-	slotBits = 20 + 4*(bits.UintSize/64)
-	slotMask = 1<<slotBits - 1
-	genMask  = 1<<min(keyTagShift-slotBits, 32) - 1
+	slotBits  = 20 + 4*(bits.UintSize/64)
+	slotMask  = 1<<slotBits - 1
+	slotLimit = slotMask + 1 // connections per loop (table.go)
+	genMask   = 1<<min(keyTagShift-slotBits, 32) - 1
 )
 
 // settleTimeout bounds how long a finishing loop waits for the completions
@@ -62,7 +64,6 @@ const settleTimeout = 2 * time.Second
 type poller struct {
 	port    windows.Handle
 	entries []overlappedEntry
-	free    []uint32 // free slots of Loop.conns
 	wsabufs [maxIov]windows.WSABuf
 	gen     uint32
 	ops     int       // operations posted and not yet dequeued (connections and accepts)
@@ -253,3 +254,11 @@ func onMainThread() bool { return false }
 // FileLimit is -1: Windows has no per-process descriptor limit like
 // RLIMIT_NOFILE (handles are limited by memory).
 func FileLimit() int { return -1 }
+
+// chooseIOEngine: Windows has IOCP only.
+func chooseIOEngine(want IOEngine) (IOEngine, string, error) {
+	if want == IOAuto || want == IOIOCP {
+		return IOIOCP, "", nil
+	}
+	return IOIOCP, fmt.Sprintf("%s is Linux only", want), nil
+}

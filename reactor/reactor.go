@@ -76,6 +76,9 @@ type DirectReader interface {
 // Conn is set: Fn runs on the loop thread; a Conn task goes to
 // Handler.OnTask if the connection (checked by generation) is still open.
 // Data and Tag belong to the Handler: the reactor passes them on unread.
+// Data must not change once posted: a reply written from it may be sent
+// after OnTask returns (the io_uring engine submits a turn's sends
+// together), and the loop keeps it until then.
 type Task struct {
 	Fn   func()
 	Conn *Conn
@@ -106,8 +109,33 @@ type Config struct {
 	// LingerTimeout bounds how long a half-closed connection waits for the
 	// peer to close after a graceful close.
 	LingerTimeout time.Duration
-	Logger        *slog.Logger
+	// IOEngine is the kernel interface the loops use: IOAuto (or "") takes
+	// the best this machine offers (ChooseIOEngine; EngineEnv overrides
+	// it), IOEpoll and IOURing force one on Linux. Windows uses IOCP.
+	IOEngine IOEngine
+	// Wait says how an idle loop blocks in the kernel.
+	Wait   Wait
+	Logger *slog.Logger
 }
+
+// Wait says how a loop with nothing to do blocks in the kernel (Linux;
+// Windows always waits through the scheduler).
+type Wait uint8
+
+const (
+	// WaitAuto is WaitRaw when GOMAXPROCS, at Start, leaves at least one P
+	// beyond the loops for the rest of the program, and WaitScheduler
+	// otherwise.
+	WaitAuto Wait = iota
+	// WaitRaw blocks with a raw system call: the loop's thread keeps its P
+	// while it sleeps, so a wakeup costs no Go scheduler work (no sysmon
+	// retake, no hand-off to another thread and back). Each loop then
+	// holds a P for good: other goroutines run on the rest.
+	WaitRaw
+	// WaitScheduler blocks through the Go scheduler, which hands the P to
+	// other goroutines while the loop sleeps and back when it wakes.
+	WaitScheduler
+)
 
 func (c *Config) setDefaults() {
 	if len(c.Loops) == 0 {
@@ -133,6 +161,7 @@ func (c *Config) setDefaults() {
 // Engine is a set of event loops sharing one listen address.
 type Engine struct {
 	cfg       Config
+	io        IOEngine // the engine every loop runs
 	h         Handler
 	loops     []*Loop
 	addr      net.Addr
@@ -148,6 +177,14 @@ type Engine struct {
 func New(cfg Config, h Handler) (*Engine, error) {
 	cfg.setDefaults()
 	e := &Engine{cfg: cfg, h: h, log: cfg.Logger}
+	io, why, err := ChooseIOEngine(cfg.IOEngine)
+	if err != nil {
+		return nil, err
+	}
+	if why != "" {
+		e.log.Info("reactor: io engine fallback", "io_engine", io, "why", why)
+	}
+	e.io = io
 	for i, spec := range cfg.Loops {
 		l, err := newLoop(e, i, spec)
 		if err != nil {
@@ -158,6 +195,9 @@ func New(cfg Config, h Handler) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// IOEngine is the engine the loops run (never IOAuto).
+func (e *Engine) IOEngine() IOEngine { return e.io }
 
 // HeapBytes is the Go heap memory the loops hold for connection buffers
 // because their pools had none of the size.
@@ -178,6 +218,10 @@ func (e *Engine) Start() {
 		return
 	}
 	e.started = true
+	raw := e.cfg.Wait == WaitRaw || e.cfg.Wait == WaitAuto && runtime.GOMAXPROCS(0) > len(e.loops)
+	for _, l := range e.loops {
+		l.rawWait = raw
+	}
 	for _, l := range e.loops {
 		e.wg.Add(1)
 		go func() {

@@ -85,21 +85,29 @@ func (l *Loop) newReadBuffer() {
 }
 
 // handleRead hands the n bytes a read just put after the read buffer's
-// headroom to the handler, with what c kept from the previous read in front
-// of them, sends the replies, and keeps what the handler did not consume.
-// It reports whether c read data and is still open (so a caller may read
-// again).
+// headroom to the handler (deliver) and replaces the read buffer if the
+// handler kept it. It reports whether c read data and is still open (so a
+// caller may read again).
 func (l *Loop) handleRead(c *Conn, n int) bool {
+	ok := l.deliver(c, l.rbuf, headroom, n)
+	l.renewReadBuffer()
+	return ok
+}
+
+// deliver hands the n bytes at buf[at:] to the handler, with what c kept
+// from the previous read in front of them (put back into buf[:at] when it
+// fits there), sends the replies, and keeps what the handler did not
+// consume. It reports whether c read data and is still open.
+func (l *Loop) deliver(c *Conn, buf []byte, at, n int) bool {
 	if c.flags&fWriteShut != 0 {
 		return true // closing: the peer's bytes are read only to see its EOF
 	}
-	buf := l.rbuf
-	data := buf[headroom : headroom+n]
+	data := buf[at : at+n]
 	if k := c.in.Len(); k > 0 {
 		// copy: a partial frame or request left from the previous read.
-		if k <= headroom {
-			copy(buf[headroom-k:headroom], c.in.Bytes())
-			data = buf[headroom-k : headroom+n]
+		if k <= at {
+			copy(buf[at-k:at], c.in.Bytes())
+			data = buf[at-k : at+n]
 		} else {
 			if !c.in.Append(l, data) {
 				c.closeNow(ErrNoMemory)
@@ -112,7 +120,6 @@ func (l *Loop) handleRead(c *Conn, n int) bool {
 	consumed := l.h.OnRead(c, data)
 	c.Flush()
 	if c.flags&fClosed != 0 {
-		l.renewReadBuffer()
 		return false
 	}
 	rest := data[min(consumed, len(data)):]
@@ -125,11 +132,9 @@ func (l *Loop) handleRead(c *Conn, n int) bool {
 		c.in.SetLen(0)
 		if !c.in.Append(l, rest) { // copy: keep the partial tail
 			c.closeNow(ErrNoMemory)
-			l.renewReadBuffer()
 			return false
 		}
 	}
-	l.renewReadBuffer()
 	return true
 }
 

@@ -27,6 +27,14 @@ type Counters struct {
 	// MemRefused counts buffers refused because the pool was exhausted and
 	// the heap budget (Config.MaxHeapBytes) spent.
 	MemRefused uint64
+	// CopiedSend counts bytes copied because an asynchronous send outlives
+	// the memory a reply was written from (io_uring: scratch headers, a
+	// handler's own buffers; never the echo of bytes read).
+	CopiedSend uint64
+	// NoBuffers counts io_uring receives that found the loop's provided
+	// buffers all in use; the connection is armed again once some are
+	// back, and no byte is lost.
+	NoBuffers uint64
 }
 
 // Stats is a snapshot of one loop: its placement, inbox and counters.
@@ -34,6 +42,7 @@ type Stats struct {
 	Loop     int
 	CPU      int
 	Node     int
+	IOEngine IOEngine
 	InboxLen int // tasks waiting in the inbox
 	Counters
 }
@@ -43,7 +52,7 @@ func count(p *uint64, n uint64) { atomic.AddUint64(p, n) }
 
 // Stats returns a snapshot of the loop's counters; any goroutine.
 func (l *Loop) Stats() Stats {
-	st := Stats{Loop: l.idx, CPU: l.spec.CPU, Node: l.spec.Node, InboxLen: l.inbox.Len()}
+	st := Stats{Loop: l.idx, CPU: l.spec.CPU, Node: l.spec.Node, IOEngine: l.e.io, InboxLen: l.inbox.Len()}
 	src := reflect.ValueOf(&l.stats).Elem()
 	dst := reflect.ValueOf(&st.Counters).Elem()
 	for i := range src.NumField() {

@@ -46,6 +46,8 @@ type LoopCounters struct {
 	AcceptFails   uint64 `metric:"loop_accept_failures_total" help:"Accept failures (e.g. out of descriptors)."`
 	HeapFallbacks uint64 `metric:"loop_heap_fallbacks_total" help:"Buffers taken from the Go heap because the pool had none of the size."`
 	MemRefused    uint64 `metric:"loop_memory_refused_total" help:"Buffers refused: pool exhausted and heap budget spent."`
+	CopiedSend    uint64 `metric:"loop_copied_send_bytes_total" help:"Bytes copied because an asynchronous send (io_uring) outlives the memory a reply was written from."`
+	NoBuffers     uint64 `metric:"loop_no_buffers_total" help:"io_uring receives that found the provided buffers all in use (armed again; no data lost)."`
 }
 
 // LoopStats are one loop's placement, inbox and counters.
@@ -53,7 +55,7 @@ type LoopStats struct {
 	Loop     int
 	CPU      int // -1: not pinned
 	Node     int // -1: unknown
-	InboxLen int `metric:"loop_inbox_length" help:"Tasks waiting in the loop's inbox."`
+	InboxLen int      `metric:"loop_inbox_length" help:"Tasks waiting in the loop's inbox."`
 	LoopCounters
 }
 

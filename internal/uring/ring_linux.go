@@ -267,6 +267,11 @@ func (r *Ring) Advance(n int) {
 	atomic.StoreUint32(r.kCQHead, *r.kCQHead+uint32(n)) // release: done reading them
 }
 
+// Overflowing reports whether completions wait in the kernel for room in
+// the CQ (IORING_SQ_CQ_OVERFLOW): the next Enter that gets events flushes
+// them.
+func (r *Ring) Overflowing() bool { return atomic.LoadUint32(r.kSQFlags)&sqCQOverflow != 0 }
+
 // Overflowed is the number of completions the CQ had no room for and the
 // kernel had to keep (IORING_FEAT_NODROP: none is lost; they are flushed to
 // the CQ by the next Enter that gets events).

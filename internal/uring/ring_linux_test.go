@@ -2,6 +2,7 @@ package uring
 
 import (
 	"errors"
+	"io"
 	"net"
 	"runtime"
 	"testing"
@@ -261,6 +262,58 @@ func TestSendDontwaitWouldBlock(t *testing.T) {
 			t.Fatalf("send: %v", unix.Errno(-c.Res))
 		case int(c.Res) < len(big):
 			sawShort = true
+		}
+	}
+	if !sawShort || !sawEAGAIN {
+		t.Fatalf("short send seen %v, EAGAIN seen %v; want both", sawShort, sawEAGAIN)
+	}
+}
+
+// TestSendSkipSuccess pins down what the reactor's sends rely on: with
+// MSG_WAITALL|MSG_DONTWAIT and SQECQESkip, a send the socket takes whole
+// completes inside the submitting io_uring_enter and posts nothing; one it
+// takes in part posts a CQE with the bytes taken (the request failed, so
+// the skip does not apply), and one it cannot take at all posts -EAGAIN.
+func TestSendSkipSuccess(t *testing.T) {
+	r := newRing(t, 8, nil)
+	fd, peer := tcpPair(t)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+	small := []byte("fits")
+	s := r.GetSQE()
+	s.PrepSend(fd, small, unix.MSG_WAITALL|unix.MSG_DONTWAIT, 1)
+	s.Flags |= SQECQESkip
+	if _, err := r.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Pending() != 0 || r.Ready() != 0 {
+		t.Fatalf("after submitting a whole send: %d pending, %d completions; want none", r.Pending(), r.Ready())
+	}
+	got := make([]byte, 4)
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(peer, got); err != nil || string(got) != "fits" {
+		t.Fatalf("peer read %q, %v", got, err)
+	}
+	big := make([]byte, 8<<20)
+	sawShort, sawEAGAIN := false, false
+	for i := 0; i < 64 && !sawEAGAIN; i++ {
+		s := r.GetSQE()
+		s.PrepSend(fd, big, unix.MSG_WAITALL|unix.MSG_DONTWAIT, uint64(10+i))
+		s.Flags |= SQECQESkip
+		if _, err := r.Submit(); err != nil {
+			t.Fatal(err)
+		}
+		if r.Ready() != 1 {
+			t.Fatalf("send %d of 8 MiB into a full socket: %d completions, want 1", i, r.Ready())
+		}
+		c := *r.CQE(0)
+		r.Advance(1)
+		switch {
+		case c.Res == -int32(unix.EAGAIN):
+			sawEAGAIN = true
+		case c.Res > 0 && int(c.Res) < len(big):
+			sawShort = true
+		default:
+			t.Fatalf("send %d: %+v; want a short count or -EAGAIN", i, c)
 		}
 	}
 	if !sawShort || !sawEAGAIN {

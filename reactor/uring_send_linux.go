@@ -1,0 +1,476 @@
+package reactor
+
+import (
+	"os"
+	"unsafe"
+
+	"github.com/hioload-ws/hioload-ws/internal/uring"
+	"golang.org/x/sys/unix"
+)
+
+// Sending with io_uring. A flush (Conn.flush) does not call the kernel:
+// send records the connection's gathered buffers in the turn's epoch, and
+// the next poll turns each record into one SEND or SENDMSG SQE, all
+// submitted by the io_uring_enter that also waits for the next
+// completions. The sends carry MSG_WAITALL|MSG_DONTWAIT and, unless the
+// connection has output queued behind them or is closing, CQE_SKIP_SUCCESS
+// (the semantics internal/uring's TestSendSkipSuccess pins down):
+// MSG_DONTWAIT makes the kernel finish each send inside the submitting
+// io_uring_enter instead of waiting for room (the request is REQ_F_NOWAIT);
+// a send the socket takes whole then posts nothing at all, and one it
+// takes in part, or not at all, fails, so it posts its CQE with the bytes
+// taken (or -EAGAIN), and its tail is queued in order (the copy the epoll
+// engine makes when writev is short) and drained by a send that waits for
+// room. So a turn costs one io_uring_enter however many connections it
+// answers, the enter sleeps right after sending, and only a short send
+// wakes the loop.
+//
+// The kernel reads the bytes at submission, after the handler returned, so
+// a send may only point at memory that stays put until then: the provided
+// buffer being delivered (a reply from the bytes read, the zero-copy
+// echo), buffers freed after the flush (Conn.FreeAfterFlush, a reassembled
+// message) and the data of the task being run. Anything else (scratch
+// headers, a handler's own memory) is copied into the epoch's chunks
+// first, as the kernel would copy it anyway; those copies are counted
+// (Stats.CopiedSend). An epoch's memory (its chunks, the buffers it holds,
+// provided buffers the kernel is done with) is freed once the enter that
+// submitted its sends has returned and their CQEs, if any, are handled.
+//
+// One send per connection is in the kernel at a time: while one is, the
+// connection's output queues behind it (Conn.sending), so that a short
+// send's tail is never overtaken.
+
+// epoch is one turn's sends and the memory they point into.
+type epoch struct {
+	seq    uint32
+	done   bool      // the enter that submitted its sends returned
+	recs   []sendRec // the sends, in order
+	out    [][]byte  // the sends' buffers, recs' ranges of it
+	held   []Buf     // freed when the epoch ends (Conn.FreeAfterFlush)
+	keep   [][]byte  // heap memory the sends point into (task data): kept alive
+	bids   []uint16  // provided buffers the kernel is done with
+	chunks []Buf     // copies
+	used   int       // bytes used in the last chunk
+	iovs   []unix.Iovec
+	msgs   []unix.Msghdr
+}
+
+// sendRec is one connection's send of the turn.
+type sendRec struct {
+	c     *Conn
+	gen   uint32
+	first int // in epoch.out
+	n     int
+	bytes int
+}
+
+// copyChunk is the size of the chunks copies go into.
+const copyChunk = 64 << 10
+
+func (u *uringEngine) newEpoch() *epoch {
+	var e *epoch
+	if n := len(u.spare); n > 0 {
+		e, u.spare = u.spare[n-1], u.spare[:n-1]
+	} else {
+		e = &epoch{}
+	}
+	u.seq++
+	e.seq = u.seq & 0xffffff
+	return e
+}
+
+// send records c's gathered buffers for the next submission and takes
+// them all; the kernel's answer comes with the enter (flushSends,
+// sendDone). A second flush of c in the same turn adds to the same send.
+func (u *uringEngine) send(c *Conn, bufs [][]byte) (int, error) {
+	switch {
+	case c.p.rec == 0 && c.p.state&uringSending != 0:
+		return 0, nil // c's send is in the kernel: flush queues behind it
+	case !u.started:
+		return c.writev(bufs)
+	}
+	l := c.loop
+	e := u.building
+	var r *sendRec
+	if c.p.rec != 0 {
+		r = &e.recs[c.p.rec-1]
+		if r.n+len(bufs) > maxIov {
+			return 0, nil // no room in one sendmsg: queue behind it
+		}
+		if end := r.first + r.n; end != len(e.out) {
+			// Not the last record: move its buffers to the end, so that
+			// its iovecs stay one range.
+			e.out = append(e.out, e.out[r.first:end]...)
+			r.first = len(e.out) - r.n
+		}
+	}
+	// The buffers freed after this flush may back bufs: the epoch keeps
+	// them until the sends are done.
+	e.held = append(e.held, l.deferred...)
+	clear(l.deferred)
+	l.deferred = l.deferred[:0]
+	first, total := len(e.out), 0
+	for _, b := range bufs {
+		total += len(b)
+		if !u.stable(e, b) {
+			cp, ok := u.copyOut(l, e, b)
+			if !ok {
+				e.out = e.out[:first]
+				if r != nil {
+					return 0, nil // no memory for the copy: queue behind the send
+				}
+				// Send what was gathered now, synchronously, while the
+				// handler's bytes are valid.
+				return c.writev(bufs)
+			}
+			b = cp
+		}
+		e.out = append(e.out, b)
+	}
+	if r != nil {
+		r.n += len(bufs)
+		r.bytes += total
+		return total, nil
+	}
+	e.recs = append(e.recs, sendRec{c: c, gen: c.gen, first: first, n: len(bufs), bytes: total})
+	c.p.rec = uint32(len(e.recs))
+	c.p.state |= uringSending
+	c.p.ops++
+	return total, nil
+}
+
+// stable reports whether b lies in memory that stays put until e's sends
+// are answered.
+func (u *uringEngine) stable(e *epoch, b []byte) bool {
+	if within(b, u.cur) {
+		return true
+	}
+	if t := u.loop.task; t != nil && within(b, t) {
+		e.keep = append(e.keep, t)
+		return true
+	}
+	for i := range e.held {
+		if within(b, e.held[i].b[:cap(e.held[i].b)]) {
+			return true
+		}
+	}
+	return false
+}
+
+// within reports whether b lies inside mem.
+func within(b, mem []byte) bool {
+	if len(mem) == 0 {
+		return false
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return p >= lo && p+uintptr(len(b)) <= lo+uintptr(len(mem))
+}
+
+// copyOut copies b into e's chunks.
+func (u *uringEngine) copyOut(l *Loop, e *epoch, b []byte) ([]byte, bool) {
+	n := len(b)
+	if k := len(e.chunks); k == 0 || e.used+n > cap(e.chunks[k-1].b) {
+		var ch Buf
+		if !ch.Grow(l, max(n, copyChunk)) {
+			return nil, false
+		}
+		e.chunks = append(e.chunks, ch)
+		e.used = 0
+	}
+	ch := &e.chunks[len(e.chunks)-1]
+	dst := ch.b[e.used : e.used+n : e.used+n]
+	copy(dst, b) // copy: the send outlives the memory it was given
+	e.used += n
+	count(&l.stats.CopiedSend, uint64(n))
+	return dst, true
+}
+
+// flushSends prepares an SQE for each send of the turn and puts the epoch
+// in flight (the enter that follows submits them).
+func (u *uringEngine) flushSends(l *Loop) {
+	e := u.building
+	u.flying = append(u.flying, e)
+	u.building = u.newEpoch()
+	if len(e.iovs) < len(e.out) {
+		e.iovs = make([]unix.Iovec, len(e.out)+len(e.out)/2)
+	}
+	for i := range e.recs {
+		r := &e.recs[i]
+		c := r.c
+		if c.gen == r.gen {
+			c.p.rec = 0
+		}
+		if c.gen != r.gen || c.flags&fClosed != 0 {
+			// Closed since the flush: its close is already in the SQ.
+			r.c = nil
+			c.p.state &^= uringSending
+			u.opDone(c)
+			continue
+		}
+		s := u.sqe()
+		if s == nil {
+			u.sendNow(l, e, r) // the kernel takes no SQE: write it out now
+			continue
+		}
+		ud := udSend<<56 | uint64(e.seq)<<32 | uint64(i)
+		const flags = unix.MSG_WAITALL | unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
+		if r.n == 1 {
+			s.PrepSend(c.fd, e.out[r.first], flags, ud)
+		} else {
+			s.PrepSendmsg(c.fd, u.msghdr(e, i), flags, ud)
+		}
+		if c.out.Len() == c.outHead && c.flags&(fClosing|fPeerEOF) == 0 {
+			// Nothing waits for this send's answer: skip its CQE if
+			// it goes out whole.
+			s.Flags |= uring.SQECQESkip
+		}
+	}
+}
+
+// msghdr fills the iovecs of record i. The kernel copies the msghdr and
+// the iovecs when it takes the SQE (IORING_FEAT_SUBMIT_STABLE), during the
+// io_uring_enter that submits it; the epoch holds them until it ends.
+func (u *uringEngine) msghdr(e *epoch, i int) *unix.Msghdr {
+	if len(e.msgs) < len(e.recs) {
+		e.msgs = make([]unix.Msghdr, len(e.recs)+len(e.recs)/2)
+	}
+	r := &e.recs[i]
+	iov := e.iovs[r.first : r.first+r.n]
+	for k, b := range e.out[r.first : r.first+r.n] {
+		iov[k].Base = &b[0]
+		iov[k].SetLen(len(b))
+	}
+	m := &e.msgs[i]
+	*m = unix.Msghdr{Iov: &iov[0]}
+	m.SetIovlen(len(iov))
+	return m
+}
+
+// sendNow writes record r synchronously (the SQ is stuck), as the epoll
+// engine would, and queues what the socket did not take.
+func (u *uringEngine) sendNow(l *Loop, e *epoch, r *sendRec) {
+	c := r.c
+	n, err := c.writev(e.out[r.first : r.first+r.n])
+	r.c = nil
+	c.p.state &^= uringSending
+	u.opDone(c)
+	if err != nil {
+		c.closeNow(err)
+		return
+	}
+	u.sent(c, e.out[r.first:r.first+r.n], n, r.bytes)
+}
+
+// sendCQEs handles the sends' CQEs among the ready ones before anything
+// else, so that the epochs can end (releaseEpochs) before the batch's
+// handlers write again to the same connections; the handled CQEs are
+// blanked for complete.
+func (u *uringEngine) sendCQEs(l *Loop) {
+	for i := range u.ring.Ready() {
+		cqe := u.ring.CQE(i)
+		if cqe.UserData>>56 == udSend {
+			u.sendDone(l, uint32(cqe.UserData>>32)&0xffffff, uint32(cqe.UserData), cqe.Res)
+			cqe.UserData = 0
+		}
+	}
+}
+
+// sendDone handles the CQE of record idx of epoch seq: a send the socket
+// did not take whole, or failed, or one whose connection waits for it.
+func (u *uringEngine) sendDone(l *Loop, seq, idx uint32, res int32) {
+	var e *epoch
+	for _, f := range u.flying {
+		if f.seq == seq {
+			e = f
+			break
+		}
+	}
+	if e == nil || int(idx) >= len(e.recs) || e.recs[idx].c == nil {
+		l.log.Error("reactor: io_uring completion for an unknown send", "loop", l.idx, "epoch", seq, "send", idx)
+		return
+	}
+	r := &e.recs[idx]
+	c := r.c
+	r.c = nil
+	c.p.state &^= uringSending
+	defer u.opDone(c)
+	if c.gen != r.gen || c.flags&fClosed != 0 {
+		return
+	}
+	n := int(res)
+	switch {
+	case res == -int32(unix.EAGAIN):
+		n = 0
+	case res < 0:
+		c.closeNow(os.NewSyscallError("send", unix.Errno(-res)))
+		return
+	}
+	u.sent(c, e.out[r.first:r.first+r.n], n, r.bytes)
+}
+
+// sent settles a send of bufs (total bytes) of which the kernel took n:
+// the rest goes in front of c's write queue (copy, counted), and the queue
+// drains with a send that waits for room.
+func (u *uringEngine) sent(c *Conn, bufs [][]byte, n, total int) {
+	l := c.loop
+	if n < total {
+		// flush counted every byte as written: take back the unsent ones.
+		count(&l.stats.BytesOut, ^uint64(total-n-1))
+		if !u.requeue(c, bufs, n) {
+			return
+		}
+	}
+	if c.out.Len() > c.outHead {
+		u.startOutput(c)
+		return
+	}
+	c.outputDone()
+}
+
+// requeue puts the unsent tail of bufs (past n bytes) in front of what c
+// queued meanwhile.
+func (u *uringEngine) requeue(c *Conn, bufs [][]byte, n int) bool {
+	l := c.loop
+	var q Buf
+	for _, b := range bufs {
+		if n >= len(b) {
+			n -= len(b)
+			continue
+		}
+		if !q.Append(l, b[n:]) { // copy: the socket would block
+			q.Free(l)
+			c.closeNow(ErrNoMemory)
+			return false
+		}
+		count(&l.stats.CopiedOut, uint64(len(b)-n))
+		n = 0
+	}
+	if rest := c.out.Bytes()[c.outHead:]; len(rest) > 0 {
+		if !q.Append(l, rest) { // copy: keep the order
+			q.Free(l)
+			c.closeNow(ErrNoMemory)
+			return false
+		}
+	}
+	c.out.Free(l)
+	c.out, c.outHead = q, 0
+	return true
+}
+
+// startOutput drains c's write queue with a send that waits for room,
+// unless a send of c is in flight (its completion starts the drain).
+func (u *uringEngine) startOutput(c *Conn) {
+	if c.p.drain != nil || c.p.state&uringSending != 0 || c.out.Len() <= c.outHead {
+		return
+	}
+	d := u.newDrain()
+	d.take(c)
+	c.p.drain = d
+	u.postDrain(c)
+}
+
+func (u *uringEngine) postDrain(c *Conn) {
+	d := c.p.drain
+	s := u.sqe()
+	if s == nil {
+		u.later(c)
+		return
+	}
+	s.PrepSend(c.fd, d.b[:min(len(d.b), 1<<30)], unix.MSG_NOSIGNAL, uringOp(udDrain, c))
+	c.p.ops++
+}
+
+// drainDone handles a drain's completion: more to send, the queue done, or
+// the connection gone.
+func (u *uringEngine) drainDone(l *Loop, c *Conn, res int32) {
+	if c == nil {
+		return
+	}
+	defer u.opDone(c)
+	d := c.p.drain
+	if c.flags&fClosed != 0 || res < 0 && res != -int32(unix.EAGAIN) {
+		c.p.drain = nil
+		d.free(l)
+		u.drains = append(u.drains, d)
+		if c.flags&fClosed == 0 {
+			c.closeNow(os.NewSyscallError("send", unix.Errno(-res)))
+		}
+		return
+	}
+	if d.sent(c, max(int(res), 0)) {
+		u.postDrain(c)
+		return
+	}
+	c.p.drain = nil
+	d.free(l)
+	u.drains = append(u.drains, d)
+	if c.out.Len() > c.outHead {
+		u.startOutput(c)
+		return
+	}
+	c.outputDone()
+}
+
+func (u *uringEngine) newDrain() *sendQueue {
+	if n := len(u.drains); n > 0 {
+		d := u.drains[n-1]
+		u.drains = u.drains[:n-1]
+		return d
+	}
+	return &sendQueue{}
+}
+
+// releaseEpochs ends the epochs, oldest first, whose sends the kernel has
+// finished and whose CQEs are handled (sendCQEs): the sends that posted nothing went
+// out whole, their connections go on (a queued tail drains, a close goes
+// on), the epoch's memory goes back, and the provided buffers the kernel
+// is done with go back into the ring.
+func (u *uringEngine) releaseEpochs(l *Loop) {
+	k := 0
+	for ; k < len(u.flying); k++ {
+		e := u.flying[k]
+		if len(e.recs) > 0 && (!e.done || u.ring.Overflowing()) {
+			break
+		}
+		for i := range e.recs {
+			if r := &e.recs[i]; r.c != nil {
+				c := r.c
+				r.c = nil
+				c.p.state &^= uringSending
+				u.opDone(c)
+				if c.gen == r.gen && c.flags&fClosed == 0 {
+					u.sent(c, nil, 0, 0)
+				}
+			}
+		}
+		u.endEpoch(l, e)
+	}
+	if k > 0 {
+		n := copy(u.flying, u.flying[k:])
+		clear(u.flying[n:])
+		u.flying = u.flying[:n]
+		u.br.Publish()
+	}
+}
+
+// endEpoch frees e's memory and keeps e for reuse.
+func (u *uringEngine) endEpoch(l *Loop, e *epoch) {
+	for _, bid := range e.bids {
+		u.recycle(l, bid)
+	}
+	for i := range e.held {
+		e.held[i].Free(l)
+	}
+	for i := range e.chunks {
+		e.chunks[i].Free(l)
+	}
+	clear(e.recs)
+	clear(e.out)
+	clear(e.keep)
+	clear(e.held)
+	clear(e.chunks)
+	clear(e.iovs)
+	e.recs, e.out, e.keep, e.held, e.chunks, e.bids, e.used, e.done = e.recs[:0], e.out[:0], e.keep[:0], e.held[:0], e.chunks[:0], e.bids[:0], 0, false
+	u.spare = append(u.spare, e)
+}

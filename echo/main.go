@@ -44,6 +44,7 @@ func main() {
 type options struct {
 	cfg       ws.Config
 	numa      string
+	engine    string
 	maxMsg    int64
 	origins   string
 	hugepages bool
@@ -64,6 +65,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.IntVar(&c.ReactorRing, "ring", c.ReactorRing, "capacity of each loop's inbox ring")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "event loops (0 = one per CPU of the chosen NUMA node(s))")
 	fs.StringVar(&o.numa, "numa", o.numa, `NUMA node for loops and memory: "auto" (or -1) or a node number`)
+	fs.StringVar(&o.engine, "engine", "auto", "I/O engine of the loops: auto (io_uring where the kernel has what it needs, else epoll; HIOLOAD_ENGINE overrides it), epoll or uring")
 	fs.Int64Var(&o.maxMsg, "max-message", c.MaxMessageSize, "largest message accepted, in bytes (larger: close 1009)")
 	fs.IntVar(&c.MaxWriteQueue, "max-write-queue", c.MaxWriteQueue, "bytes queued for a client that is not reading before it gets close 1008")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "most open connections; past it clients get close 1013 (0 = the open-file limit less 64)")
@@ -90,6 +92,11 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	}
 	if !sel.Auto {
 		c.NUMANode = sel.Node
+	}
+	switch c.IOEngine = ws.IOEngine(o.engine); c.IOEngine {
+	case ws.IOAuto, ws.IOEpoll, ws.IOURing:
+	default:
+		return nil, fmt.Errorf("-engine %q: want auto, epoll or uring", o.engine)
 	}
 	c.MaxFrameSize, c.MaxMessageSize = o.maxMsg, o.maxMsg
 	if o.origins != "" {
@@ -253,6 +260,15 @@ func report(o *options) error {
 	if err != nil {
 		return err
 	}
+	io, why, err := ws.ChooseIOEngine(o.cfg.IOEngine)
+	if err != nil {
+		return err
+	}
+	note := "io engine: " + string(io)
+	if why != "" {
+		note += " (io_uring not used: " + why + ")"
+	}
+	topo.Notes = append(topo.Notes, note)
 	if o.json {
 		return topology.WriteJSON(os.Stdout, topo, plan)
 	}

@@ -11,6 +11,24 @@ import (
 	"github.com/hioload-ws/hioload-ws/topology"
 )
 
+// IOEngine names the kernel interface the event loops use
+// (Config.IOEngine; LoopStats.IOEngine says which one runs).
+type IOEngine = reactor.IOEngine
+
+// The engines Config.IOEngine may name.
+const (
+	IOAuto  = reactor.IOAuto
+	IOEpoll = reactor.IOEpoll
+	IOURing = reactor.IOURing
+)
+
+// ChooseIOEngine says which engine NewServer would run for want on this
+// machine, and why io_uring was not taken when it was not (the line
+// NewServer logs then). It probes the kernel.
+func ChooseIOEngine(want IOEngine) (got IOEngine, why string, err error) {
+	return reactor.ChooseIOEngine(want)
+}
+
 // Config is the server's configuration. Start from DefaultConfig.
 type Config struct {
 	ListenAddr  string // TCP address, e.g. ":9001"; ":0" or "127.0.0.1:0" picks a port
@@ -19,7 +37,13 @@ type Config struct {
 	Workers     int    // event loops; 0 = one per allowed CPU of the chosen node(s)
 	NUMANode    int    // -1 = auto, else the node whose CPUs and memory to use
 
-	ReadBufferSize   int           // bytes per loop read buffer
+	ReadBufferSize int // bytes per loop read buffer
+	// IOEngine is the kernel interface the loops use: IOAuto ("" too)
+	// takes io_uring where the kernel has what the engine needs and epoll
+	// otherwise (the environment variable HIOLOAD_ENGINE=epoll|uring
+	// overrides auto); IOEpoll or IOURing forces one (NewServer fails if
+	// the kernel lacks io_uring). Windows uses IOCP.
+	IOEngine         IOEngine
 	MaxFrameSize     int64         // larger frames are refused with 1009 before their payload is read
 	MaxMessageSize   int64         // larger messages (all fragments) are refused with 1009
 	MaxHandshakeSize int           // larger upgrade requests get HTTP 431
@@ -150,6 +174,8 @@ func (c *Config) Validate() error {
 		return err
 	}
 	switch {
+	case c.IOEngine != "" && c.IOEngine != IOAuto && c.IOEngine != IOEpoll && c.IOEngine != IOURing:
+		return fmt.Errorf("ws: io engine %q: want auto, epoll or uring", c.IOEngine)
 	case c.ReactorRing < 2:
 		return fmt.Errorf("ws: ring capacity %d: want at least 2", c.ReactorRing)
 	case c.Workers < 0:

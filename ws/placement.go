@@ -46,6 +46,10 @@ func (s *Server) newPools(specs []reactor.LoopSpec) {
 		s.log.Info("ws: buffer pools off: loops use the Go heap")
 		return
 	}
+	perNode := map[int]int{}
+	for i := range specs {
+		perNode[specs[i].Node]++
+	}
 	byNode := map[int]*hugepage.Pool{}
 	for i := range specs {
 		node := specs[i].Node
@@ -54,7 +58,7 @@ func (s *Server) newPools(specs []reactor.LoopSpec) {
 			var err error
 			p, err = hugepage.New(hugepage.Config{
 				Node:      node,
-				Classes:   s.cfg.PoolClasses,
+				Classes:   s.poolClasses(perNode[node]),
 				NoHugetlb: s.cfg.NoHugepages,
 				NoTHP:     s.cfg.NoHugepages,
 			})
@@ -71,6 +75,28 @@ func (s *Server) newPools(specs []reactor.LoopSpec) {
 		}
 		specs[i].Pool = p
 	}
+}
+
+// poolClasses are the classes of a node's pool for its loops: the
+// configured ones, or hugepage's defaults with room for what each loop of
+// the engine keeps for itself (reactor.LoopBuffers: the io_uring engine's
+// receive buffers).
+func (s *Server) poolClasses(loops int) []hugepage.Class {
+	if s.cfg.PoolClasses != nil {
+		return s.cfg.PoolClasses
+	}
+	cs := hugepage.DefaultClasses()
+	need := reactor.LoopBuffers(s.io)
+	if need.Count == 0 {
+		return cs
+	}
+	for i := range cs {
+		if cs[i].Size == need.Size {
+			cs[i].Count += loops * need.Count
+			return cs
+		}
+	}
+	return cs // no class of that size: the engine maps its own
 }
 
 // closePools unmaps the pools once every buffer is back. Buffers a handler

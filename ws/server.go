@@ -31,6 +31,7 @@ type Server struct {
 	limits   atomic.Pointer[Limits] // read by the loops per read; swapped by Control.Reload
 	log      *slog.Logger
 	engine   *reactor.Engine
+	io       IOEngine     // the engine the loops run
 	upgrader gws.Upgrader // template; each handshake copies it with the current size limit
 	loops    []loopState
 	mws      []Middleware
@@ -79,6 +80,14 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	io, why, err := reactor.ChooseIOEngine(cfg.IOEngine)
+	if err != nil {
+		return nil, err
+	}
+	if why != "" {
+		s.log.Info("ws: io_uring not used", "io_engine", io, "why", why)
+	}
+	s.io = io
 	s.newPools(specs)
 	s.loops = make([]loopState, len(specs))
 	for i := range s.loops {
@@ -92,6 +101,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 		ReadBufferSize: cfg.ReadBufferSize,
 		LingerTimeout:  cfg.LingerTimeout,
 		MaxHeapBytes:   cfg.MaxHeapBytes,
+		IOEngine:       io,
 		Logger:         s.log,
 	}, (*engineHandler)(s))
 	if err != nil {
@@ -121,6 +131,9 @@ func (s *Server) reload(l Limits) {
 // called before Run.
 func (s *Server) UseMiddleware(mw ...Middleware) { s.mws = append(s.mws, mw...) }
 
+// IOEngine is the engine the event loops run (never IOAuto).
+func (s *Server) IOEngine() IOEngine { return s.io }
+
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.engine.Addr() }
 
@@ -143,7 +156,7 @@ func (s *Server) Run(h Handler) error {
 		sp := l.Spec()
 		s.log.Info("ws: loop", "loop", l.Index(), "cpu", sp.CPU, "node", sp.Node)
 	}
-	s.log.Info("ws: listening", "addr", s.Addr().String(), "loops", len(s.loops))
+	s.log.Info("ws: listening", "addr", s.Addr().String(), "loops", len(s.loops), "io_engine", s.io)
 	s.engine.Start()
 	s.engine.Wait()
 	<-s.runDone

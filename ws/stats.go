@@ -53,8 +53,9 @@ type LoopCounters struct {
 // LoopStats are one loop's placement, inbox and counters.
 type LoopStats struct {
 	Loop     int
-	CPU      int // -1: not pinned
-	Node     int // -1: unknown
+	CPU      int      // -1: not pinned
+	Node     int      // -1: unknown
+	IOEngine IOEngine // the kernel interface the loop uses (a metrics label)
 	InboxLen int      `metric:"loop_inbox_length" help:"Tasks waiting in the loop's inbox."`
 	LoopCounters
 }
@@ -112,7 +113,7 @@ func (s *Server) Stats() Stats {
 		rs := l.Stats()
 		st.Accepted += rs.Accepted
 		st.Loops = append(st.Loops, LoopStats{
-			Loop: rs.Loop, CPU: rs.CPU, Node: rs.Node, InboxLen: rs.InboxLen,
+			Loop: rs.Loop, CPU: rs.CPU, Node: rs.Node, IOEngine: rs.IOEngine, InboxLen: rs.InboxLen,
 			LoopCounters: LoopCounters(rs.Counters),
 		})
 	}

@@ -78,7 +78,7 @@ func NewCollector(s *ws.Server) prometheus.Collector {
 	return &collector{
 		s:                s,
 		server:           fieldsOf(reflect.TypeFor[ws.Stats]()),
-		loop:             fieldsOf(reflect.TypeFor[ws.LoopStats](), "loop", "cpu", "node"),
+		loop:             fieldsOf(reflect.TypeFor[ws.LoopStats](), "loop", "cpu", "node", "io_engine"),
 		limits:           fieldsOf(reflect.TypeFor[ws.Limits]()),
 		closes:           d("closes_sent_total", "Close frames the server initiated, by status code (0: codes outside 1000-1015).", "code"),
 		handlerProcessed: d("handler_processed_total", "Messages handled by the handler (HandlerMetrics middleware)."),
@@ -113,7 +113,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.closes, prometheus.CounterValue, float64(n), strconv.Itoa(int(code)))
 	}
 	for _, l := range st.Loops {
-		send(ch, c.loop, reflect.ValueOf(l), strconv.Itoa(l.Loop), strconv.Itoa(l.CPU), strconv.Itoa(l.Node))
+		send(ch, c.loop, reflect.ValueOf(l), strconv.Itoa(l.Loop), strconv.Itoa(l.CPU), strconv.Itoa(l.Node), string(l.IOEngine))
 	}
 	send(ch, c.limits, reflect.ValueOf(c.s.GetControl().Limits()))
 	c.collectHandler(ch)

@@ -186,11 +186,13 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.Zero(t, v("hioload_over_cap_total"))
 	require.Zero(t, v("hioload_timeouts_total"))
 
-	// Per loop: both loops present with their placement labels; their
-	// counters add up to the totals.
+	// Per loop: both loops present with their placement and engine labels;
+	// their counters add up to the totals.
 	var loopConns, readBytes, wakeups float64
 	for _, l := range srv.Stats().Loops {
-		labels := []string{"loop", strconv.Itoa(l.Loop), "cpu", strconv.Itoa(l.CPU), "node", strconv.Itoa(l.Node)}
+		require.Equal(t, srv.IOEngine(), l.IOEngine)
+		require.NotEqual(t, ws.IOAuto, l.IOEngine)
+		labels := []string{"loop", strconv.Itoa(l.Loop), "cpu", strconv.Itoa(l.CPU), "node", strconv.Itoa(l.Node), "io_engine", string(l.IOEngine)}
 		loopConns += v("hioload_loop_connections", labels...)
 		readBytes += v("hioload_loop_read_bytes_total", labels...)
 		wakeups += v("hioload_loop_wakeups_total", labels...)

@@ -7,9 +7,10 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 )
 
 // TestUnboundUnderSeccomp runs a child process that refuses mbind,
@@ -51,23 +52,8 @@ func TestUnboundUnderSeccomp(t *testing.T) {
 // seccompChild installs the filter on every thread, builds a pool and prints
 // its arena; the parent judges the output.
 func seccompChild() {
-	deny := []uintptr{unix.SYS_MBIND, unix.SYS_GET_MEMPOLICY, unix.SYS_SET_MEMPOLICY, unix.SYS_MOVE_PAGES}
-	prog := []unix.SockFilter{{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}} // seccomp_data.nr
-	for i, nr := range deny {
-		prog = append(prog, unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K,
-			K: uint32(nr), Jt: uint8(len(deny) - i), Jf: 0})
-	}
-	prog = append(prog,
-		unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
-		unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)})
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		fmt.Println("SKIP-SECCOMP: no_new_privs:", err)
-		return
-	}
-	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
-		unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog))); e != 0 {
-		fmt.Println("SKIP-SECCOMP: seccomp:", e)
+	if err := testenv.DenySyscalls(unix.SYS_MBIND, unix.SYS_GET_MEMPOLICY, unix.SYS_SET_MEMPOLICY, unix.SYS_MOVE_PAGES); err != nil {
+		fmt.Println("SKIP-SECCOMP:", err)
 		return
 	}
 	p, err := New(Config{Node: 0, Classes: smallClasses})

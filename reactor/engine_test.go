@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hioload-ws/hioload-ws/hugepage"
 )
 
 // The reactor's own tests, on every platform that has a poller: Linux
@@ -357,14 +359,24 @@ func TestRemoteAddr(t *testing.T) {
 // of the engine is left.
 func TestShutdownReleasesEverything(t *testing.T) {
 	handles0 := openHandles(t)
+	maps0 := kernelMappings(t)
 	g0 := runtime.NumGoroutine()
 	h := newEchoHandler()
-	cfg := Config{Addr: "127.0.0.1:0", Loops: []LoopSpec{{CPU: -1, Node: -1}, {CPU: -1, Node: -1}}, LingerTimeout: time.Second}
+	ring := LoopBuffers(IOURing)
+	pool, err := hugepage.New(hugepage.Config{Node: -1, NoHugetlb: true, NoTHP: true,
+		Classes: []hugepage.Class{{Size: 4096, Count: 64}, {Size: ring.Size, Count: 2 * ring.Count}, {Size: 128 << 10, Count: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	spec := LoopSpec{CPU: -1, Node: -1, Pool: pool}
+	cfg := Config{Addr: "127.0.0.1:0", Loops: []LoopSpec{spec, spec}, LingerTimeout: time.Second}
 	e, err := New(cfg, h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Start()
+	t.Logf("rings mapped while running: %d", kernelMappings(t)-maps0)
 	const n = 10
 	cs := make([]net.Conn, n)
 	for i := range cs {
@@ -423,6 +435,12 @@ func TestShutdownReleasesEverything(t *testing.T) {
 	}
 	if got := settle(g0, runtime.NumGoroutine); got > g0 {
 		t.Errorf("goroutines: %d before, %d after Shutdown", g0, got)
+	}
+	if n := pool.InUse(); n != 0 {
+		t.Errorf("%d pool buffers still out after Shutdown (engine %s)", n, e.IOEngine())
+	}
+	if got := kernelMappings(t); got > maps0 {
+		t.Errorf("kernel rings mapped: %d before, %d after Shutdown", maps0, got)
 	}
 }
 

@@ -1,4 +1,6 @@
 // Package testenv tells tests about the environment they run in, where the
 // answer changes what a test may check: the race detector (allocation counts
-// are not reliable under it) and wine (which lacks some Windows calls).
+// are not reliable under it) and wine (which lacks some Windows calls); and
+// it makes the environment a test needs: a seccomp filter that refuses
+// system calls as a container's would (DenySyscalls, Linux).
 package testenv

@@ -163,6 +163,7 @@ func newServer(o *options, level *slog.LevelVar) (*ws.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	sizeProcs(len(srv.Stats().Loops), log)
 	ctrl := srv.GetControl()
 	srv.UseMiddleware(ws.HandlerMetrics(ctrl))
 	if o.config != "" { // reloadable settings from the file override the flags
@@ -173,6 +174,22 @@ func newServer(o *options, level *slog.LevelVar) (*ws.Server, error) {
 	ctrl.RegisterDebugProbe("active_connections", func() any { return srv.Stats().Connections })
 	ctrl.RegisterDebugProbe("messages_processed", func() any { return ctrl.HandlerStats().Processed })
 	return srv, nil
+}
+
+// sizeProcs gives the Go runtime one P more than there are loops, unless
+// GOMAXPROCS is set: each loop then keeps its P while it waits in the
+// kernel (reactor.WaitRaw, which a loop uses when a P is left over), so a
+// wakeup costs no scheduler hand-off, and the spare P runs everything
+// else (signals, the stats ticker, metrics, the garbage collector's
+// background work).
+func sizeProcs(loops int, log *slog.Logger) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	if n := runtime.GOMAXPROCS(0); n <= loops {
+		runtime.GOMAXPROCS(loops + 1)
+		log.Debug("GOMAXPROCS raised so that each loop keeps its P while it waits", "from", n, "to", loops+1)
+	}
 }
 
 // printStats prints the stats line every interval (0: never).

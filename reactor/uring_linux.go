@@ -112,7 +112,6 @@ const (
 )
 
 func (u *uringEngine) open(l *Loop) error {
-	u.loop, u.curBI = l, -1
 	r, err := uring.New(uringSQ, &uring.Params{
 		Flags: uring.SetupRDisabled | uring.SetupSingleIssuer | uring.SetupDeferTaskrun |
 			uring.SetupNoSQArray | uring.SetupSubmitAll | uring.SetupCQSize | uring.SetupClamp,
@@ -121,7 +120,12 @@ func (u *uringEngine) open(l *Loop) error {
 	if err != nil {
 		return fmt.Errorf("reactor: io_uring: %w", err)
 	}
-	u.ring = r
+	return u.openRing(l, r)
+}
+
+// openRing takes r (a real ring, or a fake one in tests) as the loop's.
+func (u *uringEngine) openRing(l *Loop, r *uring.Ring) (err error) {
+	u.loop, u.curBI, u.ring = l, -1, r
 	if u.br, err = r.RegisterBufRing(uringBufs, 0, uring.PbufRingInc); err != nil {
 		return fmt.Errorf("reactor: io_uring: %w", err)
 	}
@@ -177,9 +181,7 @@ func (u *uringEngine) poll(l *Loop, timeout time.Duration) (int, error) {
 			return 0, fmt.Errorf("reactor: io_uring start: %w", err)
 		}
 	}
-	u.runRetries(l)
-	u.flushSends(l)
-	u.releaseEpochs(l) // the turn's epoch, if it sent nothing
+	u.prepare(l)
 	wait := uint32(1)
 	if u.ring.Ready() > 0 {
 		wait, timeout = 0, 0
@@ -193,6 +195,20 @@ func (u *uringEngine) poll(l *Loop, timeout time.Duration) (int, error) {
 	if err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.EAGAIN) {
 		return 0, err // EBUSY, EAGAIN: the CQ is full or the kernel short of memory; reap and retry
 	}
+	return u.reap(l), nil
+}
+
+// prepare readies the SQ for the turn's enter: retries, the turn's sends,
+// and the end of an epoch that sent nothing.
+func (u *uringEngine) prepare(l *Loop) {
+	u.runRetries(l)
+	u.flushSends(l)
+	u.releaseEpochs(l)
+}
+
+// reap handles what the enter left in the CQ, the sends' CQEs first, and
+// returns how many completions it handled.
+func (u *uringEngine) reap(l *Loop) int {
 	u.submitted()
 	u.sendCQEs(l)
 	u.releaseEpochs(l)
@@ -203,7 +219,7 @@ func (u *uringEngine) poll(l *Loop, timeout time.Duration) (int, error) {
 	}
 	u.ring.Advance(n)
 	u.afterBatch(l)
-	return n, nil
+	return n
 }
 
 // submitted marks the epochs in flight as sent once the kernel has taken

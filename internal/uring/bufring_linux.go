@@ -32,6 +32,7 @@ type BufRing struct {
 	tail  uint16 // our tail; Publish shows it to the kernel
 	bufs  []ringBuf
 	mem   []byte
+	fake  *fakeBufs // on a fake ring
 }
 
 // ringBuf is struct io_uring_buf. The ring's tail overlays the resv field
@@ -49,6 +50,9 @@ type ringBuf struct {
 func (r *Ring) RegisterBufRing(entries int, group uint16, flags uint16) (*BufRing, error) {
 	if entries < 1 || entries > maxEntries || entries&(entries-1) != 0 {
 		return nil, fmt.Errorf("uring: buffer ring of %d entries: want a power of two up to %d", entries, maxEntries)
+	}
+	if r.fake != nil {
+		return r.newFakeBufRing(entries, group, flags), nil
 	}
 	size := (entries*int(unsafe.Sizeof(ringBuf{})) + os.Getpagesize() - 1) &^ (os.Getpagesize() - 1)
 	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
@@ -79,6 +83,9 @@ func (b *BufRing) Add(buf []byte, bid uint16) {
 	e.addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(buf))))
 	e.len = uint32(len(buf))
 	e.bid = bid
+	if b.fake != nil {
+		b.fake.data[b.tail&b.mask] = buf
+	}
 	b.tail++
 }
 
@@ -96,6 +103,10 @@ func (b *BufRing) Publish() {
 // Unregister removes the group from the ring and unmaps the ring. Call it
 // when no operation can select a buffer any more.
 func (b *BufRing) Unregister() error {
+	if b.fake != nil {
+		b.bufs = nil
+		return nil
+	}
 	reg := bufReg{bgid: b.group}
 	_, err := b.r.register(unregisterPbufRing, unsafe.Pointer(&reg), 1)
 	unix.Munmap(b.mem)

@@ -44,6 +44,8 @@ type Ring struct {
 	// memory does not move) rather than on a stack that may.
 	ts  unix.Timespec
 	arg getEventsArg
+
+	fake *fakeKernel // NewFake: no kernel behind the ring
 }
 
 var (
@@ -120,6 +122,10 @@ func (r *Ring) mmap(p *Params) error {
 // cancels what is still in flight (asynchronously: memory an operation
 // may still write must outlive the operation, not the Ring).
 func (r *Ring) Close() error {
+	if r.fake != nil {
+		r.sqes, r.cqes = nil, nil
+		return nil
+	}
 	if r.sqeMem != nil {
 		unix.Munmap(r.sqeMem)
 		r.sqeMem = nil
@@ -235,6 +241,9 @@ func (r *Ring) SubmitAndWait(wait uint32, timeout time.Duration, how Wait) (int,
 // a wait without error; EAGAIN and EBUSY (the kernel is short of memory or
 // the CQ is overflowing) are returned for the caller to reap and retry.
 func (r *Ring) enter(submit, wait, flags uint32, arg unsafe.Pointer, argSize uintptr, how Wait) (int, error) {
+	if r.fake != nil {
+		return r.fake.enter(), nil
+	}
 	var n uintptr
 	var e unix.Errno
 	if how == RawWait || flags&enterGetEvents == 0 || wait == 0 {

@@ -1,0 +1,461 @@
+package reactor
+
+import (
+	"bytes"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hioload-ws/hioload-ws/hugepage"
+	"github.com/hioload-ws/hioload-ws/internal/ring"
+	"github.com/hioload-ws/hioload-ws/internal/uring"
+)
+
+// FuzzURingCompletions drives the io_uring engine's completion handling
+// with a fake ring (uring.NewFake): the test plays the kernel, and the
+// fuzzer decides what the kernel does. Peers send bytes that arrive in
+// pieces of any size into the provided buffers, run the ring dry
+// (ENOBUFS), hang up or fail; sends go out whole, short or not at all
+// (EAGAIN) or fail; drains complete whole or in part, or stay pending;
+// the application writes from its own memory, closes gracefully or aborts
+// connections whose sends are in flight. Whatever happens:
+//
+//   - each connection's handler sees the peer's bytes in order, none lost
+//     or repeated while the connection is open;
+//   - what the kernel sent is a prefix of what the handler wrote, in order;
+//   - no SQE names a connection's descriptor after its close;
+//   - at the end every slot is retired, every epoch ended and every pool
+//     buffer back.
+func FuzzURingCompletions(f *testing.F) {
+	for _, seed := range [][]byte{
+		{0, 1, 40, 4, 0, 4, 0},                        // open, data, turns
+		{0, 0, 1, 200, 1, 100, 4, 1, 4, 2, 4, 0},      // two connections, short send
+		{0, 1, 255, 1, 255, 1, 255, 4, 3, 5, 0, 4, 0}, // much data, EAGAIN, drain
+		{0, 6, 0, 1, 30, 4, 0, 7, 0, 4, 0},            // app write, graceful close
+		{0, 1, 60, 8, 0, 4, 0, 2, 0, 4, 0},            // abort with a send in flight
+		{0, 9, 1, 90, 4, 0, 3, 0, 4, 0},               // ENOBUFS then EOF
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		w := newFakeWorld(t)
+		defer w.close()
+		for i := 0; i+1 < len(ops) && i < 400; i += 2 {
+			w.step(ops[i], ops[i+1])
+		}
+		w.finish()
+	})
+}
+
+// fakeWorld is a loop with an io_uring engine over a fake ring, the
+// connections' peers, and the kernel's side of things.
+type fakeWorld struct {
+	t           *testing.T
+	l           *Loop
+	u           *uringEngine
+	pool        *hugepage.Pool
+	conns       []*fakeConn
+	drains      []fakeDrain // drains the kernel holds
+	sendOutcome byte        // how the kernel treats the next sends
+	seq         byte
+}
+
+type fakeConn struct {
+	c      *Conn
+	gen    uint32
+	fd     int
+	peer   int
+	in     []byte // what the peer sent
+	fed    int    // bytes of in received into buffers
+	armed  bool   // a multishot receive is in the kernel
+	closed bool   // the kernel closed the descriptor
+	gone   bool   // the peer hung up or failed
+	got    []byte // what the handler was given
+	wrote  []byte // what the handler wrote
+	out    []byte // what the kernel sent
+}
+
+type fakeDrain struct {
+	fc *fakeConn
+	ud uint64
+	b  []byte
+}
+
+// fakeHandler echoes in place, and records.
+type fakeHandler struct{ w *fakeWorld }
+
+func (h *fakeHandler) OnOpen(c *Conn) {}
+func (h *fakeHandler) OnRead(c *Conn, data []byte) int {
+	fc := h.w.byConn(c)
+	fc.got = append(fc.got, data...)
+	fc.wrote = append(fc.wrote, data...)
+	c.Write(data) // zero-copy echo from the provided buffer
+	return len(data)
+}
+func (h *fakeHandler) OnTask(c *Conn, t *Task)    {}
+func (h *fakeHandler) OnShutdown(c *Conn)         { c.CloseGracefully() }
+func (h *fakeHandler) OnDeadline(c *Conn)         {}
+func (h *fakeHandler) OnClose(c *Conn, err error) {}
+
+// fakePool is shared by the fuzzer's runs (a pool per run would make
+// mapping and faulting it in most of a run's time): every run must give
+// back every buffer, so each starts from an empty pool.
+var fakePool struct {
+	once sync.Once
+	p    *hugepage.Pool
+	err  error
+}
+
+func newFakeWorld(t *testing.T) *fakeWorld {
+	w := &fakeWorld{t: t}
+	fakePool.once.Do(func() {
+		ringClass := LoopBuffers(IOURing)
+		fakePool.p, fakePool.err = hugepage.New(hugepage.Config{Node: -1, NoHugetlb: true, NoTHP: true,
+			Classes: []hugepage.Class{{Size: 64, Count: 256}, {Size: 4096, Count: 64}, {Size: ringClass.Size, Count: ringClass.Count + 8}, {Size: 128 << 10, Count: 2}}})
+	})
+	if fakePool.err != nil {
+		t.Fatal(fakePool.err)
+	}
+	w.pool = fakePool.p
+	if n := w.pool.InUse(); n != 0 {
+		t.Fatalf("%d pool buffers out before the run", n)
+	}
+	cfg := Config{LingerTimeout: 1e9, MaxHeapBytes: 1 << 20}
+	cfg.setDefaults()
+	e := &Engine{cfg: cfg, log: slog.New(slog.DiscardHandler), io: IOURing}
+	h := &fakeHandler{w: w}
+	e.h = h
+	l := &Loop{e: e, h: h, log: e.log, inbox: ring.NewMPMC[Task](16), scratch: make([]byte, 16<<10)}
+	l.batch.Store(32)
+	l.p.lfd, l.p.efd = -1, -1
+	l.cache = w.pool.NewCache()
+	u := &uringEngine{}
+	if err := u.openRing(l, uring.NewFake(uringSQ, uringCQ)); err != nil {
+		t.Fatal(err)
+	}
+	l.p.eng = u
+	l.newReadBuffer()
+	if err := u.start(l); err != nil {
+		t.Fatal(err)
+	}
+	w.l, w.u = l, u
+	return w
+}
+
+func (w *fakeWorld) byConn(c *Conn) *fakeConn {
+	for _, fc := range w.conns {
+		if fc.c == c {
+			return fc
+		}
+	}
+	w.t.Fatalf("no fake connection for slot %d", c.slot)
+	return nil
+}
+
+// conn picks a connection by the fuzzer's byte, nil when there is none.
+func (w *fakeWorld) conn(b byte) *fakeConn {
+	if len(w.conns) == 0 {
+		return nil
+	}
+	return w.conns[int(b)%len(w.conns)]
+}
+
+func (w *fakeWorld) step(op, arg byte) {
+	switch op % 10 {
+	case 0: // a connection arrives
+		if len(w.conns) < 8 {
+			w.open()
+		}
+	case 1: // its peer sends arg*7+1 bytes
+		if fc := w.conn(arg); fc != nil && !fc.gone {
+			for range int(arg)*7 + 1 {
+				w.seq++
+				fc.in = append(fc.in, w.seq)
+			}
+		}
+	case 2: // the peer hangs up
+		if fc := w.conn(arg); fc != nil {
+			fc.gone = true
+		}
+	case 3: // how the kernel treats sends from now on
+		w.sendOutcome = arg
+	case 4: // a turn
+		w.turn()
+	case 5: // the kernel completes a pending drain
+		w.completeDrain(arg)
+	case 6: // the application writes from its own memory
+		if fc := w.conn(arg); fc != nil && !fc.c.Closed() {
+			p := bytes.Repeat([]byte{arg}, int(arg)+1)
+			fc.c.Write(p)
+			if fc.c.flags&(fClosing|fWriteShut) == 0 {
+				fc.wrote = append(fc.wrote, p...)
+			}
+			fc.c.Flush()
+		}
+	case 7: // graceful close
+		if fc := w.conn(arg); fc != nil {
+			fc.c.CloseGracefully()
+		}
+	case 8: // abort, whatever is in flight
+		if fc := w.conn(arg); fc != nil {
+			fc.c.Abort(ErrShutdown)
+		}
+	case 9: // the ring runs dry: take every buffer the kernel has
+		for {
+			if _, _, ok := w.u.br.FakeRecv(make([]byte, 1<<20)); !ok {
+				break
+			}
+		}
+	}
+}
+
+func (w *fakeWorld) open() {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	before := len(w.l.conns)
+	w.l.open(fds[0])
+	var c *Conn
+	for _, x := range w.l.conns {
+		if x != nil && x.fd == fds[0] && x.flags&fClosed == 0 {
+			c = x
+		}
+	}
+	if c == nil {
+		w.t.Fatalf("open: no connection (table %d -> %d)", before, len(w.l.conns))
+	}
+	w.conns = append(w.conns, &fakeConn{c: c, gen: c.gen, fd: fds[0], peer: fds[1]})
+}
+
+// turn is one poll of the loop with the fake kernel in the enter.
+func (w *fakeWorld) turn() {
+	u, l := w.u, w.l
+	u.prepare(l)
+	u.ring.SubmitAndWait(0, 0, uring.RawWait)
+	w.kernel(u.ring.TakeSubmitted())
+	u.reap(l)
+}
+
+// kernel plays the kernel for the SQEs an enter took, then receives what
+// the peers sent into the provided buffers.
+func (w *fakeWorld) kernel(sqes []uring.SQE) {
+	for i := 0; i < len(sqes); i++ {
+		s := &sqes[i]
+		op := s.UserData >> 56
+		fc := w.sqeConn(s)
+		if fc != nil && s.Opcode != uring.OpNop && (fc.closed || int(s.Fd) != fc.fd) {
+			w.t.Fatalf("SQE opcode %d on descriptor %d of a connection closed %v (descriptor %d)", s.Opcode, s.Fd, fc.closed, fc.fd)
+		}
+		switch {
+		case s.Opcode == uring.OpNop:
+			w.post(s.UserData, 0, 0)
+		case s.Opcode == uring.OpRecv:
+			fc.armed = true
+		case op == udSend:
+			w.sendSQE(fc, s)
+		case op == udDrain:
+			d := fc.c.p.drain
+			w.drains = append(w.drains, fakeDrain{fc: fc, ud: s.UserData, b: d.b[:s.Len]})
+		case s.Opcode == uring.OpAsyncCancel && op == udCancel:
+			n := 0
+			if fc.armed {
+				fc.armed = false
+				w.post(uringOp(udRecv, fc.c), -int32(unix.ECANCELED), 0)
+				n++
+			}
+			for k := 0; k < len(w.drains); k++ {
+				if w.drains[k].fc == fc {
+					w.post(w.drains[k].ud, -int32(unix.ECANCELED), 0)
+					w.drains = append(w.drains[:k], w.drains[k+1:]...)
+					k--
+					n++
+				}
+			}
+			w.post(s.UserData, int32(n), 0)
+		case s.Opcode == uring.OpClose && op == udClose:
+			fc.closed = true
+			unix.Close(fc.fd)
+			w.post(s.UserData, 0, 0)
+		case s.Opcode == uring.OpRead && op == udWake:
+			// the eventfd read stays pending until settle cancels it
+		case s.Opcode == uring.OpAsyncCancel && s.Addr == udWake<<56:
+			w.post(udWake<<56, -int32(unix.ECANCELED), 0)
+			w.post(s.UserData, 0, 0)
+		default:
+			w.t.Fatalf("unexpected SQE: opcode %d, user data %#x", s.Opcode, s.UserData)
+		}
+	}
+	for _, fc := range w.conns {
+		w.receive(fc)
+	}
+}
+
+// sqeConn finds the connection an SQE is for, by its user data.
+func (w *fakeWorld) sqeConn(s *uring.SQE) *fakeConn {
+	var c *Conn
+	switch op := s.UserData >> 56; op {
+	case udSend:
+		seq, idx := uint32(s.UserData>>32)&0xffffff, uint32(s.UserData)
+		for _, e := range w.u.flying {
+			if e.seq == seq && int(idx) < len(e.recs) {
+				c = e.recs[idx].c
+			}
+		}
+	case udRecv, udDrain, udCancel, udClose, udNop:
+		slot, gen := uint32(s.UserData), uint32(s.UserData>>32)&0xffffff
+		for _, fc := range w.conns {
+			if fc.c.slot == slot && fc.gen&0xffffff == gen {
+				return fc
+			}
+		}
+		return nil
+	}
+	for _, fc := range w.conns {
+		if c != nil && fc.c == c {
+			return fc
+		}
+	}
+	return nil
+}
+
+func (w *fakeWorld) post(ud uint64, res int32, flags uint32) {
+	if !w.u.ring.Post(uring.CQE{UserData: ud, Res: res, Flags: flags}) {
+		w.t.Fatal("fake CQ full")
+	}
+}
+
+// sendSQE plays a turn's send: whole, short, EAGAIN or EPIPE as the
+// fuzzer said.
+func (w *fakeWorld) sendSQE(fc *fakeConn, s *uring.SQE) {
+	seq, idx := uint32(s.UserData>>32)&0xffffff, uint32(s.UserData)
+	var e *epoch
+	for _, f := range w.u.flying {
+		if f.seq == seq {
+			e = f
+		}
+	}
+	if e == nil || int(idx) >= len(e.recs) || e.recs[idx].c != fc.c {
+		w.t.Fatalf("send SQE for an unknown record %d of epoch %d", idx, seq)
+	}
+	r := &e.recs[idx]
+	var all []byte
+	for _, b := range e.out[r.first : r.first+r.n] {
+		all = append(all, b...)
+	}
+	if len(all) != r.bytes {
+		w.t.Fatalf("record of %d bytes holds %d", r.bytes, len(all))
+	}
+	switch w.sendOutcome % 4 {
+	case 0, 3: // whole
+		fc.out = append(fc.out, all...)
+		if s.Flags&uring.SQECQESkip == 0 {
+			w.post(s.UserData, int32(len(all)), 0)
+		}
+	case 1: // short
+		k := int(w.sendOutcome) % len(all)
+		fc.out = append(fc.out, all[:k]...)
+		if k == 0 {
+			w.post(s.UserData, -int32(unix.EAGAIN), 0)
+		} else {
+			w.post(s.UserData, int32(k), 0)
+		}
+	case 2:
+		if w.sendOutcome%8 == 2 {
+			w.post(s.UserData, -int32(unix.EAGAIN), 0)
+		} else {
+			w.post(s.UserData, -int32(unix.EPIPE), 0)
+		}
+	}
+}
+
+func (w *fakeWorld) completeDrain(arg byte) {
+	if len(w.drains) == 0 {
+		return
+	}
+	i := int(arg) % len(w.drains)
+	d := w.drains[i]
+	w.drains = append(w.drains[:i], w.drains[i+1:]...)
+	n := len(d.b)
+	if arg%3 == 1 {
+		n = int(arg) % len(d.b)
+	}
+	d.fc.out = append(d.fc.out, d.b[:n]...)
+	w.post(d.ud, int32(n), 0)
+}
+
+// receive plays an armed multishot receive: the peer's bytes go into the
+// provided buffers in pieces; a dry ring ends it with ENOBUFS; a peer that
+// hung up gets EOF once its bytes are in.
+func (w *fakeWorld) receive(fc *fakeConn) {
+	for fc.armed && fc.fed < len(fc.in) {
+		chunk := fc.in[fc.fed:min(len(fc.in), fc.fed+1+int(fc.in[fc.fed])*3)]
+		n, flags, ok := w.u.br.FakeRecv(chunk)
+		if !ok {
+			fc.armed = false
+			w.post(uringOp(udRecv, fc.c), -int32(unix.ENOBUFS), 0)
+			return
+		}
+		fc.fed += n
+		w.post(uringOp(udRecv, fc.c), int32(n), flags|uring.CQEFMore)
+	}
+	if fc.armed && fc.gone && fc.fed == len(fc.in) {
+		fc.armed = false
+		w.post(uringOp(udRecv, fc.c), 0, 0)
+	}
+}
+
+// finish closes everything, lets the kernel answer, and checks.
+func (w *fakeWorld) finish() {
+	t, l, u := w.t, w.l, w.u
+	l.stopping = true
+	l.closeAll(ErrShutdown)
+	for range 20 {
+		for len(w.drains) > 0 {
+			w.completeDrain(0)
+		}
+		w.turn()
+	}
+	for _, fc := range w.conns {
+		if !bytes.Equal(fc.got, fc.in[:len(fc.got)]) {
+			t.Fatalf("conn %d: the handler got %d bytes that are not the peer's %d, in order", fc.fd, len(fc.got), len(fc.in))
+		}
+		if !bytes.HasPrefix(fc.wrote, fc.out) {
+			t.Fatalf("conn %d: the kernel sent %d bytes that are not a prefix of the %d written:\nsent  %x\nwrote %x", fc.fd, len(fc.out), len(fc.wrote), fc.out, fc.wrote)
+		}
+		if !fc.closed {
+			t.Fatalf("conn %d: descriptor never closed", fc.fd)
+		}
+		if fc.c.p.ops != 0 {
+			t.Fatalf("conn %d: %d operations still counted", fc.fd, fc.c.p.ops)
+		}
+	}
+	for slot, c := range l.conns {
+		if c != nil {
+			t.Fatalf("slot %d still taken (ops %d, state %#x)", slot, c.p.ops, c.p.state)
+		}
+	}
+	if len(u.flying) != 0 || len(u.building.recs) != 0 {
+		t.Fatalf("epochs left: %d flying, %d sends building", len(u.flying), len(u.building.recs))
+	}
+	u.settle(l)
+	for range 3 {
+		w.turn() // the wakeup read's cancel
+	}
+	u.close(l)
+	l.freeMemory()
+	if n := w.pool.InUse(); n != 0 {
+		t.Fatalf("%d pool buffers still out", n)
+	}
+}
+
+func (w *fakeWorld) close() {
+	for _, fc := range w.conns {
+		unix.Close(fc.peer)
+		if !fc.closed {
+			unix.Close(fc.fd)
+		}
+	}
+}

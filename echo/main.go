@@ -134,6 +134,7 @@ func run() error {
 	printStats(srv, o.stats)
 	handleSignals(srv, debugSrv, o.config, log)
 	fmt.Printf("echo: listening on %s\n", srv.Addr())
+	fmt.Printf("echo: io engine %s\n", srv.IOEngine())
 	if debugLn != nil {
 		fmt.Printf("echo: metrics on http://%s/metrics\n", debugLn.Addr())
 	}

@@ -34,13 +34,30 @@ step "vet without cgo" env CGO_ENABLED=0 $GO vet ./...
 step "build for windows" env GOOS=windows $GO build ./...
 step "vet for windows" env GOOS=windows $GO vet ./...
 step "build for other platforms (darwin: the reactor says it is unsupported)" env GOOS=darwin $GO build ./...
-step "tests (race detector, shuffled)" $GO test -race -shuffle=on -timeout 15m ./...
-step "tests without cgo" env CGO_ENABLED=0 $GO test -timeout 10m ./...
+# Every test runs with both of the reactor's Linux io engines, without
+# running any pass twice: the race pass takes the engine HIOLOAD_ENGINE
+# names (unset: auto, io_uring where the kernel offers it), the pass
+# without cgo (which changes only how cnuma and topology read the machine)
+# takes the other one. So does each half of the soak.
+engine=${HIOLOAD_ENGINE:-auto}
+other=epoll
+if [ "$engine" = epoll ]; then other=uring; fi
+$GO build -o /tmp/engine-probe.$$ ./echo
+auto_engine=$(/tmp/engine-probe.$$ -topology | sed -n 's/^note: io engine: //p')
+rm -f /tmp/engine-probe.$$
+echo "==> io engines: $engine for the race pass, $other for the pass without cgo (auto here: $auto_engine)"
+if [ "$other" = uring ] && [ "${auto_engine%% *}" != uring ]; then
+  echo "    io_uring is not available here, so only epoll runs: $auto_engine"
+  other=epoll
+fi
+step "tests (race detector, shuffled; io engine $engine)" env HIOLOAD_ENGINE="${HIOLOAD_ENGINE:-}" $GO test -race -shuffle=on -timeout 15m ./...
+step "tests without cgo (io engine $other)" env CGO_ENABLED=0 HIOLOAD_ENGINE=$other $GO test -timeout 10m ./...
 step "fuzz targets ($FUZZTIME each)" env FUZZTIME=$FUZZTIME scripts/fuzz.sh
 step "interop with Node ws and wscat" optional scripts/interop-node.sh
 step "interop with Python websockets" optional scripts/interop-python.sh
 step "windows: test binaries and echo.exe under wine" sh -c 'scripts/wine-setup.sh && scripts/wine-test.sh'
-step "soak: good and hostile clients (${SOAK_TIME:-60s})" scripts/soak.sh
+step "soak: good and hostile clients (${SOAK_TIME:-40s}, io engine $engine)" env SOAK_TIME="${SOAK_TIME:-40s}" HIOLOAD_ENGINE="${HIOLOAD_ENGINE:-}" scripts/soak.sh
+step "soak: good and hostile clients (${SOAK_TIME:-40s}, io engine $other)" env SOAK_TIME="${SOAK_TIME:-40s}" HIOLOAD_ENGINE=$other scripts/soak.sh
 step "topology report (cgo: hwloc + libnuma)" optional scripts/topology-report.sh
 step "topology report (CGO_ENABLED=0: sysfs)" env CGO_ENABLED=0 scripts/topology-report.sh
 step "2-node NUMA guest (qemu)" optional scripts/numa-vm.sh

@@ -134,10 +134,10 @@ func run() error {
 	printStats(srv, o.stats)
 	handleSignals(srv, debugSrv, o.config, log)
 	fmt.Printf("echo: listening on %s\n", srv.Addr())
-	fmt.Printf("echo: io engine %s\n", srv.IOEngine())
 	if debugLn != nil {
 		fmt.Printf("echo: metrics on http://%s/metrics\n", debugLn.Addr())
 	}
+	fmt.Printf("echo: io engine %s\n", srv.IOEngine())
 	if err := srv.Run(ws.HandlerFunc(echo)); err != nil {
 		return err
 	}

@@ -2,7 +2,11 @@
 # bench.sh — our echo server against the Go peers, side by side.
 #
 # Builds our echo (./echo, when the tree has it) and the peers' echo servers
-# and the load generator (bench/, a module of its own), then for each repeat,
+# and the load generator (bench/, a module of its own); ours runs twice, as
+# hioload-ws (the io engine auto chooses: io_uring where the kernel has it)
+# and hioload-ws-epoll (-engine epoll). When UWS_BIN names uWebSockets'
+# EchoServer (see ../shared/bench/README.md: it takes the port as its first
+# argument), it runs too, as the C++ reference "uws". Then for each repeat,
 # for each scenario, runs every server in turn (order rotated each repeat):
 # the server pinned to CPU 0, the generator to CPU 1, a fresh server process
 # and port per run. Prints a progress line per step, then the tables (medians
@@ -20,7 +24,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-all_servers="hioload-ws,gnet,gobwas,nbio,gws,gorilla"
+all_servers="hioload-ws,hioload-ws-epoll,uws,gnet,gobwas,nbio,gws,gorilla"
 servers=""
 scenarios="64B,1KiB,16KiB,1MiB,2000x1,rate20k,idle"
 repeats=3
@@ -110,10 +114,20 @@ for s in gnet gobwas nbio gws gorilla; do
 		log "build: $s FAILED"
 	fi
 done
+if [ -n "${UWS_BIN:-}" ]; then
+	if [ -x "$UWS_BIN" ]; then
+		log "uws: $UWS_BIN (uWebSockets EchoServer, the reference)"
+		ln -s "$(realpath "$UWS_BIN")" "$bin/uws"
+		built=("uws" "${built[@]}")
+	else
+		log "uws: UWS_BIN=$UWS_BIN is not an executable; running without it"
+	fi
+fi
 if [ -d "$root/echo" ]; then
-	log "build: our echo (go build ./echo, run as hioload-ws -workers 1)"
+	log "build: our echo (go build ./echo, run as hioload-ws -workers 1, and as hioload-ws-epoll -workers 1 -engine epoll)"
 	if (cd "$root" && go build -o "$bin/hioload-ws" ./echo); then
-		built=("hioload-ws" "${built[@]}")
+		ln -s hioload-ws "$bin/hioload-ws-epoll"
+		built=("hioload-ws" "hioload-ws-epoll" "${built[@]}")
 	else
 		log "build: our echo FAILED"
 		[ -n "$servers" ] || exit 1
@@ -136,16 +150,25 @@ run_no=0
 
 # start_server NAME: starts it pinned on $server_cpu; sets $pid and $port.
 start_server() {
-	local name=$1 args=()
+	local name=$1 args
 	port=$("$bin/freeport")
-	[ "$name" = hioload-ws ] && args=(-workers 1)
-	taskset -c "$server_cpu" "$bin/$name" -addr "127.0.0.1:$port" "${args[@]}" \
-		>"$bin/$name.log" 2>&1 &
+	args=(-addr "127.0.0.1:$port")
+	case $name in
+	hioload-ws) args+=(-workers 1) ;;
+	hioload-ws-epoll) args+=(-workers 1 -engine epoll) ;;
+	uws) args=("$port") ;; # it listens on 127.0.0.1
+	esac
+	taskset -c "$server_cpu" "$bin/$name" "${args[@]}" >"$bin/$name.log" 2>&1 &
 	pid=$!
 	children+=("$pid")
 	local i
 	for i in $(seq 100); do
 		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			case $name in hioload-ws*) # it says which io engine it runs, after its address
+				local k
+				for k in $(seq 20); do grep -q '^echo: io engine' "$bin/$name.log" && break; sleep 0.05; done
+				log "  $name: $(sed -n 's/^echo: \(io engine .*\)/\1/p' "$bin/$name.log")" ;;
+			esac
 			return 0
 		fi
 		kill -0 "$pid" 2>/dev/null || break

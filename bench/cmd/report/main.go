@@ -2,8 +2,10 @@
 // run of cmd/load, plus one per idle-memory run) into the benchmark tables:
 // medians over repeats of messages/s, server CPU per message, latency at the
 // fixed rate and resident memory per idle connection, each with its ratio to
-// the best peer. With -png it also draws throughput and server CPU per
-// message by payload size.
+// the best Go peer; then ours (the better of our io engines in each cell)
+// against the best Go peer, and against uWebSockets with the targets of
+// issue 16 when a run of it is in the file. With -png it also draws
+// throughput and server CPU per message by payload size.
 package main
 
 import (
@@ -44,8 +46,18 @@ func (r *record) ok() bool {
 // scenarioOrder is the column order; unknown scenarios follow in input order.
 var scenarioOrder = []string{"64B", "1KiB", "16KiB", "1MiB", "2000x1", "rate20k", "idle"}
 
-// ours names our server; every other server is a peer.
-const ours = "hioload-ws"
+// ours names our server (run with the io engine auto chooses); servers
+// named ours+"-"+engine are ours with that engine forced. uws is
+// uWebSockets, the C++ reference; every other server is a Go peer.
+const (
+	ours = "hioload-ws"
+	uws  = "uws"
+)
+
+func isOurs(srv string) bool { return srv == ours || strings.HasPrefix(srv, ours+"-") }
+
+// isGoPeer is what "the best peer" ranges over.
+func isGoPeer(srv string) bool { return !isOurs(srv) && srv != uws }
 
 type key struct{ server, scenario string }
 
@@ -82,9 +94,22 @@ func load(r io.Reader) (*data, error) {
 	}
 	slices.SortStableFunc(d.scenarios, func(a, b string) int { return rank(a) - rank(b) })
 	slices.SortStableFunc(d.servers, func(a, b string) int {
-		return boolInt(b == ours) - boolInt(a == ours) // ours first
+		// ours first (auto, then forced engines), then uWebSockets, then the Go peers
+		return order(a) - order(b)
 	})
 	return d, sc.Err()
+}
+
+func order(srv string) int {
+	switch {
+	case srv == ours:
+		return 0
+	case isOurs(srv):
+		return 1
+	case srv == uws:
+		return 2
+	}
+	return 3
 }
 
 func rank(s string) int {
@@ -178,7 +203,7 @@ func si(v float64) string {
 }
 
 // table writes one metric as a markdown table, servers as rows and
-// scenarios as columns; each cell is "median (ratio to the best peer)".
+// scenarios as columns; each cell is "median (ratio to the best Go peer)".
 func (d *data) table(w io.Writer, m metric) {
 	var cols []string
 	for _, s := range d.scenarios {
@@ -189,12 +214,12 @@ func (d *data) table(w io.Writer, m metric) {
 	if len(cols) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\n%s, %s; median (ratio to the best peer)\n\n", m.title, m.unit)
+	fmt.Fprintf(w, "\n%s, %s; median (ratio to the best Go peer)\n\n", m.title, m.unit)
 	fmt.Fprintf(w, "| server | %s |\n|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---:|", len(cols)))
 	best := map[string]float64{}
 	for _, s := range cols {
 		for _, srv := range d.servers {
-			if srv == ours {
+			if !isGoPeer(srv) {
 				continue
 			}
 			v, _, ok := d.median(key{srv, s}, m.value)
@@ -226,7 +251,7 @@ func (d *data) table(w io.Writer, m metric) {
 			}
 		}
 		name := srv
-		if srv == ours {
+		if isOurs(srv) {
 			name = "**" + srv + "**"
 		}
 		fmt.Fprintf(w, "| %s | %s |\n", name, strings.Join(cells, " | "))
@@ -256,14 +281,52 @@ func (d *data) spreadTable(w io.Writer) {
 	}
 }
 
-// versusTable compares ours with the best peer in each column of the ranking
-// metrics, with the spread of both cells, so a reader sees at once where ours
-// is behind and whether the gap is larger than the noise.
+// bestOurs is the best median of ours in scenario s over our servers
+// (engines), and which one it is.
+func (d *data) bestOurs(s string, m metric) (string, float64, bool) {
+	name, best := "", 0.0
+	for _, srv := range d.servers {
+		if !isOurs(srv) {
+			continue
+		}
+		if v, _, ok := d.median(key{srv, s}, m.value); ok && (name == "" || m.better(v, best)) {
+			name, best = srv, v
+		}
+	}
+	return name, best, name != ""
+}
+
+// bestGoPeer is the best median of the Go peers in scenario s.
+func (d *data) bestGoPeer(s string, m metric) (string, float64, bool) {
+	name, best := "", 0.0
+	for _, srv := range d.servers {
+		if !isGoPeer(srv) {
+			continue
+		}
+		if v, _, ok := d.median(key{srv, s}, m.value); ok && v > 0 && (name == "" || m.better(v, best)) {
+			name, best = srv, v
+		}
+	}
+	return name, best, name != ""
+}
+
+// better reports whether v beats w for this metric.
+func (m metric) better(v, w float64) bool {
+	if m.higherBad {
+		return v < w
+	}
+	return v > w
+}
+
+// versusTable compares ours (the better engine in each cell) with the best
+// Go peer in each column of the ranking metrics, with the spread of both
+// cells, so a reader sees at once where ours is behind and whether the gap
+// is larger than the noise.
 func (d *data) versusTable(w io.Writer) {
-	if !slices.Contains(d.servers, ours) {
+	if !slices.ContainsFunc(d.servers, isOurs) {
 		return
 	}
-	fmt.Fprintf(w, "\nOurs against the best peer (lower is better; spread = (max − min) / median over repeats)\n\n")
+	fmt.Fprintf(w, "\nOurs (the better io engine) against the best Go peer (lower is better; spread = (max − min) / median over repeats)\n\n")
 	fmt.Fprintf(w, "| scenario | metric | ours | best peer | difference | spread ours / peer |\n|---|---|---:|---:|---:|---:|\n")
 	rows := []struct {
 		name string
@@ -274,22 +337,69 @@ func (d *data) versusTable(w io.Writer) {
 			if !row.m.applies(s) {
 				continue
 			}
-			v, _, ok := d.median(key{ours, s}, row.m.value)
+			srv, v, ok := d.bestOurs(s, row.m)
 			if !ok {
 				fmt.Fprintf(w, "| %s | %s | failed | | | |\n", s, row.name)
 				continue
 			}
-			bestName, best := "", 0.0
-			for _, srv := range d.servers {
-				if pv, _, ok := d.median(key{srv, s}, row.m.value); ok && srv != ours && pv > 0 && (bestName == "" || pv < best) {
-					bestName, best = srv, pv
-				}
-			}
-			if bestName == "" {
+			bestName, best, ok := d.bestGoPeer(s, row.m)
+			if !ok {
 				continue
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s %s | %+.0f%% | %s / %s |\n", s, row.name, row.m.format(v), bestName,
-				row.m.format(best), (v/best-1)*100, d.spread(key{ours, s}, row.m.value), d.spread(key{bestName, s}, row.m.value))
+			fmt.Fprintf(w, "| %s | %s | %s %s | %s %s | %+.0f%% | %s / %s |\n", s, row.name, srv, row.m.format(v), bestName,
+				row.m.format(best), (v/best-1)*100, d.spread(key{srv, s}, row.m.value), d.spread(key{bestName, s}, row.m.value))
+		}
+	}
+}
+
+// targetTable checks ours (the better engine in each cell) against the
+// targets issue 16 set: server CPU per message at most 0.8× uWebSockets'
+// (64B, 1KiB, 16KiB, 2000x1, rate20k), at most gobwas's at 1MiB, p99 at
+// the fixed rate no worse than the best Go peer's, and at most 250 bytes
+// per idle connection.
+func (d *data) targetTable(w io.Writer) {
+	if !slices.ContainsFunc(d.servers, isOurs) || !slices.Contains(d.servers, uws) {
+		return
+	}
+	fmt.Fprintf(w, "\nOurs (the better io engine) against the targets: CPU per message ≤ 0.8× uWebSockets (≤ gobwas at 1MiB), p99 ≤ the best Go peer, ≤ 250 B per idle connection\n\n")
+	fmt.Fprintf(w, "| scenario | metric | ours | reference | ratio | target | met |\n|---|---|---:|---:|---:|---:|:---:|\n")
+	cpu, p99, idle := metrics[0], metrics[2], metrics[4]
+	row := func(s, name string, m metric, refName string, ref float64, limit float64, target string) {
+		srv, v, ok := d.bestOurs(s, m)
+		if !ok || ref <= 0 {
+			return
+		}
+		met := "yes"
+		if v/ref > limit+1e-9 {
+			met = "**no**"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s %s | %s %s | %.2f× | %s | %s |\n", s, name, srv, m.format(v), refName, m.format(ref), v/ref, target, met)
+	}
+	for _, s := range d.scenarios {
+		switch {
+		case s == "idle":
+			if _, v, ok := d.bestOurs(s, idle); ok {
+				u, _, _ := d.median(key{uws, s}, idle.value)
+				met := "yes"
+				if v > 250 {
+					met = "**no**"
+				}
+				srv, _, _ := d.bestOurs(s, idle)
+				fmt.Fprintf(w, "| idle | RSS B/conn | %s %s | uws %s | %.2f× | ≤ 250 B | %s |\n", srv, idle.format(v), idle.format(u), v/max(u, 1), met)
+			}
+		case s == "1MiB":
+			if g, _, ok := d.median(key{"gobwas", s}, cpu.value); ok {
+				row(s, "server CPU µs/msg", cpu, "gobwas", g, 1, "≤ 1× gobwas")
+			}
+		case cpu.applies(s):
+			if u, _, ok := d.median(key{uws, s}, cpu.value); ok {
+				row(s, "server CPU µs/msg", cpu, "uws", u, 0.8, "≤ 0.8× uws")
+			}
+			if p99.applies(s) {
+				if name, best, ok := d.bestGoPeer(s, p99); ok {
+					row(s, "p99 µs", p99, name, best, 1, "≤ 1× best Go peer")
+				}
+			}
 		}
 	}
 }
@@ -350,6 +460,7 @@ func main() {
 	}
 	d.spreadTable(os.Stdout)
 	d.versusTable(os.Stdout)
+	d.targetTable(os.Stdout)
 	fmt.Println()
 	failed := d.failures(os.Stdout)
 	if *png != "" {

@@ -65,3 +65,49 @@ func TestTableRatiosAndFailures(t *testing.T) {
 		t.Fatalf("failures = %d, want 2:\n%s", n, b.String())
 	}
 }
+
+// TestTargets: ours is the better of our engines per cell, uWebSockets is
+// not a Go peer (it sets no ratio), and the targets table says which
+// targets are met.
+func TestTargets(t *testing.T) {
+	const runs = `{"server":"uws","scenario":"64B","server_cpu_us_per_msg":1.0}
+{"server":"gnet","scenario":"64B","server_cpu_us_per_msg":0.9}
+{"server":"hioload-ws","scenario":"64B","server_cpu_us_per_msg":0.7}
+{"server":"hioload-ws-epoll","scenario":"64B","server_cpu_us_per_msg":0.95}
+{"server":"gobwas","scenario":"1MiB","server_cpu_us_per_msg":400}
+{"server":"uws","scenario":"1MiB","server_cpu_us_per_msg":300}
+{"server":"hioload-ws","scenario":"1MiB","server_cpu_us_per_msg":500}
+{"server":"hioload-ws-epoll","scenario":"1MiB","server_cpu_us_per_msg":390}
+{"server":"uws","scenario":"rate20k","server_cpu_us_per_msg":10,"p99_us":900}
+{"server":"gws","scenario":"rate20k","server_cpu_us_per_msg":12,"p99_us":400}
+{"server":"hioload-ws","scenario":"rate20k","server_cpu_us_per_msg":9,"p99_us":500}
+{"server":"uws","scenario":"idle","bytes_per_conn":272}
+{"server":"hioload-ws","scenario":"idle","bytes_per_conn":240}
+`
+	d, err := load(strings.NewReader(runs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(d.servers, ","); got != "hioload-ws,hioload-ws-epoll,uws,gnet,gobwas,gws" {
+		t.Fatalf("server order %s", got)
+	}
+	var b bytes.Buffer
+	d.table(&b, metrics[0])
+	if !strings.Contains(b.String(), "| uws | 1.00 (1.11×) |") {
+		t.Errorf("uws is not measured against the best Go peer (gnet):\n%s", b.String())
+	}
+	b.Reset()
+	d.targetTable(&b)
+	out := b.String()
+	for _, want := range []string{
+		"| 64B | server CPU µs/msg | hioload-ws 0.700 | uws 1.00 | 0.70× | ≤ 0.8× uws | yes |",
+		"| 1MiB | server CPU µs/msg | hioload-ws-epoll 390 | gobwas 400 | 0.97× | ≤ 1× gobwas | yes |",
+		"| rate20k | server CPU µs/msg | hioload-ws 9.00 | uws 10.0 | 0.90× | ≤ 0.8× uws | **no** |",
+		"| rate20k | p99 µs | hioload-ws 500 | gws 400 | 1.25× | ≤ 1× best Go peer | **no** |",
+		"| idle | RSS B/conn | hioload-ws 240 | uws 272 | 0.88× | ≤ 250 B | yes |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("targets lack %q:\n%s", want, out)
+		}
+	}
+}

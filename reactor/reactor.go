@@ -96,11 +96,17 @@ type LoopSpec struct {
 
 // Config configures an Engine.
 type Config struct {
-	Addr           string     // listen address, e.g. ":9001" or "127.0.0.1:0"
-	Loops          []LoopSpec // one entry per event loop; empty means one unpinned loop
-	Batch          int        // max events per wait
-	Ring           int        // inbox capacity per loop
-	ReadBufferSize int        // bytes per loop read buffer (4 KiB of it is headroom for partial frames)
+	Addr  string     // listen address, e.g. ":9001" or "127.0.0.1:0"
+	Loops []LoopSpec // one entry per event loop; empty means one unpinned loop
+	Batch int        // max events per wait
+	// BatchWait lets an io_uring loop with nothing to do wait up to this
+	// long for Batch events rather than wake for the first
+	// (IORING_FEAT_MIN_TIMEOUT, Linux 6.12): fewer wakeups, each event
+	// delayed at most this much. 0 wakes for every event; epoll and IOCP
+	// always do.
+	BatchWait      time.Duration
+	Ring           int // inbox capacity per loop
+	ReadBufferSize int // bytes per loop read buffer (4 KiB of it is headroom for partial frames)
 	// MaxHeapBytes bounds the Go heap memory all loops together may take
 	// for connection buffers when the pools have none of the size (0: no
 	// bound). Past it, work that needs memory is refused: the connection

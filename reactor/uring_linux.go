@@ -68,8 +68,8 @@ type uringEngine struct {
 
 // Ring sizes. A turn prepares at most a few SQEs per completion it handles
 // (a re-armed receive, a drain, a cancel and a close) plus one send per
-// connection with replies; uringBatch bounds the completions a turn takes
-// so that the SQ never fills within a turn.
+// connection with replies; a turn takes Config.Batch completions, at most
+// uringBatch, so that the SQ never fills within a turn.
 const (
 	uringSQ    = 4096
 	uringCQ    = 16384
@@ -182,15 +182,19 @@ func (u *uringEngine) poll(l *Loop, timeout time.Duration) (int, error) {
 		}
 	}
 	u.prepare(l)
-	wait := uint32(1)
-	if u.ring.Ready() > 0 {
-		wait, timeout = 0, 0
-	}
 	how := uring.SyscallWait
 	if l.rawWait {
 		how = uring.RawWait
 	}
-	_, err := u.ring.SubmitAndWait(wait, timeout, how)
+	var err error
+	switch bw := l.e.cfg.BatchWait; {
+	case u.ring.Ready() > 0: // more to handle: submit only
+		_, err = u.ring.SubmitAndWait(0, 0, how)
+	case bw > 0:
+		_, err = u.ring.SubmitAndWaitBatch(uint32(l.batch.Load()), bw, timeout, how)
+	default:
+		_, err = u.ring.SubmitAndWait(1, timeout, how)
+	}
 	l.now = time.Now().UnixNano()
 	if err != nil && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.EAGAIN) {
 		return 0, err // EBUSY, EAGAIN: the CQ is full or the kernel short of memory; reap and retry
@@ -212,7 +216,7 @@ func (u *uringEngine) reap(l *Loop) int {
 	u.submitted()
 	u.sendCQEs(l)
 	u.releaseEpochs(l)
-	n := min(u.ring.Ready(), uringBatch)
+	n := min(u.ring.Ready(), int(l.batch.Load()), uringBatch)
 	for i := range n {
 		cqe := *u.ring.CQE(i)
 		u.complete(l, &cqe)

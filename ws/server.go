@@ -97,6 +97,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 		Addr:           cfg.ListenAddr,
 		Loops:          specs,
 		Batch:          cfg.BatchSize,
+		BatchWait:      cfg.BatchWait,
 		Ring:           cfg.ReactorRing,
 		ReadBufferSize: cfg.ReadBufferSize,
 		LingerTimeout:  cfg.LingerTimeout,

@@ -16,6 +16,7 @@ const (
 	featSingleMmap      = 1 << 0     // IORING_FEAT_SINGLE_MMAP
 	featNoDrop          = 1 << 1     // IORING_FEAT_NODROP
 	featExtArg          = 1 << 8     // IORING_FEAT_EXT_ARG
+	featMinTimeout      = 1 << 15    // IORING_FEAT_MIN_TIMEOUT (6.12)
 	offSQRing           = 0          // IORING_OFF_SQ_RING
 	offSQEs             = 0x10000000 // IORING_OFF_SQES
 	sqNeedWakeup        = 1 << 0     // IORING_SQ_NEED_WAKEUP (SQPOLL only; unused)

@@ -227,15 +227,42 @@ const (
 // io_uring_enter(2). It returns the number of SQEs submitted; a wait cut
 // short by the timeout or by a signal is not an error (look at the CQ).
 func (r *Ring) SubmitAndWait(wait uint32, timeout time.Duration, how Wait) (int, error) {
+	return r.SubmitAndWaitBatch(wait, 0, timeout, how)
+}
+
+// SubmitAndWaitBatch is SubmitAndWait with a budget for the batch: it
+// waits up to minWait for wait completions and then returns with whatever
+// came, if any; when none came it goes on waiting (up to timeout) and
+// returns at the first (io_uring_submit_and_wait_min_timeout(3),
+// IORING_FEAT_MIN_TIMEOUT, Linux 6.12). A loop that would wake for each
+// event can so take several per wakeup, each waiting at most minWait
+// longer. Without the feature (or with minWait 0) it is SubmitAndWait
+// with wait 1.
+func (r *Ring) SubmitAndWaitBatch(wait uint32, minWait, timeout time.Duration, how Wait) (int, error) {
 	n := r.flushSQ()
 	flags := r.enterReg | enterGetEvents
+	var minUs uint32
+	if minWait > 0 && wait > 1 && r.features&featMinTimeout != 0 {
+		minUs = uint32(max(minWait/time.Microsecond, 1))
+		if timeout < 0 {
+			// The kernel goes on waiting after the budget only under a
+			// general timeout (without one it returns at the budget).
+			timeout = time.Hour
+		}
+	} else if minWait > 0 {
+		wait = min(wait, 1)
+	}
 	if timeout < 0 {
 		return r.enter(n, wait, flags, nil, 0, how)
 	}
 	r.ts = unix.NsecToTimespec(int64(timeout))
-	r.arg = getEventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.ts)))}
+	r.arg = getEventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.ts))), minWaitUs: minUs}
 	return r.enter(n, wait, flags|enterExtArg, unsafe.Pointer(&r.arg), unsafe.Sizeof(r.arg), how)
 }
+
+// BatchWait reports whether the kernel supports SubmitAndWaitBatch's
+// budget (IORING_FEAT_MIN_TIMEOUT).
+func (r *Ring) BatchWait() bool { return r.features&featMinTimeout != 0 }
 
 // enter is io_uring_enter(2). EINTR (a signal) and ETIME (the timeout) end
 // a wait without error; EAGAIN and EBUSY (the kernel is short of memory or

@@ -468,3 +468,51 @@ func TestFakeRing(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitBatch: with a batch budget, one completion of the three asked
+// for ends the wait once the budget has passed, not at once and not at the
+// timeout; with nothing in, the wait goes on past the budget and ends at
+// the first completion.
+func TestWaitBatch(t *testing.T) {
+	p := Params{Flags: SetupSingleIssuer | SetupDeferTaskrun}
+	r := newRing(t, 8, &p)
+	if !r.BatchWait() {
+		t.Skip("kernel lacks IORING_FEAT_MIN_TIMEOUT (6.12)")
+	}
+	var efds [3]int
+	var bufs [3][8]byte
+	for i := range efds {
+		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		efds[i] = fd
+		r.GetSQE().PrepRead(fd, bufs[i][:], uint64(i))
+	}
+	one := [8]byte{1}
+	unix.Write(efds[0], one[:])
+	start := time.Now()
+	if _, err := r.SubmitAndWaitBatch(3, 40*time.Millisecond, 5*time.Second, SyscallWait); err != nil {
+		t.Fatal(err)
+	}
+	d := time.Since(start)
+	if r.Ready() != 1 || d < 30*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("one of three in: returned after %s with %d ready; want about 40ms and 1", d, r.Ready())
+	}
+	r.Advance(1)
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		unix.Write(efds[1], one[:])
+	}()
+	start = time.Now()
+	for r.Ready() == 0 && time.Since(start) < 5*time.Second {
+		if _, err := r.SubmitAndWaitBatch(3, 40*time.Millisecond, 5*time.Second, SyscallWait); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); r.Ready() != 1 || d < 100*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("nothing in for 150ms: returned after %s with %d ready; want about 150ms and 1", d, r.Ready())
+	}
+	runtime.KeepAlive(&bufs)
+}

@@ -3,26 +3,39 @@
 // It knows no protocol: the Handler (package ws) gives meaning to the bytes.
 //
 // Each Loop is a goroutine locked to its OS thread, named reactor-N and
-// pinned to one CPU. It owns a poller (epoll on Linux, an I/O completion
-// port on Windows), its own listening socket (SO_REUSEPORT on Linux; on
-// Windows loop 0 accepts and hands sockets to the loops), a read buffer from
-// its node's pool, a gather list and a header scratch arena. A loop turn is:
+// pinned to one CPU. It owns a poller (on Linux epoll or io_uring, chosen by
+// Config.IOEngine; on Windows an I/O completion port), its own listening
+// socket (SO_REUSEPORT on Linux; on Windows loop 0 accepts and hands sockets
+// to the loops), memory from its node's pool, a gather list and a header
+// scratch arena. A loop turn is:
 //
 //	poll (up to Config.Batch events)
 //	  accept   -> Handler.OnOpen
-//	  read     -> Handler.OnRead(view of the loop's read buffer)
+//	  read     -> Handler.OnRead(view of the bytes read, in pool memory)
 //	                 the handler queues replies with Conn.Write (slices that
-//	                 point into that same buffer)
+//	                 point into that same memory)
 //	  flush    -> one gather write per connection; only a tail the kernel
 //	              did not take is copied to the connection's write queue
 //	  inbox    -> tasks posted by other goroutines (Loop.Post)
 //
+// With epoll a turn is one epoll_wait, then a read(2) and a writev(2) per
+// ready connection. With io_uring (Linux 6.12) the kernel receives into the
+// loop's provided buffers, pool slots, by itself (a multishot receive per
+// connection), and one io_uring_enter both sends the previous turn's
+// replies (one send per connection) and waits for the next completions.
+// Both engines can wait with a raw system call, keeping the loop's P
+// (Config.Wait), so that a wakeup costs no Go scheduler hand-off.
+//
 // The files show the split: loop.go states the platform contract (the hooks
 // each platform defines) and holds the portable loop, conn.go the portable
 // connection and its write path, read.go the read path, buf.go the loop's
-// buffer memory, stats.go the counters; poll_*.go, accept_*.go and
-// conn_*.go are the Linux and Windows sides of the contract, and
-// poll_other.go makes New fail with ErrUnsupported elsewhere.
+// buffer memory, table.go the connection table (slots with generations),
+// sendq.go a write queue an asynchronous send holds, stats.go the
+// counters, ioengine.go the engine choice; poll_*.go, accept_*.go and
+// conn_*.go are the Linux and Windows sides of the contract, the Linux side
+// dispatching to epoll_linux.go or the uring_*_linux.go files (on
+// internal/uring), and poll_other.go makes New fail with ErrUnsupported
+// elsewhere.
 //
 // Every Handler method and every Conn method runs on the connection's loop
 // thread; Loop.Post, Loop.SetBatch and the Stats methods may be called from

@@ -1,13 +1,14 @@
 // Package ws is an RFC 6455 WebSocket server on the reactor's pinned event
 // loops: the API a program uses to serve WebSocket clients.
 //
-// A message's way through: the loop reads into its read buffer; the frame
-// parser checks each header before the payload is looked at, unmasks the
-// payload in place and validates text as it arrives (failing fast, inside
-// fragments too); the Handler gets the payload as a view of that same buffer
-// (Event.Data); Conn.WriteMessage queues the reply header and the same
-// payload bytes, and the loop sends every reply of the turn with one gather
-// write. Only a frame split across reads, a fragmented message, or a tail
+// A message's way through: the loop reads into pool memory (its read
+// buffer with epoll; with io_uring the kernel receives into the loop's
+// provided buffers itself); the frame parser checks each header before the
+// payload is looked at, unmasks the payload in place and validates text as
+// it arrives (failing fast, inside fragments too); the Handler gets the
+// payload as a view of that same memory (Event.Data); Conn.WriteMessage
+// queues the reply header and the same payload bytes, and the loop sends
+// every reply of the turn with one gather write per connection. Only a frame split across reads, a fragmented message, or a tail
 // the socket would not take is copied, and those copies are counted in
 // Stats.
 //

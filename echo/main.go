@@ -61,7 +61,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	o := &options{cfg: ws.DefaultConfig(), numa: "auto", hugepages: true, gogc: 25, stats: 5 * time.Second, logLevel: "info"}
 	c := &o.cfg
 	fs.StringVar(&c.ListenAddr, "addr", c.ListenAddr, "WebSocket listen address")
-	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "events handled per wait (per loop)")
+	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "events handled per epoll_wait, per loop (io_uring: the completions -batch-wait waits for)")
 	fs.DurationVar(&c.BatchWait, "batch-wait", c.BatchWait, "io_uring: how long an idle loop may wait for -batch events before it handles fewer (0 = wake for each event)")
 	fs.IntVar(&c.ReactorRing, "ring", c.ReactorRing, "capacity of each loop's inbox ring")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "event loops (0 = one per CPU of the chosen NUMA node(s))")

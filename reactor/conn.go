@@ -19,19 +19,82 @@ const (
 // Conn is one accepted connection, owned by one loop. Its methods must be
 // called on that loop's thread (from Handler callbacks or Fn tasks); to act
 // on it from elsewhere, Post a Task to c.Loop().
+//
+// An idle connection costs 64 bytes here (on Linux; memory per idle
+// connection is one of the figures the benchmarks rank): what only a
+// connection holding bytes needs lives in a connIO, taken when needed and
+// given back when empty.
 type Conn struct {
 	loop     *Loop
-	p        connPlat // not last: a trailing zero-size field (Linux) would be padded
+	io       *connIO // nil while c holds no bytes
+	ctx      any
+	deadline int64 // unix nanoseconds; 0 = none
 	fd       int
+	p        connPlat // not last: a trailing zero-size field would be padded
 	gen      uint32
 	slot     uint32 // in Loop.conns (table.go)
 	flags    uint8
-	in       Buf // unconsumed input kept between reads (copy, counted)
-	out      Buf // unsent output (copy, counted); out[outHead:] is pending
-	outHead  int
-	sent     int   // bytes the peer had not taken at the last check (see progressed)
-	deadline int64 // unix nanoseconds; 0 = none
-	ctx      any
+}
+
+// connIO is the part of a connection that only holds bytes: input kept
+// between reads, output the socket would not take, and the part of that an
+// asynchronous send (IOCP, io_uring) has handed to the kernel.
+type connIO struct {
+	in      Buf // unconsumed input kept between reads (copy, counted)
+	out     Buf // unsent output (copy, counted); out[outHead:] is pending
+	outHead int
+	sent    int       // bytes the peer had not taken at the last check (see progressed)
+	flight  sendQueue // what an asynchronous send holds (sendq.go)
+}
+
+// ioSpares bounds the connIOs a loop keeps for reuse.
+const ioSpares = 256
+
+// ioState returns c's connIO, taking one when c has none.
+func (c *Conn) ioState() *connIO {
+	if c.io == nil {
+		l := c.loop
+		if n := len(l.ioSpare); n > 0 {
+			c.io = l.ioSpare[n-1]
+			l.ioSpare[n-1] = nil
+			l.ioSpare = l.ioSpare[:n-1]
+		} else {
+			c.io = new(connIO)
+		}
+	}
+	return c.io
+}
+
+// ioRelease gives c's connIO back once it holds nothing.
+func (c *Conn) ioRelease() {
+	io := c.io
+	if io == nil || io.in.Len() > 0 || io.out.Len() > 0 || len(io.flight.b) > 0 || io.flight.q.b != nil {
+		return
+	}
+	c.io = nil
+	l := c.loop
+	*io = connIO{}
+	if len(l.ioSpare) < ioSpares {
+		l.ioSpare = append(l.ioSpare, io)
+	}
+}
+
+// queuedOut is the part of the write queue still in c.io.out.
+func (c *Conn) queuedOut() int {
+	if c.io == nil {
+		return 0
+	}
+	return c.io.out.Len() - c.io.outHead
+}
+
+// inFlight is the part of the queue an asynchronous send has taken out of
+// c.io.out and the kernel has not taken yet: it counts against the write
+// queue limit, and new output queues behind it.
+func (c *Conn) inFlight() int {
+	if c.io == nil {
+		return 0
+	}
+	return len(c.io.flight.b)
 }
 
 // Loop is the loop that owns c.
@@ -107,7 +170,7 @@ func (c *Conn) Flush() {
 // Queued is the number of bytes waiting in c's write queue because the
 // kernel would not take them: what a slow-consumer limit measures. It does
 // not count this turn's replies, which have not been offered yet.
-func (c *Conn) Queued() int { return c.out.Len() - c.outHead + c.inFlight() }
+func (c *Conn) Queued() int { return c.queuedOut() + c.inFlight() }
 
 // Buffered is the number of bytes queued for c and not yet taken by the
 // kernel, this turn's pending replies included.
@@ -235,7 +298,7 @@ func (c *Conn) flush() {
 		c.queue(b[n:]) // copy: the socket would block; may close c (ErrNoMemory)
 		n = 0
 	}
-	if c.flags&fClosed == 0 && c.out.Len() > c.outHead {
+	if c.flags&fClosed == 0 && c.queuedOut() > 0 {
 		c.startOutput()
 	}
 }
@@ -243,13 +306,14 @@ func (c *Conn) flush() {
 // queue appends b to the write queue: the slow path when the kernel would
 // not take everything.
 func (c *Conn) queue(b []byte) {
-	if c.outHead > 0 && c.outHead >= c.out.Len()/2 {
+	io := c.ioState()
+	if io.outHead > 0 && io.outHead >= io.out.Len()/2 {
 		// Move the unsent half to the front rather than grow behind bytes
 		// already written.
-		c.out.SetLen(copy(c.out.Bytes(), c.out.Bytes()[c.outHead:]))
-		c.outHead = 0
+		io.out.SetLen(copy(io.out.Bytes(), io.out.Bytes()[io.outHead:]))
+		io.outHead = 0
 	}
-	if !c.out.Append(c.loop, b) { // copy: the socket would block
+	if !io.out.Append(c.loop, b) { // copy: the socket would block
 		c.closeNow(ErrNoMemory)
 		return
 	}
@@ -265,8 +329,13 @@ func (c *Conn) wrote(n int) {
 // outputDone runs when the write queue is empty again: its memory goes
 // back, and a close that waited for it goes on.
 func (c *Conn) outputDone() {
-	c.out.Free(c.loop)
-	c.outHead = 0
+	if io := c.io; io != nil {
+		io.out.Free(c.loop)
+		io.outHead = 0
+		if c.flags&fClosing == 0 {
+			c.ioRelease() // a close keeps its progress baseline (sent)
+		}
+	}
 	if c.flags&(fClosing|fPeerEOF) != 0 {
 		c.shutdownWrite()
 	}
@@ -350,9 +419,12 @@ func (c *Conn) closeNow(err error) {
 	l.dropPending(c)
 	c.flags |= fClosed
 	c.closeSocket()
-	c.in.Free(l)
-	c.out.Free(l)
-	c.outHead = 0
+	if io := c.io; io != nil {
+		io.in.Free(l)
+		io.out.Free(l)
+		io.outHead, io.sent = 0, 0
+		c.ioRelease() // unless a send the kernel holds still points into it
+	}
 	atomic.AddInt64(&l.stats.Conns, -1)
 	l.h.OnClose(c, err)
 }
@@ -365,8 +437,9 @@ func (c *Conn) progressed() bool {
 	if !ok {
 		return false
 	}
-	pending := k + c.out.Len() - c.outHead
-	moved := pending < c.sent
-	c.sent = pending
+	io := c.ioState()
+	pending := k + c.queuedOut()
+	moved := pending < io.sent
+	io.sent = pending
 	return moved
 }

@@ -9,13 +9,11 @@ import (
 )
 
 // connPlat is what the io_uring engine keeps per connection (epoll needs
-// only the fd and the flags): 16 bytes, most of them zero while the
-// connection is idle.
+// only the fd and the flags): 4 bytes.
 type connPlat struct {
-	ops   uint8      // io_uring operations in flight (receive, sends, cancel, close)
-	state uint8      // io_uring: uring* bits
-	rec   uint32     // io_uring: this turn's send record + 1; 0 when none
-	drain *sendQueue // io_uring: the write queue a send is draining, nil when none
+	ops   uint8  // io_uring operations in flight (receive, send, drain, cancel, close)
+	state uint8  // io_uring: uring* bits
+	rec   uint16 // io_uring: this turn's send record + 1; 0 when none
 }
 
 // The hooks that differ between the Linux engines go through the loop's
@@ -26,22 +24,11 @@ func (c *Conn) startOutput()                    { c.loop.p.eng.startOutput(c) }
 func (c *Conn) stopInput()                      { c.loop.p.eng.stopInput(c) }
 func (c *Conn) closeSocket()                    { c.loop.p.eng.closeSocket(c) }
 
-// sending and inFlight run several times per message (Conn.Queued): they
-// read connPlat, which only the io_uring engine sets, instead of
-// dispatching.
-
-// sending reports whether an io_uring send of c holds bytes the kernel has
-// not answered.
+// sending runs several times per message (Conn.outputPending): it reads
+// connPlat, which only the io_uring engine sets, instead of dispatching.
+// It reports whether an io_uring send of c holds bytes the kernel has not
+// answered.
 func (c *Conn) sending() bool { return c.p.state&uringSending != 0 }
-
-// inFlight is what c's io_uring drain has handed to the kernel and not
-// seen taken.
-func (c *Conn) inFlight() int {
-	if d := c.p.drain; d != nil {
-		return len(d.b)
-	}
-	return 0
-}
 
 // recv is one read(2); the io_uring engine uses it too, for the reads it
 // makes itself (Loop.read: a shutdown's last reads, a DirectReader's).

@@ -15,7 +15,7 @@ const (
 )
 
 // connPlat is what a connection's overlapped operations need. The kernel
-// writes into rov and sov (and reads sq.b) until their completions are
+// writes into rov and sov (and reads c.io.flight.b) until their completions are
 // dequeued, so a connection stays in the loop's slot table, closed or not,
 // until no operation is in flight; only then is its slot reused.
 type connPlat struct {
@@ -25,8 +25,7 @@ type connPlat struct {
 	rbuf   windows.WSABuf // the zero-byte receive's buffer
 	sbuf   windows.WSABuf // the overlapped send's buffer
 	zero   [1]byte        // what rbuf points at; never written (length 0)
-	sq     sendQueue      // the write queue being sent, moved out of Conn.out
-	sendIO uint32         // bytes the in-flight WSASend was asked to take
+	sendIO uint32         // bytes the in-flight WSASend was asked to take (of c.io.flight)
 }
 
 func (c *Conn) handle() windows.Handle { return windows.Handle(c.fd) }
@@ -148,17 +147,12 @@ func (c *Conn) send(bufs [][]byte) (int, error) {
 	return int(sent), nil
 }
 
-// inFlight is the part of the queue an overlapped send has taken out of
-// c.out and the kernel has not sent yet: it counts against the write queue
-// limit, and new output queues behind it.
-func (c *Conn) inFlight() int { return len(c.p.sq.b) }
-
-// unsent is the same bytes: an overlapped send completes once the kernel
+// unsent is the bytes an overlapped send holds (inFlight): an overlapped send completes once the kernel
 // has buffered its bytes, and stays pending while the peer's window and our
 // send buffer are full, so a slow reader keeps completing sends and a peer
 // that stopped does not. (SIO_TCP_INFO would also see the kernel's
 // unacknowledged bytes; wine 8 does not implement it.)
-func (c *Conn) unsent() (int, bool) { return len(c.p.sq.b), true }
+func (c *Conn) unsent() (int, bool) { return c.inFlight(), true }
 
 // sending is false: the first WSASend of a flush is synchronous.
 func (c *Conn) sending() bool { return false }
@@ -169,16 +163,17 @@ func (c *Conn) startOutput() {
 	if c.p.inOps&opSend != 0 {
 		return
 	}
-	c.p.sq.take(c)
+	c.io.flight.take(c)
 	c.sendMore()
 }
 
-// sendMore posts the overlapped WSASend of sq.b.
+// sendMore posts the overlapped WSASend of c.io.flight.b.
 func (c *Conn) sendMore() {
 	w := &c.p
+	b := c.io.flight.b
 	w.sov = windows.Overlapped{}
-	w.sendIO = uint32(min(len(w.sq.b), 1<<30))
-	w.sbuf = windows.WSABuf{Len: w.sendIO, Buf: &w.sq.b[0]}
+	w.sendIO = uint32(min(len(b), 1<<30))
+	w.sbuf = windows.WSABuf{Len: w.sendIO, Buf: &b[0]}
 	var n uint32
 	err := windows.WSASend(c.handle(), &w.sbuf, 1, &n, 0, &w.sov, nil)
 	if err != nil && err != windows.ERROR_IO_PENDING {
@@ -191,7 +186,7 @@ func (c *Conn) sendMore() {
 	c.loop.p.ops++
 }
 
-func (c *Conn) freeSend() { c.p.sq.free(c.loop) }
+func (c *Conn) freeSend() { c.flightDone() }
 
 // sendDone: the kernel took qty bytes of the queue.
 func (c *Conn) sendDone(qty uint32) {
@@ -205,12 +200,12 @@ func (c *Conn) sendDone(qty uint32) {
 		c.closeNow(os.NewSyscallError("WSASend", st.Errno()))
 		return
 	}
-	if w.sq.sent(c, int(qty)) {
+	if c.io.flight.sent(c, int(qty)) {
 		c.sendMore()
 		return
 	}
 	c.freeSend()
-	if c.out.Len() > c.outHead {
+	if c.queuedOut() > 0 {
 		c.startOutput()
 		return
 	}

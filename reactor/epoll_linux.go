@@ -177,8 +177,9 @@ func (e *epollEngine) startOutput(c *Conn) { e.pollOut(c, true) }
 
 // drainOut writes queued output when the socket became writable.
 func (e *epollEngine) drainOut(c *Conn) {
-	for c.outHead < c.out.Len() {
-		n, err := unix.Write(c.fd, c.out.Bytes()[c.outHead:])
+	for c.queuedOut() > 0 {
+		io := c.io
+		n, err := unix.Write(c.fd, io.out.Bytes()[io.outHead:])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -190,7 +191,7 @@ func (e *epollEngine) drainOut(c *Conn) {
 			return
 		}
 		c.wrote(n)
-		c.outHead += n
+		io.outHead += n
 	}
 	e.pollOut(c, false)
 	c.outputDone()

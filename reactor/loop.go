@@ -116,6 +116,7 @@ type Loop struct {
 	// Loop-thread state.
 	conns       []*Conn         // the connection table, by slot (table.go)
 	freeSlots   []uint32        // free slots of conns
+	ioSpare     []*connIO       // connIOs kept for reuse (conn.go)
 	cache       *hugepage.Cache // the loop's front of its node's pool; nil: Go heap
 	rbuf        []byte          // read buffer: headroom, then room for a read
 	rbufH       hugepage.Buffer // rbuf's pool buffer; zero for heap memory

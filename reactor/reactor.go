@@ -98,7 +98,7 @@ type LoopSpec struct {
 type Config struct {
 	Addr  string     // listen address, e.g. ":9001" or "127.0.0.1:0"
 	Loops []LoopSpec // one entry per event loop; empty means one unpinned loop
-	Batch int        // max events per wait
+	Batch int        // max events per epoll_wait; io_uring: the completions BatchWait waits for
 	// BatchWait lets an io_uring loop with nothing to do wait up to this
 	// long for Batch events rather than wake for the first
 	// (IORING_FEAT_MIN_TIMEOUT, Linux 6.12): fewer wakeups, each event

@@ -22,7 +22,7 @@ var errWouldBlock = errors.New("reactor: would block")
 func (l *Loop) read(c *Conn) bool {
 	into := l.rbuf[headroom:]
 	direct := false
-	if l.dr != nil && c.in.Len() == 0 && c.flags&fWriteShut == 0 {
+	if l.dr != nil && c.inLen() == 0 && c.flags&fWriteShut == 0 {
 		if t := l.dr.ReadTarget(c); len(t) > 0 {
 			direct, into = true, t // zero-copy: a large payload goes where it ends up
 		}
@@ -103,17 +103,18 @@ func (l *Loop) deliver(c *Conn, buf []byte, at, n int) bool {
 		return true // closing: the peer's bytes are read only to see its EOF
 	}
 	data := buf[at : at+n]
-	if k := c.in.Len(); k > 0 {
+	if k := c.inLen(); k > 0 {
 		// copy: a partial frame or request left from the previous read.
+		in := &c.io.in
 		if k <= at {
-			copy(buf[at-k:at], c.in.Bytes())
+			copy(buf[at-k:at], in.Bytes())
 			data = buf[at-k : at+n]
 		} else {
-			if !c.in.Append(l, data) {
+			if !in.Append(l, data) {
 				c.closeNow(ErrNoMemory)
 				return false
 			}
-			data = c.in.Bytes()
+			data = in.Bytes()
 		}
 		count(&l.stats.CopiedIn, uint64(k))
 	}
@@ -125,17 +126,29 @@ func (l *Loop) deliver(c *Conn, buf []byte, at, n int) bool {
 	rest := data[min(consumed, len(data)):]
 	switch {
 	case len(rest) == 0:
-		c.in.Free(l)
-	case c.in.Len() > 0 && &rest[len(rest)-1] == &c.in.Bytes()[c.in.Len()-1]:
-		c.in.SetLen(copy(c.in.Bytes(), rest)) // rest lives in c.in: move it to the front
+		if c.io != nil {
+			c.io.in.Free(l)
+			c.ioRelease()
+		}
+	case c.inLen() > 0 && &rest[len(rest)-1] == &c.io.in.Bytes()[c.io.in.Len()-1]:
+		c.io.in.SetLen(copy(c.io.in.Bytes(), rest)) // rest lives in c.io.in: move it to the front
 	default:
-		c.in.SetLen(0)
-		if !c.in.Append(l, rest) { // copy: keep the partial tail
+		in := &c.ioState().in
+		in.SetLen(0)
+		if !in.Append(l, rest) { // copy: keep the partial tail
 			c.closeNow(ErrNoMemory)
 			return false
 		}
 	}
 	return true
+}
+
+// inLen is the input c kept from its previous read.
+func (c *Conn) inLen() int {
+	if c.io == nil {
+		return 0
+	}
+	return c.io.in.Len()
 }
 
 // renewReadBuffer replaces the read buffer if a handler kept it.

@@ -13,9 +13,10 @@ type sendQueue struct {
 
 // take moves c's write queue into s; s.b is what to send.
 func (s *sendQueue) take(c *Conn) {
-	s.q, c.out = c.out, Buf{}
-	s.b = s.q.Bytes()[c.outHead:]
-	c.outHead = 0
+	io := c.io
+	s.q, io.out = io.out, Buf{}
+	s.b = s.q.Bytes()[io.outHead:]
+	io.outHead = 0
 }
 
 // sent records that the kernel took n bytes and reports whether any are
@@ -30,4 +31,11 @@ func (s *sendQueue) sent(c *Conn, n int) bool {
 func (s *sendQueue) free(l *Loop) {
 	s.q.Free(l)
 	s.b = nil
+}
+
+// flightDone frees what c's asynchronous send held, and c's connIO if
+// that was all it held.
+func (c *Conn) flightDone() {
+	c.io.flight.free(c.loop)
+	c.ioRelease()
 }

@@ -257,8 +257,8 @@ func (w *fakeWorld) kernel(sqes []uring.SQE) {
 		case op == udSend:
 			w.sendSQE(fc, s)
 		case op == udDrain:
-			d := fc.c.p.drain
-			w.drains = append(w.drains, fakeDrain{fc: fc, ud: s.UserData, b: d.b[:s.Len]})
+			b := fc.c.io.flight.b
+			w.drains = append(w.drains, fakeDrain{fc: fc, ud: s.UserData, b: b[:s.Len]})
 		case s.Opcode == uring.OpAsyncCancel && op == udCancel:
 			n := 0
 			if fc.armed {

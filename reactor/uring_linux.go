@@ -63,17 +63,14 @@ type uringEngine struct {
 	rearm  []connRef // receives to arm again (ENOBUFS, or the multishot ended)
 	direct []connRef // connections a DirectReader wants to read into its memory
 	retry  []connRef // drains and closes that found the SQ full
-	drains []*sendQueue
 }
 
-// Ring sizes. A turn prepares at most a few SQEs per completion it handles
-// (a re-armed receive, a drain, a cancel and a close) plus one send per
-// connection with replies; a turn takes Config.Batch completions, at most
-// uringBatch, so that the SQ never fills within a turn.
+// Ring sizes. A turn prepares a few SQEs per completion it handles (a
+// re-armed receive, a drain, a cancel and a close) plus one send per
+// connection with replies; when the SQ fills, sqe submits what is there.
 const (
-	uringSQ    = 4096
-	uringCQ    = 16384
-	uringBatch = uringSQ / 8
+	uringSQ = 4096
+	uringCQ = 16384
 )
 
 // User data: the operation in the top byte, then 24 bits of the
@@ -109,6 +106,7 @@ const (
 	uringSending                    // a turn's send holds bytes the kernel has not answered
 	uringQueued                     // in a retry list
 	uringCloseDue                   // closed; its cancel and close wait for room in the SQ
+	uringDraining                   // a send drains c.io.flight
 )
 
 func (u *uringEngine) open(l *Loop) error {
@@ -188,8 +186,6 @@ func (u *uringEngine) poll(l *Loop, timeout time.Duration) (int, error) {
 	}
 	var err error
 	switch bw := l.e.cfg.BatchWait; {
-	case u.ring.Ready() > 0: // more to handle: submit only
-		_, err = u.ring.SubmitAndWait(0, 0, how)
 	case bw > 0:
 		_, err = u.ring.SubmitAndWaitBatch(uint32(l.batch.Load()), bw, timeout, how)
 	default:
@@ -210,20 +206,28 @@ func (u *uringEngine) prepare(l *Loop) {
 	u.releaseEpochs(l)
 }
 
-// reap handles what the enter left in the CQ, the sends' CQEs first, and
-// returns how many completions it handled.
+// reap handles every completion the enter left in the CQ, the sends'
+// first, and returns how many. The CQ is empty when it returns: with
+// deferred task work nothing is added between enters (but for the inline
+// completions of a submission forced by a full SQ, which this loop takes
+// too), so the reads afterBatch makes on the loop's thread cannot overtake
+// a receive the kernel made. That is also why a turn is not cut at
+// Config.Batch completions, as an epoll turn is cut at Batch events.
 func (u *uringEngine) reap(l *Loop) int {
 	u.submitted()
 	u.sendCQEs(l)
 	u.releaseEpochs(l)
-	n := min(u.ring.Ready(), int(l.batch.Load()), uringBatch)
-	for i := range n {
-		cqe := *u.ring.CQE(i)
-		u.complete(l, &cqe)
+	total := 0
+	for n := u.ring.Ready(); n > 0; n = u.ring.Ready() {
+		for i := range n {
+			cqe := *u.ring.CQE(i)
+			u.complete(l, &cqe)
+		}
+		u.ring.Advance(n)
+		total += n
 	}
-	u.ring.Advance(n)
 	u.afterBatch(l)
-	return n
+	return total
 }
 
 // submitted marks the epochs in flight as sent once the kernel has taken
@@ -319,8 +323,15 @@ func (u *uringEngine) runRetries(l *Loop) {
 		case c.p.state&uringCloseDue != 0:
 			c.p.state &^= uringCloseDue
 			u.cancelAndClose(c)
-		case c.flags&fClosed == 0:
-			u.startOutput(c)
+		case c.p.state&uringDraining != 0 && c.flags&fClosed != 0:
+			// Never posted, and the descriptor is closing: drop it.
+			c.p.state &^= uringDraining
+			c.flightDone()
+			if c.p.ops == 0 {
+				c.retire()
+			}
+		case c.p.state&uringDraining != 0:
+			u.postDrain(c)
 		}
 	}
 }

@@ -237,7 +237,7 @@ func (u *uringEngine) deliver(l *Loop, c *Conn, bid int, data []byte) {
 	}
 	l.rbuf, l.rbufH, l.rbufShared = rbuf, rbufH, false
 	u.cur, u.curBI = nil, -1
-	if l.dr != nil && c.flags&(fClosed|fWriteShut) == 0 && c.in.Len() == 0 && len(l.dr.ReadTarget(c)) > 0 {
+	if l.dr != nil && c.flags&(fClosed|fWriteShut) == 0 && c.inLen() == 0 && len(l.dr.ReadTarget(c)) > 0 {
 		u.direct = append(u.direct, connRef{c, c.gen})
 	}
 }

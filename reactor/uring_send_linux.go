@@ -1,6 +1,7 @@
 package reactor
 
 import (
+	"math"
 	"os"
 	"unsafe"
 
@@ -132,8 +133,13 @@ func (u *uringEngine) send(c *Conn, bufs [][]byte) (int, error) {
 		r.bytes += total
 		return total, nil
 	}
+	if len(e.recs) == math.MaxUint16 {
+		// c.p.rec cannot name another record: send this one now.
+		e.out = e.out[:first]
+		return c.writev(bufs)
+	}
 	e.recs = append(e.recs, sendRec{c: c, gen: c.gen, first: first, n: len(bufs), bytes: total})
-	c.p.rec = uint32(len(e.recs))
+	c.p.rec = uint16(len(e.recs))
 	c.p.state |= uringSending
 	c.p.ops++
 	return total, nil
@@ -220,7 +226,7 @@ func (u *uringEngine) flushSends(l *Loop) {
 		} else {
 			s.PrepSendmsg(c.fd, u.msghdr(e, i), flags, ud)
 		}
-		if c.out.Len() == c.outHead && c.flags&(fClosing|fPeerEOF) == 0 {
+		if c.queuedOut() == 0 && c.flags&(fClosing|fPeerEOF) == 0 {
 			// Nothing waits for this send's answer: skip its CQE if
 			// it goes out whole.
 			s.Flags |= uring.SQECQESkip
@@ -321,7 +327,7 @@ func (u *uringEngine) sent(c *Conn, bufs [][]byte, n, total int) {
 			return
 		}
 	}
-	if c.out.Len() > c.outHead {
+	if c.queuedOut() > 0 {
 		u.startOutput(c)
 		return
 	}
@@ -346,38 +352,38 @@ func (u *uringEngine) requeue(c *Conn, bufs [][]byte, n int) bool {
 		count(&l.stats.CopiedOut, uint64(len(b)-n))
 		n = 0
 	}
-	if rest := c.out.Bytes()[c.outHead:]; len(rest) > 0 {
+	io := c.ioState()
+	if rest := io.out.Bytes()[io.outHead:]; len(rest) > 0 {
 		if !q.Append(l, rest) { // copy: keep the order
 			q.Free(l)
 			c.closeNow(ErrNoMemory)
 			return false
 		}
 	}
-	c.out.Free(l)
-	c.out, c.outHead = q, 0
+	io.out.Free(l)
+	io.out, io.outHead = q, 0
 	return true
 }
 
 // startOutput drains c's write queue with a send that waits for room,
-// unless a send of c is in flight (its completion starts the drain).
+// unless a send of c is in the kernel (its completion starts the drain).
 func (u *uringEngine) startOutput(c *Conn) {
-	if c.p.drain != nil || c.p.state&uringSending != 0 || c.out.Len() <= c.outHead {
+	if c.p.state&(uringDraining|uringSending) != 0 || c.queuedOut() == 0 {
 		return
 	}
-	d := u.newDrain()
-	d.take(c)
-	c.p.drain = d
+	c.io.flight.take(c)
+	c.p.state |= uringDraining
 	u.postDrain(c)
 }
 
 func (u *uringEngine) postDrain(c *Conn) {
-	d := c.p.drain
+	b := c.io.flight.b
 	s := u.sqe()
 	if s == nil {
 		u.later(c)
 		return
 	}
-	s.PrepSend(c.fd, d.b[:min(len(d.b), 1<<30)], unix.MSG_NOSIGNAL, uringOp(udDrain, c))
+	s.PrepSend(c.fd, b[:min(len(b), 1<<30)], unix.MSG_NOSIGNAL, uringOp(udDrain, c))
 	c.p.ops++
 }
 
@@ -388,37 +394,25 @@ func (u *uringEngine) drainDone(l *Loop, c *Conn, res int32) {
 		return
 	}
 	defer u.opDone(c)
-	d := c.p.drain
 	if c.flags&fClosed != 0 || res < 0 && res != -int32(unix.EAGAIN) {
-		c.p.drain = nil
-		d.free(l)
-		u.drains = append(u.drains, d)
+		c.p.state &^= uringDraining
+		c.flightDone()
 		if c.flags&fClosed == 0 {
 			c.closeNow(os.NewSyscallError("send", unix.Errno(-res)))
 		}
 		return
 	}
-	if d.sent(c, max(int(res), 0)) {
+	if c.io.flight.sent(c, max(int(res), 0)) {
 		u.postDrain(c)
 		return
 	}
-	c.p.drain = nil
-	d.free(l)
-	u.drains = append(u.drains, d)
-	if c.out.Len() > c.outHead {
+	c.p.state &^= uringDraining
+	c.flightDone()
+	if c.queuedOut() > 0 {
 		u.startOutput(c)
 		return
 	}
 	c.outputDone()
-}
-
-func (u *uringEngine) newDrain() *sendQueue {
-	if n := len(u.drains); n > 0 {
-		d := u.drains[n-1]
-		u.drains = u.drains[:n-1]
-		return d
-	}
-	return &sendQueue{}
 }
 
 // releaseEpochs ends the epochs, oldest first, whose sends the kernel has

@@ -32,7 +32,7 @@ func ChooseIOEngine(want IOEngine) (got IOEngine, why string, err error) {
 // Config is the server's configuration. Start from DefaultConfig.
 type Config struct {
 	ListenAddr string // TCP address, e.g. ":9001"; ":0" or "127.0.0.1:0" picks a port
-	BatchSize  int    // events per wait (epoll_wait, or io_uring completions per turn)
+	BatchSize  int    // events per epoll_wait (io_uring: the completions BatchWait waits for)
 	// BatchWait lets an idle io_uring loop wait up to this long for
 	// BatchSize events before it handles fewer (Linux 6.12): fewer wakeups
 	// under moderate load, each message delayed at most this much. 0: wake

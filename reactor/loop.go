@@ -423,6 +423,13 @@ func (l *Loop) sweep() {
 	}
 	clear(old)
 	l.timedSpare = old[:0]
+	// A burst of handshakes (each has a deadline) leaves both lists as
+	// long as the burst: once few deadlines are left, let the GC have the
+	// room (8 bytes per connection of the burst, twice).
+	if n := len(l.timed); cap(l.timedSpare) > 1024 && cap(l.timedSpare) > 8*n {
+		l.timed = append(make([]*Conn, 0, 2*n), l.timed...)
+		l.timedSpare = nil
+	}
 }
 
 // Index is the loop's position in the engine.

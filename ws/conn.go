@@ -18,6 +18,10 @@ const (
 // Conn is one WebSocket connection. WriteMessage, Close and the getters must
 // be called on the connection's loop thread, i.e. from the Handler; Send and
 // CloseAsync may be called from any goroutine.
+//
+// An idle connection costs 64 bytes here (on 64-bit systems): the state of
+// a message that spans frames or reads (msgReader) is taken only while one
+// does.
 type Conn struct {
 	rc *reactor.Conn
 	ls *loopState // the owning loop's state; ls.s is the server
@@ -27,9 +31,9 @@ type Conn struct {
 	over      bool // opened past MaxConns: close with 1013 after the handshake
 	pinged    bool // a keepalive ping is out and nothing was read since
 	closeCode StatusCode
-	in        msgReader // the message being read
-	lastRead  int64     // loop time of the last read, for IdleTimeout
-	ip        *ipKey    // counted in the per-address limit
+	in        *msgReader // the message being read across frames or reads; nil when none
+	lastRead  int64      // loop time of the last read, for IdleTimeout
+	ip        *ipKey     // counted in the per-address limit
 	user      any
 }
 

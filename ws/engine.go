@@ -55,8 +55,8 @@ const directMin = 64 << 10
 // loop reads it straight into the reassembly buffer (no copy).
 func (h *engineHandler) ReadTarget(rc *reactor.Conn) []byte {
 	c := rc.Context().(*Conn)
-	in := &c.in
-	if c.state != stateOpen || in.remain < directMin {
+	in := c.in
+	if c.state != stateOpen || in == nil || in.remain < directMin {
 		return nil
 	}
 	if !in.buf.Grow(rc.Loop(), int(min(in.remain, 1<<20))) {
@@ -71,7 +71,7 @@ func (h *engineHandler) ReadTarget(rc *reactor.Conn) []byte {
 func (h *engineHandler) OnDirect(rc *reactor.Conn, n int) {
 	c := rc.Context().(*Conn)
 	c.lastRead, c.pinged = rc.Loop().NowNano(), false
-	in := &c.in
+	in := c.in
 	in.buf.SetLen(in.buf.Len() + n)
 	c.payload(in.buf.Bytes()[in.buf.Len()-n:])
 }
@@ -97,7 +97,10 @@ func (h *engineHandler) OnClose(rc *reactor.Conn, err error) {
 		return
 	}
 	s := c.ls.s
-	c.in.buf.Free(rc.Loop())
+	if c.in != nil {
+		c.in.buf.Free(rc.Loop())
+		c.in = nil // not to the spares: endFrame may still hold it
+	}
 	s.conns.Add(-1)
 	if c.ip != nil {
 		s.perIP.remove(c.ip)

@@ -27,6 +27,52 @@ type msgReader struct {
 // active reports whether a message is being reassembled.
 func (in *msgReader) active() bool { return in.op != gws.OpContinuation }
 
+// readerSpares bounds the msgReaders a loop keeps for reuse.
+const readerSpares = 64
+
+// reader returns c's msgReader, taking one when c has none.
+func (c *Conn) reader() *msgReader {
+	if c.in == nil {
+		ls := c.ls
+		if n := len(ls.readers); n > 0 {
+			c.in = ls.readers[n-1]
+			ls.readers[n-1] = nil
+			ls.readers = ls.readers[:n-1]
+		} else {
+			c.in = new(msgReader)
+		}
+	}
+	return c.in
+}
+
+// readerDone gives c's msgReader back once no message is being read (its
+// buffer is freed or handed on already).
+func (c *Conn) readerDone() {
+	in := c.in
+	if in == nil || in.active() || in.remain > 0 || in.buf.Len() > 0 {
+		return
+	}
+	c.in = nil
+	*in = msgReader{}
+	if ls := c.ls; len(ls.readers) < readerSpares {
+		ls.readers = append(ls.readers, in)
+	}
+}
+
+// reading reports whether a message is being reassembled.
+func (c *Conn) reading() bool { return c.in != nil && c.in.active() }
+
+// streaming reports whether a data frame's payload is still to come.
+func (c *Conn) streaming() bool { return c.in != nil && c.in.remain > 0 }
+
+// reassembled is the size of the message reassembled so far.
+func (c *Conn) reassembled() int64 {
+	if c.in == nil {
+		return 0
+	}
+	return int64(c.in.buf.Len())
+}
+
 // readFrames parses, unmasks and handles the frames in b and returns how
 // many bytes it consumed; an incomplete header or control frame at the end
 // is left for the next read. Whole unfragmented messages are handed to the
@@ -36,7 +82,7 @@ func (c *Conn) readFrames(b []byte) int {
 	off := 0
 	lim := c.ls.s.limits.Load()
 	for off < len(b) && c.state == stateOpen {
-		if c.in.remain > 0 {
+		if c.streaming() {
 			off += c.stream(b[off:])
 			continue
 		}
@@ -78,7 +124,7 @@ func (c *Conn) readFrame(b []byte, lim *Limits) int {
 		c.fail(err)
 		return len(b)
 	}
-	if !c.in.active() && h.Fin && int64(len(b)-hs) >= h.Length {
+	if !c.reading() && h.Fin && int64(len(b)-hs) >= h.Length {
 		return hs + c.deliverInPlace(b[:hs+int(h.Length)], hs, h)
 	}
 	c.beginFrame(&h)
@@ -89,13 +135,13 @@ func (c *Conn) readFrame(b []byte, lim *Limits) int {
 // and the size limits (RFC 6455 §5.4, before any payload byte is read).
 func (c *Conn) checkData(h *wire.Header, lim *Limits) *CloseError {
 	switch {
-	case h.OpCode == gws.OpContinuation && !c.in.active():
+	case h.OpCode == gws.OpContinuation && !c.reading():
 		return wire.ErrUnexpectedCont
-	case h.OpCode != gws.OpContinuation && c.in.active():
+	case h.OpCode != gws.OpContinuation && c.reading():
 		return wire.ErrExpectedCont
 	case h.Length > lim.MaxFrameSize:
 		return wire.ErrFrameTooBig
-	case int64(c.in.buf.Len())+h.Length > lim.MaxMessageSize:
+	case c.reassembled()+h.Length > lim.MaxMessageSize:
 		return wire.ErrMessageTooBig
 	}
 	return nil
@@ -120,7 +166,7 @@ func (c *Conn) deliverInPlace(frame []byte, hs int, h wire.Header) int {
 // beginFrame starts streaming a data frame whose payload is not all in the
 // read buffer.
 func (c *Conn) beginFrame(h *wire.Header) {
-	in := &c.in
+	in := c.reader()
 	if !in.active() {
 		in.op, in.utf8 = h.OpCode, 0
 	}
@@ -139,7 +185,7 @@ func (c *Conn) beginFrame(h *wire.Header) {
 // stream takes the next part of a data frame's payload into the
 // reassembly buffer, validating text as it arrives (fail fast).
 func (c *Conn) stream(b []byte) int {
-	in := &c.in
+	in := c.in
 	n := int(min(int64(len(b)), in.remain))
 	if !in.buf.Append(c.rc.Loop(), b[:n]) { // copy: reassembly of a fragmented or split message
 		c.fail(errNoMemory)
@@ -156,7 +202,7 @@ func (c *Conn) stream(b []byte) int {
 // at the end of the reassembly buffer, and completes the frame when they
 // are its last. It reports false when it failed the connection.
 func (c *Conn) payload(p []byte) bool {
-	in := &c.in
+	in := c.in
 	wire.Unmask(p, in.mask, int(in.maskOff))
 	in.maskOff = uint8((int(in.maskOff) + len(p)) & 3)
 	if in.op == OpText {
@@ -176,7 +222,7 @@ func (c *Conn) payload(p []byte) bool {
 
 // endFrame completes a streamed frame, and the message if it was final.
 func (c *Conn) endFrame() {
-	in := &c.in
+	in := c.in
 	if !in.fin {
 		return
 	}
@@ -187,9 +233,13 @@ func (c *Conn) endFrame() {
 	op := in.op
 	in.op = gws.OpContinuation // the message is complete
 	c.deliver(op, in.buf.Bytes(), srcMsg, nil)
+	if c.in != in {
+		return // the handler's reply closed c, and OnClose took the reader
+	}
 	// Replies may point into buf: it is given back after they are sent,
 	// with the rest of this turn's replies.
 	c.rc.FreeAfterFlush(&in.buf)
+	c.readerDone()
 }
 
 // control answers a ping, notes a pong, and completes the closing

@@ -87,7 +87,8 @@ type loopState struct {
 	closeCodes [closeCodeSlots]atomic.Uint64
 	s          *Server
 	ev         Event
-	_          [64]byte // keep loops' counters off each other's cache lines
+	readers    []*msgReader // kept for reuse (Conn.reader)
+	_          [64]byte     // keep loops' counters off each other's cache lines
 }
 
 // count adds n to one of the loop's counters; loop thread only.

@@ -629,3 +629,49 @@ func onLoop(t *testing.T, l *Loop, f func() int) int {
 	}
 	return 0
 }
+
+// TestShutdownPostedInWakeWindow holds the loop inside handleWake, between
+// clearing wakePending and reading the control word, while Shutdown posts
+// to it, and keeps it there 50 ms more so that Shutdown's wakeup is done
+// before the loop goes on. The shutdown must not be lost: Shutdown returns
+// nil, and long before its 2 s deadline. (With the clear after the read,
+// the post finds wakePending still set, writes no wakeup, and the loop
+// sleeps until the deadline's abort wakes it.)
+func TestShutdownPostedInWakeWindow(t *testing.T) {
+	h := newEchoHandler()
+	e := startEngine(t, h, 1)
+	l := e.Loops()[0]
+	shut := make(chan error, 1)
+	var armed atomic.Bool
+	armed.Store(true)
+	hook := func(hl *Loop) {
+		if hl != l || !armed.CompareAndSwap(true, false) {
+			return
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			shut <- e.Shutdown(ctx)
+		}()
+		for end := time.Now().Add(5 * time.Second); l.ctl.Load()&ctlShutdown == 0 && time.Now().Before(end); {
+			runtime.Gosched()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wakeWindowHook.Store(&hook)
+	t.Cleanup(func() { wakeWindowHook.Store(nil) })
+	if err := l.Post(Task{Fn: func() {}}); err != nil { // a wakeup, into the hook
+		t.Fatal(err)
+	}
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("Shutdown posted while the loop was held in handleWake (wakeup window): %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+	if armed.Load() {
+		t.Fatal("the hook never ran")
+	}
+}

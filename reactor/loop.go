@@ -64,6 +64,11 @@ const tickInterval = 250 * time.Millisecond
 // goroutines that then see a negative count stay away from the poller.
 const postsClosed = math.MinInt32 / 2
 
+// wakeWindowHook, set only by a test, runs in handleWake between clearing
+// wakePending and reading the control word: it holds the loop in the window
+// where a post must still end in a wakeup (TestShutdownPostedInWakeWindow).
+var wakeWindowHook atomic.Pointer[func(*Loop)]
+
 // maxIov bounds the buffers gathered for one connection's write (IOV_MAX on
 // Linux; Windows has no such limit, the bound keeps the array small).
 const maxIov = 1024
@@ -264,8 +269,17 @@ func (l *Loop) SetBatch(n int) {
 // handleWake acts on a wakeup: control words first (a shutdown begins
 // before the tasks run, an abort closes what is left after them), then the
 // inbox. The platform's poll calls it once the wakeup is consumed.
+//
+// wakePending is cleared before the control word is read: a post that lands
+// between the two is seen by the read and also writes a wakeup (one spare
+// turn). In the other order a post landing between the read and the clear
+// would find wakePending still set, write no wakeup, and wait in the
+// control word until something else woke the loop.
 func (l *Loop) handleWake() {
 	l.wakePending.Store(false)
+	if h := wakeWindowHook.Load(); h != nil {
+		(*h)(l)
+	}
 	ctl := l.ctl.Swap(0)
 	if ctl&ctlShutdown != 0 && !l.stopping {
 		l.beginShutdown()

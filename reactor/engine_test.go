@@ -312,6 +312,46 @@ func TestPostTask(t *testing.T) {
 	}
 }
 
+// TestShutdownRunsPostedTasksFirst: tasks posted before Shutdown run before
+// the loop offers the connection to OnShutdown (so their writes precede its
+// goodbye), and a Post once the shutdown has begun fails with ErrClosed.
+func TestShutdownRunsPostedTasksFirst(t *testing.T) {
+	h := newEchoHandler()
+	e := startEngine(t, h, 1)
+	c := dialEngine(t, e)
+	roundTrip(t, c, []byte("hi"))
+	rc := h.conn(0)
+	var want bytes.Buffer
+	for i := range 200 {
+		msg := fmt.Appendf(nil, "task %03d;", i)
+		if err := rc.Loop().Post(Task{Conn: rc, Gen: rc.Gen(), Data: msg}); err != nil {
+			t.Fatal(err)
+		}
+		want.Write(msg)
+	}
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- e.Shutdown(ctx)
+	}()
+	got, err := io.ReadAll(c) // until the server's FIN
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.WriteString("shutdown")
+	if string(got) != want.String() {
+		t.Fatalf("the client got %d bytes ending %q; want the 200 tasks' writes, then \"shutdown\"", len(got), got[max(0, len(got)-30):])
+	}
+	c.Close()
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Loop().Post(Task{Conn: rc, Gen: rc.Gen(), Data: []byte("late")}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Post after the shutdown began: %v, want ErrClosed", err)
+	}
+}
+
 // TestSlotReuse opens and closes many connections so that table entries
 // (slots on Windows, fds on Linux) are reused; a stale completion or event
 // must never reach a new connection, and no entry outlives its connection.

@@ -60,8 +60,9 @@ const (
 // tickInterval is how often a loop looks at deadlines while any are set.
 const tickInterval = 250 * time.Millisecond
 
-// postsClosed is added to Loop.posters when the loop stops taking wakeups:
-// goroutines that then see a negative count stay away from the poller.
+// postsClosed is added to Loop.posters when the loop stops taking wakeups,
+// and to Loop.pushers when its inbox stops taking tasks: goroutines that
+// then see a negative count stay away from the poller, or the inbox.
 const postsClosed = math.MinInt32 / 2
 
 // wakeWindowHook, set only by a test, runs in handleWake between clearing
@@ -89,6 +90,7 @@ type Loop struct {
 	wakePending atomic.Bool
 	ctl         atomic.Uint32
 	posters     atomic.Int32 // goroutines inside signal; postsClosed once closed
+	pushers     atomic.Int32 // goroutines inside Post; postsClosed once the inbox is shut
 	batch       atomic.Int32 // events per wait; SetBatch changes it
 	closed      atomic.Bool
 	tid         atomic.Int32
@@ -189,31 +191,54 @@ func (l *Loop) pin() {
 // finish closes what is left and releases the loop once run is done.
 func (l *Loop) finish() {
 	l.stopping = true
+	l.closeInbox()
 	l.closeAll(ErrShutdown)
 	l.stopAccepting()
 	l.closePosts()
 	l.settle()
 	l.closePoller()
 	l.freeMemory()
-	// Drop tasks nobody will run; their data is garbage once unreferenced.
+	// Drop tasks nobody will run (the loop ended without a shutdown: a
+	// poller error); their data is garbage once unreferenced.
 	for {
 		if _, ok := l.inbox.Pop(); !ok {
 			break
 		}
+		count(&l.stats.TasksDropped, 1)
 	}
 }
 
 // Post hands t to the loop from any goroutine. It never blocks: a full inbox
-// returns ErrInboxFull, a stopped loop ErrClosed.
+// returns ErrInboxFull; once the loop has begun its shutdown (or stopped) it
+// returns ErrClosed. A task Post accepted runs before the loop offers its
+// connections to Handler.OnShutdown: a shutdown closes the inbox, waits for
+// the Posts under way, and runs what they left.
 func (l *Loop) Post(t Task) error {
-	if l.closed.Load() {
+	if l.pushers.Add(1) < 0 { // the inbox is shut
+		l.pushers.Add(-1)
 		return ErrClosed
 	}
-	if !l.inbox.Push(t) {
+	ok := l.inbox.Push(t)
+	l.pushers.Add(-1)
+	if !ok {
 		return ErrInboxFull
 	}
 	l.signal()
 	return nil
+}
+
+// closeInbox makes Post fail from now on and waits for the Posts already
+// under way (a push and nothing else: never long), so that every task Post
+// accepted is in the inbox. Loop thread, or a loop that never ran.
+func (l *Loop) closeInbox() {
+	if l.pushers.Load() < 0 {
+		return
+	}
+	if l.pushers.Add(postsClosed) != postsClosed {
+		for l.pushers.Load() != postsClosed {
+			runtime.Gosched()
+		}
+	}
 }
 
 // signal wakes the loop unless a wakeup is already on its way. The loop
@@ -266,9 +291,11 @@ func (l *Loop) SetBatch(n int) {
 	l.signal()
 }
 
-// handleWake acts on a wakeup: control words first (a shutdown begins
-// before the tasks run, an abort closes what is left after them), then the
-// inbox. The platform's poll calls it once the wakeup is consumed.
+// handleWake acts on a wakeup: control words first, then the inbox. A
+// shutdown shuts the inbox and runs every task posted before it, then
+// begins (so that a message a Send accepted goes out before the close that
+// the shutdown sends); an abort closes what is left after the tasks. The
+// platform's poll calls it once the wakeup is consumed.
 //
 // wakePending is cleared before the control word is read: a post that lands
 // between the two is seen by the read and also writes a wakeup (one spare
@@ -282,6 +309,8 @@ func (l *Loop) handleWake() {
 	}
 	ctl := l.ctl.Swap(0)
 	if ctl&ctlShutdown != 0 && !l.stopping {
+		l.closeInbox()
+		l.drainInbox()
 		l.beginShutdown()
 	}
 	l.drainInbox()
@@ -290,7 +319,8 @@ func (l *Loop) handleWake() {
 	}
 }
 
-// drainInbox runs queued tasks.
+// drainInbox runs queued tasks. A task for a connection that closed since
+// it was posted is dropped (counted in TasksDropped).
 func (l *Loop) drainInbox() {
 	for {
 		t, ok := l.inbox.Pop()
@@ -303,6 +333,8 @@ func (l *Loop) drainInbox() {
 		case t.Conn != nil && t.Conn.loop == l && t.Conn.gen == t.Gen && t.Conn.flags&fClosed == 0:
 			l.h.OnTask(t.Conn, &t)
 			t.Conn.Flush()
+		default:
+			count(&l.stats.TasksDropped, 1)
 		}
 	}
 }

@@ -19,7 +19,7 @@ var (
 	ErrUnsupported = errors.New("reactor: not supported on this platform")
 	// ErrInboxFull is returned by Post when the loop's inbox is at capacity.
 	ErrInboxFull = errors.New("reactor: loop inbox full")
-	// ErrClosed is returned by Post after the loop has stopped.
+	// ErrClosed is returned by Post once the loop has begun its shutdown.
 	ErrClosed = errors.New("reactor: loop closed")
 	// ErrTimeout is passed to OnClose when a connection's deadline expired.
 	ErrTimeout = errors.New("reactor: deadline exceeded")
@@ -244,6 +244,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 // closeLoops releases loops that never ran.
 func (e *Engine) closeLoops() {
 	for _, l := range e.loops {
+		l.closeInbox()
 		l.stopAccepting()
 		l.closePosts()
 		l.closePoller()

@@ -21,6 +21,10 @@ type Counters struct {
 	Wakeups     uint64 // returns from the poller's wait
 	Events      uint64 // events handled; Events/Wakeups is the mean batch
 	AcceptFails uint64 // accept failures (out of descriptors, say)
+	// TasksDropped counts tasks posted for a connection that was closed
+	// when the loop came to them (and tasks left when a loop ended
+	// without a shutdown).
+	TasksDropped uint64
 	// HeapFallbacks counts buffers taken from the Go heap because the pool
 	// had none of the size (or the loop has no pool).
 	HeapFallbacks uint64

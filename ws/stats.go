@@ -27,7 +27,12 @@ type Counters struct {
 	BytesIn     uint64 `metric:"bytes_in_total" help:"Payload bytes of messages received."`
 	BytesOut    uint64 `metric:"bytes_out_total" help:"Payload bytes of messages sent."`
 	Reassembled uint64 `metric:"reassembled_bytes_total" help:"Payload bytes copied to reassemble split or fragmented messages."`
-	ClosesSent  uint64 // close frames the server initiated; by code in Stats.CloseCodes
+	// SendsDropped counts messages Send accepted that were not written:
+	// the connection was closing (or failed writing them) when its loop
+	// came to them. Sends whose TCP connection was already gone are in
+	// LoopCounters.TasksDropped.
+	SendsDropped uint64 `metric:"sends_dropped_total" help:"Messages Send accepted that were not written: the connection was closing when the loop came to them."`
+	ClosesSent   uint64 // close frames the server initiated; by code in Stats.CloseCodes
 }
 
 // LoopCounters are one event loop's transport counts (the reactor's, field
@@ -44,6 +49,7 @@ type LoopCounters struct {
 	Wakeups       uint64 `metric:"loop_wakeups_total" help:"Returns from the poller's wait; events_total/wakeups_total is the mean batch."`
 	Events        uint64 `metric:"loop_events_total" help:"Events handled (at most batch size per wakeup)."`
 	AcceptFails   uint64 `metric:"loop_accept_failures_total" help:"Accept failures (e.g. out of descriptors)."`
+	TasksDropped  uint64 `metric:"loop_tasks_dropped_total" help:"Tasks (Send, CloseAsync) for a connection already closed when the loop came to them."`
 	HeapFallbacks uint64 `metric:"loop_heap_fallbacks_total" help:"Buffers taken from the Go heap because the pool had none of the size."`
 	MemRefused    uint64 `metric:"loop_memory_refused_total" help:"Buffers refused: pool exhausted and heap budget spent."`
 }

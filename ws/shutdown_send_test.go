@@ -1,0 +1,190 @@
+package ws
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hioload-ws/hioload-ws/internal/wstest"
+)
+
+// Shutdown and messages the server starts itself (Conn.Send from other
+// goroutines). The promise: every Send that returned nil before Shutdown
+// reached the connection's loop is written before the loop's close 1001;
+// from then on Send returns ErrConnClosed. Nothing Send accepted is lost,
+// however many goroutines send while Shutdown runs.
+
+// sendMsg is sender s's message seq to a client: the sender and the
+// sequence number, then a pattern, size bytes in all.
+func sendMsg(s, seq, size int) []byte {
+	p := make([]byte, max(size, 8))
+	binary.BigEndian.PutUint32(p, uint32(s))
+	binary.BigEndian.PutUint32(p[4:], uint32(seq))
+	for i := 8; i < len(p); i++ {
+		p[i] = byte(s*13 + seq + i)
+	}
+	return p
+}
+
+// TestShutdownDeliversAcceptedSends: 6 clients, 4 goroutines sending to
+// each (messages of 8 B to 3 KiB) while Shutdown begins. Each client must
+// get, from each sender, exactly the messages whose Send returned nil, in
+// order and intact, and then close 1001; each sender's first error must be
+// ErrConnClosed (or ErrBusy, retried).
+func TestShutdownDeliversAcceptedSends(t *testing.T) {
+	for round := range 2 {
+		t.Run(fmt.Sprint("round ", round), func(t *testing.T) { shutdownWithSenders(t) })
+	}
+}
+
+func shutdownWithSenders(t *testing.T) {
+	const clients, senders, maxMsgs = 6, 4, 5000
+	type open struct {
+		c    *Conn
+		addr string // the client's address, as the server sees it
+	}
+	opened := make(chan open, clients)
+	cfg := DefaultConfig()
+	cfg.Workers = 2
+	cfg.ReactorRing = 256 // a small inbox: ErrBusy must not lose messages either
+	srv, done := runServer(t, cfg, HandlerFunc(func(e *Event) error {
+		if e.Kind == OpenEvent {
+			opened <- open{e.Conn, e.Conn.RemoteAddr().String()}
+		}
+		return nil
+	}))
+	cls := make([]*wstest.Client, clients)
+	index := map[string]int{}
+	for i := range cls {
+		cls[i] = wstest.Dial(t, srv.Addr().String())
+		index[cls[i].Conn().LocalAddr().String()] = i
+	}
+	conns := make([]*Conn, clients) // conns[i] is client i's connection
+	for range conns {
+		select {
+		case o := <-opened:
+			i, ok := index[o.addr]
+			require.True(t, ok, "a connection from %s", o.addr)
+			conns[i] = o.c
+		case <-time.After(wstest.Timeout):
+			t.Fatal("the clients did not all open")
+		}
+	}
+
+	// Readers: per client, what each sender's messages were, up to the close.
+	got := make([][senders]int, clients) // messages read per sender
+	codes := make([]StatusCode, clients)
+	readErrs := make([]error, clients)
+	var readers sync.WaitGroup
+	for i, c := range cls {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			readErrs[i] = readSends(c, &got[i], &codes[i])
+		}()
+	}
+
+	// Senders: each tags its messages with its number, so that the reader
+	// checks the order per sender.
+	accepted := make([][senders]atomic.Int64, clients)
+	var sendErrs [clients][senders]error
+	var started sync.WaitGroup
+	var sending sync.WaitGroup
+	for i, c := range conns {
+		for s := range senders {
+			started.Add(1)
+			sending.Add(1)
+			go func() {
+				defer sending.Done()
+				n, going := 0, false
+				for seq := 0; seq < maxMsgs; {
+					if seq == 20 && !going {
+						going = true
+						started.Done()
+					}
+					err := c.Send(OpBinary, sendMsg(s, seq, 8+(seq*97)%3000))
+					switch {
+					case err == nil:
+						seq++
+						n++
+						accepted[i][s].Store(int64(n))
+						continue
+					case errors.Is(err, ErrBusy):
+						time.Sleep(50 * time.Microsecond)
+						continue
+					}
+					sendErrs[i][s] = err
+					if !going {
+						started.Done()
+					}
+					return
+				}
+				sendErrs[i][s] = errors.New("never refused: the loops did not shut down")
+			}()
+		}
+	}
+	started.Wait() // every sender has had 20 messages accepted
+	require.NoError(t, srv.Shutdown())
+	require.NoError(t, <-done)
+	sending.Wait()
+	readers.Wait()
+
+	for i := range conns {
+		for s := range senders {
+			require.ErrorIs(t, sendErrs[i][s], ErrConnClosed, "conn %d sender %d: the error after Shutdown", i, s)
+		}
+	}
+	total := 0
+	for i := range cls {
+		require.NoError(t, readErrs[i], "client %d", i)
+		require.Equal(t, StatusGoingAway, codes[i], "client %d: the close after the messages", i)
+		for s := range senders {
+			n := accepted[i][s].Load()
+			require.Equal(t, n, int64(got[i][s]), "client %d sender %d: messages Send accepted vs messages before the close", i, s)
+			total += int(n)
+		}
+	}
+	t.Logf("%d messages accepted and delivered before close 1001", total)
+}
+
+// readSends reads messages until the close frame, checking that each
+// sender's are in order and intact; it counts them in got, answers the
+// close and closes once the server has.
+func readSends(c *wstest.Client, got *[4]int, code *StatusCode) error {
+	c.Conn().SetReadDeadline(time.Now().Add(4 * wstest.Timeout))
+	for {
+		f, err := c.ReadFrame()
+		if err != nil {
+			return fmt.Errorf("after %v messages per sender: %w", *got, err)
+		}
+		if f.Op == OpClose {
+			if len(f.Payload) >= 2 {
+				*code = StatusCode(binary.BigEndian.Uint16(f.Payload))
+			}
+			c.Conn().Write(wstest.Data(OpClose, true, f.Payload[:min(len(f.Payload), 2)]))
+			for {
+				if _, err := c.Reader().ReadByte(); err != nil {
+					return c.Close() // EOF: our FIN ends the server's linger
+				}
+			}
+		}
+		if len(f.Payload) < 8 {
+			return fmt.Errorf("a %d-byte message", len(f.Payload))
+		}
+		s := int(binary.BigEndian.Uint32(f.Payload))
+		if s >= len(got) {
+			return fmt.Errorf("sender %d?", s)
+		}
+		seq := got[s]
+		if want := sendMsg(s, seq, 8+(seq*97)%3000); f.Op != OpBinary || string(f.Payload) != string(want) {
+			return fmt.Errorf("sender %d: message %d differs (seq %d in it, %d bytes)", s, seq, binary.BigEndian.Uint32(f.Payload[4:]), len(f.Payload))
+		}
+		got[s]++
+	}
+}

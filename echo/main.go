@@ -7,6 +7,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -32,10 +33,39 @@ func init() {
 }
 
 func main() {
-	if err := run(); err != nil {
+	err := run()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "echo:", err)
-		os.Exit(1)
 	}
+	os.Exit(exitCode(err))
+}
+
+// Exit statuses, so that a supervisor or script can tell a graceful stop
+// from a forced one (the README lists them). The flag package exits 2 for a
+// command line it cannot parse.
+const (
+	exitOK        = 0 // stopped gracefully: every client answered its close 1001
+	exitFailed    = 1 // did not start (bad flag value, address in use, ...) or failed
+	exitForced    = 3 // -shutdown-timeout passed: clients were closed without the close handshake
+	exitPoolsKept = 4 // the buffer pools could not be unmapped at the end
+	exitBoth      = 5 // forced, and the pools kept
+)
+
+// exitCode maps run's error to the exit status.
+func exitCode(err error) int {
+	var se *ws.ShutdownError
+	forced, kept := errors.As(err, &se), errors.Is(err, ws.ErrPoolsKept)
+	switch {
+	case err == nil:
+		return exitOK
+	case forced && kept:
+		return exitBoth
+	case forced:
+		return exitForced
+	case kept:
+		return exitPoolsKept
+	}
+	return exitFailed
 }
 
 // options are the command line: the server's Config, whose fields the
@@ -131,6 +161,7 @@ func run() error {
 		fmt.Printf("echo: metrics on http://%s/metrics\n", debugLn.Addr())
 	}
 	if err := srv.Run(ws.HandlerFunc(echo)); err != nil {
+		fmt.Println("Server stopped, not gracefully.")
 		return err
 	}
 	fmt.Println("Server stopped.")
@@ -214,9 +245,7 @@ func handleSignals(srv *ws.Server, debugSrv *http.Server, config string, log *sl
 			if debugSrv != nil {
 				debugSrv.Close()
 			}
-			if err := srv.Shutdown(); err != nil {
-				log.Error("shutdown", "err", err)
-			}
+			srv.Shutdown() // Run returns its error too, and main reports it
 			return
 		}
 	}()

@@ -482,8 +482,10 @@ func TestShutdownDeadlineCloses(t *testing.T) {
 	roundTrip(t, c, []byte("x")) // and never close: only the deadline ends it
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if err := e.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Shutdown: %v, want the context's deadline", err)
+	err = e.Shutdown(ctx)
+	var se *ShutdownError
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &se) || se.Forced != 1 {
+		t.Fatalf("Shutdown: %v, want a *ShutdownError for the context's deadline and 1 connection", err)
 	}
 	if errs := h.waitCloses(t, 1); !errors.Is(errs[0], ErrShutdown) {
 		t.Fatalf("OnClose error %v, want ErrShutdown", errs[0])

@@ -315,7 +315,7 @@ func (l *Loop) handleWake() {
 	}
 	l.drainInbox()
 	if ctl&ctlAbort != 0 {
-		l.closeAll(ErrShutdown)
+		l.e.forced.Add(int64(l.closeAll(ErrShutdown)))
 	}
 }
 
@@ -369,13 +369,17 @@ func (l *Loop) shutdownConn(c *Conn) {
 	}
 }
 
-// closeAll closes every connection of the loop.
-func (l *Loop) closeAll(err error) {
+// closeAll closes every connection of the loop and says how many were
+// open.
+func (l *Loop) closeAll(err error) int {
+	n := 0
 	for _, c := range l.conns {
 		if c != nil && c.flags&fClosed == 0 {
 			c.closeNow(err)
+			n++
 		}
 	}
+	return n
 }
 
 // opened registers c, which the platform has made and put in l.conns, with

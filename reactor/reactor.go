@@ -3,6 +3,7 @@ package reactor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
@@ -32,6 +33,21 @@ var (
 	// ErrPeerClosed is passed to OnClose when the peer closed the connection.
 	ErrPeerClosed = errors.New("reactor: connection closed by peer")
 )
+
+// ShutdownError is what Shutdown returns when its context ended before the
+// connections had closed: the loops then closed Forced of them at once,
+// dropping what was queued for them (their handler got ErrShutdown).
+// errors.Is(err, context.DeadlineExceeded) holds when a deadline ended it.
+type ShutdownError struct {
+	Forced int   // connections closed by force
+	Err    error // the context's error
+}
+
+func (e *ShutdownError) Error() string {
+	return fmt.Sprintf("reactor: shutdown: %v: closed %d connections by force", e.Err, e.Forced)
+}
+
+func (e *ShutdownError) Unwrap() error { return e.Err }
 
 // Handler is the layer above the reactor (the WebSocket protocol). Every
 // method is called on the loop thread that owns the connection, never
@@ -137,6 +153,7 @@ type Engine struct {
 	loops     []*Loop
 	addr      net.Addr
 	heapBytes atomic.Int64 // Go heap bytes held for connection buffers
+	forced    atomic.Int64 // connections a shutdown's abort closed
 	wg        sync.WaitGroup
 	mu        sync.Mutex // Start and Shutdown
 	started   bool
@@ -205,11 +222,12 @@ func (e *Engine) Start() {
 // Wait blocks until every loop has returned.
 func (e *Engine) Wait() { e.wg.Wait() }
 
-// Shutdown stops accepting, offers every open connection to
-// Handler.OnShutdown, and waits until the connections are closed. When ctx
-// ends first, the remaining connections are closed with ErrShutdown; the
-// loops are always gone when Shutdown returns. The error is ctx's if the
-// deadline was needed.
+// Shutdown stops accepting, runs the tasks already posted, offers every
+// open connection to Handler.OnShutdown, and waits until the connections
+// are closed. When ctx ends first, the remaining connections are closed
+// with ErrShutdown and Shutdown returns a *ShutdownError that counts them;
+// nil means every connection closed on its own. The loops are always gone
+// when Shutdown returns.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	first := !e.stopped
@@ -238,7 +256,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		l.postControl(ctlAbort)
 	}
 	<-done
-	return ctx.Err()
+	if n := e.forced.Load(); n > 0 {
+		return &ShutdownError{Forced: int(n), Err: ctx.Err()}
+	}
+	return nil // every connection closed just as ctx ended
 }
 
 // closeLoops releases loops that never ran.

@@ -2,6 +2,7 @@ package ws
 
 import (
 	"errors"
+	"fmt"
 
 	gws "github.com/gobwas/ws"
 
@@ -66,7 +67,29 @@ var (
 	// ErrNoLogLevel is returned when a log level is to be set but the
 	// server was made without WithLogLevel.
 	ErrNoLogLevel = errors.New("ws: no log level to control (use WithLogLevel)")
+	// ErrPoolsKept is wrapped in the error Shutdown and Run return when a
+	// buffer pool could not be unmapped, most often because a handler
+	// retained buffers (Event.Retain) and never released them: the memory
+	// stays mapped until the process exits.
+	ErrPoolsKept = errors.New("ws: buffer pools kept mapped")
 )
+
+// ShutdownError is returned by Shutdown and Run (possibly joined with an
+// ErrPoolsKept error: use errors.As) when the shutdown's deadline passed
+// before every client had answered its close: Forced connections were then
+// closed without finishing the close handshake (TCP connections still in
+// the upgrade count too). errors.Is(err, context.DeadlineExceeded) holds
+// for Config.ShutdownTimeout.
+type ShutdownError struct {
+	Forced int   // connections closed by force
+	Err    error // the context's error
+}
+
+func (e *ShutdownError) Error() string {
+	return fmt.Sprintf("ws: shutdown: %v: %d client(s) closed without the close handshake", e.Err, e.Forced)
+}
+
+func (e *ShutdownError) Unwrap() error { return e.Err }
 
 // The server's own reasons to close, besides the codec's (wire.Err*).
 var (

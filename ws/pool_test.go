@@ -53,9 +53,10 @@ func TestPoolOnPlannedNode(t *testing.T) {
 }
 
 // TestRetainedPayloadOutlivesHandler: a handler keeps every payload (read
-// buffer and reassembled messages alike) and releases it later from another
-// goroutine; the echoes are byte-exact, and every pool buffer is back after
-// shutdown.
+// buffer and reassembled messages alike) and releases it from another
+// goroutine only after the server has shut down. The echoes are byte-exact;
+// Shutdown reports the pool it could not unmap (ErrPoolsKept), whose memory
+// stays valid for the holders; and every buffer is back once they release.
 func TestRetainedPayloadOutlivesHandler(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Workers = 1
@@ -64,8 +65,10 @@ func TestRetainedPayloadOutlivesHandler(t *testing.T) {
 	var got [][]byte
 	var mu sync.Mutex
 	done := make(chan struct{})
+	shutDown := make(chan struct{})
 	go func() {
 		defer close(done)
+		<-shutDown
 		for b := range kept {
 			time.Sleep(time.Microsecond)
 			mu.Lock()
@@ -102,8 +105,11 @@ func TestRetainedPayloadOutlivesHandler(t *testing.T) {
 		require.Equal(t, sent[i], c.Next(t).Payload, "echo %d", i)
 	}
 	c.Close()
-	require.NoError(t, srv.Shutdown())
-	require.NoError(t, <-runErr)
+	err = srv.Shutdown()
+	require.ErrorIs(t, err, ErrPoolsKept, "Shutdown while the handler holds buffers")
+	require.ErrorIs(t, err, hugepage.ErrInUse)
+	require.Equal(t, err, <-runErr)
+	close(shutDown)
 	close(kept)
 	<-done
 	mu.Lock()

@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -128,7 +129,8 @@ func (s *Server) Addr() net.Addr { return s.engine.Addr() }
 func (s *Server) Config() Config { return s.cfg }
 
 // Run serves with h wrapped in the middlewares, and blocks until Shutdown
-// has finished. It returns an error if the server is already running.
+// has finished. It returns an error if the server is already running, and
+// otherwise what Shutdown returned: nil after a graceful shutdown.
 func (s *Server) Run(h Handler) error {
 	s.mu.Lock()
 	if s.running {
@@ -158,20 +160,34 @@ func (s *Server) Shutdown() error {
 	return s.ShutdownContext(ctx)
 }
 
-// ShutdownContext stops accepting, reads and answers what every client had
-// already sent, sends each close 1001 and waits for the clients to answer
-// until ctx ends; then it closes the rest. When it returns, every loop,
-// socket and buffer is released and Run has returned (or will at once).
+// ShutdownContext stops accepting, writes every message Send accepted,
+// reads and answers what every client had already sent, sends each close
+// 1001 and waits for the clients to answer until ctx ends; then it closes
+// the rest. When it returns, every loop and socket is released and Run has
+// returned (or will at once).
+//
+// It returns nil when every connection closed gracefully and the buffer
+// pools were unmapped. Otherwise the error says what went wrong, and Run
+// returns the same: a *ShutdownError when ctx ended first (with the number
+// of clients closed without their close handshake), and an error wrapping
+// ErrPoolsKept when a pool could not be unmapped (buffers a handler
+// retained and never released, wrapped hugepage.ErrInUse); both, joined,
+// when both happened. Calling it again returns the first call's result.
 func (s *Server) ShutdownContext(ctx context.Context) error {
 	s.shutOnce.Do(func() {
-		s.shutErr = s.engine.Shutdown(ctx)
-		if errors.Is(s.shutErr, context.DeadlineExceeded) {
-			s.log.Warn("ws: shutdown deadline passed; closed the remaining connections")
-			s.shutErr = nil
+		var forced, pools error
+		var se *reactor.ShutdownError
+		if err := s.engine.Shutdown(ctx); errors.As(err, &se) {
+			forced = &ShutdownError{Forced: se.Forced, Err: se.Err}
+			s.log.Warn("ws: shutdown deadline passed; closed the remaining connections", "forced", se.Forced)
+		} else if err != nil {
+			forced = err
 		}
 		if err := s.closePools(); err != nil {
+			pools = fmt.Errorf("%w: %w", ErrPoolsKept, err)
 			s.log.Warn("ws: pools kept mapped", "err", err)
 		}
+		s.shutErr = errors.Join(forced, pools)
 		close(s.runDone)
 	})
 	return s.shutErr

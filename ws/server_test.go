@@ -43,7 +43,7 @@ func startServer(t testing.TB, cfg Config, h Handler, opts ...Option) *Server {
 	t.Helper()
 	srv, done := runServer(t, cfg, h, opts...)
 	t.Cleanup(func() {
-		srv.Shutdown()
+		require.NoError(t, srv.Shutdown(), "a graceful shutdown: every client answered its close")
 		select {
 		case err := <-done:
 			require.NoError(t, err)

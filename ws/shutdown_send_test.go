@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hioload-ws/hioload-ws/hugepage"
 	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
@@ -187,4 +189,69 @@ func readSends(c *wstest.Client, got *[4]int, code *StatusCode) error {
 		}
 		got[s]++
 	}
+}
+
+// TestShutdownReportsForcedClients: two clients never answer the close
+// 1001 (nor close), so Shutdown's deadline passes: Shutdown and Run return
+// a *ShutdownError counting the two, which wraps the context's deadline.
+func TestShutdownReportsForcedClients(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Workers = 2
+	cfg.ShutdownTimeout = 300 * time.Millisecond
+	cfg.LingerTimeout = time.Minute // only the shutdown deadline can end them
+	srv, done := runServer(t, cfg, echoHandler)
+	var silent [2]*wstest.Client
+	for i := range silent {
+		silent[i] = wstest.Dial(t, srv.Addr().String())
+		silent[i].Write(t, wstest.Text([]byte("hi")))
+		silent[i].ExpectMessage(t, OpText, []byte("hi"))
+	}
+	polite := wstest.Dial(t, srv.Addr().String()) // answers its close: not forced
+	polite.Write(t, wstest.Text([]byte("hi")))
+	polite.ExpectMessage(t, OpText, []byte("hi"))
+	go func() {
+		f, err := polite.ReadFrame()
+		if err == nil && f.Op == OpClose {
+			polite.Conn().Write(wstest.Data(OpClose, true, f.Payload[:2]))
+			polite.Reader().ReadByte() // the server's FIN
+		}
+		polite.Close()
+	}()
+
+	err := srv.Shutdown()
+	var se *ShutdownError
+	require.ErrorAs(t, err, &se, "Shutdown: %v", err)
+	require.Equal(t, 2, se.Forced, "clients forced: %v", err)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NotErrorIs(t, err, ErrPoolsKept)
+	require.Equal(t, err, <-done, "Run returns what Shutdown returned")
+	require.Equal(t, err, srv.Shutdown(), "a second Shutdown returns the same")
+	t.Logf("Shutdown: %v", err)
+}
+
+// TestShutdownReportsKeptPools: a handler retains a message's buffer and
+// never releases it; the pool cannot be unmapped, and Shutdown says so with
+// ErrPoolsKept (wrapping hugepage.ErrInUse), not with a log line only.
+func TestShutdownReportsKeptPools(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	var kept Buffer
+	srv, done := runServer(t, cfg, HandlerFunc(func(e *Event) error {
+		if e.Kind == MessageEvent {
+			kept = e.Retain() // and never released
+		}
+		return nil
+	}))
+	c := wstest.Dial(t, srv.Addr().String())
+	c.Write(t, wstest.Text([]byte("keep me")))
+	require.Eventually(t, func() bool { return srv.Stats().MessagesIn == 1 }, wstest.Timeout, 5*time.Millisecond)
+	c.Close()
+	err := srv.Shutdown()
+	require.ErrorIs(t, err, ErrPoolsKept, "Shutdown: %v", err)
+	require.ErrorIs(t, err, hugepage.ErrInUse)
+	var se *ShutdownError
+	require.False(t, errors.As(err, &se), "nothing was forced: %v", err)
+	require.Equal(t, err, <-done)
+	require.Equal(t, "keep me", string(kept.Bytes()), "the retained bytes stay valid: the pool stays mapped")
+	kept.Release()
 }

@@ -98,7 +98,7 @@ type Loop struct {
 	// Loop-thread state.
 	conns       []*Conn         // the platform's connection table (by fd, by slot)
 	cache       *hugepage.Cache // the loop's front of its node's pool; nil: Go heap
-	rbuf        []byte          // read buffer: headroom, then room for a read
+	rbuf        []byte          // read buffer: headroom, then room for a read (at least Config.ReadBufferSize)
 	rbufH       hugepage.Buffer // rbuf's pool buffer; zero for heap memory
 	rbufShared  bool            // a handler retained rbuf: read into a new one
 	spare       [][]byte        // large heap buffers kept for reuse (see free)

@@ -109,11 +109,15 @@ type LoopSpec struct {
 
 // Config configures an Engine.
 type Config struct {
-	Addr           string     // listen address, e.g. ":9001" or "127.0.0.1:0"
-	Loops          []LoopSpec // one entry per event loop; empty means one unpinned loop
-	Batch          int        // max events per wait
-	Ring           int        // inbox capacity per loop
-	ReadBufferSize int        // bytes per loop read buffer (4 KiB of it is headroom for partial frames)
+	Addr  string     // listen address, e.g. ":9001" or "127.0.0.1:0"
+	Loops []LoopSpec // one entry per event loop; empty means one unpinned loop
+	Batch int        // max events per wait
+	Ring  int        // inbox capacity per loop
+	// ReadBufferSize is the most bytes one read takes from a socket:
+	// MinReadBuffer to MaxReadBuffer, 0 for 128 KiB. Each loop's read
+	// buffer holds that much after 4 KiB of headroom, where a partial
+	// frame left by the previous read is put back in front of the next.
+	ReadBufferSize int
 	// MaxHeapBytes bounds the Go heap memory all loops together may take
 	// for connection buffers when the pools have none of the size (0: no
 	// bound). Past it, work that needs memory is refused: the connection
@@ -123,6 +127,20 @@ type Config struct {
 	// peer to close after a graceful close.
 	LingerTimeout time.Duration
 	Logger        *slog.Logger
+}
+
+// The range of Config.ReadBufferSize.
+const (
+	MinReadBuffer = 4 << 10
+	MaxReadBuffer = 64 << 20
+)
+
+// validate refuses settings the engine cannot honour.
+func (c *Config) validate() error {
+	if c.ReadBufferSize != 0 && (c.ReadBufferSize < MinReadBuffer || c.ReadBufferSize > MaxReadBuffer) {
+		return fmt.Errorf("reactor: read buffer size %d: want %d..%d bytes (0: 128 KiB)", c.ReadBufferSize, MinReadBuffer, MaxReadBuffer)
+	}
+	return nil
 }
 
 func (c *Config) setDefaults() {
@@ -135,7 +153,7 @@ func (c *Config) setDefaults() {
 	if c.Ring <= 0 {
 		c.Ring = 1024
 	}
-	if c.ReadBufferSize < 2*headroom {
+	if c.ReadBufferSize == 0 {
 		c.ReadBufferSize = 128 << 10
 	}
 	if c.LingerTimeout <= 0 {
@@ -163,6 +181,9 @@ type Engine struct {
 
 // New binds the listeners and prepares the loops; Start runs them.
 func New(cfg Config, h Handler) (*Engine, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	cfg.setDefaults()
 	e := &Engine{cfg: cfg, h: h, log: cfg.Logger}
 	for i, spec := range cfg.Loops {

@@ -202,3 +202,47 @@ func TestNotSupportedElsewhere(t *testing.T) {
 	_, err := New(Config{Addr: "127.0.0.1:0"}, &lineEcho{})
 	require.ErrorIs(t, err, ErrUnsupported)
 }
+
+// readSizes records the largest OnRead a connection saw; it consumes all.
+type readSizes struct {
+	lineEcho
+	largest atomic.Int64
+	total   atomic.Int64
+}
+
+func (h *readSizes) OnRead(c *Conn, data []byte) int {
+	if n := int64(len(data)); n > h.largest.Load() {
+		h.largest.Store(n)
+	}
+	h.total.Add(int64(len(data)))
+	return len(data)
+}
+
+// TestReadBufferSize: Config.ReadBufferSize is the most one read takes
+// (so a 60 KiB burst reaches the handler in pieces of at most 4 KiB, some
+// of them full), and sizes outside its range are refused by New with an
+// error naming the range.
+func TestReadBufferSize(t *testing.T) {
+	for _, bad := range []int{-1, MinReadBuffer - 1, MaxReadBuffer + 1} {
+		_, err := New(Config{Addr: "127.0.0.1:0", ReadBufferSize: bad}, &lineEcho{})
+		require.ErrorContains(t, err, "want 4096..67108864 bytes", "ReadBufferSize %d", bad)
+	}
+	h := &readSizes{}
+	e, err := New(Config{Addr: "127.0.0.1:0", ReadBufferSize: 4096}, h)
+	require.NoError(t, err)
+	e.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Shutdown(ctx)
+	})
+	c := dialEngine(t, e)
+	const burst = 60 << 10
+	_, err = c.Write(bytes.Repeat([]byte("x"), burst))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return h.total.Load() == burst }, 10*time.Second, time.Millisecond)
+	st := e.Loops()[0].Stats()
+	t.Logf("%d bytes in %d reads, the largest %d", st.BytesIn, st.ReadCalls, h.largest.Load())
+	require.Equal(t, int64(4096), h.largest.Load(), "the largest read with a 4 KiB read buffer")
+	require.GreaterOrEqual(t, st.ReadCalls, uint64(burst/4096))
+}

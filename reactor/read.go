@@ -20,7 +20,7 @@ var errWouldBlock = errors.New("reactor: would block")
 // DirectReader that asks for it. It reports whether the read returned data
 // and c is still open (so a caller may read again).
 func (l *Loop) read(c *Conn) bool {
-	into := l.rbuf[headroom:]
+	into := l.rbuf[headroom : headroom+l.e.cfg.ReadBufferSize]
 	direct := false
 	if l.dr != nil && c.in.Len() == 0 && c.flags&fWriteShut == 0 {
 		if t := l.dr.ReadTarget(c); len(t) > 0 {
@@ -80,7 +80,7 @@ func (l *Loop) newReadBuffer() {
 		l.free(l.rbuf, l.rbufH)
 	}
 	l.rbufShared = false
-	b, h, _ := l.alloc(l.e.cfg.ReadBufferSize, true)
+	b, h, _ := l.alloc(headroom+l.e.cfg.ReadBufferSize, true)
 	l.rbuf, l.rbufH = b[:cap(b)], h
 }
 

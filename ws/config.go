@@ -14,12 +14,12 @@ import (
 // Config is the server's configuration. Start from DefaultConfig.
 type Config struct {
 	ListenAddr  string // TCP address, e.g. ":9001"; ":0" or "127.0.0.1:0" picks a port
-	BatchSize   int    // events per epoll_wait
-	ReactorRing int    // inbox capacity per loop
+	BatchSize   int    // events per epoll_wait, 1..4096
+	ReactorRing int    // inbox capacity per loop, 2..1048576 (rounded up to a power of two)
 	Workers     int    // event loops; 0 = one per allowed CPU of the chosen node(s)
 	NUMANode    int    // -1 = auto, else the node whose CPUs and memory to use
 
-	ReadBufferSize   int           // bytes per loop read buffer
+	ReadBufferSize   int           // most bytes one read takes, 4 KiB..64 MiB (each loop's buffer has 4 KiB more in front, for partial frames)
 	MaxFrameSize     int64         // larger frames are refused with 1009 before their payload is read
 	MaxMessageSize   int64         // larger messages (all fragments) are refused with 1009
 	MaxHandshakeSize int           // larger upgrade requests get HTTP 431
@@ -143,21 +143,26 @@ func (l *Limits) Validate() error {
 	return nil
 }
 
-// Validate reports the first setting that cannot work.
+// maxRing bounds ReactorRing: a slot is about 64 bytes, so a loop's inbox
+// takes at most 64 MiB.
+const maxRing = 1 << 20
+
+// Validate reports the first setting that cannot work, naming its valid
+// range.
 func (c *Config) Validate() error {
 	lim := c.Limits()
 	if err := lim.Validate(); err != nil {
 		return err
 	}
 	switch {
-	case c.ReactorRing < 2:
-		return fmt.Errorf("ws: ring capacity %d: want at least 2", c.ReactorRing)
+	case c.ReactorRing < 2 || c.ReactorRing > maxRing:
+		return fmt.Errorf("ws: ring capacity %d: want 2..%d", c.ReactorRing, maxRing)
 	case c.Workers < 0:
 		return fmt.Errorf("ws: workers %d: want 0 (auto) or more", c.Workers)
 	case c.NUMANode < -1:
 		return fmt.Errorf("ws: NUMA node %d: want -1 (auto) or a node number", c.NUMANode)
-	case c.ReadBufferSize < 4096:
-		return fmt.Errorf("ws: read buffer %d bytes: want at least 4096", c.ReadBufferSize)
+	case c.ReadBufferSize < reactor.MinReadBuffer || c.ReadBufferSize > reactor.MaxReadBuffer:
+		return fmt.Errorf("ws: read buffer %d bytes: want %d..%d", c.ReadBufferSize, reactor.MinReadBuffer, reactor.MaxReadBuffer)
 	case c.ShutdownTimeout <= 0 || c.LingerTimeout <= 0:
 		return errors.New("ws: shutdown and linger timeouts must be positive")
 	case c.MaxHeapBytes < 0:

@@ -137,7 +137,9 @@ func TestIdleTimeoutPingsThenCloses(t *testing.T) {
 func TestMemoryExhaustionRefusesCleanly(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Workers = 1
-	cfg.PoolClasses = []hugepage.Class{{Size: 4096, Count: 16}, {Size: 128 << 10, Count: 2}}
+	// The 256 KiB class holds the read buffer (128 KiB and its headroom)
+	// and the start of the reassembly.
+	cfg.PoolClasses = []hugepage.Class{{Size: 4096, Count: 16}, {Size: 256 << 10, Count: 2}}
 	cfg.MaxHeapBytes = 256 << 10
 	srv := startServer(t, cfg, echoHandler)
 	good := wstest.Dial(t, srv.Addr().String())

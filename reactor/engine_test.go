@@ -352,6 +352,50 @@ func TestShutdownRunsPostedTasksFirst(t *testing.T) {
 	}
 }
 
+// TestInboxFloodDoesNotStarveTheLoop: a task that posts itself again keeps
+// the inbox from ever being empty. The loop must still serve its sockets
+// (a client's round trip) and see a Shutdown: a turn runs at most one
+// inbox-full of tasks, then polls again.
+func TestInboxFloodDoesNotStarveTheLoop(t *testing.T) {
+	h := newEchoHandler()
+	e := startEngine(t, h, 1, func(c *Config) { c.Ring = 64 })
+	l := e.Loops()[0]
+	var ran atomic.Int64
+	var again func()
+	again = func() {
+		ran.Add(1)
+		l.Post(Task{Fn: again}) // ErrClosed once the shutdown began
+	}
+	if err := l.Post(Task{Fn: again}); err != nil {
+		t.Fatal(err)
+	}
+	for ran.Load() < 1000 {
+		runtime.Gosched()
+	}
+	c := dialEngine(t, e)
+	roundTrip(t, c, []byte("served while the inbox is never empty"))
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- e.Shutdown(ctx)
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "shutdown" {
+		t.Fatalf("the client got %q, %v; want the shutdown goodbye", got, err)
+	}
+	c.Close()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return: the loop never left its inbox")
+	}
+	t.Logf("the task ran %d times", ran.Load())
+}
+
 // TestSlotReuse opens and closes many connections so that table entries
 // (slots on Windows, fds on Linux) are reused; a stale completion or event
 // must never reach a new connection, and no entry outlives its connection.

@@ -310,22 +310,27 @@ func (l *Loop) handleWake() {
 	ctl := l.ctl.Swap(0)
 	if ctl&ctlShutdown != 0 && !l.stopping {
 		l.closeInbox()
-		l.drainInbox()
+		l.drainInbox(l.inbox.Cap()) // all of it: the shut inbox takes no more
 		l.beginShutdown()
 	}
-	l.drainInbox()
+	if !l.drainInbox(l.inbox.Cap()) {
+		l.signal() // the rest next turn, after the sockets had theirs
+	}
 	if ctl&ctlAbort != 0 {
 		l.e.forced.Add(int64(l.closeAll(ErrShutdown)))
 	}
 }
 
-// drainInbox runs queued tasks. A task for a connection that closed since
-// it was posted is dropped (counted in TasksDropped).
-func (l *Loop) drainInbox() {
-	for {
+// drainInbox runs up to max queued tasks and reports whether it emptied the
+// inbox. The bound (one inbox-full per turn) keeps goroutines that post
+// without pause, or a task that posts another, from holding the loop away
+// from its sockets and its control word. A task for a connection that
+// closed since it was posted is dropped (counted in TasksDropped).
+func (l *Loop) drainInbox(max int) bool {
+	for range max {
 		t, ok := l.inbox.Pop()
 		if !ok {
-			return
+			return true
 		}
 		switch {
 		case t.Fn != nil:
@@ -337,6 +342,7 @@ func (l *Loop) drainInbox() {
 			count(&l.stats.TasksDropped, 1)
 		}
 	}
+	return l.inbox.Len() == 0
 }
 
 // beginShutdown stops accepting, then hands every connection to

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 )
 
 // The reactor's own tests, on every platform that has a poller: Linux
@@ -440,7 +442,7 @@ func TestRemoteAddr(t *testing.T) {
 // OnShutdown, the peers get the goodbye then EOF, and no handle or goroutine
 // of the engine is left.
 func TestShutdownReleasesEverything(t *testing.T) {
-	handles0 := openHandles(t)
+	handles0 := testenv.OpenHandles(t)
 	g0 := runtime.NumGoroutine()
 	h := newEchoHandler()
 	cfg := Config{Addr: "127.0.0.1:0", Loops: []LoopSpec{{CPU: -1, Node: -1}, {CPU: -1, Node: -1}}, LingerTimeout: time.Second}
@@ -502,7 +504,7 @@ func TestShutdownReleasesEverything(t *testing.T) {
 		}
 		return got
 	}
-	if got := settle(handles0, func() int { return openHandles(t) }); got > handles0 {
+	if got := settle(handles0, func() int { return testenv.OpenHandles(t) }); got > handles0 {
 		t.Errorf("socket and port handles: %d before, %d after Shutdown", handles0, got)
 	}
 	if got := settle(g0, runtime.NumGoroutine); got > g0 {
@@ -541,7 +543,7 @@ func TestShutdownDeadlineCloses(t *testing.T) {
 // Every opened connection is closed exactly once, Shutdown returns, and no
 // handle is left.
 func TestShutdownWhileAccepting(t *testing.T) {
-	handles0 := openHandles(t)
+	handles0 := testenv.OpenHandles(t)
 	for round := range 5 {
 		h := newEchoHandler()
 		cfg := Config{Addr: "127.0.0.1:0", LingerTimeout: 200 * time.Millisecond,
@@ -598,10 +600,10 @@ func TestShutdownWhileAccepting(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for openHandles(t) > handles0 && time.Now().Before(deadline) {
+	for testenv.OpenHandles(t) > handles0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := openHandles(t); got > handles0 {
+	if got := testenv.OpenHandles(t); got > handles0 {
 		t.Errorf("socket and port handles: %d before, %d after", handles0, got)
 	}
 }
@@ -614,7 +616,7 @@ func TestResetClientsReleaseHandles(t *testing.T) {
 	e := startEngine(t, h, 2)
 	warm := dialEngine(t, e) // the listener's and loops' handles exist before the count
 	roundTrip(t, warm, []byte("warm"))
-	handles0 := openHandles(t)
+	handles0 := testenv.OpenHandles(t)
 	const n = 100
 	cs := make([]*net.TCPConn, n)
 	for i := range cs {
@@ -642,10 +644,10 @@ func TestResetClientsReleaseHandles(t *testing.T) {
 	}
 	h.waitCloses(t, n)
 	deadline = time.Now().Add(3 * time.Second)
-	for openHandles(t) > handles0 && time.Now().Before(deadline) {
+	for testenv.OpenHandles(t) > handles0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := openHandles(t); got > handles0 {
+	if got := testenv.OpenHandles(t); got > handles0 {
 		t.Errorf("socket and port handles: %d before the clients, %d after they reset", handles0, got)
 	}
 	for _, l := range e.Loops() {

@@ -54,19 +54,6 @@ func startServer(t testing.TB, cfg Config, h Handler, opts ...Option) *Server {
 	return srv
 }
 
-func openFDs(t testing.TB) int {
-	if runtime.GOOS != "linux" {
-		// Under wine /proc/self/fd is the wine process's Linux descriptors,
-		// not the Windows handles; reactor's wine tests count handles.
-		t.Skip("descriptor counts from /proc/self/fd are Linux-only")
-	}
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	return len(ents)
-}
-
 // settle waits (bounded) until f reports a count at or below want.
 func settle(want int, f func() int) int {
 	var n int
@@ -85,7 +72,7 @@ func TestShutdownReleasesEverything(t *testing.T) {
 	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
 		t.Skip("reactor is Linux-only")
 	}
-	fds0, g0 := openFDs(t), runtime.NumGoroutine()
+	fds0, g0 := testenv.OpenHandles(t), runtime.NumGoroutine()
 	cfg := DefaultConfig()
 	cfg.Workers = 2
 	srv, done := runServer(t, cfg, echoHandler)
@@ -119,7 +106,7 @@ func TestShutdownReleasesEverything(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, int64(0), srv.Stats().Connections)
 	require.Zero(t, srv.PoolsInUse(), "pool buffers still in use after shutdown")
-	require.LessOrEqual(t, settle(fds0, func() int { return openFDs(t) }), fds0, "descriptors left open")
+	require.LessOrEqual(t, settle(fds0, func() int { return testenv.OpenHandles(t) }), fds0, "descriptors left open")
 	require.LessOrEqual(t, settle(g0, runtime.NumGoroutine), g0, "goroutines left running")
 }
 

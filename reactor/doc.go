@@ -22,7 +22,8 @@
 // connection and its write path, read.go the read path, buf.go the loop's
 // buffer memory, stats.go the counters; poll_*.go, accept_*.go and
 // conn_*.go are the Linux and Windows sides of the contract, and
-// poll_other.go makes New fail with ErrUnsupported elsewhere.
+// poll_other.go makes New fail with ErrUnsupported elsewhere (and on Linux
+// built with -tags noreactor, so that make test runs that path).
 //
 // Every Handler method and every Conn method runs on the connection's loop
 // thread; Loop.Post, Loop.SetBatch and the Stats methods may be called from

@@ -195,12 +195,21 @@ func TestShutdownReadsThenCloses(t *testing.T) {
 	}
 }
 
+// TestNotSupportedElsewhere: where there is no poller, New fails with
+// ErrUnsupported (naming the platform) and leaves nothing open. The builds
+// with a poller skip it; scripts/test.sh runs it on Linux with -tags
+// noreactor, which compiles poll_other.go in place of the epoll files.
 func TestNotSupportedElsewhere(t *testing.T) {
-	if runtime.GOOS == "linux" || runtime.GOOS == "windows" {
-		t.Skip("the reactor runs here")
+	if hasPoller {
+		t.Skipf("%s has a poller; run with -tags noreactor to test the unsupported path", runtime.GOOS)
 	}
-	_, err := New(Config{Addr: "127.0.0.1:0"}, &lineEcho{})
+	g0 := runtime.NumGoroutine()
+	e, err := New(Config{Addr: "127.0.0.1:0"}, &lineEcho{})
 	require.ErrorIs(t, err, ErrUnsupported)
+	require.ErrorContains(t, err, runtime.GOOS+"/"+runtime.GOARCH)
+	require.Nil(t, e)
+	require.Equal(t, -1, FileLimit())
+	require.Equal(t, g0, runtime.NumGoroutine())
 }
 
 // readSizes records the largest OnRead a connection saw; it consumes all.

@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"errors"
 	"sync/atomic"
 
 	"github.com/hioload-ws/hioload-ws/reactor"
@@ -105,8 +106,11 @@ func (h *engineHandler) OnClose(rc *reactor.Conn, err error) {
 	if c.opened {
 		atomic.AddInt64(&c.ls.c.Connections, -1)
 		code := c.closeCode
-		if code == 0 {
+		switch {
+		case code == 0:
 			code = StatusAbnormalClosure
+		case errors.Is(err, reactor.ErrPeerClosed):
+			err = nil // the closing handshake's own end, not a failure
 		}
 		c.event(Event{Kind: CloseEvent, Conn: c, Code: code, Err: err})
 	}

@@ -42,7 +42,7 @@ type Event struct {
 	Op   OpCode     // MessageEvent: OpText or OpBinary
 	Data []byte     // MessageEvent: the payload
 	Code StatusCode // CloseEvent: the close code sent or received, 1006 if none
-	Err  error      // CloseEvent: why the transport closed, if not by handshake
+	Err  error      // CloseEvent: nil after a close frame (sent or received) and the peer's FIN; else why the transport closed
 
 	src   uint8  // where Data lives: srcRead or srcMsg (see Retain)
 	frame []byte // the whole client frame, when Data is in the read buffer behind its header (see Conn.writeFrame)

@@ -49,7 +49,11 @@ func Logging(log *slog.Logger) Middleware {
 			case OpenEvent:
 				log.Info("ws: open", "remote", e.Conn.RemoteAddr(), "loop", e.Conn.Loop())
 			case CloseEvent:
-				log.Info("ws: close", "loop", e.Conn.Loop(), "code", int(e.Code), "err", e.Err)
+				if e.Err != nil {
+					log.Info("ws: close", "loop", e.Conn.Loop(), "code", int(e.Code), "err", e.Err)
+				} else { // a clean closing handshake
+					log.Info("ws: close", "loop", e.Conn.Loop(), "code", int(e.Code))
+				}
 			case MessageEvent:
 				if log.Enabled(context.Background(), slog.LevelDebug) {
 					log.Debug("ws: message", "loop", e.Conn.Loop(), "op", int(e.Op), "bytes", len(e.Data))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hioload-ws/hioload-ws/internal/testenv"
 	"github.com/hioload-ws/hioload-ws/internal/wstest"
+	"github.com/hioload-ws/hioload-ws/reactor"
 )
 
 var echoHandler = HandlerFunc(func(e *Event) error {
@@ -330,4 +331,53 @@ func TestSendFromAnotherGoroutine(t *testing.T) {
 	f := c.Next(t)
 	require.Equal(t, OpClose, f.Op)
 	require.Equal(t, StatusNormalClosure, StatusCode(binary.BigEndian.Uint16(f.Payload)))
+}
+
+// TestCloseEventErr: a closing handshake that ends with the client's FIN is
+// a clean close (Err nil, with the code); a client that vanishes without a
+// close frame is 1006 with the transport's reason; so is a close frame the
+// client never follows with its FIN (the linger timeout cuts it).
+func TestCloseEventErr(t *testing.T) {
+	closes := make(chan Event, 4)
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	cfg.LingerTimeout = 300 * time.Millisecond
+	srv := startServer(t, cfg, HandlerFunc(func(e *Event) error {
+		if e.Kind == CloseEvent {
+			closes <- Event{Code: e.Code, Err: e.Err}
+		}
+		return nil
+	}))
+	next := func() Event {
+		t.Helper()
+		select {
+		case e := <-closes:
+			return e
+		case <-time.After(wstest.Timeout):
+			t.Fatal("no CloseEvent")
+		}
+		return Event{}
+	}
+
+	c := wstest.Dial(t, srv.Addr().String())
+	c.Write(t, wstest.Close(1000, "bye"))
+	c.ExpectClose(t, 1000, true)
+	c.Close()
+	e := next()
+	require.Equal(t, StatusNormalClosure, e.Code)
+	require.NoError(t, e.Err, "a clean close")
+
+	c = wstest.Dial(t, srv.Addr().String())
+	reset(c)
+	e = next()
+	require.Equal(t, StatusAbnormalClosure, e.Code)
+	require.Error(t, e.Err)
+
+	c = wstest.Dial(t, srv.Addr().String())
+	c.Write(t, wstest.Close(1001, ""))
+	c.ExpectClose(t, 1001, true) // and no FIN from us
+	e = next()
+	require.Equal(t, StatusGoingAway, e.Code)
+	require.ErrorIs(t, e.Err, reactor.ErrTimeout)
+	c.Close()
 }

@@ -78,6 +78,32 @@ func (h *echoHandler) conn(i int) *Conn {
 	return h.conns[i]
 }
 
+// shutdownAsync runs e.Shutdown with a timeout on another goroutine; what
+// it returns arrives on the channel.
+func shutdownAsync(e *Engine, timeout time.Duration) <-chan error {
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		shut <- e.Shutdown(ctx)
+	}()
+	return shut
+}
+
+// awaitShutdown fails t unless shutdownAsync's Shutdown returns nil within
+// 10 s; what names the situation in the failure.
+func awaitShutdown(t *testing.T, shut <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("Shutdown %s: %v", what, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Shutdown %s did not return", what)
+	}
+}
+
 // waitCloses waits for n OnClose calls and returns their errors.
 func (h *echoHandler) waitCloses(t *testing.T, n int) []error {
 	t.Helper()
@@ -331,12 +357,7 @@ func TestShutdownRunsPostedTasksFirst(t *testing.T) {
 		}
 		want.Write(msg)
 	}
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		shut <- e.Shutdown(ctx)
-	}()
+	shut := shutdownAsync(e, 5*time.Second)
 	got, err := io.ReadAll(c) // until the server's FIN
 	if err != nil {
 		t.Fatal(err)
@@ -346,9 +367,7 @@ func TestShutdownRunsPostedTasksFirst(t *testing.T) {
 		t.Fatalf("the client got %d bytes ending %q; want the 200 tasks' writes, then \"shutdown\"", len(got), got[max(0, len(got)-30):])
 	}
 	c.Close()
-	if err := <-shut; err != nil {
-		t.Fatal(err)
-	}
+	awaitShutdown(t, shut, "after 200 tasks")
 	if err := rc.Loop().Post(Task{Conn: rc, Gen: rc.Gen(), Data: []byte("late")}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Post after the shutdown began: %v, want ErrClosed", err)
 	}
@@ -376,25 +395,13 @@ func TestInboxFloodDoesNotStarveTheLoop(t *testing.T) {
 	}
 	c := dialEngine(t, e)
 	roundTrip(t, c, []byte("served while the inbox is never empty"))
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		shut <- e.Shutdown(ctx)
-	}()
+	shut := shutdownAsync(e, 5*time.Second)
 	got, err := io.ReadAll(c)
 	if err != nil || string(got) != "shutdown" {
 		t.Fatalf("the client got %q, %v; want the shutdown goodbye", got, err)
 	}
 	c.Close()
-	select {
-	case err := <-shut:
-		if err != nil {
-			t.Fatalf("Shutdown: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Shutdown did not return: the loop never left its inbox")
-	}
+	awaitShutdown(t, shut, "while the inbox is never empty")
 	t.Logf("the task ran %d times", ran.Load())
 }
 
@@ -721,14 +728,18 @@ func onLoop(t *testing.T, l *Loop, f func() int) int {
 // TestShutdownPostedInWakeWindow holds the loop inside handleWake, between
 // clearing wakePending and reading the control word, while Shutdown posts
 // to it, and keeps it there 50 ms more so that Shutdown's wakeup is done
-// before the loop goes on. The shutdown must not be lost: Shutdown returns
-// nil, and long before its 2 s deadline. (With the clear after the read,
-// the post finds wakePending still set, writes no wakeup, and the loop
-// sleeps until the deadline's abort wakes it.)
+// before the loop goes on. The shutdown must not be lost: the connection
+// gets its goodbye and closes, and Shutdown returns nil. (With the clear
+// after the read, the post finds wakePending still set, writes no wakeup,
+// and the loop sleeps until the 2 s deadline's abort wakes it, which
+// closes the connection by force: a *ShutdownError.)
 func TestShutdownPostedInWakeWindow(t *testing.T) {
 	h := newEchoHandler()
 	e := startEngine(t, h, 1)
 	l := e.Loops()[0]
+	c := dialEngine(t, e)
+	roundTrip(t, c, []byte("hi"))
+	go func() { io.ReadAll(c); c.Close() }() // the goodbye, then our FIN
 	shut := make(chan error, 1)
 	var armed atomic.Bool
 	armed.Store(true)
@@ -736,11 +747,8 @@ func TestShutdownPostedInWakeWindow(t *testing.T) {
 		if hl != l || !armed.CompareAndSwap(true, false) {
 			return
 		}
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			shut <- e.Shutdown(ctx)
-		}()
+		res := shutdownAsync(e, 2*time.Second)
+		go func() { shut <- <-res }()
 		for end := time.Now().Add(5 * time.Second); l.ctl.Load()&ctlShutdown == 0 && time.Now().Before(end); {
 			runtime.Gosched()
 		}
@@ -751,14 +759,7 @@ func TestShutdownPostedInWakeWindow(t *testing.T) {
 	if err := l.Post(Task{Fn: func() {}}); err != nil { // a wakeup, into the hook
 		t.Fatal(err)
 	}
-	select {
-	case err := <-shut:
-		if err != nil {
-			t.Fatalf("Shutdown posted while the loop was held in handleWake (wakeup window): %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Shutdown did not return")
-	}
+	awaitShutdown(t, shut, "posted while the loop was held in handleWake (wakeup window)")
 	if armed.Load() {
 		t.Fatal("the hook never ran")
 	}

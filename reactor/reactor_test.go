@@ -178,17 +178,12 @@ func TestShutdownReadsThenCloses(t *testing.T) {
 	c := dialEngine(t, e)
 	c.Write([]byte("last words\n"))
 	time.Sleep(50 * time.Millisecond) // in the server's socket, maybe not yet read
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		shut <- e.Shutdown(ctx)
-	}()
+	shut := shutdownAsync(e, 5*time.Second)
 	got, err := io.ReadAll(c)
 	require.NoError(t, err)
 	require.Equal(t, "last words\nbye\n", string(got))
 	c.Close()
-	require.NoError(t, <-shut)
+	awaitShutdown(t, shut, "after the last words")
 	require.Equal(t, h.opened.Load(), h.closed.Load())
 	for _, l := range e.Loops() {
 		require.True(t, l.closed.Load(), "loop %d not released", l.Index())

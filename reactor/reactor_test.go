@@ -91,6 +91,9 @@ func TestWriteQueueKeepsOrder(t *testing.T) {
 	h := &lineEcho{}
 	e := startLines(t, h, 1)
 	c := dialEngine(t, e)
+	// 32 MiB each way under -race on two busy cores can take longer than
+	// dialEngine's 20 s; this test is about order, not speed.
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
 	var want bytes.Buffer
 	line := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 	line[len(line)-1] = '\n'

@@ -8,6 +8,11 @@
 #   KEEP=1 scripts/fresh-root.sh       keep the root afterwards (its path is printed)
 #   FRESH_ROOT=/var/tmp/r scripts/fresh-root.sh   where to build it
 #   FRESH_STEPS=run scripts/fresh-root.sh          only make run (FRESH_STEPS=run,test by default)
+#   FRESH_REUSE=1 KEEP=1 FRESH_STEPS=test scripts/fresh-root.sh
+#                                      a root kept from an earlier run: no
+#                                      debootstrap or copying, the clone moved
+#                                      to this checkout's HEAD (no longer fresh:
+#                                      what setup installed there stays)
 #
 # As root. It makes the root with `debootstrap --variant=minbase bookworm`
 # (installing debootstrap first if needed) from the mirror this machine's
@@ -130,7 +135,7 @@ make_run() {
   setsid chroot "$root" /usr/bin/env -i "${root_env[@]}" \
     /bin/bash -c 'cd /src/hioload-ws && exec make run ARGS="-addr 127.0.0.1:0 -stats 0"' >"$out" 2>&1 &
   pid=$!
-  local deadline=$((SECONDS + 900)) # setup's installs and the first build included
+  local deadline=$((SECONDS + 2700)) # setup's installs and the first build included (15 min were not enough at load 15)
   until grep -q '^echo: listening on' "$out"; do
     if ! kill -0 "$pid" 2>/dev/null || [ $SECONDS -gt $deadline ]; then
       cat "$out"
@@ -151,8 +156,14 @@ make_run() {
   fi
 }
 
-timed "debootstrap $suite (minbase, git, make, ca-certificates) from $(mirror)" make_root
-timed "copy in apt sources, CAs, resolv.conf, /usr/local/go; clone $repo" copy_host
+if [ -n "${FRESH_REUSE:-}" ] && [ -d "$root/src/hioload-ws" ]; then
+  git -C "$root/src/hioload-ws" fetch -q "$repo" "$(git rev-parse HEAD)"
+  git -C "$root/src/hioload-ws" checkout -q --detach FETCH_HEAD
+  echo "fresh-root: reusing $root at $(git -C "$root/src/hioload-ws" log --oneline -1)"
+else
+  timed "debootstrap $suite (minbase, git, make, ca-certificates) from $(mirror)" make_root
+  timed "copy in apt sources, CAs, resolv.conf, /usr/local/go; clone $repo" copy_host
+fi
 mount_fs
 in_root 'echo "fresh-root: $(. /etc/os-release; echo "$PRETTY_NAME"), $(go version), $(git --version), $(make --version | head -n1)"'
 case ,$steps, in *,run,*) timed "make run (until it listens, then SIGTERM)" make_run ;; esac

@@ -60,10 +60,18 @@ func (c *Conn) startOutput() { c.pollOut(true) }
 // inFlight is 0: epoll sends synchronously; the queue is all there is.
 func (c *Conn) inFlight() int { return 0 }
 
-// drainOut writes queued output when the socket became writable.
+// drainOut writes queued output when the socket became writable: at most
+// writeSlice bytes per event, so that a long queue is sent in slices while
+// the loop's other connections take their turns (epoll reports the socket
+// writable again next turn).
 func (c *Conn) drainOut() {
+	budget := writeSlice
 	for c.outHead < c.out.Len() {
-		n, err := unix.Write(c.fd, c.out.Bytes()[c.outHead:])
+		if budget <= 0 {
+			return
+		}
+		p := c.out.Bytes()[c.outHead:]
+		n, err := unix.Write(c.fd, p[:min(len(p), budget)])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -76,6 +84,7 @@ func (c *Conn) drainOut() {
 		}
 		c.wrote(n)
 		c.outHead += n
+		budget -= n
 	}
 	c.pollOut(false)
 	c.outputDone()

@@ -51,6 +51,8 @@ func (h *lineEcho) OnShutdown(c *Conn) {
 	c.CloseGracefully()
 }
 
+func (h *lineEcho) OnEvict(*Conn, error) {}
+
 func (h *lineEcho) OnClose(c *Conn, err error) {
 	h.closed.Add(1)
 	if h.closeErrs != nil {

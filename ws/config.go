@@ -54,7 +54,11 @@ type Config struct {
 	// dropped (the client is not reading, so it will rarely see the
 	// frame). 0 disables it. Reloadable.
 	WriteStallTimeout time.Duration
-
+	// ReleaseMemoryEvery lets the server hand unused Go heap memory back to
+	// the system (runtime/debug.FreeOSMemory) at most this often, when
+	// 64 MiB or more of it is free after a burst of large messages. 0
+	// leaves that to the Go runtime's scavenger.
+	ReleaseMemoryEvery time.Duration
 	// AllowedOrigins, when not empty, is the list of Origin header values
 	// (e.g. "https://example.com", compared case-insensitively) a browser
 	// may connect from; others get HTTP 403. Requests without Origin (not
@@ -108,6 +112,7 @@ func DefaultConfig() Config {
 		MaxHandshakesPerIP: 64,
 		TCPKeepAlive:       15 * time.Second,
 		WriteStallTimeout:  10 * time.Second,
+		ReleaseMemoryEvery: 10 * time.Second,
 	}
 }
 
@@ -198,6 +203,8 @@ func (c *Config) Validate() error {
 		return errors.New("ws: connection limits must be 0 (default) or positive")
 	case c.TCPKeepAlive < 0 || c.TCPKeepAlive > 0 && c.TCPKeepAlive < time.Second:
 		return fmt.Errorf("ws: TCP keepalive %s: want 0 (off) or at least 1s", c.TCPKeepAlive)
+	case c.ReleaseMemoryEvery < 0:
+		return errors.New("ws: release memory interval must be 0 (off) or positive")
 	}
 	return nil
 }

@@ -41,6 +41,8 @@ type Server struct {
 	handler  Handler
 	ctrl     *Control // probes, reload, handler metrics; see GetControl
 
+	heapReleases atomic.Uint64 // debug.FreeOSMemory calls (reclaim.go)
+
 	mu       sync.Mutex
 	running  bool
 	runDone  chan struct{}
@@ -172,6 +174,9 @@ func (s *Server) Run(h Handler) error {
 		s.log.Info("ws: loop", "loop", l.Index(), "cpu", sp.CPU, "node", sp.Node)
 	}
 	s.log.Info("ws: listening", "addr", s.Addr().String(), "loops", len(s.loops))
+	if every := s.cfg.ReleaseMemoryEvery; every > 0 {
+		go s.reclaimHeap(every, s.runDone)
+	}
 	s.engine.Start()
 	s.engine.Wait()
 	<-s.runDone

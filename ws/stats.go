@@ -79,6 +79,9 @@ type Stats struct {
 	// buffers, and the memory large messages and write queues hold in
 	// their reserved regions): what MaxHeapBytes bounds.
 	HeapBytes int64 `metric:"heap_bytes" help:"Buffer memory held beyond the pools (Go heap and large-buffer regions), bounded by MaxHeapBytes."`
+	// HeapReleases counts the times free Go heap memory was handed back to
+	// the system after a burst (Config.ReleaseMemoryEvery).
+	HeapReleases uint64 `metric:"heap_releases_total" help:"Times free Go heap memory was handed back to the system after a burst (debug.FreeOSMemory)."`
 	// CloseCodes counts the closes the server initiated by status code
 	// (1000-1015; other codes are summed under 0).
 	CloseCodes map[StatusCode]uint64
@@ -116,6 +119,7 @@ func (s *Server) Stats() Stats {
 		}
 	}
 	st.HeapBytes = s.engine.HeapBytes()
+	st.HeapReleases = s.heapReleases.Load()
 	for _, l := range s.engine.Loops() {
 		rs := l.Stats()
 		st.Accepted += rs.Accepted

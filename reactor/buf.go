@@ -19,10 +19,9 @@ import (
 // are about to be written, and a large buffer is a region (address space
 // for the whole message) that is charged only as Extend or Append fill it.
 type Buf struct {
-	b      []byte          // len = bytes held
-	h      hugepage.Buffer // the pool buffer behind b, if any
-	r      *region         // the region behind b, if any (else heap memory)
-	shared bool            // Share gave another holder a reference: never written again
+	b []byte          // len = bytes held
+	h hugepage.Buffer // the pool buffer behind b, if any
+	r *region         // the region behind b, if any (else heap memory)
 }
 
 // Bytes returns the bytes held, valid until the next call that changes b.
@@ -118,12 +117,12 @@ func (b *Buf) Detach(c *Conn) (hugepage.Buffer, *hugepage.Region, []byte) {
 // the holder). b keeps its own reference until Free and must not be
 // written again.
 func (b *Buf) Share() (hugepage.Buffer, *hugepage.Region) {
-	b.shared = true
 	switch {
 	case !b.h.IsZero():
 		b.h.Retain()
 		return b.h, nil
 	case b.r != nil:
+		b.r.shared = true
 		b.r.r.Retain()
 		return hugepage.Buffer{}, b.r.r
 	}

@@ -23,23 +23,23 @@ const (
 // on it from elsewhere, Post a Task to c.Loop().
 type Conn struct {
 	loop     *Loop
+	p        connPlat // not last: a trailing zero-size field (Linux) would be padded
 	fd       int
 	gen      uint32
+	pidx     int32 // place in peer.list
 	flags    uint8
-	pidx     int // place in peer.list
-	in       Buf // unconsumed input kept between reads (copy, counted)
-	out      Buf // unsent output (copied or adopted, counted); out[outHead:] is pending
+	evicting atomic.Bool // picked for eviction (other loops read it)
+	in       Buf         // unconsumed input kept between reads (copy, counted)
+	out      Buf         // unsent output (copied or adopted, counted); out[outHead:] is pending
 	outHead  int
 	sent     int   // bytes the peer had not taken at the last check (see progressed)
 	deadline int64 // unix nanoseconds; 0 = none
 	// wstall is the loop time output last moved while some was queued (0:
 	// none queued); Config.WriteStallTimeout after it, c is evicted.
-	wstall   int64
-	peer     *peer        // c's client address's share; set before OnOpen
-	mem      atomic.Int64 // buffer bytes charged to c (read by other loops choosing whom to evict)
-	evicting atomic.Bool  // picked for eviction
-	ctx      any
-	p        connPlat
+	wstall int64
+	peer   *peer        // c's client address's share; set before OnOpen
+	mem    atomic.Int64 // buffer bytes charged to c (read by other loops choosing whom to evict)
+	ctx    any
 }
 
 // Loop is the loop that owns c.
@@ -281,9 +281,10 @@ func (c *Conn) queue(b []byte) {
 }
 
 // adopt queues tail, the unsent rest of a reply, without copying it when it
-// lies in a buffer of c's that is to be freed after this flush
-// (FreeAfterFlush: a message the reply echoes) and nothing is queued yet:
-// that buffer becomes the write queue. later are the writes after tail; if
+// lies in a region of c's that is to be freed after this flush
+// (FreeAfterFlush: a large message the reply echoes) and nothing is queued
+// yet: that region becomes the write queue. (A smaller buffer's tail is
+// short enough to copy.) later are the writes after tail; if
 // any of them points into the same buffer the queue could overwrite it, so
 // the tail is copied after all.
 func (l *Loop) adopt(c *Conn, tail []byte, later [][]byte) bool {
@@ -292,7 +293,7 @@ func (l *Loop) adopt(c *Conn, tail []byte, later [][]byte) bool {
 	}
 	for i := range l.deferred {
 		d := &l.deferred[i]
-		if d.c != c || d.b.shared || !d.b.contains(tail) {
+		if d.c != c || d.b.r == nil || d.b.r.shared || !d.b.contains(tail) {
 			continue
 		}
 		for _, p := range later {

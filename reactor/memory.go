@@ -67,10 +67,11 @@ const (
 
 // region is a Region with the loop's accounting.
 type region struct {
-	r    *hugepage.Region
-	hw   int   // bytes backed, as Backed counts them: charged to the engine budget
-	paid int   // of hw, bytes charged to the connection owning the region
-	idle int64 // loop time it was cached
+	r      *hugepage.Region
+	hw     int   // bytes backed, as Backed counts them: charged to the engine budget
+	paid   int   // of hw, bytes charged to the connection owning the region
+	idle   int64 // loop time it was cached
+	shared bool  // Buf.Share gave another holder a reference: not to be written again
 }
 
 // alloc returns a Buf with room for need bytes for c (len 0), the pool,
@@ -121,6 +122,7 @@ func (l *Loop) takeRegion(size int) *region {
 			l.regions = l.regions[:last]
 			l.spareBytes -= r.hw
 			r.r.Retain()
+			r.shared = false
 			return r
 		}
 	}

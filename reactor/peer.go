@@ -121,7 +121,7 @@ func (l *Loop) unadmit(p *peer) {
 // join lists c with its peer, for eviction.
 func (p *peer) join(t *peerTable, c *Conn) {
 	t.mu.Lock()
-	c.pidx = len(p.list)
+	c.pidx = int32(len(p.list))
 	p.list = append(p.list, c)
 	t.mu.Unlock()
 }

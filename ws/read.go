@@ -24,9 +24,8 @@ import (
 // header, so that an echo of the message leaves as one contiguous write
 // (Conn.writeFrame) that can become the write queue without a copy.
 type msgReader struct {
-	active  bool           // a message is being reassembled in buf
+	op      OpCode         // the message's opcode; 0 (a continuation's) when none is being read
 	fin     bool           // the frame being streamed is the message's last
-	op      OpCode         // the message's opcode
 	utf8    wire.UTF8State // validation state of a text message so far
 	maskOff uint8          // offset into mask of the next payload byte (mod 4)
 	mask    [4]byte        // the streamed frame's mask key
@@ -60,6 +59,9 @@ func (c *Conn) grow(n int, lim *Limits) bool {
 	in.buf.Extend(c.rc, head)
 	return true
 }
+
+// active reports whether a message is being reassembled.
+func (in *msgReader) active() bool { return in.op != gws.OpContinuation }
 
 // readFrames parses, unmasks and handles the frames in b and returns how
 // many bytes it consumed; an incomplete header or control frame at the end
@@ -112,7 +114,7 @@ func (c *Conn) readFrame(b []byte, lim *Limits) int {
 		c.fail(err)
 		return len(b)
 	}
-	if !c.in.active && h.Fin && int64(len(b)-hs) >= h.Length {
+	if !c.in.active() && h.Fin && int64(len(b)-hs) >= h.Length {
 		return hs + c.deliverInPlace(b[:hs+int(h.Length)], hs, h)
 	}
 	c.beginFrame(&h)
@@ -123,9 +125,9 @@ func (c *Conn) readFrame(b []byte, lim *Limits) int {
 // and the size limits (RFC 6455 §5.4, before any payload byte is read).
 func (c *Conn) checkData(h *wire.Header, lim *Limits) *CloseError {
 	switch {
-	case h.OpCode == gws.OpContinuation && !c.in.active:
+	case h.OpCode == gws.OpContinuation && !c.in.active():
 		return wire.ErrUnexpectedCont
-	case h.OpCode != gws.OpContinuation && c.in.active:
+	case h.OpCode != gws.OpContinuation && c.in.active():
 		return wire.ErrExpectedCont
 	case h.Length > lim.MaxFrameSize:
 		return wire.ErrFrameTooBig
@@ -156,8 +158,8 @@ func (c *Conn) deliverInPlace(frame []byte, hs int, h wire.Header) int {
 // payload (stream, Conn.ReadTarget).
 func (c *Conn) beginFrame(h *wire.Header) {
 	in := &c.in
-	if !in.active {
-		in.active, in.op, in.utf8 = true, h.OpCode, 0
+	if !in.active() {
+		in.op, in.utf8 = h.OpCode, 0
 	}
 	in.remain, in.mask, in.maskOff, in.fin = h.Length, h.Mask, 0, h.Fin
 	if h.Length == 0 {
@@ -219,9 +221,10 @@ func (c *Conn) endFrame() {
 		c.fail(wire.ErrInvalidUTF8)
 		return
 	}
-	in.active = false
+	op := in.op
+	in.op = gws.OpContinuation // the message is complete
 	frame := in.buf.Bytes()
-	c.deliver(in.op, frame[msgHead:], srcMsg, frame)
+	c.deliver(op, frame[msgHead:], srcMsg, frame)
 	// Replies may point into buf: it is given back after they are sent,
 	// with the rest of this turn's replies (or becomes the write queue).
 	c.rc.FreeAfterFlush(&in.buf)

@@ -271,9 +271,9 @@ func (c *Conn) queue(b []byte) {
 		count(&l.stats.CopiedOut, uint64(rest))
 	}
 	c.startStallClock()
-	// A queue outgrowing the pools gets room for twice its size: a client
-	// that keeps not reading is cut by the limits long before that.
-	if !out.Append(c, b, 2*(out.Len()+len(b))) { // copy: the socket would block
+	// A queue outgrowing the pools is reserved at once for all the upper
+	// layer lets it hold (Config.QueueLimit): it is never regrown.
+	if !out.Append(c, b, int(l.e.queueLimit.Load())) { // copy: the socket would block
 		c.closeNow(ErrNoMemory)
 		return
 	}
@@ -311,14 +311,17 @@ func (l *Loop) adopt(c *Conn, tail []byte, later [][]byte) bool {
 		c.outHead = off
 		c.startStallClock()
 		count(&l.stats.AdoptedOut, uint64(len(tail)))
+		// Sent from where it lies: the writes after it go to a new buffer.
+		c.startOutput()
 		return true
 	}
 	return false
 }
 
-// startStallClock starts timing a write stall when output begins to queue.
+// startStallClock starts timing a write stall when output begins to queue
+// (outputDone stops it).
 func (c *Conn) startStallClock() {
-	if c.wstall == 0 && c.Queued() == 0 {
+	if c.wstall == 0 {
 		c.wstall = c.loop.now
 		c.loop.track(c)
 	}
@@ -476,7 +479,7 @@ func (c *Conn) progressed() bool {
 	if !ok {
 		return false
 	}
-	pending := k + c.out.Len() - c.outHead
+	pending := k + c.Queued()
 	moved := pending < c.sent
 	c.sent = pending
 	return moved

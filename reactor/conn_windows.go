@@ -190,12 +190,13 @@ func (c *Conn) send(bufs [][]byte) (int, error) {
 // limit, and new output queues behind it.
 func (c *Conn) inFlight() int { return len(c.p.sendB) }
 
-// unsent is the same bytes: an overlapped send completes once the kernel
-// has buffered its bytes, and stays pending while the peer's window and our
-// send buffer are full, so a slow reader keeps completing sends and a peer
-// that stopped does not. (SIO_TCP_INFO would also see the kernel's
+// unsent is 0: the bytes Windows holds for us are the in-flight send's
+// (inFlight, counted in Queued). An overlapped send completes once the
+// kernel has buffered its bytes, and stays pending while the peer's window
+// and our send buffer are full, so a slow reader keeps completing sends and
+// a peer that stopped does not. (SIO_TCP_INFO would also see the kernel's
 // unacknowledged bytes; wine 8 does not implement it.)
-func (c *Conn) unsent() (int, bool) { return len(c.p.sendB), true }
+func (c *Conn) unsent() (int, bool) { return 0, true }
 
 // startOutput sends the write queue with an overlapped WSASend unless one is
 // in flight (sendDone then starts the next).

@@ -110,7 +110,9 @@ type Loop struct {
 	rbufH       hugepage.Buffer // rbuf's pool buffer; zero for heap memory
 	rbufShared  bool            // a handler retained rbuf: read into a new one
 	regions     []*region       // freed regions kept for reuse (memory.go)
-	spareBytes  int             // the memory they hold
+	heapSpare   [17][][]byte    // freed heap buffers kept for reuse, by log2 of the size (up to 64 KiB)
+	spareBytes  int             // the memory both hold
+	spareSince  int64           // when a heap buffer was last kept
 	regionLog   int64           // when a region failure was last logged
 	pending     *Conn           // connection whose writes sit in iov
 	iov         [maxIov][]byte  // the pending writes, sent with one gather write
@@ -168,7 +170,7 @@ func (l *Loop) run() {
 	nextTick := l.now + int64(tickInterval)
 	for {
 		timeout := time.Duration(-1)
-		if len(l.timed) > 0 || l.acceptPause != 0 || len(l.regions) > 0 {
+		if len(l.timed) > 0 || l.acceptPause != 0 || l.spareBytes > 0 {
 			timeout = tickInterval
 		}
 		n, err := l.poll(timeout)
@@ -181,7 +183,7 @@ func (l *Loop) run() {
 		if l.now >= nextTick {
 			nextTick = l.now + int64(tickInterval)
 			l.sweep()
-			l.trimRegions(false)
+			l.trimSpare(false)
 			if l.acceptPause != 0 && l.now >= l.acceptPause {
 				l.acceptPause = 0
 				l.resumeAccepting()

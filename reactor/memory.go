@@ -35,10 +35,12 @@ import (
 //     address holding the most (Handler.OnEvict with ErrNoMemory), so that
 //     the overdraft is paid back within a loop turn.
 //
-// Freed regions are kept per loop for reuse (their pages stay backed, so a
-// reused region costs no page faults), within spareLimit, and given back to
-// the system after regionIdle unused; the Go heap's part is the protocol
-// layer's to return (debug.FreeOSMemory).
+// Freed regions and heap buffers are kept per loop for reuse (a reused
+// region's pages stay backed, so it costs no page faults; a reused heap
+// buffer makes no garbage, so a burst of slow-path buffers does not set the
+// collector off), within spareLimit, and given back after regionIdle with
+// no use; the Go heap's part then goes back to the system through the
+// protocol layer (debug.FreeOSMemory).
 
 const (
 	// regionStart is the size from which a buffer that may reach regionMin
@@ -98,6 +100,25 @@ func (l *Loop) alloc(c *Conn, need, limit, oldCap int) (Buf, bool) {
 			return Buf{b: h.Bytes()[:0], h: h}, true
 		}
 	}
+	return l.heapBuf(c, size)
+}
+
+// heapBuf returns Go heap memory for size bytes: a buffer the loop kept
+// from an earlier use when it has one of the size (no garbage, no
+// collection), else a new one within the budget.
+func (l *Loop) heapBuf(c *Conn, size int) (Buf, bool) {
+	k := bits.Len(uint(size - 1))
+	if k < len(l.heapSpare) {
+		size = 1 << k // sizes kept for reuse are powers of two
+		if n := len(l.heapSpare[k]); n > 0 {
+			b := l.heapSpare[k][n-1]
+			l.heapSpare[k][n-1] = nil
+			l.heapSpare[k] = l.heapSpare[k][:n-1]
+			l.spareBytes -= size
+			l.charge(c, int64(size)) // already in the budget
+			return Buf{b: b}, true
+		}
+	}
 	if !l.admitMemory(c, size) {
 		return Buf{}, false
 	}
@@ -107,9 +128,26 @@ func (l *Loop) alloc(c *Conn, need, limit, oldCap int) (Buf, bool) {
 	return Buf{b: make([]byte, 0, size)}, true
 }
 
-// wantRegion: big now and allowed to get bigger.
+// freeHeap takes a heap buffer back: kept for reuse (still in the budget)
+// while the loop's spare memory allows, else left to the collector.
+func (l *Loop) freeHeap(b []byte) {
+	n := cap(b)
+	if k := bits.Len(uint(n - 1)); k < len(l.heapSpare) && n == 1<<k && l.spareBytes+n <= l.spareLimit() && !l.closed.Load() {
+		l.heapSpare[k] = append(l.heapSpare[k], b[:0])
+		l.spareBytes += n
+		l.spareSince = l.now
+		return
+	}
+	l.e.mem.Add(-int64(n))
+}
+
+// wantRegion: big now and allowed to get bigger (limit 0: unknown, as
+// big again).
 func (l *Loop) wantRegion(need, limit int) bool {
-	return need >= regionStart && max(limit, 2*need) >= regionMin
+	if limit <= 0 {
+		limit = 2 * need
+	}
+	return need >= regionStart && limit >= regionMin
 }
 
 // takeRegion returns a cached region that holds size bytes, or a new one;
@@ -186,7 +224,7 @@ func (l *Loop) freeBuf(c *Conn, b *Buf) {
 		}
 	case cap(b.b) > 0:
 		l.charge(c, -int64(cap(b.b)))
-		l.e.mem.Add(-int64(cap(b.b)))
+		l.freeHeap(b.b)
 	}
 }
 
@@ -233,9 +271,20 @@ func (l *Loop) dropRegion(r *region) {
 	}
 }
 
-// trimRegions frees the cached regions idle for regionIdle (all of them
-// when all is set): their memory and address space go back to the system.
-func (l *Loop) trimRegions(all bool) {
+// trimSpare frees the cached regions idle for regionIdle (all of them when
+// all is set): their memory and address space go back to the system; and
+// the heap buffers kept for reuse once none was taken for regionIdle.
+func (l *Loop) trimSpare(all bool) {
+	if all || l.now-l.spareSince >= int64(regionIdle) {
+		for k := range l.heapSpare {
+			for _, b := range l.heapSpare[k] {
+				l.spareBytes -= cap(b)
+				l.e.mem.Add(-int64(cap(b)))
+			}
+			clear(l.heapSpare[k])
+			l.heapSpare[k] = l.heapSpare[k][:0]
+		}
+	}
 	kept := l.regions[:0]
 	for _, r := range l.regions {
 		if all || l.now-r.idle >= int64(regionIdle) {
@@ -249,8 +298,9 @@ func (l *Loop) trimRegions(all bool) {
 	l.regions = kept
 }
 
-// spareLimit is how many backed bytes the loop may keep in cached regions:
-// spareBytes, or a quarter of the budget when that is smaller.
+// spareLimit is how many bytes the loop may keep for reuse (cached regions'
+// backed memory, heap buffers): spareBytes, or a quarter of the budget when
+// that is smaller.
 func (l *Loop) spareLimit() int {
 	if m := l.e.cfg.MaxHeapBytes; m > 0 && int(m/4) < spareBytes {
 		return int(m / 4)
@@ -289,7 +339,7 @@ func (l *Loop) freeMemory() {
 		l.freeLoop(l.rbuf, l.rbufH) // the loop's reference; handlers may still hold theirs
 	}
 	l.rbuf, l.rbufH = nil, hugepage.Buffer{}
-	l.trimRegions(true)
+	l.trimSpare(true)
 	if l.cache != nil {
 		l.cache.Flush()
 	}
@@ -351,7 +401,7 @@ func (l *Loop) admitMemory(c *Conn, need int) bool {
 	if max <= 0 || e.mem.Load()+int64(need) <= max {
 		return true
 	}
-	l.trimRegions(true) // what the loop keeps for reuse goes first
+	l.trimSpare(true) // what the loop keeps for reuse goes first
 	if e.mem.Load()+int64(need) <= max {
 		return true
 	}

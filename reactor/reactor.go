@@ -121,6 +121,11 @@ type Config struct {
 	// whose queued output the peer has not taken any of for this long (0:
 	// never). SetWriteStallTimeout changes it.
 	WriteStallTimeout time.Duration
+	// QueueLimit is the most a connection's write queue may hold, as the
+	// upper layer enforces it (0: unknown): a queue that outgrows the pools
+	// is reserved for that much at once, so that it is never regrown and
+	// copied. SetQueueLimit changes it.
+	QueueLimit int
 	// KeepAlive turns TCP keepalive on for accepted connections, probing
 	// after this much silence and then every this much (0: off), so that
 	// peers that vanished without a FIN are found.
@@ -156,22 +161,23 @@ func (c *Config) setDefaults() {
 
 // Engine is a set of event loops sharing one listen address.
 type Engine struct {
-	cfg       Config
-	h         Handler
-	loops     []*Loop
-	addr      net.Addr
-	mem       atomic.Int64 // buffer bytes held beyond the pools (heap, regions)
-	regions   atomic.Int64 // regions mapped
-	lastEvict atomic.Int64 // loop time of the last eviction round
-	stall     atomic.Int64 // Config.WriteStallTimeout, as changed since
-	open      atomic.Int64 // connections admitted and not yet closed
-	pending   atomic.Int64 // of those, not yet Established
-	peers     peerTable
-	wg        sync.WaitGroup
-	mu        sync.Mutex // Start and Shutdown
-	started   bool
-	stopped   bool
-	log       *slog.Logger
+	cfg        Config
+	h          Handler
+	loops      []*Loop
+	addr       net.Addr
+	mem        atomic.Int64 // buffer bytes held beyond the pools (heap, regions)
+	regions    atomic.Int64 // regions mapped
+	lastEvict  atomic.Int64 // loop time of the last eviction round
+	stall      atomic.Int64 // Config.WriteStallTimeout, as changed since
+	queueLimit atomic.Int64 // Config.QueueLimit, as changed since
+	open       atomic.Int64 // connections admitted and not yet closed
+	pending    atomic.Int64 // of those, not yet Established
+	peers      peerTable
+	wg         sync.WaitGroup
+	mu         sync.Mutex // Start and Shutdown
+	started    bool
+	stopped    bool
+	log        *slog.Logger
 }
 
 // New binds the listeners and prepares the loops; Start runs them.
@@ -179,6 +185,7 @@ func New(cfg Config, h Handler) (*Engine, error) {
 	cfg.setDefaults()
 	e := &Engine{cfg: cfg, h: h, log: cfg.Logger}
 	e.stall.Store(int64(cfg.WriteStallTimeout))
+	e.queueLimit.Store(int64(cfg.QueueLimit))
 	for i, spec := range cfg.Loops {
 		l, err := newLoop(e, i, spec)
 		if err != nil {
@@ -194,6 +201,10 @@ func New(cfg Config, h Handler) (*Engine, error) {
 // heap buffers and the memory behind large buffers, cached ones included):
 // what Config.MaxHeapBytes bounds.
 func (e *Engine) HeapBytes() int64 { return e.mem.Load() }
+
+// SetQueueLimit changes Config.QueueLimit, for queues reserved from now
+// on. Any goroutine.
+func (e *Engine) SetQueueLimit(n int) { e.queueLimit.Store(int64(max(n, 0))) }
 
 // SetWriteStallTimeout changes Config.WriteStallTimeout, for connections
 // already open too (from their loop's next tick). Any goroutine.

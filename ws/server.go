@@ -91,6 +91,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 		LingerTimeout:     cfg.LingerTimeout,
 		MaxHeapBytes:      cfg.MaxHeapBytes,
 		WriteStallTimeout: cfg.WriteStallTimeout,
+		QueueLimit:        queueLimit(&lim),
 		KeepAlive:         cfg.TCPKeepAlive,
 		Logger:            s.log,
 	}
@@ -112,6 +113,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 func (s *Server) reload(l Limits) {
 	old := s.limits.Swap(&l)
 	s.engine.SetWriteStallTimeout(l.WriteStallTimeout)
+	s.engine.SetQueueLimit(queueLimit(&l))
 	for _, lp := range s.engine.Loops() {
 		if old.BatchSize != l.BatchSize {
 			lp.SetBatch(l.BatchSize)
@@ -125,6 +127,11 @@ func (s *Server) reload(l Limits) {
 		"max_write_queue", l.MaxWriteQueue, "handshake_timeout", l.HandshakeTimeout,
 		"idle_timeout", l.IdleTimeout, "write_stall_timeout", l.WriteStallTimeout)
 }
+
+// queueLimit is the most a write queue can hold under l: what reply lets
+// in (MaxWriteQueue) plus the largest reply it may let in past it (a whole
+// message's echo, a close frame).
+func queueLimit(l *Limits) int { return l.MaxWriteQueue + int(l.MaxMessageSize) + 256 }
 
 // rearm has lp set every open connection's deadline under the limits in
 // force when the task runs. A full inbox is retried: a reload must reach

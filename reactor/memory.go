@@ -132,7 +132,7 @@ func (l *Loop) heapBuf(c *Conn, size int) (Buf, bool) {
 // while the loop's spare memory allows, else left to the collector.
 func (l *Loop) freeHeap(b []byte) {
 	n := cap(b)
-	if k := bits.Len(uint(n - 1)); k < len(l.heapSpare) && n == 1<<k && l.spareBytes+n <= l.spareLimit() && !l.closed.Load() {
+	if k := bits.Len(uint(n - 1)); k < len(l.heapSpare) && n == 1<<k && l.spareBytes+n <= l.spareLimit() && !l.closed.Load() && !l.short() {
 		l.heapSpare[k] = append(l.heapSpare[k], b[:0])
 		l.spareBytes += n
 		l.spareSince = l.now
@@ -253,7 +253,7 @@ func (l *Loop) leaveRegion(r *region) {
 // keepRegion caches a region nobody holds any more, or frees it when the
 // cache is full.
 func (l *Loop) keepRegion(r *region) {
-	if len(l.regions) >= regionCache || l.spareBytes+r.hw > l.spareLimit() || l.closed.Load() {
+	if len(l.regions) >= regionCache || l.spareBytes+r.hw > l.spareLimit() || l.closed.Load() || l.short() {
 		l.dropRegion(r)
 		return
 	}
@@ -296,6 +296,14 @@ func (l *Loop) trimSpare(all bool) {
 	}
 	clear(l.regions[len(kept):])
 	l.regions = kept
+}
+
+// short reports whether the budget is nearly spent (seven eighths): then
+// freed memory goes back at once instead of being kept for reuse, where
+// the other loops could not have it.
+func (l *Loop) short() bool {
+	m := l.e.cfg.MaxHeapBytes
+	return m > 0 && l.e.mem.Load() > m-m/8
 }
 
 // spareLimit is how many bytes the loop may keep for reuse (cached regions'

@@ -111,15 +111,16 @@ func parallel(n int, f func(i int) error) error {
 	return first
 }
 
-// reserve (point 1): 300 connections each send a header announcing a
+// reserve (point 1): 600 connections each send a header announcing a
 // 16 MiB frame and 2 bytes of it, and 300 more a fragment announcing 4 KiB
 // to 2 MiB and 16 bytes of it; all hold until the window ends. A server
-// that reserved memory from headers filled its budget and pool classes
-// with 21 KB sent and refused the big good clients' messages (1013). The
-// connections must still be open at the end (they did nothing wrong yet).
+// that reserved memory from headers filled its 1 GiB budget and its pool
+// classes with 21 KB sent and refused the big good clients' messages
+// (1013). The connections must still be open at the end (they did nothing
+// wrong yet).
 func reserve(addr, local string, until time.Time) error {
-	const n = 300
-	conns := make([]*wstest.Client, 2*n)
+	const n, mid = 600, 300
+	conns := make([]*wstest.Client, n+mid)
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
@@ -127,7 +128,7 @@ func reserve(addr, local string, until time.Time) error {
 			}
 		}
 	}()
-	err := parallel(2*n, func(i int) error {
+	err := parallel(n+mid, func(i int) error {
 		c, err := upgradeFrom(addr, local)
 		if err != nil {
 			return err

@@ -41,21 +41,22 @@ func reportServer(base string) {
 		fmt.Println("server counters: not read:", err)
 		return
 	}
-	loops := map[string]float64{}
+	loops := map[string]any{}
 	if ls, ok := srv["Loops"].([]any); ok {
 		for _, l := range ls {
 			m, _ := l.(map[string]any)
 			for k, v := range m {
 				if f, ok := v.(float64); ok {
-					loops[k] += f
+					sum, _ := loops[k].(float64)
+					loops[k] = sum + f
 				}
 			}
 		}
 	}
-	fmt.Printf("server counters: accepted %.0f, refused at accept %.0f, upgraded %.0f, evicted (1013) %.0f, stalled writers dropped (1008) %.0f, buffers refused %.0f, heap fallbacks %.0f\n",
-		srv["Accepted"], srv["Refused"], srv["Upgraded"], loops["Evicted"], loops["Stalled"], loops["MemRefused"], loops["HeapFallbacks"])
-	fmt.Printf("server copies: in %.0f, out %.0f, grow %.0f, reassembled %.0f; queued without a copy %.0f; heap memory handed back %.0f times\n",
-		loops["CopiedIn"], loops["CopiedOut"], loops["CopiedGrow"], srv["Reassembled"], loops["AdoptedOut"], srv["HeapReleases"])
+	fmt.Printf("server counters: accepted %s, refused at accept %s, upgraded %s, evicted (1013) %s, stalled writers dropped (1008) %s, buffers refused %s, heap fallbacks %s\n",
+		num(srv["Accepted"]), num(srv["Refused"]), num(srv["Upgraded"]), num(loops["Evicted"]), num(loops["Stalled"]), num(loops["MemRefused"]), num(loops["HeapFallbacks"]))
+	fmt.Printf("server copies: in %s, out %s, grow %s, reassembled %s; queued without a copy %s; heap memory handed back %s times\n",
+		num(loops["CopiedIn"]), num(loops["CopiedOut"]), num(loops["CopiedGrow"]), num(srv["Reassembled"]), num(loops["AdoptedOut"]), num(srv["HeapReleases"]))
 	if codes, ok := srv["CloseCodes"].(map[string]any); ok {
 		var ks []string
 		for k := range codes {
@@ -68,4 +69,12 @@ func reportServer(base string) {
 		}
 		fmt.Printf("server close codes sent: %s\n", strings.Join(parts, " "))
 	}
+}
+
+// num prints a counter, or "-" for one the server does not have.
+func num(v any) string {
+	if f, ok := v.(float64); ok {
+		return fmt.Sprintf("%.0f", f)
+	}
+	return "-"
 }

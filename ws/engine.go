@@ -63,7 +63,10 @@ func (h *engineHandler) OnRead(rc *reactor.Conn, data []byte) int {
 }
 
 // directMin is the smallest rest of a frame's payload worth reading
-// straight into the reassembly buffer rather than through the read buffer.
+// straight into the reassembly buffer rather than through the read buffer,
+// and how much of the message must have arrived first: a header and a few
+// bytes get no buffer of their own (and no region: there is a bounded number
+// of them) before the sender has paid for one.
 const directMin = 64 << 10
 
 // ReadTarget lets a large frame's payload bypass the read buffer: once a
@@ -75,7 +78,7 @@ const directMin = 64 << 10
 func (h *engineHandler) ReadTarget(rc *reactor.Conn) []byte {
 	c := rc.Context().(*Conn)
 	in := &c.in
-	if c.state != stateOpen || in.remain < directMin {
+	if c.state != stateOpen || in.remain < directMin || in.size() < directMin {
 		return nil
 	}
 	n := int(min(in.remain, int64(c.ls.s.cfg.ReadBufferSize)))

@@ -121,6 +121,7 @@ func parallel(n int, f func(i int) error) error {
 func reserve(addr, local string, until time.Time) error {
 	const n, mid = 600, 300
 	conns := make([]*wstest.Client, n+mid)
+	rest := make([][]byte, n+mid) // each one's payload bytes, masked
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
@@ -138,11 +139,25 @@ func reserve(addr, local string, until time.Time) error {
 		if i >= n { // a mid-size first fragment
 			f = wstest.Frame{Op: gws.OpBinary, RawLen: true, Length: 4096 << (i % 10), Payload: make([]byte, 16)}
 		}
-		_, err = c.Conn().Write(f.Bytes())
+		wire := f.Bytes()
+		head := len(wire) - len(f.Payload)
+		rest[i] = wire[head:]
+		_, err = c.Conn().Write(wire[:head])
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("opening the reservers: %w", err)
+	}
+	// The payload bytes come in a read of their own, after the header:
+	// a server that reads large payloads straight into a buffer sized
+	// ahead of them takes one now.
+	time.Sleep(100 * time.Millisecond)
+	err = parallel(n+mid, func(i int) error {
+		_, err := conns[i].Conn().Write(rest[i])
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sending the reservers' bytes: %w", err)
 	}
 	time.Sleep(time.Until(until))
 	open := 0

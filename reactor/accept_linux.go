@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"time"
 
@@ -88,16 +87,6 @@ func bindTCP(a *net.TCPAddr) (int, error) {
 	return fd, nil
 }
 
-func sockaddrToAddrPort(sa unix.Sockaddr) netip.AddrPort {
-	switch s := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(s.Addr), uint16(s.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(s.Addr), uint16(s.Port))
-	}
-	return netip.AddrPort{}
-}
-
 // refuse closes a connection the admission caps turned away, with a reset
 // (SO_LINGER 0): no FIN handshake and no TIME_WAIT left behind for a
 // client that is being refused.
@@ -122,7 +111,7 @@ func (l *Loop) accept() {
 		fd, sa, err := unix.Accept4(l.p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch {
 		case err == nil:
-			if p := l.admit(sockaddrToAddrPort(sa)); p != nil {
+			if p := l.admit(sockaddrToTCP(sa).AddrPort()); p != nil {
 				l.open(fd, p)
 			} else {
 				refuse(fd)

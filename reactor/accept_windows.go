@@ -3,7 +3,6 @@ package reactor
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"unsafe"
 
@@ -243,16 +242,6 @@ func (ln *acceptor) dispatch(l *Loop, s windows.Handle) {
 		windows.Closesocket(s) // that loop has stopped
 		count(&l.stats.AcceptFails, 1)
 	}
-}
-
-func sockaddrToAddrPort(sa windows.Sockaddr) netip.AddrPort {
-	switch s := sa.(type) {
-	case *windows.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(s.Addr), uint16(s.Port))
-	case *windows.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(s.Addr), uint16(s.Port))
-	}
-	return netip.AddrPort{}
 }
 
 func sockaddrToTCP(sa windows.Sockaddr) *net.TCPAddr {

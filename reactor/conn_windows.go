@@ -41,7 +41,7 @@ func (c *Conn) handle() windows.Handle { return windows.Handle(c.fd) }
 func (l *Loop) open(s windows.Handle) {
 	var ap netip.AddrPort
 	if sa, err := windows.Getpeername(s); err == nil {
-		ap = sockaddrToAddrPort(sa)
+		ap = sockaddrToTCP(sa).AddrPort()
 	}
 	p := l.admit(ap)
 	if p == nil {

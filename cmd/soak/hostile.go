@@ -145,7 +145,9 @@ func neverReads(addr string) error {
 	nc.(*net.TCPConn).SetReadBuffer(64 << 10)
 	msg := wstest.Binary(make([]byte, 64<<10))
 	limit := 64 * (*maxQueue + (16 << 20)) / (64 << 10) // far more than queue + socket buffers
-	deadline := time.Now().Add(20 * time.Second)
+	// The server gives up on it at its queue limit (1008) or once its queue
+	// stops moving for the stall timeout, whichever comes first.
+	deadline := time.Now().Add(max(20*time.Second, *stall+10*time.Second))
 	for i := 0; i < limit && time.Now().Before(deadline); i++ {
 		nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		if _, err := nc.Write(msg); err != nil {
@@ -154,7 +156,7 @@ func neverReads(addr string) error {
 	}
 	// Now read: echoes, then the 1008, or the connection gone (cut after
 	// the linger timeout because we did not read in time).
-	nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	nc.SetReadDeadline(time.Now().Add(max(20*time.Second, *stall+10*time.Second)))
 	for {
 		f, err := c.ReadFrame()
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,6 +89,14 @@ func bindTCP(a *net.TCPAddr) (int, error) {
 	return fd, nil
 }
 
+// refuse closes a connection the admission caps turned away, with a reset
+// (SO_LINGER 0): no FIN handshake and no TIME_WAIT left behind for a
+// client that is being refused.
+func refuse(fd int) {
+	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	unix.Close(fd)
+}
+
 func sockaddrToTCP(sa unix.Sockaddr) *net.TCPAddr {
 	switch s := sa.(type) {
 	case *unix.SockaddrInet4:
@@ -101,10 +110,14 @@ func sockaddrToTCP(sa unix.Sockaddr) *net.TCPAddr {
 // accept takes up to a batch of pending connections.
 func (l *Loop) accept() {
 	for range len(l.p.events) {
-		fd, _, err := unix.Accept4(l.p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, sa, err := unix.Accept4(l.p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch {
 		case err == nil:
-			l.open(fd)
+			if p := l.admit(sockaddrToTCP(sa).AddrPort()); p != nil {
+				l.open(fd, p)
+			} else {
+				refuse(fd)
+			}
 		case errors.Is(err, unix.EAGAIN):
 			return
 		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
@@ -144,15 +157,20 @@ func (l *Loop) stopAccepting() {
 	}
 }
 
-// open makes fd, just accepted, a connection of this loop.
-func (l *Loop) open(fd int) {
+// open makes fd, just accepted and admitted for peer p, a connection of
+// this loop.
+func (l *Loop) open(fd int, p *peer) {
 	// Latency first: replies go out as soon as writev hands them over.
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if d := l.e.cfg.KeepAlive; d > 0 {
+		setKeepAlive(fd, d)
+	}
 	l.p.gen++
-	c := &Conn{loop: l, fd: fd, gen: l.p.gen}
+	c := &Conn{loop: l, fd: fd, gen: l.p.gen, peer: p}
 	if err := l.epollCtl(unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN|unix.EPOLLRDHUP, c.gen); err != nil {
 		l.log.Error("reactor: register connection", "loop", l.idx, "err", err)
 		unix.Close(fd)
+		l.unadmit(p)
 		return
 	}
 	for fd >= len(l.conns) {
@@ -160,4 +178,19 @@ func (l *Loop) open(fd int) {
 	}
 	l.conns[fd] = c
 	l.opened(c)
+}
+
+// keepAliveProbes is how many unanswered probes drop a connection (Linux's
+// default, as Go's net package leaves it).
+const keepAliveProbes = 9
+
+// setKeepAlive turns TCP keepalive on: the first probe after d of silence,
+// then one every d, as net.Dialer and net/http's listener do with 15 s.
+// Best effort: a refused option leaves the connection as it was.
+func setKeepAlive(fd int, d time.Duration) {
+	secs := max(int(d/time.Second), 1)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepAliveProbes)
 }

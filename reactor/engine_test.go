@@ -69,6 +69,7 @@ func (h *echoHandler) OnDeadline(c *Conn) {
 	}
 }
 
+func (h *echoHandler) OnEvict(c *Conn, why error) { c.Write([]byte("evicted")) }
 func (h *echoHandler) OnClose(c *Conn, err error) { h.closes <- err }
 
 // conn returns the i-th connection opened (any loop).

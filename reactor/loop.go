@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/bits"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -26,8 +27,13 @@ import (
 //	        loop has one; on error, close what was made
 //	(l *Loop) poll(timeout time.Duration) (events int, err error)
 //	        wait up to timeout (negative: without limit) and handle what is
-//	        ready: new sockets (Loop.open), input (Loop.read), writability,
-//	        wakeups (Loop.handleWake); a non-nil error ends the loop
+//	        ready: new sockets (Loop.admit with the peer's address first:
+//	        refused ones are closed at once with a reset; admitted ones get
+//	        TCP_NODELAY and keepalive (Config.KeepAlive), a Conn with the
+//	        peer, and Loop.opened, or Loop.unadmit if that fails), input
+//	        (Loop.read), writability (at most writeSlice bytes of the write
+//	        queue per event), wakeups (Loop.handleWake); a non-nil error
+//	        ends the loop
 //	(l *Loop) wakePoller() error
 //	        make a blocked poll return; any goroutine, never after closePosts
 //	(l *Loop) pauseAccepting()   stop taking new sockets until resumeAccepting
@@ -40,7 +46,8 @@ import (
 //	        one non-blocking read: n > 0 bytes, 0 at EOF, errWouldBlock
 //	(c *Conn) send(bufs [][]byte) (int, error)
 //	        one non-blocking gather write; 0 and nil when it would block
-//	(c *Conn) startOutput()      drain the write queue when the socket allows
+//	(c *Conn) startOutput()      drain the write queue when the socket allows;
+//	                             Conn.wrote for every write that moved bytes
 //	(c *Conn) inFlight() int     queue bytes an asynchronous send holds
 //	(c *Conn) unsent() (int, bool)  bytes handed to the kernel, not yet acked
 //	(c *Conn) stopInput()        the peer sent EOF: stop watching input
@@ -74,6 +81,11 @@ var wakeWindowHook atomic.Pointer[func(*Loop)]
 // Linux; Windows has no such limit, the bound keeps the array small).
 const maxIov = 1024
 
+// writeSlice bounds the queued bytes a loop writes for one connection per
+// writability event, so that draining a long queue takes turns with the
+// other connections of the loop instead of holding the loop.
+const writeSlice = 256 << 10
+
 // Loop is one event loop. Its methods other than Post, SetBatch, Stats,
 // Index, Spec and TID must only be called on the loop's own thread (from
 // Handler callbacks).
@@ -98,24 +110,30 @@ type Loop struct {
 	// Loop-thread state.
 	conns       []*Conn         // the platform's connection table (by fd, by slot)
 	cache       *hugepage.Cache // the loop's front of its node's pool; nil: Go heap
+	poolMax     int             // the pool's largest class
+	classCount  [32]int32       // the pool's buffers per class, by log2 of the size
+	classOf     [32]uint8       // log2 of the class serving a size of 2^k
 	rbuf        []byte          // read buffer: headroom, then room for a read (at least Config.ReadBufferSize)
 	rbufH       hugepage.Buffer // rbuf's pool buffer; zero for heap memory
 	rbufShared  bool            // a handler retained rbuf: read into a new one
-	spare       [][]byte        // large heap buffers kept for reuse (see free)
-	spareBytes  int             // their capacity
+	regions     []*region       // freed regions kept for reuse (memory.go)
+	heapSpare   [17][][]byte    // freed heap buffers kept for reuse, by log2 of the size (up to 64 KiB)
+	spareBytes  int             // the memory both hold
+	spareSince  int64           // when a heap buffer was last kept
+	regionLog   int64           // when a region failure was last logged
 	pending     *Conn           // connection whose writes sit in iov
 	iov         [maxIov][]byte  // the pending writes, sent with one gather write
 	niov        int
 	iovBytes    int
-	scratch     []byte  // frame headers for pending writes
-	scrOff      int     // used part of scratch
-	timed       []*Conn // connections with a deadline
-	timedSpare  []*Conn // sweep's second buffer
-	deferred    []Buf   // freed after the pending writes are flushed (Conn.FreeAfterFlush)
-	stopping    bool    // shutdown began: exit once no connection is left
-	now         int64   // unix nanoseconds at the start of the turn
-	acceptPause int64   // accepting paused until then (out of descriptors); 0: not
-	acceptLog   int64   // when the last accept failure was logged
+	scratch     []byte        // frame headers for pending writes
+	scrOff      int           // used part of scratch
+	timed       []*Conn       // connections with a deadline or queued output
+	timedSpare  []*Conn       // sweep's second buffer
+	deferred    []deferredBuf // freed after the pending writes are flushed (Conn.FreeAfterFlush)
+	stopping    bool          // shutdown began: exit once no connection is left
+	now         int64         // unix nanoseconds at the start of the turn
+	acceptPause int64         // accepting paused until then (out of descriptors); 0: not
+	acceptLog   int64         // when the last accept failure was logged
 	p           poller
 }
 
@@ -132,6 +150,19 @@ func newLoop(e *Engine, idx int, spec LoopSpec) (*Loop, error) {
 	}
 	if spec.Pool != nil {
 		l.cache = spec.Pool.NewCache()
+		l.poolMax = spec.Pool.MaxSize()
+		classes := spec.Pool.Stats().Classes
+		for _, cl := range classes {
+			l.classCount[bits.Len(uint(cl.Size-1))] = int32(cl.Capacity)
+		}
+		for k := range l.classOf {
+			for _, cl := range classes {
+				if cl.Size >= 1<<k {
+					l.classOf[k] = uint8(bits.Len(uint(cl.Size - 1)))
+					break
+				}
+			}
+		}
 	}
 	l.newReadBuffer()
 	return l, nil
@@ -146,7 +177,7 @@ func (l *Loop) run() {
 	nextTick := l.now + int64(tickInterval)
 	for {
 		timeout := time.Duration(-1)
-		if len(l.timed) > 0 || l.acceptPause != 0 {
+		if len(l.timed) > 0 || l.acceptPause != 0 || l.spareBytes > 0 {
 			timeout = tickInterval
 		}
 		n, err := l.poll(timeout)
@@ -159,6 +190,7 @@ func (l *Loop) run() {
 		if l.now >= nextTick {
 			nextTick = l.now + int64(tickInterval)
 			l.sweep()
+			l.trimSpare(false)
 			if l.acceptPause != 0 && l.now >= l.acceptPause {
 				l.acceptPause = 0
 				l.resumeAccepting()
@@ -388,11 +420,14 @@ func (l *Loop) closeAll(err error) int {
 	return n
 }
 
-// opened registers c, which the platform has made and put in l.conns, with
-// the handler.
+// opened registers c, which the platform has made with the peer admit
+// returned and put in l.conns, with its peer and the handler.
 func (l *Loop) opened(c *Conn) {
 	atomic.AddInt64(&l.stats.Conns, 1)
 	count(&l.stats.Accepted, 1)
+	if c.peer != nil {
+		c.peer.join(&l.e.peers, c)
+	}
 	l.h.OnOpen(c)
 	c.Flush()
 }
@@ -428,27 +463,44 @@ func (l *Loop) track(c *Conn) {
 	}
 }
 
-// sweep acts on deadlines that passed: a closing connection's linger
-// deadline closes it; any other goes to Handler.OnDeadline. The list is
-// rebuilt into the spare slice so that SetDeadline from the handler appends
-// safely.
+// sweep acts on deadlines that passed and on stalled writers: a closing
+// connection's linger deadline closes it, any other deadline goes to
+// Handler.OnDeadline, and output queued without moving for the write stall
+// timeout evicts its connection. The list is rebuilt into the spare slice
+// so that SetDeadline from the handler appends safely.
 func (l *Loop) sweep() {
 	old := l.timed
 	l.timed = l.timedSpare[:0]
 	for _, c := range old {
-		switch {
-		case c.flags&fClosed != 0 || c.deadline == 0:
-			c.flags &^= fTimed
-		case l.now < c.deadline:
-			l.timed = append(l.timed, c)
-		default:
-			c.flags &^= fTimed
+		c.flags &^= fTimed
+		if c.flags&fClosed != 0 {
+			continue
+		}
+		if c.stalled(l.now) {
+			c.evict(ErrStalled)
+			continue
+		}
+		if c.deadline != 0 && l.now >= c.deadline {
 			c.deadline = 0
 			c.expired()
+		}
+		if c.flags&fClosed == 0 && (c.deadline != 0 || c.wstall != 0) {
+			l.track(c)
 		}
 	}
 	clear(old)
 	l.timedSpare = old[:0]
+}
+
+// Each calls fn for every open connection of the loop (to apply a new
+// setting to the connections already open, say). Loop thread only; fn may
+// close the connection it is given.
+func (l *Loop) Each(fn func(c *Conn)) {
+	for _, c := range l.conns {
+		if c != nil && c.flags&fClosed == 0 {
+			fn(c)
+		}
+	}
 }
 
 // Index is the loop's position in the engine.

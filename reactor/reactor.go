@@ -32,6 +32,9 @@ var (
 	ErrNoMemory = errors.New("reactor: out of buffer memory")
 	// ErrPeerClosed is passed to OnClose when the peer closed the connection.
 	ErrPeerClosed = errors.New("reactor: connection closed by peer")
+	// ErrStalled is passed to OnEvict and OnClose when the peer took none of
+	// a connection's queued output for Config.WriteStallTimeout.
+	ErrStalled = errors.New("reactor: peer stopped reading")
 )
 
 // ShutdownError is what Shutdown returns when its context ended before the
@@ -70,6 +73,14 @@ type Handler interface {
 	// while c is open and not closing. The handler decides: set a new
 	// deadline (keepalive), close c, or nothing.
 	OnDeadline(c *Conn)
+	// OnEvict is called before the reactor closes c for why: ErrStalled
+	// (the peer took none of c's queued output for
+	// Config.WriteStallTimeout) or ErrNoMemory (c holds more than its
+	// share while buffer memory is short; see Config.MaxHeapBytes). The
+	// handler may give back memory it holds for c and queue a last
+	// message; c is then closed at once, unless it is closing gracefully
+	// with nothing queued (the last message went out).
+	OnEvict(c *Conn, why error)
 	// OnClose is called once when c is closed; c must not be used after it.
 	OnClose(c *Conn, err error)
 }
@@ -118,15 +129,33 @@ type Config struct {
 	// buffer holds that much after 4 KiB of headroom, where a partial
 	// frame left by the previous read is put back in front of the next.
 	ReadBufferSize int
-	// MaxHeapBytes bounds the Go heap memory all loops together may take
-	// for connection buffers when the pools have none of the size (0: no
-	// bound). Past it, work that needs memory is refused: the connection
-	// that needed it is closed.
+	// MaxHeapBytes bounds the buffer memory all loops together may hold
+	// beyond their pools: Go heap buffers and the memory large buffers
+	// (regions) hold (0: no bound). Who is refused and who is evicted
+	// when it runs short is memory.go's rule.
 	MaxHeapBytes int64
 	// LingerTimeout bounds how long a half-closed connection waits for the
 	// peer to close after a graceful close.
 	LingerTimeout time.Duration
-	Logger        *slog.Logger
+	// WriteStallTimeout evicts a connection (Handler.OnEvict, ErrStalled)
+	// whose queued output the peer has not taken any of for this long (0:
+	// never). SetWriteStallTimeout changes it.
+	WriteStallTimeout time.Duration
+	// QueueLimit is the most a connection's write queue may hold, as the
+	// upper layer enforces it (0: unknown): a queue that outgrows the pools
+	// is reserved for that much at once, so that it is never regrown and
+	// copied. SetQueueLimit changes it.
+	QueueLimit int
+	// KeepAlive turns TCP keepalive on for accepted connections, probing
+	// after this much silence and then every this much (0: off), so that
+	// peers that vanished without a FIN are found.
+	KeepAlive time.Duration
+	// Admission caps, checked when a connection is accepted (0: no cap);
+	// see peer.go. MaxConns bounds open connections, MaxConnsPerPeer those
+	// from one client address, MaxPending those not yet Established, and
+	// MaxPendingPerPeer those of one address.
+	MaxConns, MaxConnsPerPeer, MaxPending, MaxPendingPerPeer int
+	Logger                                                   *slog.Logger
 }
 
 // The range of Config.ReadBufferSize.
@@ -166,17 +195,24 @@ func (c *Config) setDefaults() {
 
 // Engine is a set of event loops sharing one listen address.
 type Engine struct {
-	cfg       Config
-	h         Handler
-	loops     []*Loop
-	addr      net.Addr
-	heapBytes atomic.Int64 // Go heap bytes held for connection buffers
-	forced    atomic.Int64 // connections a shutdown's abort closed
-	wg        sync.WaitGroup
-	mu        sync.Mutex // Start and Shutdown
-	started   bool
-	stopped   bool
-	log       *slog.Logger
+	cfg        Config
+	h          Handler
+	loops      []*Loop
+	addr       net.Addr
+	mem        atomic.Int64 // buffer bytes held beyond the pools (heap, regions)
+	regions    atomic.Int64 // regions mapped
+	lastEvict  atomic.Int64 // loop time of the last eviction round
+	stall      atomic.Int64 // Config.WriteStallTimeout, as changed since
+	queueLimit atomic.Int64 // Config.QueueLimit, as changed since
+	open       atomic.Int64 // connections admitted and not yet closed
+	pending    atomic.Int64 // of those, not yet Established
+	peers      peerTable
+	forced     atomic.Int64 // connections a shutdown's abort closed
+	wg         sync.WaitGroup
+	mu         sync.Mutex // Start and Shutdown
+	started    bool
+	stopped    bool
+	log        *slog.Logger
 }
 
 // New binds the listeners and prepares the loops; Start runs them.
@@ -186,6 +222,8 @@ func New(cfg Config, h Handler) (*Engine, error) {
 	}
 	cfg.setDefaults()
 	e := &Engine{cfg: cfg, h: h, log: cfg.Logger}
+	e.stall.Store(int64(cfg.WriteStallTimeout))
+	e.queueLimit.Store(int64(cfg.QueueLimit))
 	for i, spec := range cfg.Loops {
 		l, err := newLoop(e, i, spec)
 		if err != nil {
@@ -197,9 +235,18 @@ func New(cfg Config, h Handler) (*Engine, error) {
 	return e, nil
 }
 
-// HeapBytes is the Go heap memory the loops hold for connection buffers
-// because their pools had none of the size.
-func (e *Engine) HeapBytes() int64 { return e.heapBytes.Load() }
+// HeapBytes is the buffer memory the loops hold beyond their pools (Go
+// heap buffers and the memory behind large buffers, cached ones included):
+// what Config.MaxHeapBytes bounds.
+func (e *Engine) HeapBytes() int64 { return e.mem.Load() }
+
+// SetQueueLimit changes Config.QueueLimit, for queues reserved from now
+// on. Any goroutine.
+func (e *Engine) SetQueueLimit(n int) { e.queueLimit.Store(int64(max(n, 0))) }
+
+// SetWriteStallTimeout changes Config.WriteStallTimeout, for connections
+// already open too (from their loop's next tick). Any goroutine.
+func (e *Engine) SetWriteStallTimeout(d time.Duration) { e.stall.Store(int64(max(d, 0))) }
 
 // Addr is the bound listen address (useful with port 0).
 func (e *Engine) Addr() net.Addr { return e.addr }

@@ -93,11 +93,17 @@ func (e *ShutdownError) Unwrap() error { return e.Err }
 
 // The server's own reasons to close, besides the codec's (wire.Err*).
 var (
-	errHandler      = &CloseError{Code: StatusInternalError, Reason: "handler failed"}
-	errOverCapacity = &CloseError{Code: StatusTryAgainLater, Reason: "server at its connection limit"}
-	errIdle         = &CloseError{Code: StatusGoingAway, Reason: "idle timeout"}
-	errGoingAway    = &CloseError{Code: StatusGoingAway, Reason: "server shutting down"}
+	errHandler   = &CloseError{Code: StatusInternalError, Reason: "handler failed"}
+	errIdle      = &CloseError{Code: StatusGoingAway, Reason: "idle timeout"}
+	errGoingAway = &CloseError{Code: StatusGoingAway, Reason: "server shutting down"}
 	// errNoMemory refuses a message the server has no buffer memory for:
-	// the pool is exhausted and the heap budget (Config.MaxHeapBytes) spent.
+	// the budget (Config.MaxHeapBytes) is spent and the connection holds
+	// more than its share of it.
 	errNoMemory = &CloseError{Code: StatusTryAgainLater, Reason: "server out of buffer memory"}
+	// errEvicted closes a connection holding more than its share of buffer
+	// memory when another needed some and the budget was spent.
+	errEvicted = &CloseError{Code: StatusTryAgainLater, Reason: "buffer memory short: this connection held the most"}
+	// errStalled closes a connection whose client took none of its queued
+	// replies for Limits.WriteStallTimeout.
+	errStalled = &CloseError{Code: StatusPolicyViolation, Reason: "write stalled: the client is not reading"}
 )

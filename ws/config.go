@@ -28,14 +28,37 @@ type Config struct {
 	ShutdownTimeout  time.Duration // Shutdown waits this long for clients to answer 1001
 	LingerTimeout    time.Duration // after a close, wait this long for the client's FIN
 
-	// MaxConns bounds open connections; past it a client completes the
-	// handshake and is closed at once with 1013 (try again later). 0 means
-	// the open-file limit less 64.
+	// MaxConns bounds open TCP connections, counted from accept: past it a
+	// new connection is reset at once, before its handshake is read
+	// (Stats.Refused). 0 means the open-file limit less 64.
 	MaxConns int
-	// MaxConnsPerIP bounds connections from one client address; past it the
-	// upgrade is refused with HTTP 429. 0 means no per-address limit (the
-	// right default behind a load balancer).
+	// MaxConnsPerIP bounds open TCP connections from one client address
+	// (an IPv6 client's /64), counted and refused like MaxConns. 0 means
+	// no per-address limit (the right setting behind a load balancer).
 	MaxConnsPerIP int
+	// MaxHandshakes bounds the connections still handshaking (accepted,
+	// upgrade not yet done), and MaxHandshakesPerIP those of one address:
+	// past them a new connection is reset at once. A client holding
+	// silent connections uses up its own address's share, not everyone's.
+	// 0 means no cap (set MaxHandshakesPerIP to 0 behind a load
+	// balancer, where every client has its address).
+	MaxHandshakes      int
+	MaxHandshakesPerIP int
+	// TCPKeepAlive turns TCP keepalive on for accepted connections: a
+	// probe after this much silence and then every this much, so that
+	// clients that vanished without closing are dropped (as net/http
+	// does, with 15 s). 0 turns it off.
+	TCPKeepAlive time.Duration
+	// WriteStallTimeout closes a connection whose client took none of its
+	// queued replies for this long: close 1008 queued and the connection
+	// dropped (the client is not reading, so it will rarely see the
+	// frame). 0 disables it. Reloadable.
+	WriteStallTimeout time.Duration
+	// ReleaseMemoryEvery lets the server hand unused Go heap memory back to
+	// the system (runtime/debug.FreeOSMemory) at most this often, when
+	// 64 MiB or more of it is free after a burst of large messages. 0
+	// leaves that to the Go runtime's scavenger.
+	ReleaseMemoryEvery time.Duration
 	// AllowedOrigins, when not empty, is the list of Origin header values
 	// (e.g. "https://example.com", compared case-insensitively) a browser
 	// may connect from; others get HTTP 403. Requests without Origin (not
@@ -58,10 +81,13 @@ type Config struct {
 	PoolClasses []hugepage.Class
 	NoHugepages bool
 	NoPool      bool
-	// MaxHeapBytes bounds the Go heap the loops may take for connection
-	// buffers once the pools run out (0: no bound). Past it a message that
-	// needs memory is refused with close 1013, and a connection whose
-	// replies cannot be queued is closed.
+	// MaxHeapBytes bounds the buffer memory the loops may hold beyond their
+	// pools: Go heap buffers, and the memory large messages and write
+	// queues hold in their reserved regions, charged as bytes arrive
+	// (0: no bound). When it runs short, a connection (or client address)
+	// holding more than its share is refused with close 1013, and for
+	// anyone else the connections holding the most are closed with 1013
+	// to make room (SECURITY.md: "Memory").
 	MaxHeapBytes int64
 }
 
@@ -81,6 +107,12 @@ func DefaultConfig() Config {
 		ShutdownTimeout:  5 * time.Second,
 		LingerTimeout:    2 * time.Second,
 		MaxHeapBytes:     1 << 30,
+
+		MaxHandshakes:      1024,
+		MaxHandshakesPerIP: 64,
+		TCPKeepAlive:       15 * time.Second,
+		WriteStallTimeout:  10 * time.Second,
+		ReleaseMemoryEvery: 10 * time.Second,
 	}
 }
 
@@ -107,18 +139,21 @@ type Limits struct {
 	MaxWriteQueue    int           `metric:"max_write_queue_bytes" help:"Bytes queued for a slow reader before it gets 1008 (reloadable)."`
 	HandshakeTimeout time.Duration `metric:"handshake_timeout_seconds" help:"Time allowed to complete the upgrade (reloadable)."`
 	IdleTimeout      time.Duration `metric:"idle_timeout_seconds" help:"Silence after which a connection is closed with 1001; 0 = off (reloadable)."`
+	// WriteStallTimeout: see Config.
+	WriteStallTimeout time.Duration `metric:"write_stall_timeout_seconds" help:"Time a client may take none of its queued replies before it is dropped (1008); 0 = off (reloadable)."`
 }
 
 // Limits returns the reloadable part of c.
 func (c *Config) Limits() Limits {
 	return Limits{
-		BatchSize:        c.BatchSize,
-		MaxFrameSize:     c.MaxFrameSize,
-		MaxMessageSize:   c.MaxMessageSize,
-		MaxHandshakeSize: c.MaxHandshakeSize,
-		MaxWriteQueue:    c.MaxWriteQueue,
-		HandshakeTimeout: c.HandshakeTimeout,
-		IdleTimeout:      c.IdleTimeout,
+		BatchSize:         c.BatchSize,
+		MaxFrameSize:      c.MaxFrameSize,
+		MaxMessageSize:    c.MaxMessageSize,
+		MaxHandshakeSize:  c.MaxHandshakeSize,
+		MaxWriteQueue:     c.MaxWriteQueue,
+		HandshakeTimeout:  c.HandshakeTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		WriteStallTimeout: c.WriteStallTimeout,
 	}
 }
 
@@ -139,6 +174,8 @@ func (l *Limits) Validate() error {
 		return errors.New("ws: handshake timeout must be positive")
 	case l.IdleTimeout < 0 || l.IdleTimeout > 0 && l.IdleTimeout < 2*time.Second:
 		return fmt.Errorf("ws: idle timeout %s: want 0 (off) or at least 2s", l.IdleTimeout)
+	case l.WriteStallTimeout < 0 || l.WriteStallTimeout > 0 && l.WriteStallTimeout < time.Second:
+		return fmt.Errorf("ws: write stall timeout %s: want 0 (off) or at least 1s", l.WriteStallTimeout)
 	}
 	return nil
 }
@@ -167,8 +204,12 @@ func (c *Config) Validate() error {
 		return errors.New("ws: shutdown and linger timeouts must be positive")
 	case c.MaxHeapBytes < 0:
 		return errors.New("ws: max heap bytes must be 0 (no bound) or positive")
-	case c.MaxConns < 0 || c.MaxConnsPerIP < 0:
+	case c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.MaxHandshakes < 0 || c.MaxHandshakesPerIP < 0:
 		return errors.New("ws: connection limits must be 0 (default) or positive")
+	case c.TCPKeepAlive < 0 || c.TCPKeepAlive > 0 && c.TCPKeepAlive < time.Second:
+		return fmt.Errorf("ws: TCP keepalive %s: want 0 (off) or at least 1s", c.TCPKeepAlive)
+	case c.ReleaseMemoryEvery < 0:
+		return errors.New("ws: release memory interval must be 0 (off) or positive")
 	}
 	return nil
 }

@@ -24,12 +24,10 @@ type Conn struct {
 
 	state     uint8
 	opened    bool // the handshake completed and OpenEvent was delivered
-	over      bool // opened past MaxConns: close with 1013 after the handshake
 	pinged    bool // a keepalive ping is out and nothing was read since
 	closeCode StatusCode
 	in        msgReader // the message being read
-	lastRead  int64     // loop time of the last read, for IdleTimeout
-	ip        *ipKey    // counted in the per-address limit
+	lastRead  int64     // loop time of the last read once open (IdleTimeout); of the connect before (HandshakeTimeout)
 	user      any
 }
 
@@ -83,6 +81,7 @@ const tagCodeShift = 8
 // count those.
 func (c *Conn) Send(op OpCode, p []byte) error {
 	data := slices.Clone(p) // copy: the caller's bytes may change once Send returns
+	c.ls.sendCopied.Add(uint64(len(p)))
 	return c.post(reactor.Task{Tag: uint32(op), Data: data})
 }
 

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
-	"time"
 )
 
 var crlfcrlf = []byte("\r\n\r\n")
@@ -107,9 +106,6 @@ func (c *Conn) handshake(data []byte) int {
 	if n == 0 {
 		return 0
 	}
-	if ok && c.ip != nil && c.ip.over {
-		resp, ok = httpError(http.StatusTooManyRequests, "too many connections from this address"), false
-	}
 	c.rc.Write(resp)
 	if !ok {
 		count(&c.ls.c.Rejected, 1)
@@ -118,16 +114,10 @@ func (c *Conn) handshake(data []byte) int {
 		return len(data)
 	}
 	c.state = stateOpen
-	if c.over {
-		count(&c.ls.c.OverCap, 1)
-		c.fail(errOverCapacity)
-		return len(data)
-	}
 	c.opened = true
-	c.rc.SetDeadline(time.Time{})
-	if idle := c.ls.s.limits.Load().IdleTimeout; idle > 0 {
-		c.rc.SetDeadline(c.rc.Loop().Now().Add(idle / 2))
-	}
+	c.rc.Established()
+	c.lastRead = c.rc.Loop().NowNano()
+	c.armDeadline(c.ls.s.limits.Load())
 	count(&c.ls.c.Upgraded, 1)
 	atomic.AddInt64(&c.ls.c.Connections, 1)
 	c.event(Event{Kind: OpenEvent, Conn: c})

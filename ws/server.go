@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	gws "github.com/gobwas/ws"
 
@@ -37,12 +38,11 @@ type Server struct {
 	mws      []Middleware
 	plan     *topology.Plan
 	pools    []*hugepage.Pool
-	maxConns int64
-	conns    atomic.Int64 // open TCP connections, for MaxConns
 	origins  map[string]bool
-	perIP    perIPCounter
 	handler  Handler
 	ctrl     *Control // probes, reload, handler metrics; see GetControl
+
+	heapReleases atomic.Uint64 // debug.FreeOSMemory calls (reclaim.go)
 
 	mu       sync.Mutex
 	running  bool
@@ -67,8 +67,6 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	}
 	lim := cfg.Limits()
 	s.limits.Store(&lim)
-	s.maxConns = cfg.maxConns()
-	s.perIP.max = cfg.MaxConnsPerIP
 	if len(cfg.AllowedOrigins) > 0 {
 		s.origins = make(map[string]bool, len(cfg.AllowedOrigins))
 		for _, o := range cfg.AllowedOrigins {
@@ -85,16 +83,21 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	for i := range s.loops {
 		s.loops[i].s = s
 	}
-	s.engine, err = reactor.New(reactor.Config{
-		Addr:           cfg.ListenAddr,
-		Loops:          specs,
-		Batch:          cfg.BatchSize,
-		Ring:           cfg.ReactorRing,
-		ReadBufferSize: cfg.ReadBufferSize,
-		LingerTimeout:  cfg.LingerTimeout,
-		MaxHeapBytes:   cfg.MaxHeapBytes,
-		Logger:         s.log,
-	}, (*engineHandler)(s))
+	rcfg := reactor.Config{
+		Addr:              cfg.ListenAddr,
+		Loops:             specs,
+		Batch:             cfg.BatchSize,
+		Ring:              cfg.ReactorRing,
+		ReadBufferSize:    cfg.ReadBufferSize,
+		LingerTimeout:     cfg.LingerTimeout,
+		MaxHeapBytes:      cfg.MaxHeapBytes,
+		WriteStallTimeout: cfg.WriteStallTimeout,
+		QueueLimit:        queueLimit(&lim),
+		KeepAlive:         cfg.TCPKeepAlive,
+		Logger:            s.log,
+	}
+	admission(&cfg, &rcfg)
+	s.engine, err = reactor.New(rcfg, (*engineHandler)(s))
 	if err != nil {
 		s.closePools()
 		return nil, err
@@ -103,19 +106,53 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 }
 
 // reload replaces the limits that can change at run time (Control.Reload
-// checked them). New limits apply to frames and handshakes that start after
-// it returns; the batch size changes at each loop's next turn.
+// checked them). Size limits apply to frames, messages and replies from
+// the next one on; the batch size changes at each loop's next turn; the
+// timeouts apply to the connections already open too: each loop re-arms
+// their handshake and idle deadlines, and the write stall timeout is read
+// at every tick.
 func (s *Server) reload(l Limits) {
 	old := s.limits.Swap(&l)
-	if old.BatchSize != l.BatchSize {
-		for _, lp := range s.engine.Loops() {
+	s.engine.SetWriteStallTimeout(l.WriteStallTimeout)
+	s.engine.SetQueueLimit(queueLimit(&l))
+	for _, lp := range s.engine.Loops() {
+		if old.BatchSize != l.BatchSize {
 			lp.SetBatch(l.BatchSize)
+		}
+		if old.HandshakeTimeout != l.HandshakeTimeout || old.IdleTimeout != l.IdleTimeout {
+			s.rearm(lp)
 		}
 	}
 	s.log.Info("ws: limits reloaded", "batch", l.BatchSize, "max_frame", l.MaxFrameSize,
 		"max_message", l.MaxMessageSize, "max_handshake", l.MaxHandshakeSize,
 		"max_write_queue", l.MaxWriteQueue, "handshake_timeout", l.HandshakeTimeout,
-		"idle_timeout", l.IdleTimeout)
+		"idle_timeout", l.IdleTimeout, "write_stall_timeout", l.WriteStallTimeout)
+}
+
+// queueLimit is the most a write queue can hold under l: what reply lets
+// in (MaxWriteQueue) plus the largest reply it may let in past it (a whole
+// message's echo, a close frame).
+func queueLimit(l *Limits) int { return l.MaxWriteQueue + int(l.MaxMessageSize) + 256 }
+
+// rearm has lp set every open connection's deadline under the limits in
+// force when the task runs. A full inbox is retried: a reload must reach
+// every connection.
+func (s *Server) rearm(lp *reactor.Loop) {
+	task := reactor.Task{Fn: func() {
+		lim := s.limits.Load()
+		lp.Each(func(rc *reactor.Conn) {
+			if c, ok := rc.Context().(*Conn); ok {
+				c.armDeadline(lim)
+			}
+		})
+	}}
+	for try := 0; lp.Post(task) == reactor.ErrInboxFull; try++ {
+		if try == 1000 {
+			s.log.Warn("ws: reload: loop inbox full for 1s; its connections keep their deadlines", "loop", lp.Index())
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // UseMiddleware adds middlewares after those already registered. It must be
@@ -146,6 +183,9 @@ func (s *Server) Run(h Handler) error {
 		s.log.Info("ws: loop", "loop", l.Index(), "cpu", sp.CPU, "node", sp.Node)
 	}
 	s.log.Info("ws: listening", "addr", s.Addr().String(), "loops", len(s.loops))
+	if every := s.cfg.ReleaseMemoryEvery; every > 0 {
+		go s.reclaimHeap(every, s.runDone)
+	}
 	s.engine.Start()
 	s.engine.Wait()
 	<-s.runDone

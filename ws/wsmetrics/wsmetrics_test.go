@@ -183,7 +183,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.Equal(t, float64(64<<10), v("hioload_max_message_bytes"))
 	require.Equal(t, 10.0, v("hioload_handshake_timeout_seconds"))
 	require.Equal(t, srv.GetControl().Limits().IdleTimeout.Seconds(), v("hioload_idle_timeout_seconds"))
-	require.Zero(t, v("hioload_over_cap_total"))
+	require.Zero(t, v("hioload_refused_total"))
 	require.Zero(t, v("hioload_timeouts_total"))
 
 	// Per loop: both loops present with their placement labels; their

@@ -30,6 +30,7 @@ type Server struct {
 	cfg      Config
 	limits   atomic.Pointer[Limits] // read by the loops per read; swapped by Control.Reload
 	log      *slog.Logger
+	logSink  *LogSink // nil unless WithLogSink
 	engine   *reactor.Engine
 	upgrader gws.Upgrader // template; each handshake copies it with the current size limit
 	loops    []loopState

@@ -71,6 +71,10 @@ type Stats struct {
 	// HeapBytes is the Go heap held for connection buffers because the
 	// pools ran out.
 	HeapBytes int64 `metric:"heap_bytes" help:"Go heap bytes held for connection buffers because the pools ran out."`
+	// LogDropped counts log lines the LogSink given to WithLogSink
+	// dropped because the log destination stalled or failed (0 without
+	// one).
+	LogDropped uint64 `metric:"log_dropped_lines_total" help:"Log lines dropped because the log destination was stalled or failing (WithLogSink)."`
 	// CloseCodes counts the closes the server initiated by status code
 	// (1000-1015; other codes are summed under 0).
 	CloseCodes map[StatusCode]uint64
@@ -106,6 +110,9 @@ func (s *Server) Stats() Stats {
 		}
 	}
 	st.HeapBytes = s.engine.HeapBytes()
+	if s.logSink != nil {
+		st.LogDropped = s.logSink.Dropped()
+	}
 	for _, l := range s.engine.Loops() {
 		rs := l.Stats()
 		st.Accepted += rs.Accepted

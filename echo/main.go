@@ -7,8 +7,10 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,8 +34,25 @@ func init() {
 }
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "echo:", err)
+	// A vanished reader of stdout or stderr must not kill the server: with
+	// SIGPIPE ignored, writes there fail with EPIPE (and the sinks count
+	// the lost lines) instead of ending the process.
+	signal.Ignore(syscall.SIGPIPE)
+	// Every line goes through a bounded, non-blocking sink: a stdout or
+	// stderr nobody reads never stalls a loop, the stats ticker or the
+	// shutdown.
+	stdout, stderr := ws.NewLogSink(os.Stdout, 64<<10), ws.NewLogSink(os.Stderr, 0)
+	err := run(stdout, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "echo:", err)
+	}
+	// Give the lines a bounded time to get out: a stalled reader must not
+	// keep the process from exiting.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	stdout.Close(ctx)
+	stderr.Close(ctx)
+	cancel()
+	if err != nil {
 		os.Exit(1)
 	}
 }
@@ -99,7 +118,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	return o, nil
 }
 
-func run() error {
+func run(stdout, stderr *ws.LogSink) error {
 	o, err := parseFlags(flag.CommandLine, os.Args[1:])
 	if err != nil {
 		return err
@@ -114,9 +133,9 @@ func run() error {
 	if o.topology {
 		return report(o)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level}))
 	o.cfg.Logger = log
-	srv, err := newServer(o, &level)
+	srv, err := newServer(o, &level, stderr)
 	if err != nil {
 		return err
 	}
@@ -124,16 +143,16 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	printStats(srv, o.stats)
-	handleSignals(srv, debugSrv, o.config, log)
-	fmt.Printf("echo: listening on %s\n", srv.Addr())
+	fmt.Fprintf(stdout, "echo: listening on %s\n", srv.Addr())
 	if debugLn != nil {
-		fmt.Printf("echo: metrics on http://%s/metrics\n", debugLn.Addr())
+		fmt.Fprintf(stdout, "echo: metrics on http://%s/metrics\n", debugLn.Addr())
 	}
+	printStats(srv, o.stats, stdout)
+	handleSignals(srv, debugSrv, o.config, log, stdout)
 	if err := srv.Run(ws.HandlerFunc(echo)); err != nil {
 		return err
 	}
-	fmt.Println("Server stopped.")
+	fmt.Fprintln(stdout, "Server stopped.")
 	return nil
 }
 
@@ -150,9 +169,10 @@ func echo(e *ws.Event) error {
 // newServer makes the server with logging and panic recovery around the
 // handler and the handler metrics innermost (so that they time the handler
 // alone), applies the config file, and registers the probes.
-func newServer(o *options, level *slog.LevelVar) (*ws.Server, error) {
+func newServer(o *options, level *slog.LevelVar, sink *ws.LogSink) (*ws.Server, error) {
 	log := o.cfg.Logger
-	srv, err := ws.NewServer(o.cfg, ws.WithLogLevel(level), ws.WithMiddleware(ws.Logging(log), ws.Recovery(log)))
+	srv, err := ws.NewServer(o.cfg, ws.WithLogLevel(level), ws.WithLogSink(sink),
+		ws.WithMiddleware(ws.Logging(log), ws.Recovery(log)))
 	if err != nil {
 		return nil, err
 	}
@@ -168,8 +188,8 @@ func newServer(o *options, level *slog.LevelVar) (*ws.Server, error) {
 	return srv, nil
 }
 
-// printStats prints the stats line every interval (0: never).
-func printStats(srv *ws.Server, every time.Duration) {
+// printStats prints the stats line to out every interval (0: never).
+func printStats(srv *ws.Server, every time.Duration, out io.Writer) {
 	if every <= 0 {
 		return
 	}
@@ -179,7 +199,7 @@ func printStats(srv *ws.Server, every time.Duration) {
 		defer t.Stop()
 		for range t.C {
 			st := ctrl.Stats()
-			fmt.Printf("[%s] Active: %v, Msgs: %v\n", time.Now().Format(time.Stamp), st["active_connections"], st["messages_processed"])
+			fmt.Fprintf(out, "[%s] Active: %v, Msgs: %v\n", time.Now().Format(time.Stamp), st["active_connections"], st["messages_processed"])
 		}
 	}()
 }
@@ -201,7 +221,7 @@ func serveMetrics(addr string, srv *ws.Server) (*http.Server, net.Listener, erro
 
 // handleSignals shuts the server down gracefully on SIGINT or SIGTERM and
 // reloads the config file on SIGHUP.
-func handleSignals(srv *ws.Server, debugSrv *http.Server, config string, log *slog.Logger) {
+func handleSignals(srv *ws.Server, debugSrv *http.Server, config string, log *slog.Logger, out io.Writer) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
@@ -210,7 +230,7 @@ func handleSignals(srv *ws.Server, debugSrv *http.Server, config string, log *sl
 				reload(srv.GetControl(), config, log)
 				continue
 			}
-			fmt.Printf("Shutting down echo server (%s)...\n", s)
+			fmt.Fprintf(out, "Shutting down echo server (%s)...\n", s)
 			if debugSrv != nil {
 				debugSrv.Close()
 			}

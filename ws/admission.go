@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-
-	gws "github.com/gobwas/ws"
 )
 
 // ipKey is a connection's entry in the per-address count.
@@ -49,18 +47,8 @@ func (p *perIPCounter) remove(k *ipKey) {
 	p.mu.Unlock()
 }
 
-var errOriginNotAllowed = gws.RejectConnectionError(
-	gws.RejectionStatus(403),
-	gws.RejectionReason("origin not allowed"),
-)
-
-// checkOrigin is the upgrader's header hook when AllowedOrigins is set.
-func (s *Server) checkOrigin(key, value []byte) error {
-	if !strings.EqualFold(string(key), "Origin") {
-		return nil
-	}
-	if !s.origins[strings.ToLower(string(value))] {
-		return errOriginNotAllowed
-	}
-	return nil
+// originAllowed reports whether a browser at origin may connect
+// (AllowedOrigins, compared case-insensitively).
+func (s *Server) originAllowed(origin []byte) bool {
+	return s.origins == nil || s.origins[strings.ToLower(string(origin))]
 }

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	gws "github.com/gobwas/ws"
-
 	"github.com/hioload-ws/hioload-ws/hugepage"
 	"github.com/hioload-ws/hioload-ws/reactor"
 	"github.com/hioload-ws/hioload-ws/topology"
@@ -32,7 +30,6 @@ type Server struct {
 	log      *slog.Logger
 	logSink  *LogSink // nil unless WithLogSink
 	engine   *reactor.Engine
-	upgrader gws.Upgrader // template; each handshake copies it with the current size limit
 	loops    []loopState
 	mws      []Middleware
 	plan     *topology.Plan
@@ -74,7 +71,6 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 		for _, o := range cfg.AllowedOrigins {
 			s.origins[strings.ToLower(o)] = true
 		}
-		s.upgrader.OnHeader = s.checkOrigin
 	}
 	specs, err := s.planLoops()
 	if err != nil {

@@ -27,10 +27,10 @@ type Conn struct {
 	over      bool // opened past MaxConns: close with 1013 after the handshake
 	pinged    bool // a keepalive ping is out and nothing was read since
 	closeCode StatusCode
+	hs        wire.HeadScanner // how far the upgrade request was scanned (2 bytes, in padding)
 	in        msgReader        // the message being read
 	lastRead  int64            // loop time of the last read, for IdleTimeout
 	ip        *ipKey           // counted in the per-address limit
-	hs        wire.HeadScanner // how far the upgrade request was scanned
 	user      any
 }
 

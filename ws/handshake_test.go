@@ -100,6 +100,7 @@ func upgradeCases() []upgradeCase {
 		{"absolute URI without a host", upgradeReq("GET /chat ", "GET ws:///chat ", ""), bad(wire.ErrTarget.Reason), 0},
 		{"absolute URI with an escape in the host", upgradeReq("GET /chat ", "GET http://%00 ", ""), bad(wire.ErrTarget.Reason), 0},
 		{"absolute URI with a bad port", upgradeReq("GET /chat ", "GET ws://x:8a/ ", ""), bad(wire.ErrTarget.Reason), 0},
+		{"absolute URI with a bracketed host that is not IPv6", upgradeReq("GET /chat ", "GET ws://[0]/ ", ""), bad(wire.ErrTarget.Reason), 0},
 		{"brackets in the path", upgradeReq("GET /chat ", "GET /[x] ", ""), bad(wire.ErrTarget.Reason), 0},
 		{"obsolete line folding", upgradeReq("", "", "X-A: 1\r\n 2\r\n"), bad(wire.ErrFolding.Reason), 0},
 		{"empty field name", upgradeReq("", "", ": 1\r\n"), bad(wire.ErrFieldName.Reason), 0},
@@ -207,4 +208,25 @@ func TestUpgradeAllocs(t *testing.T) {
 		}
 	})
 	require.LessOrEqual(t, allocs, 1.0)
+}
+
+// BenchmarkUpgrade: the parse, the checks and the response of a browser's
+// upgrade request.
+func BenchmarkUpgrade(b *testing.B) {
+	cfg := DefaultConfig()
+	s := &Server{cfg: cfg}
+	lim := cfg.Limits()
+	s.limits.Store(&lim)
+	req := []byte(upgradeReq("GET /chat ", "GET /chat?room=1 ", "Origin: https://example.com\r\n"+
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36\r\n"+
+		"Accept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\nCache-Control: no-cache\r\nPragma: no-cache\r\n"+
+		"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"))
+	b.SetBytes(int64(len(req)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var hs wire.HeadScanner
+		if _, _, ok := s.upgrade(req, &hs); !ok {
+			b.Fatal("refused")
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"iter"
 	"net/http"
+	"net/netip"
 )
 
 // The opening handshake's request, read strictly: the HTTP/1.1 message
@@ -127,53 +128,71 @@ func (r *Request) HasToken(name, token string) bool {
 // HeadScanner finds the end of a request head while its bytes arrive, and
 // refuses a broken one at the first bad line instead of waiting for the
 // rest (or for the handshake timeout): a bare LF or CR, a bad request
-// line, a bad header line. Each byte is looked at once, however the head
-// is cut into reads. The zero value is ready.
+// line, a bad field line. It remembers only how far the bytes were found
+// clean (2 bytes, in a connection's padding): each complete line is
+// checked once, and the partial line a read ends in is looked over again
+// at the next read. The zero value is ready.
 type HeadScanner struct {
-	n      int  // bytes scanned
-	line   int  // start of the line being scanned
-	inHead bool // the request line was complete (and good)
+	n uint16 // bytes found clean; capped, as resuming earlier is only slower
 }
 
 // Scan looks at b, the head's bytes so far: the same start on every call,
 // more bytes each time. It returns the head's length through its empty
 // line once b holds it, 0 while it does not, or the error that refuses the
-// request.
+// request: the first one in b, however b was cut into reads.
 func (s *HeadScanner) Scan(b []byte) (int, error) {
-	for i := s.n; i < len(b); i++ {
-		switch b[i] {
-		case '\r':
-			if i+1 == len(b) {
-				s.n = i // look again when the next byte is here
-				return 0, nil
-			}
-			if b[i+1] != '\n' {
+	from := min(int(s.n), len(b))
+	line := bytes.LastIndexByte(b[:from], '\n') + 1 // start of the line being scanned
+	for {
+		i := bytes.IndexByte(b[from:], '\n')
+		if i < 0 {
+			// A CR with a byte after it in the partial line is bare; a CR
+			// at the very end waits for its LF.
+			if j := bytes.IndexByte(b[line:], '\r'); j >= 0 && line+j+1 < len(b) {
 				return 0, ErrBareCR
 			}
-		case '\n':
-			if i == 0 || b[i-1] != '\r' {
-				return 0, ErrBareLF
-			}
-			line := b[s.line : i-1]
-			s.line = i + 1
-			if !s.inHead {
-				if _, _, err := parseRequestLine(line); err != nil {
-					return 0, err
-				}
-				s.inHead = true
-				continue
-			}
-			if len(line) == 0 {
-				s.n = i + 1
-				return i + 1, nil
-			}
-			if _, _, err := parseField(line); err != nil {
-				return 0, err
-			}
+			s.n = uint16(min(len(b), 1<<16-1))
+			return 0, nil
 		}
+		lf := from + i
+		l, err := checkLine(b[line:lf], line == 0)
+		if err != nil {
+			return 0, err
+		}
+		if len(l) == 0 && line > 0 {
+			s.n = uint16(min(lf+1, 1<<16-1))
+			return lf + 1, nil
+		}
+		line, from = lf+1, lf+1
 	}
-	s.n = len(b)
-	return 0, nil
+}
+
+// checkLine checks one line of a head, given without its LF: it must end
+// in its only CR, and be a good request line (first) or field line (the
+// others, or empty: the end of the head). It returns the line without its
+// CR.
+func checkLine(l []byte, first bool) ([]byte, error) {
+	l, err := lineEnd(l)
+	switch {
+	case err != nil:
+	case first:
+		_, _, err = parseRequestLine(l)
+	case len(l) > 0:
+		_, _, err = parseField(l)
+	}
+	return l, err
+}
+
+// lineEnd checks that a line, given without its LF, ends in its only CR,
+// and cuts the CR.
+func lineEnd(l []byte) ([]byte, error) {
+	switch cr := bytes.IndexByte(l, '\r'); {
+	case cr >= 0 && cr < len(l)-1:
+		return nil, ErrBareCR
+	case cr < 0:
+		return nil, ErrBareLF
+	}
+	return l[:len(l)-1], nil
 }
 
 // ParseRequest parses a whole request head (through its empty line, as
@@ -184,27 +203,35 @@ func (s *HeadScanner) Scan(b []byte) (int, error) {
 func ParseRequest(head []byte, r *Request) error {
 	// Reset all but the fields' array: the entries past n are never read.
 	r.Method, r.Target, r.Host, r.Key, r.Version, r.Origin, r.n = nil, nil, nil, nil, nil, nil, 0
-	var sc HeadScanner
-	n, err := sc.Scan(head)
-	if err != nil {
-		return err
-	}
-	if n != len(head) {
-		return ErrHeadIncomplete
-	}
-	// The scan checked every line: split them.
-	i := bytes.Index(head, crlf)
-	r.Method, r.Target, _ = parseRequestLine(head[:i])
-	for rest := head[i+2:]; ; {
-		j := bytes.Index(rest, crlf)
-		if j == 0 {
-			break
+	for off, first := 0, true; ; first = false {
+		lf := bytes.IndexByte(head[off:], '\n')
+		if lf < 0 {
+			return ErrHeadIncomplete
 		}
-		name, value, _ := parseField(rest[:j])
-		rest = rest[j+2:]
-		if err := r.add(name, value); err != nil {
+		l, err := lineEnd(head[off : off+lf])
+		if err != nil {
 			return err
 		}
+		off += lf + 1
+		switch {
+		case first:
+			if r.Method, r.Target, err = parseRequestLine(l); err != nil {
+				return err
+			}
+			continue
+		case len(l) > 0:
+			name, value, err := parseField(l)
+			if err == nil {
+				err = r.add(name, value)
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		case off != len(head):
+			return ErrHeadIncomplete
+		}
+		break
 	}
 	// RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, a valid
 	// host[:port] (and a WebSocket request names the server in it, RFC
@@ -217,8 +244,6 @@ func ParseRequest(head []byte, r *Request) error {
 	}
 	return nil
 }
-
-var crlf = []byte("\r\n")
 
 // add records one field, and the singletons the handshake reads.
 func (r *Request) add(name, value []byte) error {
@@ -331,7 +356,7 @@ func validPathQuery(t []byte) bool {
 				return false
 			}
 			i += 2
-		case c >= 0x80 || !uriChar[c]:
+		case !uriChar[c]:
 			return false
 		}
 	}
@@ -339,20 +364,18 @@ func validPathQuery(t []byte) bool {
 }
 
 // validAuthority accepts host[:port] with a host name or address of
-// unreserved characters, or a bracketed IPv6 address: no userinfo (RFC
-// 9110 §4.2.4 tells a recipient to treat it as an error), no percent
-// escapes, a port of digits.
+// unreserved characters, or a bracketed IPv6 address (without a zone): no
+// userinfo (RFC 9110 §4.2.4 tells a recipient to treat it as an error), no
+// percent escapes, a port of digits.
 func validAuthority(a []byte) bool {
 	host, port := a, []byte(nil)
 	if len(a) > 0 && a[0] == '[' {
 		end := bytes.IndexByte(a, ']')
-		if end < 2 {
+		if end < 0 {
 			return false
 		}
-		for _, c := range a[1:end] {
-			if !isHex(c) && c != ':' && c != '.' {
-				return false
-			}
+		if ip, err := netip.ParseAddr(string(a[1:end])); err != nil || !ip.Is6() || ip.Zone() != "" {
+			return false
 		}
 		host, port = nil, a[end+1:]
 		if len(port) > 0 && port[0] != ':' {
@@ -408,12 +431,21 @@ func parseField(line []byte) (name, value []byte, err error) {
 	}
 	value = trimOWS(line[colon+1:])
 	for _, c := range value {
-		if c < ' ' && c != '\t' || c == 0x7f {
+		if !valueByte[c] {
 			return nil, nil, ErrFieldValue
 		}
 	}
 	return name, value, nil
 }
+
+// valueByte holds the bytes a field value may hold: visible characters,
+// space, tab and obs-text (0x80-0xff).
+var valueByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= ' ' && c != 0x7f || c == '\t'
+	}
+	return t
+}()
 
 // trimOWS cuts the spaces and tabs around b (RFC 9110 §5.6.3). Unlike
 // bytes.Trim it returns a non-nil slice for a non-nil b, so that an empty
@@ -437,7 +469,7 @@ func isToken(b []byte) bool {
 		return false
 	}
 	for _, c := range b {
-		if c >= 0x80 || !tchar[c] {
+		if !tchar[c] {
 			return false
 		}
 	}
@@ -449,7 +481,7 @@ func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
 // uriChar holds the characters of a path or query but '%' (RFC 3986 §3.3,
 // §3.4: unreserved, sub-delims, ":@/?"); '#' is left out: a WebSocket URI
 // has no fragment (RFC 6455 §3).
-var uriChar = func() (t [128]bool) {
+var uriChar = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
@@ -462,7 +494,7 @@ var uriChar = func() (t [128]bool) {
 	return t
 }()
 
-var tchar = func() (t [128]bool) {
+var tchar = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -79,6 +80,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	o := &options{cfg: ws.DefaultConfig(), numa: "auto", hugepages: true, gogc: 25, stats: 5 * time.Second, logLevel: "info"}
 	c := &o.cfg
 	fs.StringVar(&c.ListenAddr, "addr", c.ListenAddr, "WebSocket listen address")
+	fs.BoolVar(&c.ReusePort, "reuse-port", c.ReusePort, "share -addr with other processes that listen on it (SO_REUSEPORT, Linux; off: refuse an address in use)")
 	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "events handled per epoll_wait (per loop)")
 	fs.IntVar(&c.ReactorRing, "ring", c.ReactorRing, "capacity of each loop's inbox ring")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "event loops (0 = one per CPU of the chosen NUMA node(s))")
@@ -136,6 +138,9 @@ func run(stdout, stderr *ws.LogSink) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level}))
 	o.cfg.Logger = log
 	srv, err := newServer(o, &level, stderr)
+	if errors.Is(err, ws.ErrAddrInUse) {
+		return fmt.Errorf("%w; is another server running? (-reuse-port shares the address on purpose)", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,8 @@ import (
 
 // Errors returned by the reactor.
 var (
-	// ErrUnsupported is returned by New on platforms without a reactor yet.
+	// ErrUnsupported is returned by New on platforms without a reactor yet,
+	// and for Config.ReusePort on Windows.
 	ErrUnsupported = errors.New("reactor: not supported on this platform")
 	// ErrInboxFull is returned by Post when the loop's inbox is at capacity.
 	ErrInboxFull = errors.New("reactor: loop inbox full")
@@ -31,6 +32,10 @@ var (
 	ErrNoMemory = errors.New("reactor: out of buffer memory")
 	// ErrPeerClosed is passed to OnClose when the peer closed the connection.
 	ErrPeerClosed = errors.New("reactor: connection closed by peer")
+	// ErrAddrInUse is wrapped by New's error when another socket (another
+	// process's, even one that shares with SO_REUSEPORT) already listens on
+	// the address and Config.ReusePort is off.
+	ErrAddrInUse = errors.New("reactor: address in use by another listener")
 )
 
 // Handler is the layer above the reactor (the WebSocket protocol). Every
@@ -103,6 +108,13 @@ type Config struct {
 	// bound). Past it, work that needs memory is refused: the connection
 	// that needed it is closed.
 	MaxHeapBytes int64
+	// ReusePort lets other processes listen on Addr at the same time
+	// (Linux SO_REUSEPORT: the kernel spreads connections over every
+	// listener of the same user), for deliberate multi-process setups.
+	// Without it New refuses an address another socket listens on
+	// (ErrAddrInUse). Windows has no such sharing: New fails with
+	// ErrUnsupported there.
+	ReusePort bool
 	// LingerTimeout bounds how long a half-closed connection waits for the
 	// peer to close after a graceful close.
 	LingerTimeout time.Duration

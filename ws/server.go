@@ -83,6 +83,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.engine, err = reactor.New(reactor.Config{
 		Addr:           cfg.ListenAddr,
+		ReusePort:      cfg.ReusePort,
 		Loops:          specs,
 		Batch:          cfg.BatchSize,
 		Ring:           cfg.ReactorRing,

@@ -4,6 +4,7 @@
 //
 //	echo -addr :9001 -batch 32 -ring 1024 -workers 0 -numa auto
 //	echo -config echo.json -metrics 127.0.0.1:9090   # kill -HUP reloads echo.json
+//	echo -metrics 127.0.0.1:9090 -pprof              # and the profiles, on loopback
 package main
 
 import (
@@ -72,6 +73,7 @@ type options struct {
 	logLevel  string
 	config    string
 	metrics   string
+	pprof     bool
 	topology  bool
 	json      bool
 }
@@ -99,7 +101,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.DurationVar(&o.stats, "stats", o.stats, "interval of the stats line (0 = off)")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
 	fs.StringVar(&o.config, "config", "", "JSON file of reloadable settings, applied at start and on SIGHUP (see docs/OBSERVABILITY.md)")
-	fs.StringVar(&o.metrics, "metrics", "", "address for /metrics, /debug/probes and /debug/pprof/, e.g. :9090 (empty = off)")
+	fs.StringVar(&o.metrics, "metrics", "", "address for /metrics and /debug/probes, e.g. 127.0.0.1:9090 (empty = off; keep it on loopback or a private network)")
+	fs.BoolVar(&o.pprof, "pprof", false, "also serve /debug/pprof/ (profiles, goroutine stacks, trace, command line) on the -metrics address")
 	fs.BoolVar(&o.topology, "topology", false, "print the machine's topology and the loop plan for these flags, then exit")
 	fs.BoolVar(&o.json, "json", false, "with -topology: print the topo/v1 JSON report")
 	if err := fs.Parse(args); err != nil {
@@ -117,6 +120,9 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 		c.AllowedOrigins = strings.Split(o.origins, ",")
 	}
 	c.NoHugepages = !o.hugepages
+	if o.pprof && o.metrics == "" {
+		return nil, errors.New("-pprof needs -metrics (the address to serve the profiles on)")
+	}
 	return o, nil
 }
 
@@ -144,7 +150,7 @@ func run(stdout, stderr *ws.LogSink) error {
 	if err != nil {
 		return err
 	}
-	debugSrv, debugLn, err := serveMetrics(o.metrics, srv)
+	debugSrv, debugLn, err := serveMetrics(o, srv, log)
 	if err != nil {
 		return err
 	}
@@ -209,17 +215,25 @@ func printStats(srv *ws.Server, every time.Duration, out io.Writer) {
 	}()
 }
 
-// serveMetrics serves Prometheus metrics, probes and pprof on addr, only if
-// asked for.
-func serveMetrics(addr string, srv *ws.Server) (*http.Server, net.Listener, error) {
-	if addr == "" {
+// serveMetrics serves Prometheus metrics and probes on addr, and the
+// profiles with -pprof, only if asked for; the listener has timeouts on
+// every phase of a request (wsmetrics.NewHTTPServer).
+func serveMetrics(o *options, srv *ws.Server, log *slog.Logger) (*http.Server, net.Listener, error) {
+	if o.metrics == "" {
 		return nil, nil, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", o.metrics)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-metrics: %w", err)
 	}
-	hs := &http.Server{Handler: wsmetrics.NewDebugMux(srv, nil), ReadHeaderTimeout: 10 * time.Second}
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+		log.Warn("metrics listener reachable beyond this host: bind it to loopback or a private network", "addr", ln.Addr().String(), "pprof", o.pprof)
+	}
+	mux := wsmetrics.NewDebugMux(srv, nil)
+	if o.pprof {
+		wsmetrics.HandlePprof(mux)
+	}
+	hs := wsmetrics.NewHTTPServer(mux)
 	go hs.Serve(ln)
 	return hs, ln, nil
 }

@@ -1,11 +1,13 @@
 package wsmetrics_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -233,11 +235,40 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.Equal(t, 9.0, value(t, scrape(t, hs.URL+"/metrics"), "hioload_batch_size", nil))
 }
 
-// TestDebugMuxPprof: the profiles are served on the debug mux, and nothing
-// is registered on http.DefaultServeMux.
-func TestDebugMuxPprof(t *testing.T) {
+// TestDebugMuxNoPprof is issue #14's point 9: the debug mux served the
+// profiles, goroutine dumps and the command line to anyone who could reach
+// the metrics listener. Without HandlePprof, none of them is there.
+func TestDebugMuxNoPprof(t *testing.T) {
 	srv := start(t, func(cfg *ws.Config) { cfg.Workers = 1 }, nil)
 	hs := httptest.NewServer(wsmetrics.NewDebugMux(srv, nil))
+	defer hs.Close()
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=2", "/debug/pprof/cmdline",
+		"/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
+		resp, err := http.Get(hs.URL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, path)
+	}
+	for _, path := range []string{"/metrics", "/debug/probes"} {
+		resp, err := http.Get(hs.URL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+	}
+}
+
+// TestDebugMuxPprof: HandlePprof serves the profiles on the debug mux, and
+// nothing is registered on http.DefaultServeMux. The server is
+// NewHTTPServer's with a write timeout shorter than the CPU profile and
+// the trace: they extend their own deadline.
+func TestDebugMuxPprof(t *testing.T) {
+	srv := start(t, func(cfg *ws.Config) { cfg.Workers = 1 }, nil)
+	mux := wsmetrics.NewDebugMux(srv, nil)
+	wsmetrics.HandlePprof(mux)
+	hs := httptest.NewUnstartedServer(mux)
+	hs.Config = wsmetrics.NewHTTPServer(mux)
+	hs.Config.WriteTimeout = 300 * time.Millisecond
+	hs.Start()
 	defer hs.Close()
 	type result struct {
 		status int
@@ -325,4 +356,48 @@ func TestProbesPage(t *testing.T) {
 	require.NoError(t, json.Unmarshal(page[ws.StatsPools], &pools))
 	require.Len(t, pools, len(srv.PoolStats()))
 
+}
+
+// TestHTTPServerTimeouts: NewHTTPServer bounds every phase of a
+// connection, so that idle keep-alive connections and slow clients cannot
+// pile up on the debug listener (issue #14's point 9: its idle
+// connections never timed out). The timeouts are shortened here to show
+// them act.
+func TestHTTPServerTimeouts(t *testing.T) {
+	hs := wsmetrics.NewHTTPServer(http.NotFoundHandler())
+	require.Equal(t, 5*time.Second, hs.ReadHeaderTimeout)
+	require.Equal(t, 10*time.Second, hs.ReadTimeout)
+	require.Equal(t, 30*time.Second, hs.WriteTimeout)
+	require.Equal(t, 60*time.Second, hs.IdleTimeout)
+	require.Equal(t, 16<<10, hs.MaxHeaderBytes)
+
+	hs.IdleTimeout, hs.ReadHeaderTimeout = 200*time.Millisecond, 200*time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go hs.Serve(ln)
+	defer hs.Close()
+	closedWithin := func(c net.Conn, d time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(d))
+		_, err := io.Copy(io.Discard, c)
+		return err == nil // EOF: the server closed it; a deadline error: it did not
+	}
+	t.Run("idle keep-alive", func(t *testing.T) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+		_, err = c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+		require.NoError(t, err)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		require.True(t, closedWithin(c, 5*time.Second), "idle connection kept open")
+	})
+	t.Run("slow header", func(t *testing.T) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+		_, err = c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n"))
+		require.NoError(t, err)
+		require.True(t, closedWithin(c, 5*time.Second), "half a header kept open")
+	})
 }

@@ -39,11 +39,7 @@ func TestListenRefusesAddressInUse(t *testing.T) {
 	require.ErrorIs(t, err, ErrAddrInUse)
 
 	// The first engine is untouched: it still serves.
-	c := dialEngine(t, e1)
-	c.Write([]byte("still here\n"))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	require.NoError(t, err)
-	require.Equal(t, "still here\n", line)
+	roundTrip(t, dialEngine(t, e1), []byte("still here\n"))
 }
 
 // TestListenReusePort: with ReusePort, sharing the address is the intent:
@@ -63,11 +59,7 @@ func TestListenReusePort(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	defer e2.Shutdown(ctx)
-	c := dialEngine(t, e2)
-	c.Write([]byte("shared\n"))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	require.NoError(t, err)
-	require.Equal(t, "shared\n", line)
+	roundTrip(t, dialEngine(t, e2), []byte("shared\n"))
 }
 
 // TestListenAfterRestart: the check does not stop a restart on the same

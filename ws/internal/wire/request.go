@@ -481,31 +481,21 @@ func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
 // uriChar holds the characters of a path or query but '%' (RFC 3986 §3.3,
 // §3.4: unreserved, sub-delims, ":@/?"); '#' is left out: a WebSocket URI
 // has no fragment (RFC 6455 §3).
-var uriChar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "-._~!$&'()*+,;=:@/?" {
-		t[c] = true
-	}
-	return t
-}()
+var uriChar = alnumAnd("-._~!$&'()*+,;=:@/?")
 
-var tchar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
+// tchar holds the characters of a token (RFC 9110 §5.6.2).
+var tchar = alnumAnd("!#$%&'*+-.^_`|~")
+
+// alnumAnd is a byte class of the ASCII letters and digits and extra.
+func alnumAnd(extra string) (t [256]bool) {
+	for c := range t {
+		t[c] = isDigit(byte(c)) || 'a' <= c|0x20 && c|0x20 <= 'z'
 	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
+	for _, c := range extra {
 		t[c] = true
 	}
 	return t
-}()
+}
 
 // equalFold is ASCII case-insensitive equality of b and s, without
 // converting either.

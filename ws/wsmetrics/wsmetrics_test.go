@@ -257,19 +257,44 @@ func TestDebugMuxNoPprof(t *testing.T) {
 	}
 }
 
+// debugServer serves mux with NewHTTPServer's settings and the given write
+// timeout (0: its own).
+func debugServer(t *testing.T, mux *http.ServeMux, write time.Duration) *httptest.Server {
+	hs := httptest.NewUnstartedServer(mux)
+	hs.Config = wsmetrics.NewHTTPServer(mux)
+	if write > 0 {
+		hs.Config.WriteTimeout = write
+	}
+	hs.Start()
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// TestPprofOutlastsWriteTimeout: a CPU profile or a trace takes longer
+// than the listener's write timeout allows a response; they extend their
+// own deadline by their duration.
+func TestPprofOutlastsWriteTimeout(t *testing.T) {
+	mux := http.NewServeMux()
+	wsmetrics.HandlePprof(mux)
+	hs := debugServer(t, mux, 300*time.Millisecond)
+	for _, path := range []string{"/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
+		resp, err := http.Get(hs.URL + path)
+		require.NoError(t, err, path)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err, path)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		require.NotEmpty(t, body, path)
+	}
+}
+
 // TestDebugMuxPprof: HandlePprof serves the profiles on the debug mux, and
-// nothing is registered on http.DefaultServeMux. The server is
-// NewHTTPServer's with a write timeout shorter than the CPU profile and
-// the trace: they extend their own deadline.
+// nothing is registered on http.DefaultServeMux.
 func TestDebugMuxPprof(t *testing.T) {
 	srv := start(t, func(cfg *ws.Config) { cfg.Workers = 1 }, nil)
 	mux := wsmetrics.NewDebugMux(srv, nil)
 	wsmetrics.HandlePprof(mux)
-	hs := httptest.NewUnstartedServer(mux)
-	hs.Config = wsmetrics.NewHTTPServer(mux)
-	hs.Config.WriteTimeout = 300 * time.Millisecond
-	hs.Start()
-	defer hs.Close()
+	hs := debugServer(t, mux, 0)
 	type result struct {
 		status int
 		body   string

@@ -168,6 +168,7 @@ func TestLoggingQuietAtInfo(t *testing.T) {
 			c.Write(t, wstest.Close(1000, ""))
 			c.Next(t)
 			c.ExpectEOF(t)
+			c.Close()                          // the server's side need not linger for our FIN
 			require.NoError(t, srv.Shutdown()) // the loops are gone: every line is written
 			require.NoError(t, <-done)
 			mu.Lock()

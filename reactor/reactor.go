@@ -16,7 +16,8 @@ import (
 
 // Errors returned by the reactor.
 var (
-	// ErrUnsupported is returned by New on platforms without a reactor yet.
+	// ErrUnsupported is returned by New on platforms without a reactor yet,
+	// and for Config.ReusePort on Windows.
 	ErrUnsupported = errors.New("reactor: not supported on this platform")
 	// ErrInboxFull is returned by Post when the loop's inbox is at capacity.
 	ErrInboxFull = errors.New("reactor: loop inbox full")
@@ -35,6 +36,10 @@ var (
 	// ErrStalled is passed to OnEvict and OnClose when the peer took none of
 	// a connection's queued output for Config.WriteStallTimeout.
 	ErrStalled = errors.New("reactor: peer stopped reading")
+	// ErrAddrInUse is wrapped by New's error when another socket (another
+	// process's, even one that shares with SO_REUSEPORT) already listens on
+	// the address and Config.ReusePort is off.
+	ErrAddrInUse = errors.New("reactor: address in use by another listener")
 )
 
 // ShutdownError is what Shutdown returns when its context ended before the
@@ -134,6 +139,13 @@ type Config struct {
 	// (regions) hold (0: no bound). Who is refused and who is evicted
 	// when it runs short is memory.go's rule.
 	MaxHeapBytes int64
+	// ReusePort lets other processes listen on Addr at the same time
+	// (Linux SO_REUSEPORT: the kernel spreads connections over every
+	// listener of the same user), for deliberate multi-process setups.
+	// Without it New refuses an address another socket listens on
+	// (ErrAddrInUse). Windows has no such sharing: New fails with
+	// ErrUnsupported there.
+	ReusePort bool
 	// LingerTimeout bounds how long a half-closed connection waits for the
 	// peer to close after a graceful close.
 	LingerTimeout time.Duration

@@ -3,8 +3,6 @@ package ws
 import (
 	"strings"
 
-	gws "github.com/gobwas/ws"
-
 	"github.com/hioload-ws/hioload-ws/reactor"
 )
 
@@ -24,18 +22,8 @@ func admission(cfg *Config, rc *reactor.Config) {
 	rc.MaxPendingPerPeer = cfg.MaxHandshakesPerIP
 }
 
-var errOriginNotAllowed = gws.RejectConnectionError(
-	gws.RejectionStatus(403),
-	gws.RejectionReason("origin not allowed"),
-)
-
-// checkOrigin is the upgrader's header hook when AllowedOrigins is set.
-func (s *Server) checkOrigin(key, value []byte) error {
-	if !strings.EqualFold(string(key), "Origin") {
-		return nil
-	}
-	if !s.origins[strings.ToLower(string(value))] {
-		return errOriginNotAllowed
-	}
-	return nil
+// originAllowed reports whether a browser at origin may connect
+// (AllowedOrigins, compared case-insensitively).
+func (s *Server) originAllowed(origin []byte) bool {
+	return s.origins == nil || s.origins[strings.ToLower(string(origin))]
 }

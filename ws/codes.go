@@ -6,6 +6,7 @@ import (
 
 	gws "github.com/gobwas/ws"
 
+	"github.com/hioload-ws/hioload-ws/reactor"
 	"github.com/hioload-ws/hioload-ws/ws/internal/wire"
 )
 
@@ -64,6 +65,11 @@ var (
 	// reading and its queued replies would pass Config.MaxWriteQueue; the
 	// connection is then closed with 1008.
 	ErrSlowConsumer = &CloseError{Code: StatusPolicyViolation, Reason: "write queue limit exceeded: the client is not reading"}
+	// ErrAddrInUse is wrapped by NewServer's error when another socket
+	// already listens on Config.ListenAddr (another process's, even one
+	// sharing it with SO_REUSEPORT) and Config.ReusePort is off. The
+	// error names the address.
+	ErrAddrInUse = reactor.ErrAddrInUse
 	// ErrNoLogLevel is returned when a log level is to be set but the
 	// server was made without WithLogLevel.
 	ErrNoLogLevel = errors.New("ws: no log level to control (use WithLogLevel)")

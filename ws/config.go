@@ -19,6 +19,13 @@ type Config struct {
 	Workers     int    // event loops; 0 = one per allowed CPU of the chosen node(s)
 	NUMANode    int    // -1 = auto, else the node whose CPUs and memory to use
 
+	// ReusePort lets other processes listen on ListenAddr too (Linux
+	// SO_REUSEPORT: the kernel spreads connections over every listener of
+	// the same user), for deliberate multi-process setups. Without it
+	// NewServer refuses an address another socket already listens on, with
+	// ErrAddrInUse. Not supported on Windows.
+	ReusePort bool
+
 	ReadBufferSize   int           // most bytes one read takes, 4 KiB..64 MiB (each loop's buffer has 4 KiB more in front, for partial frames)
 	MaxFrameSize     int64         // larger frames are refused with 1009 before their payload is read
 	MaxMessageSize   int64         // larger messages (all fragments) are refused with 1009

@@ -26,8 +26,9 @@ type Conn struct {
 	opened    bool // the handshake completed and OpenEvent was delivered
 	pinged    bool // a keepalive ping is out and nothing was read since
 	closeCode StatusCode
-	in        msgReader // the message being read
-	lastRead  int64     // loop time of the last read once open (IdleTimeout); of the connect before (HandshakeTimeout)
+	hs        wire.HeadScanner // how far the upgrade request was scanned (2 bytes, in padding)
+	in        msgReader        // the message being read
+	lastRead  int64            // loop time of the last read once open (IdleTimeout); of the connect before (HandshakeTimeout)
 	user      any
 }
 

@@ -38,6 +38,7 @@
 //
 // The files: server.go (Server, Run, Shutdown), config.go (Config, Limits),
 // conn.go (Conn), event.go (Event, Handler, Buffer), middleware.go,
+// logsink.go (LogSink: logging that never blocks a loop),
 // control.go (probes, stats, reload), stats.go (the counters, defined once),
 // handshake.go, read.go and write.go (the protocol on a connection),
 // engine.go (the reactor's callbacks), admission.go (connection caps, checked

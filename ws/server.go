@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	gws "github.com/gobwas/ws"
-
 	"github.com/hioload-ws/hioload-ws/hugepage"
 	"github.com/hioload-ws/hioload-ws/reactor"
 	"github.com/hioload-ws/hioload-ws/topology"
@@ -29,18 +27,18 @@ func WithMiddleware(mw ...Middleware) Option {
 // Server is a WebSocket server over the reactor: one pinned event loop per
 // CPU, each with its own listener, running the handler to completion.
 type Server struct {
-	cfg      Config
-	limits   atomic.Pointer[Limits] // read by the loops per read; swapped by Control.Reload
-	log      *slog.Logger
-	engine   *reactor.Engine
-	upgrader gws.Upgrader // template; each handshake copies it with the current size limit
-	loops    []loopState
-	mws      []Middleware
-	plan     *topology.Plan
-	pools    []*hugepage.Pool
-	origins  map[string]bool
-	handler  Handler
-	ctrl     *Control // probes, reload, handler metrics; see GetControl
+	cfg     Config
+	limits  atomic.Pointer[Limits] // read by the loops per read; swapped by Control.Reload
+	log     *slog.Logger
+	logSink *LogSink // nil unless WithLogSink
+	engine  *reactor.Engine
+	loops   []loopState
+	mws     []Middleware
+	plan    *topology.Plan
+	pools   []*hugepage.Pool
+	origins map[string]bool
+	handler Handler
+	ctrl    *Control // probes, reload, handler metrics; see GetControl
 
 	heapReleases atomic.Uint64 // debug.FreeOSMemory calls (reclaim.go)
 
@@ -72,7 +70,6 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 		for _, o := range cfg.AllowedOrigins {
 			s.origins[strings.ToLower(o)] = true
 		}
-		s.upgrader.OnHeader = s.checkOrigin
 	}
 	specs, err := s.planLoops()
 	if err != nil {
@@ -85,6 +82,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	}
 	rcfg := reactor.Config{
 		Addr:              cfg.ListenAddr,
+		ReusePort:         cfg.ReusePort,
 		Loops:             specs,
 		Batch:             cfg.BatchSize,
 		Ring:              cfg.ReactorRing,

@@ -88,6 +88,10 @@ type Stats struct {
 	// HeapReleases counts the times free Go heap memory was handed back to
 	// the system after a burst (Config.ReleaseMemoryEvery).
 	HeapReleases uint64 `metric:"heap_releases_total" help:"Times free Go heap memory was handed back to the system after a burst (debug.FreeOSMemory)."`
+	// LogDropped counts log lines the LogSink given to WithLogSink
+	// dropped because the log destination stalled or failed (0 without
+	// one).
+	LogDropped uint64 `metric:"log_dropped_lines_total" help:"Log lines dropped because the log destination was stalled or failing (WithLogSink)."`
 	// CloseCodes counts the closes the server initiated by status code
 	// (1000-1015; other codes are summed under 0).
 	CloseCodes map[StatusCode]uint64
@@ -126,6 +130,9 @@ func (s *Server) Stats() Stats {
 	}
 	st.HeapBytes = s.engine.HeapBytes()
 	st.HeapReleases = s.heapReleases.Load()
+	if s.logSink != nil {
+		st.LogDropped = s.logSink.Dropped()
+	}
 	for _, l := range s.engine.Loops() {
 		rs := l.Stats()
 		st.Accepted += rs.Accepted

@@ -4,47 +4,56 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Connection flags, owned by the loop thread.
 const (
-	fClosed    uint8 = 1 << iota // closed and unregistered
-	fClosing                     // shut the write side once the queue drains
-	fWriteShut                   // write side shut; reading until EOF or deadline
-	fPollOut                     // waiting for writability (epoll)
-	fTimed                       // in the loop's deadline list
-	fPeerEOF                     // the peer shut its write side
+	fClosed      uint8 = 1 << iota // closed and unregistered
+	fClosing                       // shut the write side once the queue drains
+	fWriteShut                     // write side shut; reading until EOF or deadline
+	fPollOut                       // waiting for writability (epoll)
+	fTimed                         // in the loop's deadline list
+	fPeerEOF                       // the peer shut its write side
+	fEstablished                   // the handler called Established: no longer pending
 )
 
 // Conn is one accepted connection, owned by one loop. Its methods must be
 // called on that loop's thread (from Handler callbacks or Fn tasks); to act
 // on it from elsewhere, Post a Task to c.Loop().
 //
-// An idle connection costs 64 bytes here (on Linux; memory per idle
-// connection is one of the figures the benchmarks rank): what only a
-// connection holding bytes needs lives in a connIO, taken when needed and
-// given back when empty.
+// An idle connection costs 88 bytes here (on Linux, 96 with the Go
+// allocator's rounding; memory per idle connection is one of the figures
+// the benchmarks rank): what only a connection holding bytes needs lives
+// in a connIO, taken when needed and given back when empty.
 type Conn struct {
 	loop     *Loop
 	io       *connIO // nil while c holds no bytes
+	peer     *peer   // c's client address's share; set before OnOpen
 	ctx      any
-	deadline int64 // unix nanoseconds; 0 = none
+	deadline int64        // unix nanoseconds; 0 = none
+	mem      atomic.Int64 // buffer bytes charged to c (read by other loops choosing whom to evict)
 	fd       int
 	p        connPlat // not last: a trailing zero-size field would be padded
 	gen      uint32
-	slot     uint32 // in Loop.conns (table.go)
+	slot     uint32      // in Loop.conns (table.go)
+	pidx     int32       // place in peer.list
+	evicting atomic.Bool // picked for eviction (other loops read it)
 	flags    uint8
 }
 
 // connIO is the part of a connection that only holds bytes: input kept
-// between reads, output the socket would not take, and the part of that an
-// asynchronous send (IOCP, io_uring) has handed to the kernel.
+// between reads, output the socket would not take, and the front of the
+// write queue being sent (epoll's writes, an asynchronous send's bytes).
 type connIO struct {
 	in      Buf // unconsumed input kept between reads (copy, counted)
-	out     Buf // unsent output (copy, counted); out[outHead:] is pending
+	out     Buf // unsent output (copied or adopted, counted); out[outHead:] is pending
 	outHead int
-	sent    int       // bytes the peer had not taken at the last check (see progressed)
-	flight  sendQueue // what an asynchronous send holds (sendq.go)
+	sent    int // bytes the peer had not taken at the last check (see progressed)
+	// wstall is the loop time output last moved while some was queued (0:
+	// none queued); Config.WriteStallTimeout after it, c is evicted.
+	wstall int64
+	flight sendQueue // the front of the write queue, being sent (sendq.go)
 }
 
 // ioSpares bounds the connIOs a loop keeps for reuse.
@@ -68,7 +77,7 @@ func (c *Conn) ioState() *connIO {
 // ioRelease gives c's connIO back once it holds nothing.
 func (c *Conn) ioRelease() {
 	io := c.io
-	if io == nil || io.in.Len() > 0 || io.out.Len() > 0 || len(io.flight.b) > 0 || io.flight.q.b != nil {
+	if io == nil || cap(io.in.b) > 0 || cap(io.out.b) > 0 || len(io.flight.b) > 0 || cap(io.flight.q.b) > 0 {
 		return
 	}
 	c.io = nil
@@ -182,17 +191,25 @@ func (c *Conn) Buffered() int {
 	return n
 }
 
-// FreeAfterFlush empties b now and gives its memory back once c's pending
-// writes, which may point into it, are sent: a reply can reference a
-// buffer the protocol layer is done with, without forcing an early write.
+// FreeAfterFlush empties b, which must be c's, now and gives its memory
+// back once c's pending writes, which may point into it, are sent: a reply
+// can reference a buffer the protocol layer is done with, without forcing
+// an early write. If the kernel does not take such a reply whole, the
+// buffer becomes c's write queue instead of being copied (Stats.AdoptedOut).
 func (c *Conn) FreeAfterFlush(b *Buf) {
 	l := c.loop
 	if l.pending != c || b.b == nil {
-		b.Free(l)
+		b.Free(c)
 		return
 	}
-	l.deferred = append(l.deferred, *b)
+	l.deferred = append(l.deferred, deferredBuf{c, *b})
 	*b = Buf{}
+}
+
+// deferredBuf is a Buf freed once its connection's pending writes are sent.
+type deferredBuf struct {
+	c *Conn
+	b Buf
 }
 
 // CloseGracefully sends everything queued, then shuts the write side and
@@ -287,7 +304,7 @@ func (c *Conn) flush() {
 			count(&l.stats.BytesOut, uint64(n))
 		}
 	}
-	for _, b := range bufs { // queue the unsent tail, in order
+	for i, b := range bufs { // queue the unsent tail, in order
 		if n >= len(b) {
 			n -= len(b)
 			continue
@@ -295,7 +312,9 @@ func (c *Conn) flush() {
 		if c.flags&fClosed != 0 {
 			return
 		}
-		c.queue(b[n:]) // copy: the socket would block; may close c (ErrNoMemory)
+		if !l.adopt(c, b[n:], bufs[i+1:]) {
+			c.queue(b[n:]) // copy: the socket would block; may close c (ErrNoMemory)
+		}
 		n = 0
 	}
 	if c.flags&fClosed == 0 && c.queuedOut() > 0 {
@@ -306,32 +325,96 @@ func (c *Conn) flush() {
 // queue appends b to the write queue: the slow path when the kernel would
 // not take everything.
 func (c *Conn) queue(b []byte) {
+	l := c.loop
 	io := c.ioState()
-	if io.outHead > 0 && io.outHead >= io.out.Len()/2 {
-		// Move the unsent half to the front rather than grow behind bytes
-		// already written.
-		io.out.SetLen(copy(io.out.Bytes(), io.out.Bytes()[io.outHead:]))
+	out := &io.out
+	if rest := out.Len() - io.outHead; io.outHead > 0 && out.Len()+len(b) > out.Cap() && io.outHead >= rest {
+		// copy: move the unsent part to the front rather than grow behind
+		// more bytes already written than it holds.
+		copy(out.Bytes(), out.Bytes()[io.outHead:])
+		out.Truncate(rest)
 		io.outHead = 0
+		count(&l.stats.CopiedOut, uint64(rest))
 	}
-	if !io.out.Append(c.loop, b) { // copy: the socket would block
+	c.startStallClock()
+	// A queue outgrowing the pools is reserved at once for all the upper
+	// layer lets it hold (Config.QueueLimit): it is never regrown.
+	if !out.Append(c, b, int(l.e.queueLimit.Load())) { // copy: the socket would block
 		c.closeNow(ErrNoMemory)
 		return
 	}
-	count(&c.loop.stats.CopiedOut, uint64(len(b)))
+	count(&l.stats.CopiedOut, uint64(len(b)))
+}
+
+// adopt queues tail, the unsent rest of a reply, without copying it when it
+// lies in a region of c's that is to be freed after this flush
+// (FreeAfterFlush: a large message the reply echoes) and nothing is queued
+// yet: that region becomes the write queue. (A smaller buffer's tail is
+// short enough to copy.) later are the writes after tail; if
+// any of them points into the same buffer the queue could overwrite it, so
+// the tail is copied after all.
+func (l *Loop) adopt(c *Conn, tail []byte, later [][]byte) bool {
+	if c.Queued() > 0 {
+		return false
+	}
+	for i := range l.deferred {
+		d := &l.deferred[i]
+		if d.c != c || d.b.r == nil || d.b.r.shared || !d.b.contains(tail) {
+			continue
+		}
+		for _, p := range later {
+			if d.b.contains(p) {
+				return false
+			}
+		}
+		io := c.ioState()
+		io.out.Free(c)
+		io.out = d.b
+		last := len(l.deferred) - 1
+		l.deferred[i], l.deferred[last] = l.deferred[last], deferredBuf{}
+		l.deferred = l.deferred[:last]
+		off := int(uintptr(unsafe.Pointer(unsafe.SliceData(tail))) - uintptr(unsafe.Pointer(unsafe.SliceData(io.out.b))))
+		io.out.b = io.out.b[:off+len(tail)]
+		io.outHead = off
+		c.startStallClock()
+		count(&l.stats.AdoptedOut, uint64(len(tail)))
+		// Sent from where it lies: the writes after it go to a new buffer.
+		c.startOutput()
+		return true
+	}
+	return false
+}
+
+// startStallClock starts timing a write stall when output begins to queue
+// (outputDone stops it).
+func (c *Conn) startStallClock() {
+	if io := c.ioState(); io.wstall == 0 {
+		io.wstall = c.loop.now
+		c.loop.track(c)
+	}
+}
+
+// outputMoved notes that the kernel took queued bytes: the stall clock
+// starts again.
+func (c *Conn) outputMoved() {
+	if io := c.io; io != nil && io.wstall != 0 {
+		io.wstall = c.loop.now
+	}
 }
 
 // wrote counts a write of n queued bytes.
 func (c *Conn) wrote(n int) {
 	count(&c.loop.stats.WriteCalls, 1)
 	count(&c.loop.stats.BytesOut, uint64(n))
+	c.outputMoved()
 }
 
 // outputDone runs when the write queue is empty again: its memory goes
 // back, and a close that waited for it goes on.
 func (c *Conn) outputDone() {
 	if io := c.io; io != nil {
-		io.out.Free(c.loop)
-		io.outHead = 0
+		io.out.Free(c)
+		io.outHead, io.wstall = 0, 0
 		if c.flags&fClosing == 0 {
 			c.ioRelease() // a close keeps its progress baseline (sent)
 		}
@@ -369,7 +452,9 @@ func (l *Loop) dropPending(c *Conn) {
 func (l *Loop) resetScratch() {
 	l.scrOff = 0
 	for i := range l.deferred {
-		l.deferred[i].Free(l)
+		d := &l.deferred[i]
+		d.b.Free(d.c)
+		*d = deferredBuf{}
 	}
 	l.deferred = l.deferred[:0]
 }
@@ -420,13 +505,44 @@ func (c *Conn) closeNow(err error) {
 	c.flags |= fClosed
 	c.closeSocket()
 	if io := c.io; io != nil {
-		io.in.Free(l)
-		io.out.Free(l)
-		io.outHead, io.sent = 0, 0
+		io.in.Free(c)
+		io.out.Free(c)
+		io.outHead, io.sent, io.wstall = 0, 0, 0
 		c.ioRelease() // unless a send the kernel holds still points into it
 	}
 	atomic.AddInt64(&l.stats.Conns, -1)
 	l.h.OnClose(c, err)
+	l.leave(c)
+}
+
+// evict closes c for why: ErrStalled (its peer took none of its queued
+// output for Config.WriteStallTimeout) or ErrNoMemory (it holds more than
+// its share while buffer memory is short). The handler may first queue a
+// last message and give back what it holds (Handler.OnEvict); then c is
+// closed at once unless it is closing gracefully with nothing queued but
+// that message.
+func (c *Conn) evict(why error) {
+	if c.flags&fClosed != 0 {
+		return
+	}
+	l := c.loop
+	if why == ErrStalled {
+		count(&l.stats.Stalled, 1)
+	} else {
+		count(&l.stats.Evicted, 1)
+	}
+	l.h.OnEvict(c, why)
+	c.Flush()
+	if c.flags&fClosed == 0 && (why == ErrStalled || c.Queued() > 0 || c.flags&(fClosing|fWriteShut) == 0) {
+		c.closeNow(why)
+	}
+}
+
+// stalled reports whether c's queued output has not moved for the write
+// stall timeout (a closing connection has its linger deadline instead).
+func (c *Conn) stalled(now int64) bool {
+	d := c.loop.e.stall.Load()
+	return c.io != nil && c.io.wstall != 0 && d > 0 && now-c.io.wstall >= d && c.flags&(fClosing|fWriteShut|fPeerEOF) == 0
 }
 
 // progressed reports whether the peer took any of c's output since the last
@@ -438,7 +554,7 @@ func (c *Conn) progressed() bool {
 		return false
 	}
 	io := c.ioState()
-	pending := k + c.queuedOut()
+	pending := k + c.Queued()
 	moved := pending < io.sent
 	io.sent = pending
 	return moved

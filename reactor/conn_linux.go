@@ -1,3 +1,5 @@
+//go:build !noreactor
+
 package reactor
 
 import (
@@ -79,10 +81,11 @@ func (c *Conn) shutWrite() error {
 }
 
 // unsent asks the kernel how many bytes of its send queue the peer has not
-// acknowledged (SIOCOUTQ), plus what an io_uring send still holds.
+// acknowledged (SIOCOUTQ); what an io_uring send still holds is in
+// inFlight (counted in Queued).
 func (c *Conn) unsent() (int, bool) {
 	n, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
-	return n + c.inFlight(), err == nil
+	return n, err == nil
 }
 
 func (c *Conn) remoteAddr() net.Addr {

@@ -1,3 +1,5 @@
+//go:build !noreactor
+
 package reactor
 
 import "testing"

@@ -1,3 +1,5 @@
+//go:build !noreactor
+
 package reactor
 
 import (
@@ -128,9 +130,9 @@ func (e *epollEngine) connEvent(l *Loop, slot, gen uint32, events uint32) {
 // accept takes up to a batch of pending connections.
 func (e *epollEngine) accept(l *Loop) {
 	for range len(e.events) {
-		fd, _, err := unix.Accept4(l.p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, sa, err := unix.Accept4(l.p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err == nil {
-			l.open(fd)
+			l.accepted(fd, sa)
 			continue
 		}
 		if errors.Is(err, unix.EAGAIN) || !l.acceptError(err) {
@@ -172,14 +174,42 @@ func (e *epollEngine) stopAccepting(l *Loop) {
 // send is one writev(2): epoll sends synchronously.
 func (e *epollEngine) send(c *Conn, bufs [][]byte) (int, error) { return c.writev(bufs) }
 
-// startOutput asks epoll to report when the socket takes more.
-func (e *epollEngine) startOutput(c *Conn) { e.pollOut(c, true) }
+// startOutput moves the write queue to the front (c.io.flight) if that is
+// empty and asks epoll to report when the socket takes more.
+func (e *epollEngine) startOutput(c *Conn) {
+	e.takeOut(c)
+	e.pollOut(c, true)
+}
 
-// drainOut writes queued output when the socket became writable.
+// takeOut makes sure the front holds unsent bytes if any are queued: once
+// it is drained, its memory goes back and c.io.out becomes the front, so
+// that queued bytes are never moved to make room for new ones. It reports
+// false when nothing is queued.
+func (e *epollEngine) takeOut(c *Conn) bool {
+	io := c.io
+	if io == nil {
+		return false
+	}
+	if len(io.flight.b) > 0 {
+		return true
+	}
+	io.flight.free(c)
+	if c.queuedOut() == 0 {
+		return false
+	}
+	io.flight.take(c)
+	return true
+}
+
+// drainOut writes queued output when the socket became writable: at most
+// writeSlice bytes per event, so that a long queue is sent in slices while
+// the loop's other connections take their turns (epoll reports the socket
+// writable again next turn).
 func (e *epollEngine) drainOut(c *Conn) {
-	for c.queuedOut() > 0 {
-		io := c.io
-		n, err := unix.Write(c.fd, io.out.Bytes()[io.outHead:])
+	budget := writeSlice
+	for budget > 0 && e.takeOut(c) {
+		f := &c.io.flight
+		n, err := unix.Write(c.fd, f.b[:min(len(f.b), budget)])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -190,10 +220,16 @@ func (e *epollEngine) drainOut(c *Conn) {
 			c.closeNow(os.NewSyscallError("write", err))
 			return
 		}
-		c.wrote(n)
-		io.outHead += n
+		f.sent(c, n)
+		budget -= n
+	}
+	if c.Queued() > 0 {
+		return // the budget is spent: more next turn
 	}
 	e.pollOut(c, false)
+	if c.io != nil {
+		c.io.flight.free(c)
+	}
 	c.outputDone()
 }
 
@@ -225,6 +261,9 @@ func (e *epollEngine) stopInput(c *Conn) {
 }
 
 func (e *epollEngine) closeSocket(c *Conn) {
+	if c.io != nil {
+		c.io.flight.free(c)
+	}
 	unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	unix.Close(c.fd)
 	c.retire()

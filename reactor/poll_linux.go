@@ -1,3 +1,5 @@
+//go:build !noreactor
+
 package reactor
 
 import (
@@ -17,6 +19,9 @@ import (
 // conn_linux.go): one indirect call per hook, no switch in each. What
 // both engines share stays here and in accept_linux.go: the listening
 // socket, the wakeup eventfd, the wait (see wait below), thread names.
+
+// hasPoller says whether this build has a poller.
+const hasPoller = true
 
 type poller struct {
 	eng linuxEngine

@@ -20,7 +20,7 @@ var errWouldBlock = errors.New("reactor: would block")
 // DirectReader that asks for it. It reports whether the read returned data
 // and c is still open (so a caller may read again).
 func (l *Loop) read(c *Conn) bool {
-	into := l.rbuf[headroom:]
+	into := l.rbuf[headroom : headroom+l.e.cfg.ReadBufferSize]
 	direct := false
 	if l.dr != nil && c.inLen() == 0 && c.flags&fWriteShut == 0 {
 		if t := l.dr.ReadTarget(c); len(t) > 0 {
@@ -55,17 +55,13 @@ func (l *Loop) read(c *Conn) bool {
 // partial frame kept from an earlier read, or heap memory); the caller then
 // copies.
 func (l *Loop) RetainRead(p []byte) (h hugepage.Buffer, off int, ok bool) {
-	if l.rbufH.IsZero() || len(p) == 0 {
-		return h, 0, false
-	}
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(l.rbuf)))
-	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
-	if at < base || at+uintptr(len(p)) > base+uintptr(len(l.rbuf)) {
+	if l.rbufH.IsZero() || len(p) == 0 || !inside(p, l.rbuf) {
 		return h, 0, false
 	}
 	l.rbufH.Retain()
 	l.rbufShared = true
-	return l.rbufH, int(at - base), true
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(l.rbuf)))
+	return l.rbufH, int(uintptr(unsafe.Pointer(unsafe.SliceData(p))) - base), true
 }
 
 // newReadBuffer gives the loop a read buffer, dropping the loop's reference
@@ -75,12 +71,12 @@ func (l *Loop) newReadBuffer() {
 	case !l.rbufH.IsZero() && l.rbufShared:
 		l.rbufH.Release() // not the last reference: a handler holds it
 	case l.rbufShared:
-		l.e.heapBytes.Add(-int64(cap(l.rbuf))) // heap memory now the handler's (GC)
+		l.e.mem.Add(-int64(cap(l.rbuf))) // heap memory now the handler's (GC)
 	default:
-		l.free(l.rbuf, l.rbufH)
+		l.freeLoop(l.rbuf, l.rbufH)
 	}
 	l.rbufShared = false
-	b, h, _ := l.alloc(l.e.cfg.ReadBufferSize, true)
+	b, h := l.allocLoop(headroom + l.e.cfg.ReadBufferSize)
 	l.rbuf, l.rbufH = b[:cap(b)], h
 }
 
@@ -104,19 +100,23 @@ func (l *Loop) deliver(c *Conn, buf []byte, at, n int) bool {
 	}
 	data := buf[at : at+n]
 	if k := c.inLen(); k > 0 {
-		// copy: a partial frame or request left from the previous read.
 		in := &c.io.in
 		if k <= at {
+			// copy: a partial frame or request left from the previous read
+			// goes back in front of the new bytes.
 			copy(buf[at-k:at], in.Bytes())
 			data = buf[at-k : at+n]
+			count(&l.stats.CopiedIn, uint64(k))
 		} else {
-			if !in.Append(l, data) {
+			// copy: the new bytes go behind a leftover too long for the
+			// headroom (an upgrade request arriving in pieces).
+			if !in.Append(c, data, 0) {
 				c.closeNow(ErrNoMemory)
 				return false
 			}
 			data = in.Bytes()
+			count(&l.stats.CopiedIn, uint64(n))
 		}
-		count(&l.stats.CopiedIn, uint64(k))
 	}
 	consumed := l.h.OnRead(c, data)
 	c.Flush()
@@ -127,18 +127,24 @@ func (l *Loop) deliver(c *Conn, buf []byte, at, n int) bool {
 	switch {
 	case len(rest) == 0:
 		if c.io != nil {
-			c.io.in.Free(l)
+			c.io.in.Free(c)
 			c.ioRelease()
 		}
-	case c.inLen() > 0 && &rest[len(rest)-1] == &c.io.in.Bytes()[c.io.in.Len()-1]:
-		c.io.in.SetLen(copy(c.io.in.Bytes(), rest)) // rest lives in c.io.in: move it to the front
+	case c.io != nil && c.io.in.contains(rest):
+		in := &c.io.in
+		if &rest[0] != &in.Bytes()[0] {
+			copy(in.Bytes(), rest) // copy: rest lives in c.io.in; move it to the front
+			count(&l.stats.CopiedIn, uint64(len(rest)))
+		}
+		in.Truncate(len(rest))
 	default:
 		in := &c.ioState().in
-		in.SetLen(0)
-		if !in.Append(l, rest) { // copy: keep the partial tail
+		in.Truncate(0)
+		if !in.Append(c, rest, 0) { // copy: keep the partial tail
 			c.closeNow(ErrNoMemory)
 			return false
 		}
+		count(&l.stats.CopiedIn, uint64(len(rest)))
 	}
 	return true
 }

@@ -1,11 +1,11 @@
 package reactor
 
-// sendQueue is the part of a connection's write queue that an engine
-// sending asynchronously (IOCP, io_uring) has handed to the kernel. The
-// kernel reads those bytes until the send completes, so they must not move
-// while c.out keeps taking (and may grow or compact) what the handler
-// queues meanwhile: the queue moves out of c.out, its memory and
-// accounting with it.
+// sendQueue is the front of a connection's write queue: the bytes being
+// sent, moved out of c.io.out, so that new output is appended to a fresh
+// buffer and queued bytes are never moved to make room. An engine sending
+// asynchronously (IOCP, io_uring) has handed them to the kernel, which
+// reads them until the send completes; epoll writes them a slice at a time
+// (writeSlice). The queue's memory and accounting move with it.
 type sendQueue struct {
 	q Buf    // the queue's memory
 	b []byte // its bytes the kernel has not taken yet
@@ -28,14 +28,14 @@ func (s *sendQueue) sent(c *Conn, n int) bool {
 }
 
 // free gives the queue's memory back.
-func (s *sendQueue) free(l *Loop) {
-	s.q.Free(l)
+func (s *sendQueue) free(c *Conn) {
+	s.q.Free(c)
 	s.b = nil
 }
 
 // flightDone frees what c's asynchronous send held, and c's connIO if
 // that was all it held.
 func (c *Conn) flightDone() {
-	c.io.flight.free(c.loop)
+	c.io.flight.free(c)
 	c.ioRelease()
 }

@@ -1,8 +1,11 @@
+//go:build !noreactor
+
 package reactor
 
 import (
 	"bytes"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"testing"
 
@@ -98,6 +101,7 @@ func (h *fakeHandler) OnTask(c *Conn, t *Task)    {}
 func (h *fakeHandler) OnShutdown(c *Conn)         { c.CloseGracefully() }
 func (h *fakeHandler) OnDeadline(c *Conn)         {}
 func (h *fakeHandler) OnClose(c *Conn, err error) {}
+func (h *fakeHandler) OnEvict(c *Conn, why error) {}
 
 // fakePool is shared by the fuzzer's runs (a pool per run would make
 // mapping and faulting it in most of a run's time): every run must give
@@ -217,7 +221,7 @@ func (w *fakeWorld) open() {
 		w.t.Fatal(err)
 	}
 	before := len(w.l.conns)
-	w.l.open(fds[0])
+	w.l.open(fds[0], w.l.admit(netip.AddrPort{}))
 	var c *Conn
 	for _, x := range w.l.conns {
 		if x != nil && x.fd == fds[0] && x.flags&fClosed == 0 {

@@ -1,3 +1,5 @@
+//go:build !noreactor
+
 package reactor
 
 import (
@@ -41,6 +43,10 @@ type uringEngine struct {
 	loop    *Loop
 	ring    *uring.Ring
 	started bool
+	// acct is the account the engine's own buffers (the copies a send
+	// makes, its chunks) are charged to: a connection of no client
+	// address, within the engine's budget.
+	acct Conn
 
 	bufs    [uringBufs]ringBuf // the provided buffers, by buffer ID
 	privMem []byte             // the buffers the pool could not give
@@ -124,6 +130,7 @@ func (u *uringEngine) open(l *Loop) error {
 // openRing takes r (a real ring, or a fake one in tests) as the loop's.
 func (u *uringEngine) openRing(l *Loop, r *uring.Ring) (err error) {
 	u.loop, u.curBI, u.ring = l, -1, r
+	u.acct.loop = l
 	if u.br, err = r.RegisterBufRing(uringBufs, 0, uring.PbufRingInc); err != nil {
 		return fmt.Errorf("reactor: io_uring: %w", err)
 	}
@@ -186,8 +193,10 @@ func (u *uringEngine) poll(l *Loop, timeout time.Duration) (int, error) {
 	}
 	var err error
 	switch bw := l.e.cfg.BatchWait; {
-	case bw > 0:
+	case bw > 0 && len(u.direct) == 0:
 		_, err = u.ring.SubmitAndWaitBatch(uint32(l.batch.Load()), bw, timeout, how)
+	case len(u.direct) > 0:
+		_, err = u.ring.SubmitAndWait(0, 0, how) // reads are waiting: collect, do not sleep
 	default:
 		_, err = u.ring.SubmitAndWait(1, timeout, how)
 	}
@@ -296,14 +305,18 @@ func (u *uringEngine) afterBatch(l *Loop) {
 		l.handleWake()
 		u.armWake(l)
 	}
-	for i, r := range u.direct {
-		u.direct[i] = connRef{}
-		// Bounded, like a shutdown's reads: a fast peer must not hold the
-		// loop on one connection.
-		for k := 0; k < 16 && r.live() && l.read(r.c); k++ {
+	// One read per connection per turn, as epoll makes (a read buffer's
+	// worth: ReadTarget's slice), so that a large message is read turn by
+	// turn between the loop's other connections; one that wants more
+	// stays on the list, and the next enter does not wait.
+	kept := u.direct[:0]
+	for _, r := range u.direct {
+		if r.live() && l.read(r.c) && r.live() && r.c.inLen() == 0 && len(l.dr.ReadTarget(r.c)) > 0 {
+			kept = append(kept, r)
 		}
 	}
-	u.direct = u.direct[:0]
+	clear(u.direct[len(kept):])
+	u.direct = kept
 	u.releaseEpochs(l)
 	u.armReceives(l)
 }
@@ -378,7 +391,10 @@ func (u *uringEngine) acceptDone(l *Loop, cqe *uring.CQE) {
 		if u.acceptOff || l.stopping {
 			unix.Close(int(cqe.Res))
 		} else {
-			l.open(int(cqe.Res))
+			// A multishot accept gives no address (the one it would
+			// write is overwritten by the next accept, io_uring_prep_multishot_accept(3)):
+			// accepted asks getpeername for admission.
+			l.accepted(int(cqe.Res), nil)
 		}
 	case cqe.Res == -int32(unix.ECANCELED):
 	default:

@@ -1,6 +1,9 @@
+//go:build !noreactor
+
 package reactor
 
 import (
+	"math/bits"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -61,6 +64,19 @@ func (u *uringEngine) fillBuffers(l *Loop) error {
 		u.bufs[bid] = ringBuf{h: h, mem: h.Bytes()[:h.Cap()]}
 		pooled++
 	}
+	if pooled > 0 {
+		// The slots the node's loops keep in their rings are not the
+		// connections' to share (poolShareLeft): take them out of the
+		// class's count, assuming each loop of the pool took as many.
+		loops := 0
+		for _, s := range l.e.cfg.Loops {
+			if s.Pool == l.spec.Pool {
+				loops++
+			}
+		}
+		k := l.classOf[bits.Len(uint(uringBufSize-1))]
+		l.classCount[k] = max(l.classCount[k]-int32(pooled*loops), 0)
+	}
 	if k := len(u.bufs) - pooled; k > 0 {
 		mem, err := unix.Mmap(-1, 0, k*uringBufSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 		if err != nil {
@@ -85,10 +101,7 @@ func (u *uringEngine) fillBuffers(l *Loop) error {
 // newBuffer gives buffer bid fresh memory (a handler kept its old one) and
 // adds it to the ring.
 func (u *uringEngine) newBuffer(l *Loop, bid uint16) bool {
-	b, h, ok := l.alloc(uringBufSize, true)
-	if !ok {
-		return false
-	}
+	b, h := l.allocLoop(uringBufSize)
 	u.bufs[bid] = ringBuf{h: h, mem: b[:cap(b)]}
 	u.provide(bid)
 	return true
@@ -109,7 +122,7 @@ func (u *uringEngine) recycle(l *Loop, bid uint16) {
 		u.provide(bid)
 		return
 	}
-	l.free(rb.mem, rb.h) // the loop's reference; the handler's keeps it
+	l.freeLoop(rb.mem, rb.h) // the loop's reference; the handler's keeps it
 	u.bufs[bid] = ringBuf{}
 	if !u.newBuffer(l, bid) {
 		// Out of memory: the ring runs with one buffer fewer until a
@@ -124,7 +137,7 @@ func (u *uringEngine) freeBuffers(l *Loop) {
 	for bid := range u.bufs {
 		rb := &u.bufs[bid]
 		if rb.mem != nil && !rb.priv {
-			l.free(rb.mem, rb.h)
+			l.freeLoop(rb.mem, rb.h)
 		}
 		u.bufs[bid] = ringBuf{}
 	}
@@ -223,15 +236,26 @@ func (u *uringEngine) recvDone(l *Loop, c *Conn, cqe *uring.CQE) {
 // deliver hands the bytes a receive put into buffer bid to the handler.
 // While it runs, the buffer is the loop's read buffer as far as
 // RetainRead is concerned, and sends that point into it need no copy.
+//
+// A receive larger than Config.ReadBufferSize (a provided buffer holds 64
+// KiB) is handed over in pieces of that size, each counted as a read, so
+// that the handler never sees more at once than it would from the epoll
+// engine's read buffer.
 func (u *uringEngine) deliver(l *Loop, c *Conn, bid int, data []byte) {
-	count(&l.stats.ReadCalls, 1)
-	count(&l.stats.BytesIn, uint64(len(data)))
 	rb := &u.bufs[bid]
 	rbuf, rbufH := l.rbuf, l.rbufH
 	l.rbuf, l.rbufH, l.rbufShared = rb.mem, rb.h, false
 	u.cur, u.curBI = rb.mem, bid
-	// No room in front: the bytes there are other receives'.
-	l.deliver(c, data[:len(data):len(data)], 0, len(data))
+	for most := l.e.cfg.ReadBufferSize; len(data) > 0; {
+		n := min(len(data), most)
+		count(&l.stats.ReadCalls, 1)
+		count(&l.stats.BytesIn, uint64(n))
+		// No room in front: the bytes there are other receives'.
+		if !l.deliver(c, data[:n:n], 0, n) {
+			break
+		}
+		data = data[n:]
+	}
 	if l.rbufShared {
 		rb.shared = true
 	}

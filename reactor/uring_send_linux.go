@@ -1,9 +1,10 @@
+//go:build !noreactor
+
 package reactor
 
 import (
 	"math"
 	"os"
-	"unsafe"
 
 	"github.com/hioload-ws/hioload-ws/internal/uring"
 	"golang.org/x/sys/unix"
@@ -44,14 +45,14 @@ import (
 // epoch is one turn's sends and the memory they point into.
 type epoch struct {
 	seq    uint32
-	done   bool      // the enter that submitted its sends returned
-	recs   []sendRec // the sends, in order
-	out    [][]byte  // the sends' buffers, recs' ranges of it
-	held   []Buf     // freed when the epoch ends (Conn.FreeAfterFlush)
-	keep   [][]byte  // heap memory the sends point into (task data): kept alive
-	bids   []uint16  // provided buffers the kernel is done with
-	chunks []Buf     // copies
-	used   int       // bytes used in the last chunk
+	done   bool          // the enter that submitted its sends returned
+	recs   []sendRec     // the sends, in order
+	out    [][]byte      // the sends' buffers, recs' ranges of it
+	held   []deferredBuf // freed when the epoch ends (Conn.FreeAfterFlush)
+	keep   [][]byte      // heap memory the sends point into (task data): kept alive
+	bids   []uint16      // provided buffers the kernel is done with
+	chunks []Buf         // copies
+	used   int           // bytes used in the last chunk
 	iovs   []unix.Iovec
 	msgs   []unix.Msghdr
 }
@@ -148,29 +149,19 @@ func (u *uringEngine) send(c *Conn, bufs [][]byte) (int, error) {
 // stable reports whether b lies in memory that stays put until e's sends
 // are answered.
 func (u *uringEngine) stable(e *epoch, b []byte) bool {
-	if within(b, u.cur) {
+	if len(u.cur) > 0 && inside(b, u.cur) {
 		return true
 	}
-	if t := u.loop.task; t != nil && within(b, t) {
+	if t := u.loop.task; len(t) > 0 && inside(b, t) {
 		e.keep = append(e.keep, t)
 		return true
 	}
 	for i := range e.held {
-		if within(b, e.held[i].b[:cap(e.held[i].b)]) {
+		if e.held[i].b.contains(b) {
 			return true
 		}
 	}
 	return false
-}
-
-// within reports whether b lies inside mem.
-func within(b, mem []byte) bool {
-	if len(mem) == 0 {
-		return false
-	}
-	lo := uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
-	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	return p >= lo && p+uintptr(len(b)) <= lo+uintptr(len(mem))
 }
 
 // copyOut copies b into e's chunks.
@@ -178,7 +169,7 @@ func (u *uringEngine) copyOut(l *Loop, e *epoch, b []byte) ([]byte, bool) {
 	n := len(b)
 	if k := len(e.chunks); k == 0 || e.used+n > cap(e.chunks[k-1].b) {
 		var ch Buf
-		if !ch.Grow(l, max(n, copyChunk)) {
+		if !ch.Grow(&u.acct, max(n, copyChunk), 0) {
 			return nil, false
 		}
 		e.chunks = append(e.chunks, ch)
@@ -320,6 +311,9 @@ func (u *uringEngine) sendDone(l *Loop, seq, idx uint32, res int32) {
 // drains with a send that waits for room.
 func (u *uringEngine) sent(c *Conn, bufs [][]byte, n, total int) {
 	l := c.loop
+	if n > 0 {
+		c.outputMoved()
+	}
 	if n < total {
 		// flush counted every byte as written: take back the unsent ones.
 		count(&l.stats.BytesOut, ^uint64(total-n-1))
@@ -344,8 +338,8 @@ func (u *uringEngine) requeue(c *Conn, bufs [][]byte, n int) bool {
 			n -= len(b)
 			continue
 		}
-		if !q.Append(l, b[n:]) { // copy: the socket would block
-			q.Free(l)
+		if !q.Append(c, b[n:], 0) { // copy: the socket would block
+			q.Free(c)
 			c.closeNow(ErrNoMemory)
 			return false
 		}
@@ -354,14 +348,16 @@ func (u *uringEngine) requeue(c *Conn, bufs [][]byte, n int) bool {
 	}
 	io := c.ioState()
 	if rest := io.out.Bytes()[io.outHead:]; len(rest) > 0 {
-		if !q.Append(l, rest) { // copy: keep the order
-			q.Free(l)
+		if !q.Append(c, rest, 0) { // copy: keep the order
+			q.Free(c)
 			c.closeNow(ErrNoMemory)
 			return false
 		}
 	}
-	io.out.Free(l)
+	count(&l.stats.CopiedOut, uint64(len(io.out.Bytes())-io.outHead))
+	io.out.Free(c)
 	io.out, io.outHead = q, 0
+	c.startStallClock()
 	return true
 }
 
@@ -383,7 +379,10 @@ func (u *uringEngine) postDrain(c *Conn) {
 		u.later(c)
 		return
 	}
-	s.PrepSend(c.fd, b[:min(len(b), 1<<30)], unix.MSG_NOSIGNAL, uringOp(udDrain, c))
+	// At most writeSlice bytes per send, as epoll writes per writability
+	// event: with deferred task work the kernel copies them on the loop's
+	// thread, and the loop's other connections take their turns between.
+	s.PrepSend(c.fd, b[:min(len(b), writeSlice)], unix.MSG_NOSIGNAL, uringOp(udDrain, c))
 	c.p.ops++
 }
 
@@ -454,10 +453,10 @@ func (u *uringEngine) endEpoch(l *Loop, e *epoch) {
 		u.recycle(l, bid)
 	}
 	for i := range e.held {
-		e.held[i].Free(l)
+		e.held[i].b.Free(e.held[i].c)
 	}
 	for i := range e.chunks {
-		e.chunks[i].Free(l)
+		e.chunks[i].Free(&u.acct)
 	}
 	clear(e.recs)
 	clear(e.out)

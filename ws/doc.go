@@ -8,9 +8,12 @@
 // it arrives (failing fast, inside fragments too); the Handler gets the
 // payload as a view of that same memory (Event.Data); Conn.WriteMessage
 // queues the reply header and the same payload bytes, and the loop sends
-// every reply of the turn with one gather write per connection. Only a frame split across reads, a fragmented message, or a tail
-// the socket would not take is copied, and those copies are counted in
-// Stats.
+// every reply of the turn with one gather write per connection. Only a
+// frame split across reads, a fragmented message, or a tail the socket
+// would not take is copied, and every copy is counted in Stats. A large
+// message is read straight into a buffer sized once from its header and
+// paid for as its bytes arrive; its echo's unsent rest is queued from that
+// buffer.
 //
 // A minimal echo server:
 //
@@ -37,10 +40,12 @@
 //
 // The files: server.go (Server, Run, Shutdown), config.go (Config, Limits),
 // conn.go (Conn), event.go (Event, Handler, Buffer), middleware.go,
+// logsink.go (LogSink: logging that never blocks a loop),
 // control.go (probes, stats, reload), stats.go (the counters, defined once),
 // handshake.go, read.go and write.go (the protocol on a connection),
-// engine.go (the reactor's callbacks), admission.go (connection limits and
-// origins), placement.go (where loops run, their memory). The wire codec is
+// engine.go (the reactor's callbacks), admission.go (connection caps, checked
+// at accept, and origins), placement.go (where loops run, their memory),
+// reclaim.go (free heap memory handed back after a burst). The wire codec is
 // in ws/internal/wire; Prometheus metrics and pprof are in ws/wsmetrics, so
 // that importing ws brings no metrics stack.
 package ws

@@ -154,8 +154,8 @@ start_server() {
 	port=$("$bin/freeport")
 	args=(-addr "127.0.0.1:$port")
 	case $name in
-	hioload-ws) args+=(-workers 1) ;;
-	hioload-ws-epoll) args+=(-workers 1 -engine epoll) ;;
+	hioload-ws) args+=(-workers 1 ${HIOLOAD_ARGS:-}) ;;
+	hioload-ws-epoll) args+=(-workers 1 -engine epoll ${HIOLOAD_ARGS:-}) ;;
 	uws) args=("$port") ;; # it listens on 127.0.0.1
 	esac
 	taskset -c "$server_cpu" "$bin/$name" "${args[@]}" >"$bin/$name.log" 2>&1 &

@@ -11,6 +11,7 @@
 # the server pinned to CPU 0, the generator to CPU 1, a fresh server process
 # and port per run. Prints a progress line per step, then the tables (medians
 # over repeats, ratios to the best peer) made by bench/cmd/report.
+# HIOLOAD_ARGS adds flags to both of ours (HIOLOAD_ARGS="-batch-wait 50us").
 #
 #   scripts/bench.sh                      full run: 3 repeats, 3 s windows (< 15 min)
 #   scripts/bench.sh --smoke              vet and test bench/, then every server ~1 s on one small scenario (CI)

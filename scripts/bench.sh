@@ -39,7 +39,7 @@ gen_cpu=1
 text=()
 
 usage() {
-	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
 	cat <<EOF
 flags:
   --servers LIST     comma-separated, from: $all_servers (default: all that build)

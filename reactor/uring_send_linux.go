@@ -5,6 +5,7 @@ package reactor
 import (
 	"math"
 	"os"
+	"unsafe"
 
 	"github.com/hioload-ws/hioload-ws/internal/uring"
 	"golang.org/x/sys/unix"
@@ -256,7 +257,7 @@ func (u *uringEngine) sendNow(l *Loop, e *epoch, r *sendRec) {
 		c.closeNow(err)
 		return
 	}
-	u.sent(c, e.out[r.first:r.first+r.n], n, r.bytes)
+	u.sent(c, e, e.out[r.first:r.first+r.n], n, r.bytes)
 }
 
 // sendCQEs handles the sends' CQEs among the ready ones before anything
@@ -303,13 +304,13 @@ func (u *uringEngine) sendDone(l *Loop, seq, idx uint32, res int32) {
 		c.closeNow(os.NewSyscallError("send", unix.Errno(-res)))
 		return
 	}
-	u.sent(c, e.out[r.first:r.first+r.n], n, r.bytes)
+	u.sent(c, e, e.out[r.first:r.first+r.n], n, r.bytes)
 }
 
 // sent settles a send of bufs (total bytes) of which the kernel took n:
 // the rest goes in front of c's write queue (copy, counted), and the queue
 // drains with a send that waits for room.
-func (u *uringEngine) sent(c *Conn, bufs [][]byte, n, total int) {
+func (u *uringEngine) sent(c *Conn, e *epoch, bufs [][]byte, n, total int) {
 	l := c.loop
 	if n > 0 {
 		c.outputMoved()
@@ -317,7 +318,7 @@ func (u *uringEngine) sent(c *Conn, bufs [][]byte, n, total int) {
 	if n < total {
 		// flush counted every byte as written: take back the unsent ones.
 		count(&l.stats.BytesOut, ^uint64(total-n-1))
-		if !u.requeue(c, bufs, n) {
+		if !u.requeue(c, e, bufs, n) {
 			return
 		}
 	}
@@ -329,9 +330,23 @@ func (u *uringEngine) sent(c *Conn, bufs [][]byte, n, total int) {
 }
 
 // requeue puts the unsent tail of bufs (past n bytes) in front of what c
-// queued meanwhile.
-func (u *uringEngine) requeue(c *Conn, bufs [][]byte, n int) bool {
+// queued meanwhile. A tail that lies in a large message's region the
+// epoch holds for c (the echo of a message freed after the flush) becomes
+// the write queue where it lies, as the epoll engine adopts it (Loop.adopt):
+// no copy.
+func (u *uringEngine) requeue(c *Conn, e *epoch, bufs [][]byte, n int) bool {
 	l := c.loop
+	k := n // the first unsent buffer: adopted, if it can be
+	for i, b := range bufs {
+		if k >= len(b) {
+			k -= len(b)
+			continue
+		}
+		if u.adoptTail(c, e, b[k:], bufs[i+1:]) {
+			return c.flags&fClosed == 0
+		}
+		break
+	}
 	var q Buf
 	for _, b := range bufs {
 		if n >= len(b) {
@@ -359,6 +374,46 @@ func (u *uringEngine) requeue(c *Conn, bufs [][]byte, n int) bool {
 	io.out, io.outHead = q, 0
 	c.startStallClock()
 	return true
+}
+
+// adoptTail makes tail, the unsent rest of c's send, c's write queue
+// without a copy when nothing is queued behind it and it lies in a region
+// e holds for c that no other holder shares; the writes after it (later)
+// are copied behind it, into the region's slack. It reports whether it
+// did.
+func (u *uringEngine) adoptTail(c *Conn, e *epoch, tail []byte, later [][]byte) bool {
+	if e == nil || c.queuedOut() > 0 {
+		return false
+	}
+	for i := range e.held {
+		d := &e.held[i]
+		if d.c != c || d.b.r == nil || d.b.r.shared || !d.b.contains(tail) {
+			continue
+		}
+		for _, p := range later {
+			if d.b.contains(p) {
+				return false
+			}
+		}
+		l := c.loop
+		io := c.ioState()
+		io.out.Free(c)
+		io.out, *d = d.b, deferredBuf{}
+		off := int(uintptr(unsafe.Pointer(unsafe.SliceData(tail))) - uintptr(unsafe.Pointer(unsafe.SliceData(io.out.b))))
+		io.out.Truncate(off + len(tail))
+		io.outHead = off
+		count(&l.stats.AdoptedOut, uint64(len(tail)))
+		for _, p := range later {
+			if !io.out.Append(c, p, 0) { // copy: behind the adopted tail
+				c.closeNow(ErrNoMemory)
+				return true
+			}
+			count(&l.stats.CopiedOut, uint64(len(p)))
+		}
+		c.startStallClock()
+		return true
+	}
+	return false
 }
 
 // startOutput drains c's write queue with a send that waits for room,
@@ -433,7 +488,7 @@ func (u *uringEngine) releaseEpochs(l *Loop) {
 				c.p.state &^= uringSending
 				u.opDone(c)
 				if c.gen == r.gen && c.flags&fClosed == 0 {
-					u.sent(c, nil, 0, 0)
+					u.sent(c, e, nil, 0, 0)
 				}
 			}
 		}
@@ -453,7 +508,9 @@ func (u *uringEngine) endEpoch(l *Loop, e *epoch) {
 		u.recycle(l, bid)
 	}
 	for i := range e.held {
-		e.held[i].b.Free(e.held[i].c)
+		if d := &e.held[i]; d.c != nil { // nil: adopted as a write queue
+			d.b.Free(d.c)
+		}
 	}
 	for i := range e.chunks {
 		e.chunks[i].Free(&u.acct)

@@ -242,7 +242,7 @@ func TestReadInSlices(t *testing.T) {
 	got := make(chan [2]int, 1)
 	require.NoError(t, lp.Post(reactor.Task{Fn: func() {
 		lp.Each(func(rc *reactor.Conn) {
-			if wc, ok := rc.Context().(*Conn); ok && wc.in.remain > 0 {
+			if wc, ok := rc.Context().(*Conn); ok && wc.in != nil && wc.in.remain > 0 {
 				held := wc.in.buf.Len()
 				t := (*engineHandler)(srv).ReadTarget(rc)
 				got <- [2]int{len(t), wc.in.buf.Cap() - held}

@@ -4,20 +4,27 @@
 //
 //	echo -addr :9001 -batch 32 -ring 1024 -workers 0 -numa auto
 //	echo -config echo.json -metrics 127.0.0.1:9090   # kill -HUP reloads echo.json
+//	echo -metrics :9090 -drain-delay 10s             # in a pod: probes, drain on SIGTERM
+//	echo -check -json                                # the settings it would run with
+//
+// In a container it plans within its cgroup: loops on the cpuset's CPUs
+// (and no more than the CPU quota), the pools and the heap budget within
+// the memory limit (memory.go). The admin address serves the probes
+// (admin.go); signals.go drains and shuts down; watch.go follows the
+// -config file.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hioload-ws/hioload-ws/topology"
@@ -54,6 +61,12 @@ type options struct {
 	metrics   string
 	topology  bool
 	json      bool
+
+	check       bool
+	drainDelay  time.Duration
+	configWatch time.Duration
+	memLimit    int64
+	maxHeapSet  bool // -max-heap was given: refuse it if it cannot fit, rather than lower it
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
@@ -80,9 +93,17 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.StringVar(&o.config, "config", "", "JSON file of reloadable settings, applied at start and on SIGHUP (see docs/OBSERVABILITY.md)")
 	fs.StringVar(&o.metrics, "metrics", "", "address for /metrics, /debug/probes and /debug/pprof/, e.g. :9090 (empty = off)")
 	fs.BoolVar(&o.topology, "topology", false, "print the machine's topology and the loop plan for these flags, then exit")
-	fs.BoolVar(&o.json, "json", false, "with -topology: print the topo/v1 JSON report")
+	fs.BoolVar(&o.json, "json", false, "with -topology: print the topo/v1 JSON report; with -check: print the settings as JSON")
+	fs.BoolVar(&o.check, "check", false, "check the flags, the -config file, the loop plan and the memory budget, print the settings, then exit (1 on an error)")
+	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM or SIGINT, keep serving and accepting this long with /readyz failing before shutting down (a second signal ends it early)")
+	fs.DurationVar(&o.configWatch, "config-watch", 10*time.Second, "how often to check the -config file for changes and reload it (0 = on SIGHUP only)")
+	fs.Int64Var(&o.memLimit, "memory-limit", 0, "bytes to fit the buffer pools and -max-heap into (0 = the cgroup's memory limit, if any)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	fs.Visit(func(f *flag.Flag) { o.maxHeapSet = o.maxHeapSet || f.Name == "max-heap" })
+	if o.drainDelay < 0 || o.configWatch < 0 || o.memLimit < 0 {
+		return nil, errors.New("-drain-delay, -config-watch and -memory-limit must not be negative")
 	}
 	sel, err := topology.ParseNUMA(o.numa)
 	if err != nil {
@@ -111,25 +132,50 @@ func run() error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
+	topo, plan, err := planLoops(o)
+	if err != nil {
+		return err
+	}
 	if o.topology {
-		return report(o)
+		if o.json {
+			return topology.WriteJSON(os.Stdout, topo, plan)
+		}
+		return topology.WriteText(os.Stdout, topo, plan)
+	}
+	mem, err := planMemory(o, topo, plan)
+	if err != nil {
+		return err
+	}
+	if o.check {
+		mem.apply(o, slog.New(slog.DiscardHandler))
+		return check(o, plan, mem)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
 	o.cfg.Logger = log
+	o.cfg.Topology = topo // discovered once: NewServer makes the same plan from it
+	mem.apply(o, log)
 	srv, err := newServer(o, &level)
 	if err != nil {
 		return err
 	}
-	debugSrv, debugLn, err := serveMetrics(o.metrics, srv)
+	cfgFile, err := newConfigFile(o.config, srv.GetControl(), log)
+	if err != nil {
+		return err
+	}
+	h := &health{}
+	debugSrv, debugLn, err := serveMetrics(o.metrics, srv, h)
 	if err != nil {
 		return err
 	}
 	printStats(srv, o.stats)
-	handleSignals(srv, debugSrv, o.config, log)
+	cfgFile.watch(o.configWatch)
+	lc := &lifecycle{srv: srv, admin: debugSrv, health: h, config: cfgFile, drain: o.drainDelay, log: log}
+	lc.handleSignals()
 	fmt.Printf("echo: listening on %s\n", srv.Addr())
 	if debugLn != nil {
 		fmt.Printf("echo: metrics on http://%s/metrics\n", debugLn.Addr())
 	}
+	h.ready.Store(true) // the sockets are bound; Run starts the loops
 	if err := srv.Run(ws.HandlerFunc(echo)); err != nil {
 		return err
 	}
@@ -184,9 +230,9 @@ func printStats(srv *ws.Server, every time.Duration) {
 	}()
 }
 
-// serveMetrics serves Prometheus metrics, probes and pprof on addr, only if
-// asked for.
-func serveMetrics(addr string, srv *ws.Server) (*http.Server, net.Listener, error) {
+// serveMetrics serves Prometheus metrics, probes, pprof and the health
+// endpoints (health.wrap) on addr, only if asked for.
+func serveMetrics(addr string, srv *ws.Server, h *health) (*http.Server, net.Listener, error) {
 	if addr == "" {
 		return nil, nil, nil
 	}
@@ -194,56 +240,18 @@ func serveMetrics(addr string, srv *ws.Server) (*http.Server, net.Listener, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("-metrics: %w", err)
 	}
-	hs := &http.Server{Handler: wsmetrics.NewDebugMux(srv, nil), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: h.wrap(wsmetrics.NewDebugMux(srv, nil)), ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
 	return hs, ln, nil
 }
 
-// handleSignals shuts the server down gracefully on SIGINT or SIGTERM and
-// reloads the config file on SIGHUP.
-func handleSignals(srv *ws.Server, debugSrv *http.Server, config string, log *slog.Logger) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		for s := range sig {
-			if s == syscall.SIGHUP {
-				reload(srv.GetControl(), config, log)
-				continue
-			}
-			fmt.Printf("Shutting down echo server (%s)...\n", s)
-			if debugSrv != nil {
-				debugSrv.Close()
-			}
-			if err := srv.Shutdown(); err != nil {
-				log.Error("shutdown", "err", err)
-			}
-			return
-		}
-	}()
-}
-
-// reload applies the config file again (on SIGHUP) and logs the result; a
-// bad file changes nothing.
-func reload(ctrl *ws.Control, path string, log *slog.Logger) {
-	if path == "" {
-		log.Warn("SIGHUP: no -config file to reload")
-		return
-	}
-	if err := ctrl.ReloadFile(path); err != nil {
-		log.Error("SIGHUP: config not reloaded; settings unchanged", "err", err)
-		return
-	}
-	lvl, _ := ctrl.LogLevel()
-	log.Info("SIGHUP: config reloaded", "file", path, "log_level", lvl.String())
-}
-
-// report prints the topology and the plan the flags give, as text or as
-// topo/v1 JSON (scripts/topology-report.sh checks the JSON against numactl
-// and lstopo).
-func report(o *options) error {
+// planLoops discovers the machine once and makes the loop plan the flags
+// ask for: -topology prints it, -check and the memory budget count its
+// nodes, and NewServer places the loops from the same topology.
+func planLoops(o *options) (*topology.Topology, *topology.Plan, error) {
 	topo, err := topology.Discover()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	sel := topology.Auto
 	if o.cfg.NUMANode >= 0 {
@@ -251,10 +259,7 @@ func report(o *options) error {
 	}
 	plan, err := topo.PlanFor(sel, o.cfg.Workers, o.cfg.ListenAddr)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if o.json {
-		return topology.WriteJSON(os.Stdout, topo, plan)
-	}
-	return topology.WriteText(os.Stdout, topo, plan)
+	return topo, plan, nil
 }

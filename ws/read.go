@@ -15,15 +15,17 @@ import (
 // from it (and its fragments). Whole messages that arrive in one read never
 // touch it.
 type msgReader struct {
-	active  bool           // a message is being reassembled in buf
+	op      OpCode         // the message's opcode; 0 (a continuation's) when none is being read
 	fin     bool           // the frame being streamed is the message's last
-	op      OpCode         // the message's opcode
 	utf8    wire.UTF8State // validation state of a text message so far
 	maskOff uint8          // offset into mask of the next payload byte (mod 4)
 	mask    [4]byte        // the streamed frame's mask key
 	remain  int64          // payload bytes of the streamed frame still to come
 	buf     reactor.Buf    // reassembly buffer (copy, counted), pool memory
 }
+
+// active reports whether a message is being reassembled.
+func (in *msgReader) active() bool { return in.op != gws.OpContinuation }
 
 // readFrames parses, unmasks and handles the frames in b and returns how
 // many bytes it consumed; an incomplete header or control frame at the end
@@ -76,7 +78,7 @@ func (c *Conn) readFrame(b []byte, lim *Limits) int {
 		c.fail(err)
 		return len(b)
 	}
-	if !c.in.active && h.Fin && int64(len(b)-hs) >= h.Length {
+	if !c.in.active() && h.Fin && int64(len(b)-hs) >= h.Length {
 		return hs + c.deliverInPlace(b[:hs+int(h.Length)], hs, h)
 	}
 	c.beginFrame(&h)
@@ -87,9 +89,9 @@ func (c *Conn) readFrame(b []byte, lim *Limits) int {
 // and the size limits (RFC 6455 §5.4, before any payload byte is read).
 func (c *Conn) checkData(h *wire.Header, lim *Limits) *CloseError {
 	switch {
-	case h.OpCode == gws.OpContinuation && !c.in.active:
+	case h.OpCode == gws.OpContinuation && !c.in.active():
 		return wire.ErrUnexpectedCont
-	case h.OpCode != gws.OpContinuation && c.in.active:
+	case h.OpCode != gws.OpContinuation && c.in.active():
 		return wire.ErrExpectedCont
 	case h.Length > lim.MaxFrameSize:
 		return wire.ErrFrameTooBig
@@ -119,8 +121,8 @@ func (c *Conn) deliverInPlace(frame []byte, hs int, h wire.Header) int {
 // read buffer.
 func (c *Conn) beginFrame(h *wire.Header) {
 	in := &c.in
-	if !in.active {
-		in.active, in.op, in.utf8 = true, h.OpCode, 0
+	if !in.active() {
+		in.op, in.utf8 = h.OpCode, 0
 	}
 	in.remain, in.mask, in.maskOff, in.fin = h.Length, h.Mask, 0, h.Fin
 	// Reserve room for the frame, but not more than 1 MiB ahead of the
@@ -182,8 +184,9 @@ func (c *Conn) endFrame() {
 		c.fail(wire.ErrInvalidUTF8)
 		return
 	}
-	in.active = false
-	c.deliver(in.op, in.buf.Bytes(), srcMsg, nil)
+	op := in.op
+	in.op = gws.OpContinuation // the message is complete
+	c.deliver(op, in.buf.Bytes(), srcMsg, nil)
 	// Replies may point into buf: it is given back after they are sent,
 	// with the rest of this turn's replies.
 	c.rc.FreeAfterFlush(&in.buf)

@@ -149,12 +149,7 @@ func TestCGroupCpuset(t *testing.T) {
 	}
 
 	s := start(t, prefix, bin)
-	var got map[string]string
-	require.Eventually(t, func() bool {
-		got = threads(t, s.cmd.Process.Pid)
-		return len(got) == 1
-	}, 10*time.Second, 20*time.Millisecond, "loop threads: %v", got)
-	require.Equal(t, map[string]string{"reactor-0": fmt.Sprint(cpu)}, got)
+	requireLoops(t, s, map[string]string{"reactor-0": fmt.Sprint(cpu)})
 }
 
 // TestCGroupMemoryLimit: in a cgroup with a 512 MiB memory limit, echo

@@ -98,35 +98,31 @@ func (o *objects) add(t *testing.T, y []byte) {
 	if err := yaml.Unmarshal(y, &tm); err != nil {
 		t.Fatal(err)
 	}
-	decode := func(obj any) {
-		if err := yaml.UnmarshalStrict(y, obj); err != nil {
-			t.Fatalf("%s %s: %v\n%s", tm.APIVersion, tm.Kind, err, y)
-		}
-	}
 	switch tm.APIVersion + " " + tm.Kind {
 	case "apps/v1 Deployment":
-		d := &appsv1.Deployment{}
-		decode(d)
-		o.deployments = append(o.deployments, d)
+		o.deployments = append(o.deployments, decodeStrict[appsv1.Deployment](t, y))
 	case "v1 Service":
-		s := &corev1.Service{}
-		decode(s)
-		o.services = append(o.services, s)
+		o.services = append(o.services, decodeStrict[corev1.Service](t, y))
 	case "v1 ConfigMap":
-		c := &corev1.ConfigMap{}
-		decode(c)
+		c := decodeStrict[corev1.ConfigMap](t, y)
 		o.configMaps[c.Name] = c
 	case "policy/v1 PodDisruptionBudget":
-		p := &policyv1.PodDisruptionBudget{}
-		decode(p)
-		o.pdbs = append(o.pdbs, p)
+		o.pdbs = append(o.pdbs, decodeStrict[policyv1.PodDisruptionBudget](t, y))
 	case "autoscaling/v2 HorizontalPodAutoscaler":
-		h := &autoscalingv2.HorizontalPodAutoscaler{}
-		decode(h)
-		o.hpas = append(o.hpas, h)
+		o.hpas = append(o.hpas, decodeStrict[autoscalingv2.HorizontalPodAutoscaler](t, y))
 	default:
 		t.Fatalf("unexpected object %s %s", tm.APIVersion, tm.Kind)
 	}
+}
+
+// decodeStrict decodes y into a new T; unknown or duplicate fields fail.
+func decodeStrict[T any](t *testing.T, y []byte) *T {
+	t.Helper()
+	v := new(T)
+	if err := yaml.UnmarshalStrict(y, v); err != nil {
+		t.Fatalf("%T: %v\n%s", v, err, y)
+	}
+	return v
 }
 
 // TestStrictDecoding: a misspelt field fails, so the checks below see

@@ -50,7 +50,10 @@ fi
 gover=$($GO env GOVERSION)
 # The base's tag names what made it: the Go toolchain, base.sh and the CA
 # certificates it copies; a change to any makes a new base.
-recipe=$(cat scripts/image/base.sh /usr/local/share/ca-certificates/*.crt 2>/dev/null | sha256sum | cut -c1-12)
+recipe=$({
+	cat scripts/image/base.sh
+	cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true
+} | sha256sum | cut -c1-12)
 base=localhost/hioload-ws-base:$gover-$recipe
 build=localhost/hioload-ws-build:test
 runtime=localhost/hioload-ws:test
@@ -64,20 +67,27 @@ fi
 
 tmp=$(mktemp -d)
 ctr=""
+bctr=""
 echo_pid=""
 run_pid=""
 cleanup() {
 	[ -n "$echo_pid" ] && kill "$echo_pid" 2>/dev/null || true
 	[ -n "$run_pid" ] && wait "$run_pid" 2>/dev/null || true
-	if [ -n "$ctr" ] && [ "${IMAGE_TEST_KEEP:-0}" != 1 ]; then
-		buildah umount "$ctr" >/dev/null 2>&1 || true
-		buildah rm "$ctr" >/dev/null 2>&1 || true
+	if [ "${IMAGE_TEST_KEEP:-0}" != 1 ]; then
+		for c in $ctr $bctr; do
+			buildah umount "$c" >/dev/null 2>&1 || true
+			buildah rm "$c" >/dev/null 2>&1 || true
+		done
 	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 timed "base $base" scripts/image/base.sh "$base"
+# Bases of other recipes or toolchains are not used again.
+for old in $(buildah images --format '{{.Name}}:{{.Tag}}' | grep '^localhost/hioload-ws-base:' || true); do
+	[ "$old" = "$base" ] || { buildah rmi "$old" >/dev/null 2>&1 && say "removed the old base $old"; } || true
+done
 # The build compiles with this machine's Go build cache mounted: the same
 # toolchain at the same GOROOT, so the standard library and whatever else
 # the earlier steps of make test compiled is not compiled again.
@@ -98,6 +108,7 @@ ctr=$(buildah from "$runtime")
 bctr=$(buildah from "$build")
 want=$(buildah run --isolation chroot "$bctr" -- sh -c "ldd bin/echo | grep -o '/[^ ]*'")
 buildah rm "$bctr" >/dev/null
+bctr=""
 want=$(printf "%s\n" /echo /etc/group /etc/passwd $want | sort -u)
 mnt=$(buildah mount "$ctr")
 got=$(cd "$mnt" && find . -type f -o -type l | sed 's|^\.||' | sort)

@@ -11,8 +11,9 @@ import (
 //	GET /healthz  200 "ok" while the process runs: liveness. It stays 200
 //	              through the drain and the shutdown, so that the kubelet
 //	              does not kill a pod that is leaving on purpose.
-//	GET /readyz   200 "ready" once the listening sockets are bound and the
-//	              loops start; 503 "starting" before, and 503 "draining"
+//	GET /readyz   200 "ready" once the listening sockets are bound (the
+//	              loops start right after; connections wait in the
+//	              backlog meanwhile); 503 "starting" before, and 503 "draining"
 //	              from the first moment of shutdown (the first SIGTERM or
 //	              SIGINT), so that endpoints and load balancers stop
 //	              sending new clients while the server still serves.

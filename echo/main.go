@@ -171,11 +171,14 @@ func run() error {
 	cfgFile.watch(o.configWatch)
 	lc := &lifecycle{srv: srv, admin: debugSrv, health: h, config: cfgFile, drain: o.drainDelay, log: log}
 	lc.handleSignals()
+	// Ready before the address lines, which tests and scripts wait for: the
+	// sockets are bound (connections wait in their backlogs) and Run starts
+	// the loops next.
+	h.ready.Store(true)
 	fmt.Printf("echo: listening on %s\n", srv.Addr())
 	if debugLn != nil {
 		fmt.Printf("echo: metrics on http://%s/metrics\n", debugLn.Addr())
 	}
-	h.ready.Store(true) // the sockets are bound; Run starts the loops
 	if err := srv.Run(ws.HandlerFunc(echo)); err != nil {
 		return err
 	}

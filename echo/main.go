@@ -229,7 +229,6 @@ func run(stdout, stderr *ws.LogSink) error {
 	if err != nil {
 		return err
 	}
-	printStats(srv, o.stats, stdout)
 	cfgFile.watch(o.configWatch)
 	lc := &lifecycle{out: stdout, srv: srv, admin: debugSrv, health: h, config: cfgFile, drain: o.drainDelay, log: log}
 	lc.handleSignals()
@@ -241,6 +240,7 @@ func run(stdout, stderr *ws.LogSink) error {
 	if debugLn != nil {
 		fmt.Fprintf(stdout, "echo: metrics on http://%s/metrics\n", debugLn.Addr())
 	}
+	printStats(srv, o.stats, stdout) // after the address lines, which scripts wait for
 	if err := srv.Run(ws.HandlerFunc(echo)); err != nil {
 		fmt.Fprintln(stdout, "Server stopped, not gracefully.")
 		return err

@@ -354,35 +354,52 @@ func (c *Conn) queue(b []byte) {
 // any of them points into the same buffer the queue could overwrite it, so
 // the tail is copied after all.
 func (l *Loop) adopt(c *Conn, tail []byte, later [][]byte) bool {
-	if c.Queued() > 0 {
+	i := adoptable(c, l.deferred, tail, later)
+	if i < 0 {
 		return false
 	}
-	for i := range l.deferred {
-		d := &l.deferred[i]
+	b := l.deferred[i].b
+	last := len(l.deferred) - 1
+	l.deferred[i], l.deferred[last] = l.deferred[last], deferredBuf{}
+	l.deferred = l.deferred[:last]
+	c.adoptQueue(b, tail)
+	// Sent from where it lies: the writes after it go to a new buffer.
+	c.startOutput()
+	return true
+}
+
+// adoptable returns the index in held of the buffer c's write queue may
+// adopt tail from (see Loop.adopt), or -1.
+func adoptable(c *Conn, held []deferredBuf, tail []byte, later [][]byte) int {
+	if c.Queued() > 0 {
+		return -1
+	}
+	for i := range held {
+		d := &held[i]
 		if d.c != c || d.b.r == nil || d.b.r.shared || !d.b.contains(tail) {
 			continue
 		}
 		for _, p := range later {
 			if d.b.contains(p) {
-				return false
+				return -1
 			}
 		}
-		io := c.ioState()
-		io.out.Free(c)
-		io.out = d.b
-		last := len(l.deferred) - 1
-		l.deferred[i], l.deferred[last] = l.deferred[last], deferredBuf{}
-		l.deferred = l.deferred[:last]
-		off := int(uintptr(unsafe.Pointer(unsafe.SliceData(tail))) - uintptr(unsafe.Pointer(unsafe.SliceData(io.out.b))))
-		io.out.b = io.out.b[:off+len(tail)]
-		io.outHead = off
-		c.startStallClock()
-		count(&l.stats.AdoptedOut, uint64(len(tail)))
-		// Sent from where it lies: the writes after it go to a new buffer.
-		c.startOutput()
-		return true
+		return i
 	}
-	return false
+	return -1
+}
+
+// adoptQueue makes b, which holds tail, c's write queue, its unsent part
+// tail (no copy; counted in AdoptedOut).
+func (c *Conn) adoptQueue(b Buf, tail []byte) {
+	io := c.ioState()
+	io.out.Free(c)
+	io.out = b
+	off := int(uintptr(unsafe.Pointer(unsafe.SliceData(tail))) - uintptr(unsafe.Pointer(unsafe.SliceData(io.out.b))))
+	io.out.Truncate(off + len(tail))
+	io.outHead = off
+	c.startStallClock()
+	count(&c.loop.stats.AdoptedOut, uint64(len(tail)))
 }
 
 // startStallClock starts timing a write stall when output begins to queue

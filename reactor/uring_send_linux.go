@@ -5,7 +5,6 @@ package reactor
 import (
 	"math"
 	"os"
-	"unsafe"
 
 	"github.com/hioload-ws/hioload-ws/internal/uring"
 	"golang.org/x/sys/unix"
@@ -382,38 +381,25 @@ func (u *uringEngine) requeue(c *Conn, e *epoch, bufs [][]byte, n int) bool {
 // are copied behind it, into the region's slack. It reports whether it
 // did.
 func (u *uringEngine) adoptTail(c *Conn, e *epoch, tail []byte, later [][]byte) bool {
-	if e == nil || c.queuedOut() > 0 {
+	if e == nil {
 		return false
 	}
-	for i := range e.held {
-		d := &e.held[i]
-		if d.c != c || d.b.r == nil || d.b.r.shared || !d.b.contains(tail) {
-			continue
-		}
-		for _, p := range later {
-			if d.b.contains(p) {
-				return false
-			}
-		}
-		l := c.loop
-		io := c.ioState()
-		io.out.Free(c)
-		io.out, *d = d.b, deferredBuf{}
-		off := int(uintptr(unsafe.Pointer(unsafe.SliceData(tail))) - uintptr(unsafe.Pointer(unsafe.SliceData(io.out.b))))
-		io.out.Truncate(off + len(tail))
-		io.outHead = off
-		count(&l.stats.AdoptedOut, uint64(len(tail)))
-		for _, p := range later {
-			if !io.out.Append(c, p, 0) { // copy: behind the adopted tail
-				c.closeNow(ErrNoMemory)
-				return true
-			}
-			count(&l.stats.CopiedOut, uint64(len(p)))
-		}
-		c.startStallClock()
-		return true
+	i := adoptable(c, e.held, tail, later)
+	if i < 0 {
+		return false
 	}
-	return false
+	b := e.held[i].b
+	e.held[i] = deferredBuf{}
+	c.adoptQueue(b, tail)
+	io := c.io
+	for _, p := range later {
+		if !io.out.Append(c, p, 0) { // copy: behind the adopted tail
+			c.closeNow(ErrNoMemory)
+			return true
+		}
+		count(&c.loop.stats.CopiedOut, uint64(len(p)))
+	}
+	return true
 }
 
 // startOutput drains c's write queue with a send that waits for room,

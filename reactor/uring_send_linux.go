@@ -442,7 +442,14 @@ func (u *uringEngine) drainDone(l *Loop, c *Conn, res int32) {
 		}
 		return
 	}
-	if c.io.flight.sent(c, max(int(res), 0)) {
+	// -EAGAIN (the socket took nothing) is no progress: counting it as a
+	// write would restart the write stall clock, and a peer that stopped
+	// reading would never be evicted.
+	more := len(c.io.flight.b) > 0
+	if res > 0 {
+		more = c.io.flight.sent(c, int(res))
+	}
+	if more {
 		u.postDrain(c)
 		return
 	}

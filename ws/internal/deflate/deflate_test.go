@@ -303,28 +303,30 @@ func TestAllocs(t *testing.T) {
 	if testenv.RaceEnabled {
 		t.Skip("allocation counts are unreliable under the race detector")
 	}
-	msg := jsonish(16<<10, 1)
-	data := stdCompress(t, [][]byte{msg}, true)[0]
 	c := NewCompressors(1, 2)
 	f := NewInflater()
 	var st Stream
 	out := bytes.NewBuffer(make([]byte, 0, 64<<10))
 	dst := make([]byte, 32<<10)
 	window := make([]byte, 0, 32<<10)
-	run := func() {
-		out.Reset()
-		if err := c.Compress(&st, msg, 15, true, out); err != nil {
-			t.Fatal(err)
+	for _, n := range []int{100, 1 << 10, 3000, 16 << 10} {
+		msg := jsonish(n, 1)
+		data := stdCompress(t, [][]byte{msg}, true)[0]
+		run := func() {
+			out.Reset()
+			if err := c.Compress(&st, msg, 15, true, out); err != nil {
+				t.Fatal(err)
+			}
+			f.Begin(data, window, false)
+			n, done, err := f.Read(dst)
+			if err != nil || !done || n != len(msg) {
+				t.Fatal(n, done, err)
+			}
+			window, _ = Slide(window, dst[:n], 32<<10)
 		}
-		f.Begin(data, window, false)
-		n, done, err := f.Read(dst)
-		if err != nil || !done || n != len(msg) {
-			t.Fatal(n, done, err)
-		}
-		window, _ = Slide(window, dst[:n], 32<<10)
+		run()
+		require.Zero(t, testing.AllocsPerRun(100, run), "%d bytes", n)
 	}
-	run()
-	require.Zero(t, testing.AllocsPerRun(100, run))
 }
 
 // BenchmarkCompress compares the loop's compressors with the standard
@@ -461,4 +463,39 @@ func FuzzCompress(f *testing.F) {
 			hist = append(hist, msg...)
 		}
 	})
+}
+
+// BenchmarkInflateWindow is BenchmarkInflate under client context takeover:
+// the history window goes in (Begin) and the message is slid onto it.
+func BenchmarkInflateWindow(b *testing.B) {
+	for _, n := range []int{1 << 10, 16 << 10} {
+		var msgs [64][]byte
+		for i := range msgs {
+			msgs[i] = jsonish(n, uint64(i))
+		}
+		var data [64][]byte
+		for i, d := range stdCompress(b, msgs[:], false) {
+			data[i] = d
+		}
+		b.Run(wstest.SizeName(n), func(b *testing.B) {
+			f := NewInflater()
+			dst := make([]byte, n+1)
+			window := make([]byte, 0, 32<<10)
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i%len(data) == 0 {
+					window = window[:0] // the compressor's stream starts over
+				}
+				f.Begin(data[i%len(data)], window, false)
+				m, _, err := f.Read(dst)
+				if err != nil || m != n {
+					b.Fatal(m, err)
+				}
+				window, _ = Slide(window, dst[:m], 32<<10)
+				i++
+			}
+		})
+	}
 }

@@ -47,12 +47,13 @@ func NewInflater() *Inflater {
 // bytes it copied. p and window must stay unchanged until the message is
 // read to the end.
 func (f *Inflater) Begin(p, window []byte, owned bool) (copied int) {
-	in := p
-	if !owned || cap(p)-len(p) < len(tail) {
-		f.in = append(f.in[:0], p...)
+	var in []byte
+	if owned && cap(p)-len(p) >= len(tail) {
+		in = append(p, tail[:]...)
+	} else {
+		f.in = append(append(f.in[:0], p...), tail[:]...)
 		in, copied = f.in, len(p)
 	}
-	in = append(in, tail[:]...)
 	f.done, f.Final = false, false
 	f.br.Reset(in)
 	f.fr.(flate.Resetter).Reset(&f.br, window)

@@ -27,9 +27,10 @@ type Conn struct {
 	over      bool // opened past MaxConns: close with 1013 after the handshake
 	pinged    bool // a keepalive ping is out and nothing was read since
 	closeCode StatusCode
-	in        msgReader // the message being read
-	lastRead  int64     // loop time of the last read, for IdleTimeout
-	ip        *ipKey    // counted in the per-address limit
+	in        msgReader    // the message being read
+	z         *connDeflate // permessage-deflate state; nil when not negotiated
+	lastRead  int64        // loop time of the last read, for IdleTimeout
+	ip        *ipKey       // counted in the per-address limit
 	user      any
 }
 
@@ -50,14 +51,22 @@ func (c *Conn) Loop() int { return c.rc.Loop().Index() }
 // OpPong). It must be called on the connection's loop thread. p is not
 // copied: it is written with the other replies of this loop turn in one
 // gather write, so it must stay unchanged until the handler returns (an
-// Event's Data qualifies). If the client has stopped reading and the bytes
+// Event's Data qualifies). With permessage-deflate negotiated, a text or
+// binary message is compressed into a pool buffer instead (see
+// Compression.MinSize), without allocating. If the client has stopped reading and the bytes
 // queued for it would pass Config.MaxWriteQueue, the connection is closed
 // with 1008 and ErrSlowConsumer is returned.
 func (c *Conn) WriteMessage(op OpCode, p []byte) error {
 	if c.state != stateOpen {
 		return ErrConnClosed
 	}
-	if err := c.reply(op, p); err != nil {
+	var err error
+	if c.z != nil && (op == OpText || op == OpBinary) {
+		err = c.writeCompressed(op, p)
+	} else {
+		err = c.reply(op, p)
+	}
+	if err != nil {
 		return err
 	}
 	count(&c.ls.c.MessagesOut, 1)

@@ -98,6 +98,7 @@ func (h *engineHandler) OnClose(rc *reactor.Conn, err error) {
 	}
 	s := c.ls.s
 	c.in.buf.Free(rc.Loop())
+	c.closeDeflate()
 	s.conns.Add(-1)
 	if c.ip != nil {
 		s.perIP.remove(c.ip)

@@ -15,14 +15,16 @@ import (
 // from it (and its fragments). Whole messages that arrive in one read never
 // touch it.
 type msgReader struct {
-	active  bool           // a message is being reassembled in buf
-	fin     bool           // the frame being streamed is the message's last
-	op      OpCode         // the message's opcode
-	utf8    wire.UTF8State // validation state of a text message so far
-	maskOff uint8          // offset into mask of the next payload byte (mod 4)
-	mask    [4]byte        // the streamed frame's mask key
-	remain  int64          // payload bytes of the streamed frame still to come
-	buf     reactor.Buf    // reassembly buffer (copy, counted), pool memory
+	active     bool           // a message is being reassembled in buf
+	compressed bool           // its first frame had RSV1 (permessage-deflate)
+	fin        bool           // the frame being streamed is the message's last
+	op         OpCode         // the message's opcode
+	utf8       wire.UTF8State // validation state of a text message so far
+	maskOff    uint8          // offset into mask of the next payload byte (mod 4)
+	mask       [4]byte        // the streamed frame's mask key
+	remain     int64          // payload bytes of the streamed frame still to come
+	buf        reactor.Buf    // reassembly buffer (copy, counted), pool memory
+	out        reactor.Buf    // a compressed message, inflated (compress.go)
 }
 
 // readFrames parses, unmasks and handles the frames in b and returns how
@@ -55,7 +57,7 @@ func (c *Conn) readFrames(b []byte) int {
 // is not all there yet; for a data frame whose payload is still to come, the
 // header only (stream takes the payload).
 func (c *Conn) readFrame(b []byte, lim *Limits) int {
-	h, hs, complete, err := wire.ParseHeader(b)
+	h, hs, complete, err := wire.ParseHeader(b, c.rsv())
 	switch {
 	case err != nil:
 		c.fail(err.(*CloseError))
@@ -107,11 +109,14 @@ func (c *Conn) checkData(h *wire.Header, lim *Limits) *CloseError {
 func (c *Conn) deliverInPlace(frame []byte, hs int, h wire.Header) int {
 	p := frame[hs:]
 	wire.Unmask(p, h.Mask, 0)
-	if h.OpCode == OpText && !wire.ValidUTF8(p) {
+	switch {
+	case h.Rsv != 0:
+		c.inflate(h.OpCode, p, frame, false)
+	case h.OpCode == OpText && !wire.ValidUTF8(p):
 		c.fail(wire.ErrInvalidUTF8)
-		return len(p)
+	default:
+		c.deliver(Event{Op: h.OpCode, Data: p, src: srcRead, frame: frame})
 	}
-	c.deliver(h.OpCode, p, srcRead, frame)
 	return len(p)
 }
 
@@ -120,7 +125,7 @@ func (c *Conn) deliverInPlace(frame []byte, hs int, h wire.Header) int {
 func (c *Conn) beginFrame(h *wire.Header) {
 	in := &c.in
 	if !in.active {
-		in.active, in.op, in.utf8 = true, h.OpCode, 0
+		in.active, in.op, in.utf8, in.compressed = true, h.OpCode, 0, h.Rsv != 0
 	}
 	in.remain, in.mask, in.maskOff, in.fin = h.Length, h.Mask, 0, h.Fin
 	// Reserve room for the frame, but not more than 1 MiB ahead of the
@@ -157,7 +162,7 @@ func (c *Conn) payload(p []byte) bool {
 	in := &c.in
 	wire.Unmask(p, in.mask, int(in.maskOff))
 	in.maskOff = uint8((int(in.maskOff) + len(p)) & 3)
-	if in.op == OpText {
+	if in.op == OpText && !in.compressed { // compressed text is checked once inflated
 		s, ok := wire.ValidateUTF8(in.utf8, p)
 		if !ok {
 			c.fail(wire.ErrInvalidUTF8)
@@ -178,12 +183,16 @@ func (c *Conn) endFrame() {
 	if !in.fin {
 		return
 	}
-	if in.op == OpText && !in.utf8.Complete() {
+	if in.op == OpText && !in.compressed && !in.utf8.Complete() {
 		c.fail(wire.ErrInvalidUTF8)
 		return
 	}
 	in.active = false
-	c.deliver(in.op, in.buf.Bytes(), srcMsg, nil)
+	if in.compressed {
+		c.inflate(in.op, in.buf.Bytes(), nil, true)
+	} else {
+		c.deliver(Event{Op: in.op, Data: in.buf.Bytes(), src: srcMsg})
+	}
 	// Replies may point into buf: it is given back after they are sent,
 	// with the rest of this turn's replies.
 	c.rc.FreeAfterFlush(&in.buf)
@@ -215,14 +224,15 @@ func (c *Conn) control(op OpCode, p []byte) {
 	}
 }
 
-// deliver hands a whole message to the handler. src says where its bytes
-// live (for Event.Retain); frame is the whole client frame when the bytes
-// are in the read buffer behind their header (for Conn.writeFrame).
-func (c *Conn) deliver(op OpCode, p []byte, src uint8, frame []byte) {
+// deliver hands a whole message to the handler: e's Op and Data, and where
+// the bytes live (src, for Event.Retain; frame, the whole client frame when
+// they are in the read buffer behind their header, for Conn.writeFrame).
+func (c *Conn) deliver(e Event) {
 	ls := c.ls
 	count(&ls.c.MessagesIn, 1)
-	count(&ls.c.BytesIn, uint64(len(p)))
-	if err := c.event(Event{Kind: MessageEvent, Conn: c, Op: op, Data: p, src: src, frame: frame}); err != nil {
+	count(&ls.c.BytesIn, uint64(len(e.Data)))
+	e.Kind, e.Conn = MessageEvent, c
+	if err := c.event(e); err != nil {
 		if log := ls.s.log; log.Enabled(context.Background(), slog.LevelDebug) {
 			log.Debug("ws: handler error", "remote", c.rc.RemoteAddr(), "err", err) // getpeername only when logged
 		}

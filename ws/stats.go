@@ -27,7 +27,16 @@ type Counters struct {
 	BytesIn     uint64 `metric:"bytes_in_total" help:"Payload bytes of messages received."`
 	BytesOut    uint64 `metric:"bytes_out_total" help:"Payload bytes of messages sent."`
 	Reassembled uint64 `metric:"reassembled_bytes_total" help:"Payload bytes copied to reassemble split or fragmented messages."`
-	ClosesSent  uint64 // close frames the server initiated; by code in Stats.CloseCodes
+
+	// permessage-deflate (RFC 7692): BytesIn and BytesOut count inflated
+	// payloads; these the compressed ones.
+	DeflateIn          uint64 `metric:"deflate_messages_in_total" help:"Messages received compressed (permessage-deflate)."`
+	DeflateOut         uint64 `metric:"deflate_messages_out_total" help:"Messages sent compressed."`
+	DeflateWireIn      uint64 `metric:"deflate_wire_in_bytes_total" help:"Compressed payload bytes received."`
+	DeflateWireOut     uint64 `metric:"deflate_wire_out_bytes_total" help:"Compressed payload bytes sent."`
+	DeflatePassthrough uint64 `metric:"deflate_passthrough_total" help:"Echoes of compressed messages sent as they arrived, without compressing again."`
+	DeflateCopied      uint64 `metric:"deflate_copied_bytes_total" help:"Bytes copied for compression: inflater input, clients' history windows, growing inflate buffers."`
+	ClosesSent         uint64 // close frames the server initiated; by code in Stats.CloseCodes
 }
 
 // LoopCounters are one event loop's transport counts (the reactor's, field
@@ -84,7 +93,8 @@ type loopState struct {
 	closeCodes [closeCodeSlots]atomic.Uint64
 	s          *Server
 	ev         Event
-	_          [64]byte // keep loops' counters off each other's cache lines
+	z          *loopDeflate // permessage-deflate machinery, made on first use
+	_          [64]byte     // keep loops' counters off each other's cache lines
 }
 
 // count adds n to one of the loop's counters; loop thread only.

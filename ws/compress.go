@@ -1,0 +1,256 @@
+package ws
+
+import (
+	"errors"
+
+	"github.com/hioload-ws/hioload-ws/reactor"
+	"github.com/hioload-ws/hioload-ws/ws/internal/deflate"
+	"github.com/hioload-ws/hioload-ws/ws/internal/wire"
+)
+
+// permessage-deflate (RFC 7692) on a connection. A compressed message is
+// read like any other (in place when it is all in the read buffer,
+// reassembled otherwise), then inflated as a whole into a pool buffer by
+// the loop's Inflater, bounded by MaxMessageSize while it inflates. A reply
+// is compressed by the loop's Compressors into a pool buffer, except the
+// echo of a compressed message that is already a valid reply: that one
+// leaves from the bytes it arrived in (Params.Passthrough). The connection
+// itself keeps only its Params, its Compressors stream handle and, under
+// client context takeover, the client's history window.
+
+// connDeflate is a connection's permessage-deflate state, made at the
+// upgrade when the extension was negotiated; nil otherwise.
+type connDeflate struct {
+	p      deflate.Params
+	stream deflate.Stream
+	window reactor.Buf // the client's history (client context takeover only), pool memory
+}
+
+// loopDeflate is a loop's permessage-deflate machinery, made when the loop
+// first needs it.
+type loopDeflate struct {
+	inf  *deflate.Inflater
+	comp *deflate.Compressors
+	out  bufWriter // the reply being compressed
+}
+
+// bufWriter is an io.Writer appending to a pool buffer.
+type bufWriter struct {
+	l *reactor.Loop
+	b reactor.Buf
+}
+
+var errBufFull = errors.New("ws: no buffer memory")
+
+func (w *bufWriter) Write(p []byte) (int, error) {
+	if !w.b.Append(w.l, p) {
+		return 0, errBufFull
+	}
+	return len(p), nil
+}
+
+// deflate returns the loop's permessage-deflate machinery; loop thread only.
+func (ls *loopState) deflate() *loopDeflate {
+	if ls.z == nil {
+		z := &ls.s.cfg.Compression
+		ls.z = &loopDeflate{inf: deflate.NewInflater(), comp: deflate.NewCompressors(z.Level, z.HistorySlots)}
+	}
+	return ls.z
+}
+
+// rsv is the reserved bits the client may set: RSV1 once permessage-deflate
+// is negotiated.
+func (c *Conn) rsv() byte {
+	if c.z == nil {
+		return 0
+	}
+	return wire.RSV1
+}
+
+// inflate inflates a compressed message whose deflate data is p, checks
+// it, and delivers it. frame is the whole client frame when p lies behind
+// its header in the read buffer (for a reply sent as it arrived); owned
+// says p is in the reassembly buffer, whose spare capacity the inflater
+// may use.
+func (c *Conn) inflate(op OpCode, p, frame []byte, owned bool) {
+	ls, z := c.ls, c.z
+	ld := ls.deflate()
+	keep := !z.p.ClientNoContextTakeover
+	var window []byte
+	if keep {
+		window = z.window.Bytes()
+	}
+	count(&ls.c.DeflateCopied, uint64(ld.inf.Begin(p, window, owned)))
+	out := &c.in.out
+	err := c.inflateInto(out, ld.inf, len(p))
+	final := ld.inf.Final
+	ld.inf.Release()
+	if err == nil && op == OpText && !wire.ValidUTF8(out.Bytes()) {
+		err = wire.ErrInvalidUTF8
+	}
+	if err == nil && keep {
+		err = c.slideWindow(out.Bytes())
+	}
+	if err != nil {
+		out.Free(c.rc.Loop())
+		c.fail(err)
+		return
+	}
+	count(&ls.c.DeflateIn, 1)
+	count(&ls.c.DeflateWireIn, uint64(len(p)))
+	c.deliver(Event{Op: op, Data: out.Bytes(), Compressed: true, src: srcInflated, frame: frame, raw: p, final: final})
+	// Replies may point into out: it is given back after they are sent.
+	c.rc.FreeAfterFlush(out)
+}
+
+// inflateInto reads the message the Inflater began into out, never letting
+// out's capacity pass MaxMessageSize: a message that inflates to more is
+// refused with 1009 before a byte more is stored (a high ratio alone is
+// fine). hint is the compressed size, for the first guess.
+func (c *Conn) inflateInto(out *reactor.Buf, inf *deflate.Inflater, hint int) *CloseError {
+	lim := int(min(c.ls.s.limits.Load().MaxMessageSize, maxInt))
+	for {
+		b := out.Bytes()
+		if len(b) == min(cap(b), lim) {
+			if len(b) == lim {
+				var probe [1]byte
+				n, done, err := inf.Read(probe[:])
+				switch {
+				case err != nil:
+					return wire.ErrInflate
+				case n > 0:
+					return wire.ErrMessageTooBig
+				case done:
+					return nil
+				}
+				continue
+			}
+			if !c.growInflated(out, lim, hint) {
+				return errNoMemory
+			}
+			b = out.Bytes()
+		}
+		n, done, err := inf.Read(b[len(b):min(cap(b), lim)])
+		out.SetLen(len(b) + n)
+		switch {
+		case err != nil:
+			return wire.ErrInflate
+		case done:
+			return nil
+		}
+	}
+}
+
+// maxInt bounds MaxMessageSize where it becomes a length.
+const maxInt = int64(^uint(0) >> 1)
+
+// growInflated makes room in out for more inflated bytes: first a guess
+// from the compressed size, then twice the capacity, never more than lim.
+// A buffer that would pass lim by doubling is replaced by one of lim bytes.
+func (c *Conn) growInflated(out *reactor.Buf, lim, hint int) bool {
+	l := c.rc.Loop()
+	b := out.Bytes()
+	if len(b) == 0 {
+		return out.Grow(l, min(lim, max(8*hint, 1024)))
+	}
+	count(&c.ls.c.DeflateCopied, uint64(len(b))) // the grow below copies what is there
+	if 2*cap(b) <= lim {
+		return out.Grow(l, 2*cap(b)-len(b))
+	}
+	var nb reactor.Buf
+	if !nb.Grow(l, lim) {
+		return false
+	}
+	nb.Append(l, b) // copy: growing the inflate buffer to the limit
+	out.Free(l)
+	*out = nb
+	return true
+}
+
+// slideWindow appends an inflated message to the client's history window
+// (client context takeover): the next message may refer to its last
+// 2^ClientWindowBits bytes.
+func (c *Conn) slideWindow(msg []byte) *CloseError {
+	w := &c.z.window
+	size := deflate.WindowSize(c.z.p.ClientWindowBits)
+	if cap(w.Bytes()) < size && !w.Grow(c.rc.Loop(), size-w.Len()) {
+		return errNoMemory
+	}
+	nw, copied := deflate.Slide(w.Bytes(), msg, size)
+	w.SetLen(len(nw))
+	count(&c.ls.c.DeflateCopied, uint64(copied))
+	return nil
+}
+
+// writeCompressed sends a text or binary message on a connection with
+// permessage-deflate. The echo of a message that arrived compressed is
+// always compressed: sent as it arrived when that is a valid reply
+// (Params.Passthrough, and no final block under server context takeover,
+// which would end the client's inflater), compressed again otherwise. Other
+// replies are compressed from Compression.MinSize bytes on, and sent
+// uncompressed when compressing does not make them smaller.
+func (c *Conn) writeCompressed(op OpCode, p []byte) error {
+	z, ld := c.z, c.ls.deflate()
+	ev := &c.ls.ev
+	echo := ev.Conn == c && ev.Compressed && sameBytes(p, ev.Data)
+	switch {
+	case echo && z.p.Passthrough() && (z.p.ServerNoContextTakeover || !ev.final):
+		// The client's history now holds p; the compressor's does not.
+		ld.comp.Drop(&z.stream)
+		count(&c.ls.c.DeflatePassthrough, 1)
+		return c.replyCompressed(op, ev.raw)
+	case !echo && len(p) < c.ls.s.cfg.Compression.MinSize:
+		return c.reply(op, p)
+	}
+	w := &ld.out
+	w.l = c.rc.Loop()
+	if !w.b.Grow(w.l, len(p)+len(p)>>6+64) { // room for incompressible data too
+		c.fail(errNoMemory)
+		return errNoMemory
+	}
+	if err := ld.comp.Compress(&z.stream, p, z.p.ServerWindowBits, !z.p.ServerNoContextTakeover, w); err != nil {
+		w.b.Free(w.l)
+		c.fail(errNoMemory)
+		return errNoMemory
+	}
+	b, _ := deflate.TrimTail(w.b.Bytes())
+	if !echo && len(b) >= len(p) {
+		ld.comp.Drop(&z.stream) // p goes uncompressed: the client's history will not hold it
+		w.b.Free(w.l)
+		return c.reply(op, p)
+	}
+	err := c.replyCompressed(op, b)
+	// The reply points into the buffer: it is given back once sent.
+	c.rc.FreeAfterFlush(&w.b)
+	return err
+}
+
+// replyCompressed queues a compressed message: RSV1 set, b its deflate
+// data.
+func (c *Conn) replyCompressed(op OpCode, b []byte) error {
+	if err := c.reply(op|wire.OpRSV1, b); err != nil {
+		return err
+	}
+	count(&c.ls.c.DeflateOut, 1)
+	count(&c.ls.c.DeflateWireOut, uint64(len(b)))
+	return nil
+}
+
+// sameBytes reports whether a and b are the same slice of memory.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// closeDeflate gives back what a closing connection holds for
+// permessage-deflate.
+func (c *Conn) closeDeflate() {
+	l := c.rc.Loop()
+	c.in.out.Free(l)
+	if c.z == nil {
+		return
+	}
+	c.z.window.Free(l)
+	if c.ls.z != nil {
+		c.ls.z.comp.Drop(&c.z.stream)
+	}
+}

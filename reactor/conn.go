@@ -21,6 +21,7 @@ const (
 // on it from elsewhere, Post a Task to c.Loop().
 type Conn struct {
 	loop     *Loop
+	p        connPlat // not last: a trailing zero-size field (Linux) would be padded
 	fd       int
 	gen      uint32
 	flags    uint8
@@ -30,7 +31,6 @@ type Conn struct {
 	sent     int   // bytes the peer had not taken at the last check (see progressed)
 	deadline int64 // unix nanoseconds; 0 = none
 	ctx      any
-	p        connPlat
 }
 
 // Loop is the loop that owns c.

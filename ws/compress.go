@@ -21,9 +21,11 @@ import (
 // connDeflate is a connection's permessage-deflate state, made at the
 // upgrade when the extension was negotiated; nil otherwise.
 type connDeflate struct {
-	p      deflate.Params
-	stream deflate.Stream
-	window reactor.Buf // the client's history (client context takeover only), pool memory
+	p          deflate.Params
+	compressed bool // the message being reassembled has RSV1 on its first frame
+	stream     deflate.Stream
+	out        reactor.Buf // the message being delivered, inflated; pool memory, empty between messages
+	window     reactor.Buf // the client's history (client context takeover only), pool memory
 }
 
 // loopDeflate is a loop's permessage-deflate machinery, made when the loop
@@ -67,6 +69,18 @@ func (c *Conn) rsv() byte {
 	return wire.RSV1
 }
 
+// beginMessage notes whether a message that starts to be reassembled is
+// compressed (the state lives with the extension's, to keep Conn small).
+func (c *Conn) beginMessage(rsv byte) {
+	if c.z != nil {
+		c.z.compressed = rsv&wire.RSV1 != 0
+	}
+}
+
+// compressedMsg reports whether the message being reassembled is
+// compressed.
+func (c *Conn) compressedMsg() bool { return c.z != nil && c.z.compressed }
+
 // inflate inflates a compressed message whose deflate data is p, checks
 // it, and delivers it. frame is the whole client frame when p lies behind
 // its header in the read buffer (for a reply sent as it arrived); owned
@@ -81,7 +95,7 @@ func (c *Conn) inflate(op OpCode, p, frame []byte, owned bool) {
 		window = z.window.Bytes()
 	}
 	count(&ls.c.DeflateCopied, uint64(ld.inf.Begin(p, window, owned)))
-	out := &c.in.out
+	out := &z.out
 	err := c.inflateInto(out, ld.inf, len(p))
 	final := ld.inf.Final
 	ld.inf.Release()
@@ -244,11 +258,11 @@ func sameBytes(a, b []byte) bool {
 // closeDeflate gives back what a closing connection holds for
 // permessage-deflate.
 func (c *Conn) closeDeflate() {
-	l := c.rc.Loop()
-	c.in.out.Free(l)
 	if c.z == nil {
 		return
 	}
+	l := c.rc.Loop()
+	c.z.out.Free(l)
 	c.z.window.Free(l)
 	if c.ls.z != nil {
 		c.ls.z.comp.Drop(&c.z.stream)

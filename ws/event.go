@@ -85,7 +85,7 @@ func (e *Event) Retain() Buffer {
 		// into the message are flushed; then it drops it (Conn.endFrame).
 		return Buffer{h: c.in.buf.Share(), b: c.in.buf.Bytes()}
 	case srcInflated:
-		return Buffer{h: c.in.out.Share(), b: c.in.out.Bytes()}
+		return Buffer{h: c.z.out.Share(), b: c.z.out.Bytes()}
 	}
 	count(&c.ls.c.Reassembled, uint64(len(e.Data)))
 	var b reactor.Buf

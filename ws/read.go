@@ -15,17 +15,17 @@ import (
 // from it (and its fragments). Whole messages that arrive in one read never
 // touch it.
 type msgReader struct {
-	active     bool           // a message is being reassembled in buf
-	compressed bool           // its first frame had RSV1 (permessage-deflate)
-	fin        bool           // the frame being streamed is the message's last
-	op         OpCode         // the message's opcode
-	utf8       wire.UTF8State // validation state of a text message so far
-	maskOff    uint8          // offset into mask of the next payload byte (mod 4)
-	mask       [4]byte        // the streamed frame's mask key
-	remain     int64          // payload bytes of the streamed frame still to come
-	buf        reactor.Buf    // reassembly buffer (copy, counted), pool memory
-	out        reactor.Buf    // a compressed message, inflated (compress.go)
+	op      OpCode         // the message's opcode; 0 (a continuation's) when none is being read
+	fin     bool           // the frame being streamed is the message's last
+	utf8    wire.UTF8State // validation state of a text message so far
+	maskOff uint8          // offset into mask of the next payload byte (mod 4)
+	mask    [4]byte        // the streamed frame's mask key
+	remain  int64          // payload bytes of the streamed frame still to come
+	buf     reactor.Buf    // reassembly buffer (copy, counted), pool memory
 }
+
+// active reports whether a message is being reassembled.
+func (in *msgReader) active() bool { return in.op != gws.OpContinuation }
 
 // readFrames parses, unmasks and handles the frames in b and returns how
 // many bytes it consumed; an incomplete header or control frame at the end
@@ -78,7 +78,7 @@ func (c *Conn) readFrame(b []byte, lim *Limits) int {
 		c.fail(err)
 		return len(b)
 	}
-	if !c.in.active && h.Fin && int64(len(b)-hs) >= h.Length {
+	if !c.in.active() && h.Fin && int64(len(b)-hs) >= h.Length {
 		return hs + c.deliverInPlace(b[:hs+int(h.Length)], hs, h)
 	}
 	c.beginFrame(&h)
@@ -89,9 +89,9 @@ func (c *Conn) readFrame(b []byte, lim *Limits) int {
 // and the size limits (RFC 6455 §5.4, before any payload byte is read).
 func (c *Conn) checkData(h *wire.Header, lim *Limits) *CloseError {
 	switch {
-	case h.OpCode == gws.OpContinuation && !c.in.active:
+	case h.OpCode == gws.OpContinuation && !c.in.active():
 		return wire.ErrUnexpectedCont
-	case h.OpCode != gws.OpContinuation && c.in.active:
+	case h.OpCode != gws.OpContinuation && c.in.active():
 		return wire.ErrExpectedCont
 	case h.Length > lim.MaxFrameSize:
 		return wire.ErrFrameTooBig
@@ -124,8 +124,9 @@ func (c *Conn) deliverInPlace(frame []byte, hs int, h wire.Header) int {
 // read buffer.
 func (c *Conn) beginFrame(h *wire.Header) {
 	in := &c.in
-	if !in.active {
-		in.active, in.op, in.utf8, in.compressed = true, h.OpCode, 0, h.Rsv != 0
+	if !in.active() {
+		in.op, in.utf8 = h.OpCode, 0
+		c.beginMessage(h.Rsv)
 	}
 	in.remain, in.mask, in.maskOff, in.fin = h.Length, h.Mask, 0, h.Fin
 	// Reserve room for the frame, but not more than 1 MiB ahead of the
@@ -162,7 +163,7 @@ func (c *Conn) payload(p []byte) bool {
 	in := &c.in
 	wire.Unmask(p, in.mask, int(in.maskOff))
 	in.maskOff = uint8((int(in.maskOff) + len(p)) & 3)
-	if in.op == OpText && !in.compressed { // compressed text is checked once inflated
+	if in.op == OpText && !c.compressedMsg() { // compressed text is checked once inflated
 		s, ok := wire.ValidateUTF8(in.utf8, p)
 		if !ok {
 			c.fail(wire.ErrInvalidUTF8)
@@ -183,15 +184,17 @@ func (c *Conn) endFrame() {
 	if !in.fin {
 		return
 	}
-	if in.op == OpText && !in.compressed && !in.utf8.Complete() {
+	compressed := c.compressedMsg()
+	if in.op == OpText && !compressed && !in.utf8.Complete() {
 		c.fail(wire.ErrInvalidUTF8)
 		return
 	}
-	in.active = false
-	if in.compressed {
-		c.inflate(in.op, in.buf.Bytes(), nil, true)
+	op := in.op
+	in.op = gws.OpContinuation // the message is complete
+	if compressed {
+		c.inflate(op, in.buf.Bytes(), nil, true)
 	} else {
-		c.deliver(Event{Op: in.op, Data: in.buf.Bytes(), src: srcMsg})
+		c.deliver(Event{Op: op, Data: in.buf.Bytes(), src: srcMsg})
 	}
 	// Replies may point into buf: it is given back after they are sent,
 	// with the rest of this turn's replies.

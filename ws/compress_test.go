@@ -329,6 +329,7 @@ func TestDeflateBomb(t *testing.T) {
 		ok   bool
 	}{
 		{"exactly the limit", client.Compress(make([]byte, limit)), limit, 0, true},
+		{"exactly the limit, incompressible", client.Compress(wstest.Payload(limit, 1)), limit, 0, true},
 		{"one byte over", client.Compress(make([]byte, limit+1)), limit + 1, 0, false},
 		{"16 MiB of zeros", zeros, 16 << 20, 0, false},
 		{"16 MiB of zeros in fragments of 100", zeros, 16 << 20, 100, false},
@@ -336,13 +337,17 @@ func TestDeflateBomb(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialDeflate(t, addr, "permessage-deflate")
 			require.True(t, c.Deflate.ClientNoContextTakeover)
-			require.Less(t, len(tc.data), limit/8, "compressed small enough to pass the frame limit")
 			c.Write(t, wstest.Compressed(gws.OpBinary, tc.data, tc.frag))
 			if !tc.ok {
+				require.Less(t, len(tc.data), limit/8, "refused for what it inflates to, not for its size")
 				c.ExpectClose(t, 1009, false)
 				return
 			}
-			c.ExpectCompressed(t, gws.OpBinary, make([]byte, tc.n))
+			want := make([]byte, tc.n)
+			if len(tc.data) > limit {
+				want = wstest.Payload(limit, 1) // deflate made it larger than the limit: still accepted
+			}
+			c.ExpectCompressed(t, gws.OpBinary, want)
 			mu.Lock()
 			defer mu.Unlock()
 			require.LessOrEqual(t, maxCap, limit, "inflate buffer larger than the limit")

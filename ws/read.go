@@ -87,15 +87,22 @@ func (c *Conn) readFrame(b []byte, lim *Limits) int {
 
 // checkData checks a data frame's header against the message in progress
 // and the size limits (RFC 6455 §5.4, before any payload byte is read).
+// The frames of a compressed message may exceed the limits by what deflate
+// adds to incompressible data (compressedLimit); its inflated size is
+// checked as it inflates.
 func (c *Conn) checkData(h *wire.Header, lim *Limits) *CloseError {
+	frameMax, msgMax := lim.MaxFrameSize, lim.MaxMessageSize
+	if h.Rsv != 0 || h.OpCode == gws.OpContinuation && c.compressedMsg() {
+		frameMax, msgMax = compressedLimit(frameMax), compressedLimit(msgMax)
+	}
 	switch {
 	case h.OpCode == gws.OpContinuation && !c.in.active():
 		return wire.ErrUnexpectedCont
 	case h.OpCode != gws.OpContinuation && c.in.active():
 		return wire.ErrExpectedCont
-	case h.Length > lim.MaxFrameSize:
+	case h.Length > frameMax:
 		return wire.ErrFrameTooBig
-	case int64(c.in.buf.Len())+h.Length > lim.MaxMessageSize:
+	case int64(c.in.buf.Len())+h.Length > msgMax:
 		return wire.ErrMessageTooBig
 	}
 	return nil

@@ -32,6 +32,9 @@ type Deflate struct {
 	out  bytes.Buffer
 	r    io.ReadCloser
 	hist []byte // the server's inflated messages, last 32 KiB (server context takeover)
+	// standalone is the last message compressed on its own (Standalone):
+	// a server payload with exactly its bytes is known to inflate to it.
+	standalone struct{ data, msg []byte }
 }
 
 // Compressor is what Deflate needs of a flate writer (compress/flate's and
@@ -137,7 +140,21 @@ func (d *Deflate) Compress(p []byte) []byte {
 	if !bytes.HasSuffix(b, tail[:4]) {
 		panic("wstest: sync flush did not end with 00 00 ff ff")
 	}
-	return bytes.Clone(b[:len(b)-4])
+	data := bytes.Clone(b[:len(b)-4])
+	if d.ClientNoContextTakeover {
+		d.Standalone(data, p)
+	}
+	return data
+}
+
+// Standalone records that data is msg compressed on its own, by a
+// compressor without history: its back-references stay inside it, so
+// whatever history an inflater has, data inflates to msg. Inflate then
+// answers a server payload of exactly those bytes (an echo sent as it
+// arrived) with msg without inflating it again, which is most of a
+// compressed echo test's time. data and msg must not change afterwards.
+func (d *Deflate) Standalone(data, msg []byte) {
+	d.standalone.data, d.standalone.msg = data, msg
 }
 
 // Inflate returns the message a server's compressed payload carries,
@@ -145,6 +162,10 @@ func (d *Deflate) Compress(p []byte) []byte {
 // server_no_context_takeover. It fails on data that does not inflate, on
 // data after the end of the message, and on a message over max bytes.
 func (d *Deflate) Inflate(p []byte, max int) ([]byte, error) {
+	if s := d.standalone; s.data != nil && len(s.msg) <= max && bytes.Equal(p, s.data) {
+		d.remember(s.msg)
+		return bytes.Clone(s.msg), nil
+	}
 	in := bytes.NewReader(append(bytes.Clone(p), tail...))
 	var dict []byte
 	if !d.ServerNoContextTakeover {
@@ -164,11 +185,18 @@ func (d *Deflate) Inflate(p []byte, max int) ([]byte, error) {
 	case in.Len() > len(tail):
 		return nil, fmt.Errorf("wstest: %d bytes after the final deflate block", in.Len()-len(tail))
 	}
-	if !d.ServerNoContextTakeover {
-		d.hist = append(d.hist, msg...)
-		if len(d.hist) > 32<<10 {
-			d.hist = append(d.hist[:0], d.hist[len(d.hist)-32<<10:]...)
-		}
-	}
+	d.remember(msg)
 	return msg, nil
+}
+
+// remember adds a server message to the history its next ones may refer
+// to (server context takeover).
+func (d *Deflate) remember(msg []byte) {
+	if d.ServerNoContextTakeover {
+		return
+	}
+	d.hist = append(d.hist, msg...)
+	if len(d.hist) > 32<<10 {
+		d.hist = append(d.hist[:0], d.hist[len(d.hist)-32<<10:]...)
+	}
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Interop with Node.js clients: the `ws` npm package (text, binary, empty,
-# large, fragmented, ping/pong, close) and `wscat` in non-interactive mode,
-# against a freshly built echo binary on a free loopback port.
+# large, fragmented, ping/pong, close), once with permessage-deflate
+# (perMessageDeflate: true) and once without, and `wscat` in non-interactive
+# mode, against a freshly built echo binary (with -compression) on a free
+# loopback port.
 # Exits 0 with a SKIP line when node or npm is missing; non-zero on any
 # mismatch.
 set -euo pipefail
@@ -27,7 +29,7 @@ if ! (cd "$tmp" && npm init -y >/dev/null && timeout 180 npm install --no-audit 
 	exit 0
 fi
 
-echo_start interop-node "$tmp" -workers 2 -log-level warn
+echo_start interop-node "$tmp" -workers 2 -log-level warn -compression
 addr=$ECHO_ADDR
 echo "interop-node: echo listening on $addr"
 
@@ -36,11 +38,14 @@ cat >"$tmp/client.js" <<'JS'
 const WebSocket = require('ws');
 const crypto = require('crypto');
 const url = process.argv[2];
+const deflate = process.argv[3] === 'deflate';
 
 const timer = setTimeout(() => { console.error('FAIL: timeout'); process.exit(1); }, 30000);
 function fail(msg) { console.error('FAIL: ' + msg); process.exit(1); }
 
-const ws = new WebSocket(url, { maxPayload: 32 << 20 });
+// perMessageDeflate: ws offers "permessage-deflate; client_max_window_bits"
+// and compresses messages of 1 KiB and more (its default threshold).
+const ws = new WebSocket(url, { maxPayload: 32 << 20, perMessageDeflate: deflate });
 const queue = [];
 ws.on('message', (data, isBinary) => {
   const w = queue.shift();
@@ -68,6 +73,9 @@ async function echo(name, payload, binary, opts) {
 
 ws.on('error', (e) => fail('error: ' + e.message));
 ws.on('open', async () => {
+  const ext = ws.extensions;
+  console.log(`     negotiated extension: ${ext || '(none)'}`);
+  if (deflate !== ext.startsWith('permessage-deflate')) fail(`extensions ${JSON.stringify(ext)} with perMessageDeflate ${deflate}`);
   await echo('text hello', Buffer.from('hello'), false);
   await echo('text UTF-8', Buffer.from('κόσμε 𝄞 Hello-µ@ßöäüàá-UTF-8!!'), false);
   await echo('text empty', Buffer.alloc(0), false);
@@ -98,8 +106,10 @@ ws.on('open', async () => {
 });
 JS
 
-echo "interop-node: ws client"
-(cd "$tmp" && node client.js "ws://$addr/")
+echo "interop-node: ws client, perMessageDeflate: true"
+(cd "$tmp" && node client.js "ws://$addr/" deflate)
+echo "interop-node: ws client, no compression"
+(cd "$tmp" && node client.js "ws://$addr/" none)
 
 echo "interop-node: wscat"
 # wscat exits when its stdin closes, so keep stdin open (sleep) while -x

@@ -14,8 +14,10 @@ command -v numactl >/dev/null || need+=(numactl)
 command -v lstopo-no-graphics >/dev/null || command -v lstopo >/dev/null || need+=(hwloc-nox)
 command -v gcc >/dev/null || need+=(gcc)
 command -v jq >/dev/null || need+=(jq)
-# Interop tests with clients we did not write: Python websockets (Debian).
+# Interop tests with clients we did not write: Python websockets (Debian),
+# and a real browser for the permessage-deflate test (scripts/browser-test.sh).
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import websockets" 2>/dev/null || need+=(python3-websockets)
+command -v chromium >/dev/null || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -39,6 +39,7 @@ step "tests without cgo" env CGO_ENABLED=0 $GO test -timeout 10m ./...
 step "fuzz targets ($FUZZTIME each)" env FUZZTIME=$FUZZTIME scripts/fuzz.sh
 step "interop with Node ws and wscat" optional scripts/interop-node.sh
 step "interop with Python websockets" optional scripts/interop-python.sh
+step "browser: headless Chromium against echo -compression" optional scripts/browser-test.sh
 step "windows: test binaries and echo.exe under wine" sh -c 'scripts/wine-setup.sh && scripts/wine-test.sh'
 step "soak: good and hostile clients (${SOAK_TIME:-60s})" scripts/soak.sh
 step "topology report (cgo: hwloc + libnuma)" optional scripts/topology-report.sh

@@ -152,6 +152,23 @@ func dialGorilla(t *testing.T, addr string, d *websocket.Dialer) *websocket.Conn
 	return conn
 }
 
+// gorillaPieces writes p as one message of type mt through gorilla's
+// NextWriter in writes of 777 bytes, and requires it back.
+func gorillaPieces(t *testing.T, conn *websocket.Conn, mt int, p []byte) {
+	t.Helper()
+	w, err := conn.NextWriter(mt)
+	require.NoError(t, err)
+	for off := 0; off < len(p); off += 777 {
+		_, err := w.Write(p[off:min(off+777, len(p))])
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Close())
+	gotType, got, err := conn.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, mt, gotType)
+	require.Equal(t, p, got)
+}
+
 func TestInteropGorilla(t *testing.T) {
 	t.Parallel()
 	addr := startEcho(t, nil)
@@ -178,18 +195,7 @@ func TestInteropGorilla(t *testing.T) {
 		// fills, so the message goes out as many fragments.
 		conn := dialGorilla(t, addr, &websocket.Dialer{HandshakeTimeout: wstest.Timeout, WriteBufferSize: 512})
 		for _, mt := range []int{websocket.BinaryMessage, websocket.TextMessage} {
-			p := wstest.TextPayload(20000)
-			w, err := conn.NextWriter(mt)
-			require.NoError(t, err)
-			for off := 0; off < len(p); off += 777 {
-				_, err := w.Write(p[off:min(off+777, len(p))])
-				require.NoError(t, err)
-			}
-			require.NoError(t, w.Close())
-			gotType, got, err := conn.ReadMessage()
-			require.NoError(t, err)
-			require.Equal(t, mt, gotType)
-			require.Equal(t, p, got)
+			gorillaPieces(t, conn, mt, wstest.TextPayload(20000))
 		}
 	})
 	t.Run("ping and pong", func(t *testing.T) {
@@ -288,17 +294,7 @@ func TestInteropGorillaCompression(t *testing.T) {
 	}
 	// A message gorilla writes as many fragments (its writer flushes a
 	// frame whenever its buffer fills).
-	w, err := conn.NextWriter(websocket.TextMessage)
-	require.NoError(t, err)
-	p := cyclic(deflateData(0), 0, 100000)
-	for off := 0; off < len(p); off += 777 {
-		_, err := w.Write(p[off:min(off+777, len(p))])
-		require.NoError(t, err)
-	}
-	require.NoError(t, w.Close())
-	_, got, err := conn.ReadMessage()
-	require.NoError(t, err)
-	require.Equal(t, p, got)
+	gorillaPieces(t, conn, websocket.TextMessage, cyclic(deflateData(0), 0, 100000))
 	sent++
 	st := srv.Stats()
 	require.EqualValues(t, sent, st.DeflateIn, "gorilla compressed every message")

@@ -4,11 +4,15 @@
 //
 //	echo -addr :9001 -batch 32 -ring 1024 -workers 0 -numa auto
 //	echo -config echo.json -metrics 127.0.0.1:9090   # kill -HUP reloads echo.json
+//	echo -metrics 127.0.0.1:9090 -pprof              # and the profiles, on loopback
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,10 +36,53 @@ func init() {
 }
 
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "echo:", err)
-		os.Exit(1)
+	// A vanished reader of stdout or stderr must not kill the server: with
+	// SIGPIPE ignored, writes there fail with EPIPE (and the sinks count
+	// the lost lines) instead of ending the process.
+	signal.Ignore(syscall.SIGPIPE)
+	// Every line goes through a bounded, non-blocking sink: a stdout or
+	// stderr nobody reads never stalls a loop, the stats ticker or the
+	// shutdown.
+	stdout, stderr := ws.NewLogSink(os.Stdout, 64<<10), ws.NewLogSink(os.Stderr, 0)
+	err := run(stdout, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "echo:", err)
 	}
+	// Give the lines a bounded time to get out: a stalled reader must not
+	// keep the process from exiting.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	stdout.Close(ctx)
+	stderr.Close(ctx)
+	cancel()
+	os.Exit(exitCode(err))
+}
+
+// Exit statuses, so that a supervisor or script can tell a graceful stop
+// from a forced one (the README lists them). The flag package exits 2 for a
+// command line it cannot parse.
+const (
+	exitOK        = 0 // stopped gracefully: every client answered its close 1001
+	exitFailed    = 1 // did not start (bad flag value, address in use, ...) or failed
+	exitForced    = 3 // -shutdown-timeout passed: clients were closed without the close handshake
+	exitPoolsKept = 4 // the buffer pools could not be unmapped at the end
+	exitBoth      = 5 // forced, and the pools kept
+)
+
+// exitCode maps run's error to the exit status.
+func exitCode(err error) int {
+	var se *ws.ShutdownError
+	forced, kept := errors.As(err, &se), errors.Is(err, ws.ErrPoolsKept)
+	switch {
+	case err == nil:
+		return exitOK
+	case forced && kept:
+		return exitBoth
+	case forced:
+		return exitForced
+	case kept:
+		return exitPoolsKept
+	}
+	return exitFailed
 }
 
 // options are the command line: the server's Config, whose fields the
@@ -52,6 +99,7 @@ type options struct {
 	logLevel  string
 	config    string
 	metrics   string
+	pprof     bool
 	topology  bool
 	json      bool
 }
@@ -60,18 +108,24 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	o := &options{cfg: ws.DefaultConfig(), numa: "auto", hugepages: true, gogc: 25, stats: 5 * time.Second, logLevel: "info"}
 	c := &o.cfg
 	fs.StringVar(&c.ListenAddr, "addr", c.ListenAddr, "WebSocket listen address")
+	fs.BoolVar(&c.ReusePort, "reuse-port", c.ReusePort, "share -addr with other processes that listen on it (SO_REUSEPORT, Linux; off: refuse an address in use)")
 	fs.IntVar(&c.BatchSize, "batch", c.BatchSize, "events handled per epoll_wait (per loop)")
 	fs.IntVar(&c.ReactorRing, "ring", c.ReactorRing, "capacity of each loop's inbox ring")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "event loops (0 = one per CPU of the chosen NUMA node(s))")
 	fs.StringVar(&o.numa, "numa", o.numa, `NUMA node for loops and memory: "auto" (or -1) or a node number`)
 	fs.Int64Var(&o.maxMsg, "max-message", c.MaxMessageSize, "largest message accepted, in bytes (larger: close 1009)")
 	fs.IntVar(&c.MaxWriteQueue, "max-write-queue", c.MaxWriteQueue, "bytes queued for a client that is not reading before it gets close 1008")
-	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "most open connections; past it clients get close 1013 (0 = the open-file limit less 64)")
-	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "most connections from one address; past it HTTP 429 (0 = no limit)")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "most open TCP connections; past it new ones are reset at accept (0 = the open-file limit less 64)")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "most TCP connections from one address (IPv6: one /64); past it new ones are reset at accept (0 = no limit)")
+	fs.IntVar(&c.MaxHandshakes, "max-handshakes", c.MaxHandshakes, "most connections still handshaking; past it new ones are reset at accept (0 = no limit)")
+	fs.IntVar(&c.MaxHandshakesPerIP, "max-handshakes-per-ip", c.MaxHandshakesPerIP, "most connections still handshaking from one address (0 = no limit; set 0 behind a load balancer)")
 	fs.StringVar(&o.origins, "origins", "", "comma-separated Origin values browsers may connect from; others get HTTP 403 (empty = any)")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", c.HandshakeTimeout, "time a client has to complete the upgrade")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "close (1001) clients silent this long, pinging them at half of it (0 = off)")
-	fs.Int64Var(&c.MaxHeapBytes, "max-heap", c.MaxHeapBytes, "Go heap bytes for connection buffers once the pools run out; past it work is refused (1013)")
+	fs.DurationVar(&c.WriteStallTimeout, "write-stall-timeout", c.WriteStallTimeout, "drop (1008) clients that take none of their queued replies this long (0 = off)")
+	fs.DurationVar(&c.TCPKeepAlive, "tcp-keepalive", c.TCPKeepAlive, "TCP keepalive probes after this much silence, then every this much, to drop vanished clients (0 = off)")
+	fs.Int64Var(&c.MaxHeapBytes, "max-heap", c.MaxHeapBytes, "buffer bytes held beyond the pools (heap and large-message regions, paid as bytes arrive); when short, the connections holding the most get 1013")
+	fs.DurationVar(&c.ReleaseMemoryEvery, "release-memory-every", c.ReleaseMemoryEvery, "at most this often, hand free Go heap memory (64 MiB or more) back to the system after a burst (0 = leave it to the runtime)")
 	fs.BoolVar(&o.hugepages, "hugepages", o.hugepages, "back buffer pools with huge pages (hugetlb if reserved, else THP); false: base pages")
 	fs.IntVar(&o.gogc, "gogc", o.gogc, "Go GC target percent, unless GOGC is set (the echo path allocates nothing per message, so a low value costs nothing under load and keeps memory per connection low)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long shutdown waits for clients to answer close 1001")
@@ -87,7 +141,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.DurationVar(&o.stats, "stats", o.stats, "interval of the stats line (0 = off)")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
 	fs.StringVar(&o.config, "config", "", "JSON file of reloadable settings, applied at start and on SIGHUP (see docs/OBSERVABILITY.md)")
-	fs.StringVar(&o.metrics, "metrics", "", "address for /metrics, /debug/probes and /debug/pprof/, e.g. :9090 (empty = off)")
+	fs.StringVar(&o.metrics, "metrics", "", "address for /metrics and /debug/probes, e.g. 127.0.0.1:9090 (empty = off; keep it on loopback or a private network)")
+	fs.BoolVar(&o.pprof, "pprof", false, "also serve /debug/pprof/ (profiles, goroutine stacks, trace, command line) on the -metrics address")
 	fs.BoolVar(&o.topology, "topology", false, "print the machine's topology and the loop plan for these flags, then exit")
 	fs.BoolVar(&o.json, "json", false, "with -topology: print the topo/v1 JSON report")
 	if err := fs.Parse(args); err != nil {
@@ -105,10 +160,13 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 		c.AllowedOrigins = strings.Split(o.origins, ",")
 	}
 	c.NoHugepages = !o.hugepages
+	if o.pprof && o.metrics == "" {
+		return nil, errors.New("-pprof needs -metrics (the address to serve the profiles on)")
+	}
 	return o, nil
 }
 
-func run() error {
+func run(stdout, stderr *ws.LogSink) error {
 	o, err := parseFlags(flag.CommandLine, os.Args[1:])
 	if err != nil {
 		return err
@@ -123,26 +181,30 @@ func run() error {
 	if o.topology {
 		return report(o)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: &level}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level}))
 	o.cfg.Logger = log
-	srv, err := newServer(o, &level)
+	srv, err := newServer(o, &level, stderr)
+	if errors.Is(err, ws.ErrAddrInUse) {
+		return fmt.Errorf("%w; is another server running? (-reuse-port shares the address on purpose)", err)
+	}
 	if err != nil {
 		return err
 	}
-	debugSrv, debugLn, err := serveMetrics(o.metrics, srv)
+	debugSrv, debugLn, err := serveMetrics(o, srv, log)
 	if err != nil {
 		return err
 	}
-	printStats(srv, o.stats)
-	handleSignals(srv, debugSrv, o.config, log)
-	fmt.Printf("echo: listening on %s\n", srv.Addr())
+	fmt.Fprintf(stdout, "echo: listening on %s\n", srv.Addr())
 	if debugLn != nil {
-		fmt.Printf("echo: metrics on http://%s/metrics\n", debugLn.Addr())
+		fmt.Fprintf(stdout, "echo: metrics on http://%s/metrics\n", debugLn.Addr())
 	}
+	printStats(srv, o.stats, stdout)
+	handleSignals(srv, debugSrv, o.config, log, stdout)
 	if err := srv.Run(ws.HandlerFunc(echo)); err != nil {
+		fmt.Fprintln(stdout, "Server stopped, not gracefully.")
 		return err
 	}
-	fmt.Println("Server stopped.")
+	fmt.Fprintln(stdout, "Server stopped.")
 	return nil
 }
 
@@ -159,9 +221,10 @@ func echo(e *ws.Event) error {
 // newServer makes the server with logging and panic recovery around the
 // handler and the handler metrics innermost (so that they time the handler
 // alone), applies the config file, and registers the probes.
-func newServer(o *options, level *slog.LevelVar) (*ws.Server, error) {
+func newServer(o *options, level *slog.LevelVar, sink *ws.LogSink) (*ws.Server, error) {
 	log := o.cfg.Logger
-	srv, err := ws.NewServer(o.cfg, ws.WithLogLevel(level), ws.WithMiddleware(ws.Logging(log), ws.Recovery(log)))
+	srv, err := ws.NewServer(o.cfg, ws.WithLogLevel(level), ws.WithLogSink(sink),
+		ws.WithMiddleware(ws.Logging(log), ws.Recovery(log)))
 	if err != nil {
 		return nil, err
 	}
@@ -177,8 +240,8 @@ func newServer(o *options, level *slog.LevelVar) (*ws.Server, error) {
 	return srv, nil
 }
 
-// printStats prints the stats line every interval (0: never).
-func printStats(srv *ws.Server, every time.Duration) {
+// printStats prints the stats line to out every interval (0: never).
+func printStats(srv *ws.Server, every time.Duration, out io.Writer) {
 	if every <= 0 {
 		return
 	}
@@ -188,29 +251,37 @@ func printStats(srv *ws.Server, every time.Duration) {
 		defer t.Stop()
 		for range t.C {
 			st := ctrl.Stats()
-			fmt.Printf("[%s] Active: %v, Msgs: %v\n", time.Now().Format(time.Stamp), st["active_connections"], st["messages_processed"])
+			fmt.Fprintf(out, "[%s] Active: %v, Msgs: %v\n", time.Now().Format(time.Stamp), st["active_connections"], st["messages_processed"])
 		}
 	}()
 }
 
-// serveMetrics serves Prometheus metrics, probes and pprof on addr, only if
-// asked for.
-func serveMetrics(addr string, srv *ws.Server) (*http.Server, net.Listener, error) {
-	if addr == "" {
+// serveMetrics serves Prometheus metrics and probes on addr, and the
+// profiles with -pprof, only if asked for; the listener has timeouts on
+// every phase of a request (wsmetrics.NewHTTPServer).
+func serveMetrics(o *options, srv *ws.Server, log *slog.Logger) (*http.Server, net.Listener, error) {
+	if o.metrics == "" {
 		return nil, nil, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", o.metrics)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-metrics: %w", err)
 	}
-	hs := &http.Server{Handler: wsmetrics.NewDebugMux(srv, nil), ReadHeaderTimeout: 10 * time.Second}
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+		log.Warn("metrics listener reachable beyond this host: bind it to loopback or a private network", "addr", ln.Addr().String(), "pprof", o.pprof)
+	}
+	mux := wsmetrics.NewDebugMux(srv, nil)
+	if o.pprof {
+		wsmetrics.HandlePprof(mux)
+	}
+	hs := wsmetrics.NewHTTPServer(mux)
 	go hs.Serve(ln)
 	return hs, ln, nil
 }
 
 // handleSignals shuts the server down gracefully on SIGINT or SIGTERM and
 // reloads the config file on SIGHUP.
-func handleSignals(srv *ws.Server, debugSrv *http.Server, config string, log *slog.Logger) {
+func handleSignals(srv *ws.Server, debugSrv *http.Server, config string, log *slog.Logger, out io.Writer) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
@@ -219,13 +290,11 @@ func handleSignals(srv *ws.Server, debugSrv *http.Server, config string, log *sl
 				reload(srv.GetControl(), config, log)
 				continue
 			}
-			fmt.Printf("Shutting down echo server (%s)...\n", s)
+			fmt.Fprintf(out, "Shutting down echo server (%s)...\n", s)
 			if debugSrv != nil {
 				debugSrv.Close()
 			}
-			if err := srv.Shutdown(); err != nil {
-				log.Error("shutdown", "err", err)
-			}
+			srv.Shutdown() // Run returns its error too, and main reports it
 			return
 		}
 	}()

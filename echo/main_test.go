@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,7 +20,9 @@ import (
 	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hioload-ws/hioload-ws/hugepage"
 	"github.com/hioload-ws/hioload-ws/internal/wstest"
+	"github.com/hioload-ws/hioload-ws/ws"
 )
 
 var (
@@ -232,4 +236,47 @@ func TestBadFlags(t *testing.T) {
 	out, err := exec.Command(bin, "-topology", "-json").Output()
 	require.NoError(t, err)
 	require.Contains(t, string(out), `"schema": "topo/v1"`)
+}
+
+// TestExitStatusForcedShutdown: a client that never answers its close 1001
+// holds the shutdown until -shutdown-timeout; echo then closes it, says so
+// on stderr and exits 3, not 0.
+func TestExitStatusForcedShutdown(t *testing.T) {
+	bin := buildEcho(t)
+	s := start(t, nil, bin, "-workers", "1", "-shutdown-timeout", "300ms")
+	c := wstest.Dial(t, s.addr)
+	defer c.Close()
+	c.Write(t, wstest.Text([]byte("hi")))
+	c.ExpectMessage(t, gws.OpText, []byte("hi"))
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	f := c.Next(t)
+	require.Equal(t, gws.OpClose, f.Op) // and no answer
+	rest, _ := io.ReadAll(s.stdout)
+	require.Contains(t, string(rest), "Server stopped, not gracefully.")
+	err := s.cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, "echo must fail when it had to force clients out")
+	require.Equal(t, exitForced, ee.ExitCode())
+	require.Contains(t, s.stderr.String(), "1 client(s) closed without the close handshake")
+}
+
+// TestExitCode: the statuses for each way run can end.
+func TestExitCode(t *testing.T) {
+	forced := &ws.ShutdownError{Forced: 2, Err: context.DeadlineExceeded}
+	kept := fmt.Errorf("%w: %w", ws.ErrPoolsKept, hugepage.ErrInUse)
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"graceful", nil, exitOK},
+		{"did not start", errors.New("ws: listen: address in use"), exitFailed},
+		{"forced", forced, exitForced},
+		{"pools kept", kept, exitPoolsKept},
+		{"forced and pools kept", errors.Join(forced, kept), exitBoth},
+	} {
+		if got := exitCode(tc.err); got != tc.want {
+			t.Errorf("%s: exitCode(%v) = %d, want %d", tc.name, tc.err, got, tc.want)
+		}
+	}
 }

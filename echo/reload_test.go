@@ -38,7 +38,8 @@ func nextLine(t *testing.T, s *server) string {
 	return ""
 }
 
-// gauge scrapes url and returns the value of the unlabelled metric name.
+// gauge scrapes url and returns the value of the unlabelled metric name
+// (a gauge, or a counter).
 func gauge(t *testing.T, url, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -49,6 +50,9 @@ func gauge(t *testing.T, url, name string) float64 {
 	require.NoError(t, err)
 	f, ok := fams[name]
 	require.True(t, ok, "no %s", name)
+	if c := f.Metric[0].GetCounter(); c != nil {
+		return c.GetValue()
+	}
 	return f.Metric[0].GetGauge().GetValue()
 }
 

@@ -107,8 +107,8 @@ type Arena struct {
 	// Placement is where the pages actually are.
 	Placement Placement
 	// Fallbacks lists, in the order tried, why each better page kind was not
-	// used, e.g. "hugetlb: mmap MAP_HUGETLB: cannot allocate memory
-	// (HugePages_Free 0)".
+	// used, e.g. "hugetlb: none reserved (vm.nr_hugepages is 0; 38 pages of
+	// 2 MiB would back this pool)".
 	Fallbacks []string
 }
 

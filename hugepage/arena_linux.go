@@ -61,7 +61,7 @@ func mapHugetlb(size, node int, noReserve bool, a *Arena) ([]byte, error) {
 	}
 	p, err := unix.MmapPtr(-1, 0, nil, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, flags)
 	if err != nil {
-		return nil, fmt.Errorf("mmap MAP_HUGETLB: %w (HugePages_Free %s, need %d)", err, meminfo("HugePages_Free"), size/hugeSize)
+		return nil, hugetlbShort(err, size/hugeSize)
 	}
 	mem := unsafe.Slice((*byte)(p), size)
 	bind(mem, node, a)
@@ -73,6 +73,20 @@ func mapHugetlb(size, node int, noReserve bool, a *Arena) ([]byte, error) {
 		return nil, fmt.Errorf("madvise MADV_POPULATE_WRITE: %w (no free huge pages where the memory is bound; a touch would have raised SIGBUS)", err)
 	}
 	return mem, nil
+}
+
+// hugetlbShort explains a refused MAP_HUGETLB mmap of need pages. ENOMEM
+// there is the normal state of a machine without a reservation, not a
+// failure: it says so in those words, and keeps the errno for anything else.
+func hugetlbShort(err error, need int) error {
+	total, free := meminfo("HugePages_Total"), meminfo("HugePages_Free")
+	switch {
+	case !errors.Is(err, unix.ENOMEM):
+		return fmt.Errorf("mmap MAP_HUGETLB: %w (HugePages_Free %s, need %d)", err, free, need)
+	case total == "0":
+		return fmt.Errorf("none reserved (vm.nr_hugepages is 0; %d pages of 2 MiB would back this pool)", need)
+	}
+	return fmt.Errorf("%d pages of 2 MiB needed, %s of %s reserved are free", need, free, total)
 }
 
 // mapAnon maps size bytes of anonymous memory aligned to hugeSize, asks for

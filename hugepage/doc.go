@@ -38,6 +38,13 @@
 //	b.Release()              // the loop is done with it
 //	...                      // the queue's Release gives it back
 //
+// A Region (Reserve) is the other kind of memory here: address space
+// reserved for one large buffer and backed only where it is written, so
+// that a buffer can be sized for a whole 16 MiB frame from its header and
+// still cost only the bytes that arrived. Base pages back its first 2 MiB
+// and transparent huge pages the rest; Decommit gives the memory back and
+// keeps the reservation for reuse.
+//
 // Leak checks use Pool.InUse (0 once every buffer is back) and Pool.Close,
 // which refuses to unmap while buffers are out. Pool.Stats reports the arena
 // and each class for a stats ticker.

@@ -1,3 +1,5 @@
+//go:build !noreactor
+
 package reactor
 
 import (
@@ -5,13 +7,18 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // listen opens loop idx's SO_REUSEPORT socket. The first loop binds the
 // configured address; the others bind the port it got, so that ":0" yields
-// one port shared by every loop.
+// one port shared by every loop. Before the first bind it checks that no
+// other socket listens on the address: with SO_REUSEPORT the loops' binds
+// would silently join another process's listeners (a second server started
+// by mistake would take half the connections), unless Config.ReusePort
+// says that sharing is the intent.
 func listen(e *Engine, idx int) (int, error) {
 	var tcp *net.TCPAddr
 	if idx == 0 {
@@ -20,6 +27,11 @@ func listen(e *Engine, idx int) (int, error) {
 			return -1, fmt.Errorf("reactor: listen %q: %w", e.cfg.Addr, err)
 		}
 		tcp = a
+		if a.Port != 0 && !e.cfg.ReusePort {
+			if err := checkFree(a); err != nil {
+				return -1, err
+			}
+		}
 	} else {
 		tcp = e.addr.(*net.TCPAddr)
 	}
@@ -38,10 +50,55 @@ func listen(e *Engine, idx int) (int, error) {
 	return fd, nil
 }
 
-// bindTCP binds a non-blocking listening socket. An unspecified address
-// (":9001") becomes a dual-stack IPv6 socket so that clients resolving
-// "localhost" to ::1 (Node.js does) and to 127.0.0.1 both connect.
+// checkFree binds a socket to a as the loops' sockets would be bound, but
+// without SO_REUSEPORT, and closes it: the bind fails with EADDRINUSE when
+// any socket listens there, a SO_REUSEPORT one of another process
+// included. (SO_REUSEADDR still lets it past connections of an earlier
+// run in TIME_WAIT.) Two processes that start within the same moment can
+// both pass it: the check is for the common mistake, not a lock.
+func checkFree(a *net.TCPAddr) error {
+	fd, sa, err := socketFor(a)
+	if err != nil {
+		return fmt.Errorf("reactor: listen %s: %w", a, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, sa); err != nil {
+		if errors.Is(err, unix.EADDRINUSE) {
+			return fmt.Errorf("%w: %s (%w)", ErrAddrInUse, a, os.NewSyscallError("bind", err))
+		}
+		return fmt.Errorf("reactor: listen %s: %w", a, os.NewSyscallError("bind", err))
+	}
+	return nil
+}
+
+// bindTCP binds a non-blocking listening socket that the loops share
+// (SO_REUSEPORT).
 func bindTCP(a *net.TCPAddr) (int, error) {
+	fd, sa, err := socketFor(a)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("setsockopt", err)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("bind", err)
+	}
+	if err := unix.Listen(fd, 4096); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("listen", err)
+	}
+	return fd, nil
+}
+
+// socketFor makes a non-blocking TCP socket for address a, with
+// SO_REUSEADDR, and returns it with the sockaddr to bind. An unspecified
+// address (":9001") becomes a dual-stack IPv6 socket so that clients
+// resolving "localhost" to ::1 (Node.js does) and to 127.0.0.1 both
+// connect.
+func socketFor(a *net.TCPAddr) (int, unix.Sockaddr, error) {
 	family, sa := unix.AF_INET, unix.Sockaddr(nil)
 	switch ip4 := a.IP.To4(); {
 	case a.IP == nil || a.IP.IsUnspecified() && ip4 == nil:
@@ -64,26 +121,24 @@ func bindTCP(a *net.TCPAddr) (int, error) {
 		fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	}
 	if err != nil {
-		return -1, os.NewSyscallError("socket", err)
+		return -1, nil, os.NewSyscallError("socket", err)
 	}
 	if family == unix.AF_INET6 {
 		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
 	}
-	for _, opt := range []int{unix.SO_REUSEADDR, unix.SO_REUSEPORT} {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, 1); err != nil {
-			unix.Close(fd)
-			return -1, os.NewSyscallError("setsockopt", err)
-		}
-	}
-	if err := unix.Bind(fd, sa); err != nil {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		unix.Close(fd)
-		return -1, os.NewSyscallError("bind", err)
+		return -1, nil, os.NewSyscallError("setsockopt", err)
 	}
-	if err := unix.Listen(fd, 4096); err != nil {
-		unix.Close(fd)
-		return -1, os.NewSyscallError("listen", err)
-	}
-	return fd, nil
+	return fd, sa, nil
+}
+
+// refuse closes a connection the admission caps turned away, with a reset
+// (SO_LINGER 0): no FIN handshake and no TIME_WAIT left behind for a
+// client that is being refused.
+func refuse(fd int) {
+	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	unix.Close(fd)
 }
 
 func sockaddrToTCP(sa unix.Sockaddr) *net.TCPAddr {
@@ -99,10 +154,14 @@ func sockaddrToTCP(sa unix.Sockaddr) *net.TCPAddr {
 // accept takes up to a batch of pending connections.
 func (l *Loop) accept() {
 	for range len(l.p.events) {
-		fd, _, err := unix.Accept4(l.p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, sa, err := unix.Accept4(l.p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch {
 		case err == nil:
-			l.open(fd)
+			if p := l.admit(sockaddrToTCP(sa).AddrPort()); p != nil {
+				l.open(fd, p)
+			} else {
+				refuse(fd)
+			}
 		case errors.Is(err, unix.EAGAIN):
 			return
 		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
@@ -142,15 +201,20 @@ func (l *Loop) stopAccepting() {
 	}
 }
 
-// open makes fd, just accepted, a connection of this loop.
-func (l *Loop) open(fd int) {
+// open makes fd, just accepted and admitted for peer p, a connection of
+// this loop.
+func (l *Loop) open(fd int, p *peer) {
 	// Latency first: replies go out as soon as writev hands them over.
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if d := l.e.cfg.KeepAlive; d > 0 {
+		setKeepAlive(fd, d)
+	}
 	l.p.gen++
-	c := &Conn{loop: l, fd: fd, gen: l.p.gen}
+	c := &Conn{loop: l, fd: fd, gen: l.p.gen, peer: p}
 	if err := l.epollCtl(unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN|unix.EPOLLRDHUP, c.gen); err != nil {
 		l.log.Error("reactor: register connection", "loop", l.idx, "err", err)
 		unix.Close(fd)
+		l.unadmit(p)
 		return
 	}
 	for fd >= len(l.conns) {
@@ -158,4 +222,19 @@ func (l *Loop) open(fd int) {
 	}
 	l.conns[fd] = c
 	l.opened(c)
+}
+
+// keepAliveProbes is how many unanswered probes drop a connection (Linux's
+// default, as Go's net package leaves it).
+const keepAliveProbes = 9
+
+// setKeepAlive turns TCP keepalive on: the first probe after d of silence,
+// then one every d, as net.Dialer and net/http's listener do with 15 s.
+// Best effort: a refused option leaves the connection as it was.
+func setKeepAlive(fd int, d time.Duration) {
+	secs := max(int(d/time.Second), 1)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, keepAliveProbes)
 }

@@ -1,6 +1,7 @@
 package reactor
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -44,13 +45,23 @@ type acceptor struct {
 	started bool // the operations were posted (start)
 }
 
-// listen binds the engine's one listening socket and sets e.addr.
+// listen binds the engine's one listening socket and sets e.addr. The
+// socket has no SO_REUSEADDR, so the bind fails when another socket
+// listens on the address (ErrAddrInUse); Windows cannot share a listening
+// address between processes as SO_REUSEPORT does, so Config.ReusePort is
+// refused.
 func listen(e *Engine) (*acceptor, error) {
+	if e.cfg.ReusePort {
+		return nil, fmt.Errorf("%w: ReusePort (Windows cannot share a listening address between processes)", ErrUnsupported)
+	}
 	a, err := net.ResolveTCPAddr("tcp", e.cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("reactor: listen %q: %w", e.cfg.Addr, err)
 	}
 	s, family, err := bindTCP(a)
+	if errors.Is(err, windows.WSAEADDRINUSE) {
+		return nil, fmt.Errorf("%w: %s (%w)", ErrAddrInUse, a, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reactor: listen %s: %w", a, err)
 	}

@@ -4,16 +4,18 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Connection flags, owned by the loop thread.
 const (
-	fClosed    uint8 = 1 << iota // closed and unregistered
-	fClosing                     // shut the write side once the queue drains
-	fWriteShut                   // write side shut; reading until EOF or deadline
-	fPollOut                     // waiting for writability (epoll)
-	fTimed                       // in the loop's deadline list
-	fPeerEOF                     // the peer shut its write side
+	fClosed      uint8 = 1 << iota // closed and unregistered
+	fClosing                       // shut the write side once the queue drains
+	fWriteShut                     // write side shut; reading until EOF or deadline
+	fPollOut                       // waiting for writability (epoll)
+	fTimed                         // in the loop's deadline list
+	fPeerEOF                       // the peer shut its write side
+	fEstablished                   // the handler called Established: no longer pending
 )
 
 // Conn is one accepted connection, owned by one loop. Its methods must be
@@ -24,13 +26,20 @@ type Conn struct {
 	p        connPlat // not last: a trailing zero-size field (Linux) would be padded
 	fd       int
 	gen      uint32
+	pidx     int32 // place in peer.list
 	flags    uint8
-	in       Buf // unconsumed input kept between reads (copy, counted)
-	out      Buf // unsent output (copy, counted); out[outHead:] is pending
+	evicting atomic.Bool // picked for eviction (other loops read it)
+	in       Buf         // unconsumed input kept between reads (copy, counted)
+	out      Buf         // unsent output (copied or adopted, counted); out[outHead:] is pending
 	outHead  int
 	sent     int   // bytes the peer had not taken at the last check (see progressed)
 	deadline int64 // unix nanoseconds; 0 = none
-	ctx      any
+	// wstall is the loop time output last moved while some was queued (0:
+	// none queued); Config.WriteStallTimeout after it, c is evicted.
+	wstall int64
+	peer   *peer        // c's client address's share; set before OnOpen
+	mem    atomic.Int64 // buffer bytes charged to c (read by other loops choosing whom to evict)
+	ctx    any
 }
 
 // Loop is the loop that owns c.
@@ -118,17 +127,25 @@ func (c *Conn) Buffered() int {
 	return n
 }
 
-// FreeAfterFlush empties b now and gives its memory back once c's pending
-// writes, which may point into it, are sent: a reply can reference a
-// buffer the protocol layer is done with, without forcing an early write.
+// FreeAfterFlush empties b, which must be c's, now and gives its memory
+// back once c's pending writes, which may point into it, are sent: a reply
+// can reference a buffer the protocol layer is done with, without forcing
+// an early write. If the kernel does not take such a reply whole, the
+// buffer becomes c's write queue instead of being copied (Stats.AdoptedOut).
 func (c *Conn) FreeAfterFlush(b *Buf) {
 	l := c.loop
 	if l.pending != c || b.b == nil {
-		b.Free(l)
+		b.Free(c)
 		return
 	}
-	l.deferred = append(l.deferred, *b)
+	l.deferred = append(l.deferred, deferredBuf{c, *b})
 	*b = Buf{}
+}
+
+// deferredBuf is a Buf freed once its connection's pending writes are sent.
+type deferredBuf struct {
+	c *Conn
+	b Buf
 }
 
 // CloseGracefully sends everything queued, then shuts the write side and
@@ -222,7 +239,7 @@ func (c *Conn) flush() {
 			count(&l.stats.BytesOut, uint64(n))
 		}
 	}
-	for _, b := range bufs { // queue the unsent tail, in order
+	for i, b := range bufs { // queue the unsent tail, in order
 		if n >= len(b) {
 			n -= len(b)
 			continue
@@ -230,7 +247,9 @@ func (c *Conn) flush() {
 		if c.flags&fClosed != 0 {
 			return
 		}
-		c.queue(b[n:]) // copy: the socket would block; may close c (ErrNoMemory)
+		if !l.adopt(c, b[n:], bufs[i+1:]) {
+			c.queue(b[n:]) // copy: the socket would block; may close c (ErrNoMemory)
+		}
 		n = 0
 	}
 	if c.flags&fClosed == 0 && c.out.Len() > c.outHead {
@@ -241,30 +260,94 @@ func (c *Conn) flush() {
 // queue appends b to the write queue: the slow path when the kernel would
 // not take everything.
 func (c *Conn) queue(b []byte) {
-	if c.outHead > 0 && c.outHead >= c.out.Len()/2 {
-		// Move the unsent half to the front rather than grow behind bytes
-		// already written.
-		c.out.SetLen(copy(c.out.Bytes(), c.out.Bytes()[c.outHead:]))
+	l := c.loop
+	out := &c.out
+	if rest := out.Len() - c.outHead; c.outHead > 0 && out.Len()+len(b) > out.Cap() && c.outHead >= rest {
+		// copy: move the unsent part to the front rather than grow behind
+		// more bytes already written than it holds.
+		copy(out.Bytes(), out.Bytes()[c.outHead:])
+		out.Truncate(rest)
 		c.outHead = 0
+		count(&l.stats.CopiedOut, uint64(rest))
 	}
-	if !c.out.Append(c.loop, b) { // copy: the socket would block
+	c.startStallClock()
+	// A queue outgrowing the pools is reserved at once for all the upper
+	// layer lets it hold (Config.QueueLimit): it is never regrown.
+	if !out.Append(c, b, int(l.e.queueLimit.Load())) { // copy: the socket would block
 		c.closeNow(ErrNoMemory)
 		return
 	}
-	count(&c.loop.stats.CopiedOut, uint64(len(b)))
+	count(&l.stats.CopiedOut, uint64(len(b)))
+}
+
+// adopt queues tail, the unsent rest of a reply, without copying it when it
+// lies in a region of c's that is to be freed after this flush
+// (FreeAfterFlush: a large message the reply echoes) and nothing is queued
+// yet: that region becomes the write queue. (A smaller buffer's tail is
+// short enough to copy.) later are the writes after tail; if
+// any of them points into the same buffer the queue could overwrite it, so
+// the tail is copied after all.
+func (l *Loop) adopt(c *Conn, tail []byte, later [][]byte) bool {
+	if c.Queued() > 0 {
+		return false
+	}
+	for i := range l.deferred {
+		d := &l.deferred[i]
+		if d.c != c || d.b.r == nil || d.b.r.shared || !d.b.contains(tail) {
+			continue
+		}
+		for _, p := range later {
+			if d.b.contains(p) {
+				return false
+			}
+		}
+		c.out.Free(c)
+		c.out = d.b
+		last := len(l.deferred) - 1
+		l.deferred[i], l.deferred[last] = l.deferred[last], deferredBuf{}
+		l.deferred = l.deferred[:last]
+		off := int(uintptr(unsafe.Pointer(unsafe.SliceData(tail))) - uintptr(unsafe.Pointer(unsafe.SliceData(c.out.b))))
+		c.out.b = c.out.b[:off+len(tail)]
+		c.outHead = off
+		c.startStallClock()
+		count(&l.stats.AdoptedOut, uint64(len(tail)))
+		// Sent from where it lies: the writes after it go to a new buffer.
+		c.startOutput()
+		return true
+	}
+	return false
+}
+
+// startStallClock starts timing a write stall when output begins to queue
+// (outputDone stops it).
+func (c *Conn) startStallClock() {
+	if c.wstall == 0 {
+		c.wstall = c.loop.now
+		c.loop.track(c)
+	}
+}
+
+// outputMoved notes that the kernel took queued bytes: the stall clock
+// starts again.
+func (c *Conn) outputMoved() {
+	if c.wstall != 0 {
+		c.wstall = c.loop.now
+	}
 }
 
 // wrote counts a write of n queued bytes.
 func (c *Conn) wrote(n int) {
 	count(&c.loop.stats.WriteCalls, 1)
 	count(&c.loop.stats.BytesOut, uint64(n))
+	c.outputMoved()
 }
 
 // outputDone runs when the write queue is empty again: its memory goes
 // back, and a close that waited for it goes on.
 func (c *Conn) outputDone() {
-	c.out.Free(c.loop)
+	c.out.Free(c)
 	c.outHead = 0
+	c.wstall = 0
 	if c.flags&(fClosing|fPeerEOF) != 0 {
 		c.shutdownWrite()
 	}
@@ -298,7 +381,9 @@ func (l *Loop) dropPending(c *Conn) {
 func (l *Loop) resetScratch() {
 	l.scrOff = 0
 	for i := range l.deferred {
-		l.deferred[i].Free(l)
+		d := &l.deferred[i]
+		d.b.Free(d.c)
+		*d = deferredBuf{}
 	}
 	l.deferred = l.deferred[:0]
 }
@@ -348,11 +433,42 @@ func (c *Conn) closeNow(err error) {
 	l.dropPending(c)
 	c.flags |= fClosed
 	c.closeSocket()
-	c.in.Free(l)
-	c.out.Free(l)
-	c.outHead = 0
+	c.in.Free(c)
+	c.out.Free(c)
+	c.outHead, c.wstall = 0, 0
 	atomic.AddInt64(&l.stats.Conns, -1)
 	l.h.OnClose(c, err)
+	l.leave(c)
+}
+
+// evict closes c for why: ErrStalled (its peer took none of its queued
+// output for Config.WriteStallTimeout) or ErrNoMemory (it holds more than
+// its share while buffer memory is short). The handler may first queue a
+// last message and give back what it holds (Handler.OnEvict); then c is
+// closed at once unless it is closing gracefully with nothing queued but
+// that message.
+func (c *Conn) evict(why error) {
+	if c.flags&fClosed != 0 {
+		return
+	}
+	l := c.loop
+	if why == ErrStalled {
+		count(&l.stats.Stalled, 1)
+	} else {
+		count(&l.stats.Evicted, 1)
+	}
+	l.h.OnEvict(c, why)
+	c.Flush()
+	if c.flags&fClosed == 0 && (why == ErrStalled || c.Queued() > 0 || c.flags&(fClosing|fWriteShut) == 0) {
+		c.closeNow(why)
+	}
+}
+
+// stalled reports whether c's queued output has not moved for the write
+// stall timeout (a closing connection has its linger deadline instead).
+func (c *Conn) stalled(now int64) bool {
+	d := c.loop.e.stall.Load()
+	return c.wstall != 0 && d > 0 && now-c.wstall >= d && c.flags&(fClosing|fWriteShut|fPeerEOF) == 0
 }
 
 // progressed reports whether the peer took any of c's output since the last
@@ -363,7 +479,7 @@ func (c *Conn) progressed() bool {
 	if !ok {
 		return false
 	}
-	pending := k + c.out.Len() - c.outHead
+	pending := k + c.Queued()
 	moved := pending < c.sent
 	c.sent = pending
 	return moved

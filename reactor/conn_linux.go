@@ -1,3 +1,5 @@
+//go:build !noreactor
+
 package reactor
 
 import (
@@ -9,8 +11,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// connPlat is empty on Linux: the fd and the flags are all epoll needs.
-type connPlat struct{}
+// connPlat holds the part of the write queue being sent (nil until the
+// connection first queues output): epoll needs only the fd and the flags.
+type connPlat struct {
+	q *sendQueue
+}
+
+// sendQueue is the front of the write queue: the bytes drainOut is
+// writing, moved out of Conn.out when it had drained the previous ones, so
+// that new output is appended to a fresh buffer and queued bytes are never
+// moved to make room (as on Windows, where they are the overlapped send's).
+type sendQueue struct {
+	b    Buf
+	head int // b[head:] is unsent
+}
 
 // recv is one read(2).
 func (c *Conn) recv(p []byte) (int, error) {
@@ -54,16 +68,53 @@ func rawIO(trap uintptr, fd int, p unsafe.Pointer, n int) (int, unix.Errno) {
 	}
 }
 
-// startOutput asks epoll to report when the socket takes more.
-func (c *Conn) startOutput() { c.pollOut(true) }
+// startOutput moves the write queue to the front if that is empty and
+// asks epoll to report when the socket takes more.
+func (c *Conn) startOutput() {
+	c.takeOut()
+	c.pollOut(true)
+}
 
-// inFlight is 0: epoll sends synchronously; the queue is all there is.
-func (c *Conn) inFlight() int { return 0 }
+// inFlight is what the front holds unsent.
+func (c *Conn) inFlight() int {
+	if q := c.p.q; q != nil {
+		return q.b.Len() - q.head
+	}
+	return 0
+}
 
-// drainOut writes queued output when the socket became writable.
+// takeOut makes sure the front holds unsent bytes if any are queued: once
+// it is drained, its memory goes back and Conn.out becomes the front. It
+// reports false when nothing is queued.
+func (c *Conn) takeOut() bool {
+	q := c.p.q
+	if q == nil {
+		q = new(sendQueue)
+		c.p.q = q
+	}
+	if q.head < q.b.Len() {
+		return true
+	}
+	q.b.Free(c)
+	q.head = 0
+	if c.out.Len() <= c.outHead {
+		return false
+	}
+	q.b, q.head = c.out, c.outHead
+	c.out, c.outHead = Buf{}, 0
+	return true
+}
+
+// drainOut writes queued output when the socket became writable: at most
+// writeSlice bytes per event, so that a long queue is sent in slices while
+// the loop's other connections take their turns (epoll reports the socket
+// writable again next turn).
 func (c *Conn) drainOut() {
-	for c.outHead < c.out.Len() {
-		n, err := unix.Write(c.fd, c.out.Bytes()[c.outHead:])
+	budget := writeSlice
+	for budget > 0 && c.takeOut() {
+		q := c.p.q
+		p := q.b.Bytes()[q.head:]
+		n, err := unix.Write(c.fd, p[:min(len(p), budget)])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -75,7 +126,11 @@ func (c *Conn) drainOut() {
 			return
 		}
 		c.wrote(n)
-		c.outHead += n
+		q.head += n
+		budget -= n
+	}
+	if c.Queued() > 0 {
+		return // the budget is spent: more next turn
 	}
 	c.pollOut(false)
 	c.outputDone()
@@ -113,6 +168,10 @@ func (c *Conn) shutWrite() error {
 }
 
 func (c *Conn) closeSocket() {
+	if q := c.p.q; q != nil {
+		q.b.Free(c)
+		c.p.q = nil
+	}
 	l := c.loop
 	unix.EpollCtl(l.p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	unix.Close(c.fd)

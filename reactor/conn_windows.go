@@ -2,7 +2,10 @@ package reactor
 
 import (
 	"net"
+	"net/netip"
 	"os"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
@@ -33,31 +36,48 @@ type connPlat struct {
 
 func (c *Conn) handle() windows.Handle { return windows.Handle(c.fd) }
 
-// open makes s, accepted for this loop, a connection.
+// open makes s, accepted for this loop, a connection if the admission
+// caps let its peer in; otherwise s is reset and closed.
 func (l *Loop) open(s windows.Handle) {
+	var ap netip.AddrPort
+	if sa, err := windows.Getpeername(s); err == nil {
+		ap = sockaddrToTCP(sa).AddrPort()
+	}
+	p := l.admit(ap)
+	if p == nil {
+		windows.SetsockoptLinger(s, windows.SOL_SOCKET, windows.SO_LINGER, &windows.Linger{Onoff: 1, Linger: 0})
+		windows.Closesocket(s)
+		return
+	}
 	// Non-blocking, so that the synchronous receive after a zero-byte
 	// completion and the first WSASend of a flush never wait.
 	nb := uint32(1)
 	if err := ioctlsocket(s, fionbio, &nb); err != nil {
 		l.log.Error("reactor: open connection", "loop", l.idx, "err", os.NewSyscallError("ioctlsocket FIONBIO", err))
 		windows.Closesocket(s)
+		l.unadmit(p)
 		return
 	}
 	// Latency first: replies go out as soon as WSASend hands them over.
 	windows.SetsockoptInt(s, windows.IPPROTO_TCP, windows.TCP_NODELAY, 1)
+	if d := l.e.cfg.KeepAlive; d > 0 {
+		setKeepAlive(s, d)
+	}
 	slot, ok := l.newSlot()
 	if !ok {
 		count(&l.stats.AcceptFails, 1)
 		windows.Closesocket(s)
+		l.unadmit(p)
 		return
 	}
 	l.p.gen++
-	c := &Conn{loop: l, fd: int(s), gen: l.p.gen, p: connPlat{slot: slot}}
+	c := &Conn{loop: l, fd: int(s), gen: l.p.gen, p: connPlat{slot: slot}, peer: p}
 	key := keyConn | uintptr(c.gen&genMask)<<slotBits | uintptr(slot)
 	if _, err := windows.CreateIoCompletionPort(s, l.p.port, key, 0); err != nil {
 		l.log.Error("reactor: register connection", "loop", l.idx, "err", os.NewSyscallError("CreateIoCompletionPort", err))
 		windows.Closesocket(s)
 		l.p.free = append(l.p.free, slot)
+		l.unadmit(p)
 		return
 	}
 	l.conns[slot] = c
@@ -170,12 +190,13 @@ func (c *Conn) send(bufs [][]byte) (int, error) {
 // limit, and new output queues behind it.
 func (c *Conn) inFlight() int { return len(c.p.sendB) }
 
-// unsent is the same bytes: an overlapped send completes once the kernel
-// has buffered its bytes, and stays pending while the peer's window and our
-// send buffer are full, so a slow reader keeps completing sends and a peer
-// that stopped does not. (SIO_TCP_INFO would also see the kernel's
+// unsent is 0: the bytes Windows holds for us are the in-flight send's
+// (inFlight, counted in Queued). An overlapped send completes once the
+// kernel has buffered its bytes, and stays pending while the peer's window
+// and our send buffer are full, so a slow reader keeps completing sends and
+// a peer that stopped does not. (SIO_TCP_INFO would also see the kernel's
 // unacknowledged bytes; wine 8 does not implement it.)
-func (c *Conn) unsent() (int, bool) { return len(c.p.sendB), true }
+func (c *Conn) unsent() (int, bool) { return 0, true }
 
 // startOutput sends the write queue with an overlapped WSASend unless one is
 // in flight (sendDone then starts the next).
@@ -212,7 +233,7 @@ func (c *Conn) sendMore() {
 }
 
 func (c *Conn) freeSend() {
-	c.p.sendQ.Free(c.loop)
+	c.p.sendQ.Free(c)
 	c.p.sendB = nil
 }
 
@@ -273,4 +294,14 @@ func (c *Conn) remoteAddr() net.Addr {
 		return nil
 	}
 	return sockaddrToTCP(sa)
+}
+
+// setKeepAlive turns TCP keepalive on with SIO_KEEPALIVE_VALS: the first
+// probe after d of silence, then one every d (Windows sends 10 probes, a
+// number it does not let us set). Best effort, as on Linux.
+func setKeepAlive(s windows.Handle, d time.Duration) {
+	ms := uint32(max(d/time.Millisecond, 1))
+	ka := windows.TCPKeepalive{OnOff: 1, Time: ms, Interval: ms}
+	var n uint32
+	windows.WSAIoctl(s, windows.SIO_KEEPALIVE_VALS, (*byte)(unsafe.Pointer(&ka)), uint32(unsafe.Sizeof(ka)), nil, 0, &n, nil, 0)
 }

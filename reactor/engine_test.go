@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 )
 
 // The reactor's own tests, on every platform that has a poller: Linux
@@ -67,6 +69,7 @@ func (h *echoHandler) OnDeadline(c *Conn) {
 	}
 }
 
+func (h *echoHandler) OnEvict(c *Conn, why error) { c.Write([]byte("evicted")) }
 func (h *echoHandler) OnClose(c *Conn, err error) { h.closes <- err }
 
 // conn returns the i-th connection opened (any loop).
@@ -74,6 +77,32 @@ func (h *echoHandler) conn(i int) *Conn {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.conns[i]
+}
+
+// shutdownAsync runs e.Shutdown with a timeout on another goroutine; what
+// it returns arrives on the channel.
+func shutdownAsync(e *Engine, timeout time.Duration) <-chan error {
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		shut <- e.Shutdown(ctx)
+	}()
+	return shut
+}
+
+// awaitShutdown fails t unless shutdownAsync's Shutdown returns nil within
+// 10 s; what names the situation in the failure.
+func awaitShutdown(t *testing.T, shut <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("Shutdown %s: %v", what, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Shutdown %s did not return", what)
+	}
 }
 
 // waitCloses waits for n OnClose calls and returns their errors.
@@ -312,6 +341,71 @@ func TestPostTask(t *testing.T) {
 	}
 }
 
+// TestShutdownRunsPostedTasksFirst: tasks posted before Shutdown run before
+// the loop offers the connection to OnShutdown (so their writes precede its
+// goodbye), and a Post once the shutdown has begun fails with ErrClosed.
+func TestShutdownRunsPostedTasksFirst(t *testing.T) {
+	h := newEchoHandler()
+	e := startEngine(t, h, 1)
+	c := dialEngine(t, e)
+	roundTrip(t, c, []byte("hi"))
+	rc := h.conn(0)
+	var want bytes.Buffer
+	for i := range 200 {
+		msg := fmt.Appendf(nil, "task %03d;", i)
+		if err := rc.Loop().Post(Task{Conn: rc, Gen: rc.Gen(), Data: msg}); err != nil {
+			t.Fatal(err)
+		}
+		want.Write(msg)
+	}
+	shut := shutdownAsync(e, 5*time.Second)
+	got, err := io.ReadAll(c) // until the server's FIN
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.WriteString("shutdown")
+	if string(got) != want.String() {
+		t.Fatalf("the client got %d bytes ending %q; want the 200 tasks' writes, then \"shutdown\"", len(got), got[max(0, len(got)-30):])
+	}
+	c.Close()
+	awaitShutdown(t, shut, "after 200 tasks")
+	if err := rc.Loop().Post(Task{Conn: rc, Gen: rc.Gen(), Data: []byte("late")}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Post after the shutdown began: %v, want ErrClosed", err)
+	}
+}
+
+// TestInboxFloodDoesNotStarveTheLoop: a task that posts itself again keeps
+// the inbox from ever being empty. The loop must still serve its sockets
+// (a client's round trip) and see a Shutdown: a turn runs at most one
+// inbox-full of tasks, then polls again.
+func TestInboxFloodDoesNotStarveTheLoop(t *testing.T) {
+	h := newEchoHandler()
+	e := startEngine(t, h, 1, func(c *Config) { c.Ring = 64 })
+	l := e.Loops()[0]
+	var ran atomic.Int64
+	var again func()
+	again = func() {
+		ran.Add(1)
+		l.Post(Task{Fn: again}) // ErrClosed once the shutdown began
+	}
+	if err := l.Post(Task{Fn: again}); err != nil {
+		t.Fatal(err)
+	}
+	for ran.Load() < 1000 {
+		runtime.Gosched()
+	}
+	c := dialEngine(t, e)
+	roundTrip(t, c, []byte("served while the inbox is never empty"))
+	shut := shutdownAsync(e, 5*time.Second)
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "shutdown" {
+		t.Fatalf("the client got %q, %v; want the shutdown goodbye", got, err)
+	}
+	c.Close()
+	awaitShutdown(t, shut, "while the inbox is never empty")
+	t.Logf("the task ran %d times", ran.Load())
+}
+
 // TestSlotReuse opens and closes many connections so that table entries
 // (slots on Windows, fds on Linux) are reused; a stale completion or event
 // must never reach a new connection, and no entry outlives its connection.
@@ -356,7 +450,7 @@ func TestRemoteAddr(t *testing.T) {
 // OnShutdown, the peers get the goodbye then EOF, and no handle or goroutine
 // of the engine is left.
 func TestShutdownReleasesEverything(t *testing.T) {
-	handles0 := openHandles(t)
+	handles0 := testenv.OpenHandles(t)
 	g0 := runtime.NumGoroutine()
 	h := newEchoHandler()
 	cfg := Config{Addr: "127.0.0.1:0", Loops: []LoopSpec{{CPU: -1, Node: -1}, {CPU: -1, Node: -1}}, LingerTimeout: time.Second}
@@ -418,7 +512,7 @@ func TestShutdownReleasesEverything(t *testing.T) {
 		}
 		return got
 	}
-	if got := settle(handles0, func() int { return openHandles(t) }); got > handles0 {
+	if got := settle(handles0, func() int { return testenv.OpenHandles(t) }); got > handles0 {
 		t.Errorf("socket and port handles: %d before, %d after Shutdown", handles0, got)
 	}
 	if got := settle(g0, runtime.NumGoroutine); got > g0 {
@@ -442,8 +536,10 @@ func TestShutdownDeadlineCloses(t *testing.T) {
 	roundTrip(t, c, []byte("x")) // and never close: only the deadline ends it
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if err := e.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Shutdown: %v, want the context's deadline", err)
+	err = e.Shutdown(ctx)
+	var se *ShutdownError
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &se) || se.Forced != 1 {
+		t.Fatalf("Shutdown: %v, want a *ShutdownError for the context's deadline and 1 connection", err)
 	}
 	if errs := h.waitCloses(t, 1); !errors.Is(errs[0], ErrShutdown) {
 		t.Fatalf("OnClose error %v, want ErrShutdown", errs[0])
@@ -455,7 +551,7 @@ func TestShutdownDeadlineCloses(t *testing.T) {
 // Every opened connection is closed exactly once, Shutdown returns, and no
 // handle is left.
 func TestShutdownWhileAccepting(t *testing.T) {
-	handles0 := openHandles(t)
+	handles0 := testenv.OpenHandles(t)
 	for round := range 5 {
 		h := newEchoHandler()
 		cfg := Config{Addr: "127.0.0.1:0", LingerTimeout: 200 * time.Millisecond,
@@ -512,10 +608,10 @@ func TestShutdownWhileAccepting(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for openHandles(t) > handles0 && time.Now().Before(deadline) {
+	for testenv.OpenHandles(t) > handles0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := openHandles(t); got > handles0 {
+	if got := testenv.OpenHandles(t); got > handles0 {
 		t.Errorf("socket and port handles: %d before, %d after", handles0, got)
 	}
 }
@@ -528,7 +624,7 @@ func TestResetClientsReleaseHandles(t *testing.T) {
 	e := startEngine(t, h, 2)
 	warm := dialEngine(t, e) // the listener's and loops' handles exist before the count
 	roundTrip(t, warm, []byte("warm"))
-	handles0 := openHandles(t)
+	handles0 := testenv.OpenHandles(t)
 	const n = 100
 	cs := make([]*net.TCPConn, n)
 	for i := range cs {
@@ -556,10 +652,10 @@ func TestResetClientsReleaseHandles(t *testing.T) {
 	}
 	h.waitCloses(t, n)
 	deadline = time.Now().Add(3 * time.Second)
-	for openHandles(t) > handles0 && time.Now().Before(deadline) {
+	for testenv.OpenHandles(t) > handles0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := openHandles(t); got > handles0 {
+	if got := testenv.OpenHandles(t); got > handles0 {
 		t.Errorf("socket and port handles: %d before the clients, %d after they reset", handles0, got)
 	}
 	for _, l := range e.Loops() {
@@ -628,4 +724,44 @@ func onLoop(t *testing.T, l *Loop, f func() int) int {
 		t.Fatal("loop task not run")
 	}
 	return 0
+}
+
+// TestShutdownPostedInWakeWindow holds the loop inside handleWake, between
+// clearing wakePending and reading the control word, while Shutdown posts
+// to it, and keeps it there 50 ms more so that Shutdown's wakeup is done
+// before the loop goes on. The shutdown must not be lost: the connection
+// gets its goodbye and closes, and Shutdown returns nil. (With the clear
+// after the read, the post finds wakePending still set, writes no wakeup,
+// and the loop sleeps until the 2 s deadline's abort wakes it, which
+// closes the connection by force: a *ShutdownError.)
+func TestShutdownPostedInWakeWindow(t *testing.T) {
+	h := newEchoHandler()
+	e := startEngine(t, h, 1)
+	l := e.Loops()[0]
+	c := dialEngine(t, e)
+	roundTrip(t, c, []byte("hi"))
+	go func() { io.ReadAll(c); c.Close() }() // the goodbye, then our FIN
+	shut := make(chan error, 1)
+	var armed atomic.Bool
+	armed.Store(true)
+	hook := func(hl *Loop) {
+		if hl != l || !armed.CompareAndSwap(true, false) {
+			return
+		}
+		res := shutdownAsync(e, 2*time.Second)
+		go func() { shut <- <-res }()
+		for end := time.Now().Add(5 * time.Second); l.ctl.Load()&ctlShutdown == 0 && time.Now().Before(end); {
+			runtime.Gosched()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wakeWindowHook.Store(&hook)
+	t.Cleanup(func() { wakeWindowHook.Store(nil) })
+	if err := l.Post(Task{Fn: func() {}}); err != nil { // a wakeup, into the hook
+		t.Fatal(err)
+	}
+	awaitShutdown(t, shut, "posted while the loop was held in handleWake (wakeup window)")
+	if armed.Load() {
+		t.Fatal("the hook never ran")
+	}
 }

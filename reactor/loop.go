@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/bits"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -26,8 +27,13 @@ import (
 //	        loop has one; on error, close what was made
 //	(l *Loop) poll(timeout time.Duration) (events int, err error)
 //	        wait up to timeout (negative: without limit) and handle what is
-//	        ready: new sockets (Loop.open), input (Loop.read), writability,
-//	        wakeups (Loop.handleWake); a non-nil error ends the loop
+//	        ready: new sockets (Loop.admit with the peer's address first:
+//	        refused ones are closed at once with a reset; admitted ones get
+//	        TCP_NODELAY and keepalive (Config.KeepAlive), a Conn with the
+//	        peer, and Loop.opened, or Loop.unadmit if that fails), input
+//	        (Loop.read), writability (at most writeSlice bytes of the write
+//	        queue per event), wakeups (Loop.handleWake); a non-nil error
+//	        ends the loop
 //	(l *Loop) wakePoller() error
 //	        make a blocked poll return; any goroutine, never after closePosts
 //	(l *Loop) pauseAccepting()   stop taking new sockets until resumeAccepting
@@ -40,7 +46,8 @@ import (
 //	        one non-blocking read: n > 0 bytes, 0 at EOF, errWouldBlock
 //	(c *Conn) send(bufs [][]byte) (int, error)
 //	        one non-blocking gather write; 0 and nil when it would block
-//	(c *Conn) startOutput()      drain the write queue when the socket allows
+//	(c *Conn) startOutput()      drain the write queue when the socket allows;
+//	                             Conn.wrote for every write that moved bytes
 //	(c *Conn) inFlight() int     queue bytes an asynchronous send holds
 //	(c *Conn) unsent() (int, bool)  bytes handed to the kernel, not yet acked
 //	(c *Conn) stopInput()        the peer sent EOF: stop watching input
@@ -60,13 +67,24 @@ const (
 // tickInterval is how often a loop looks at deadlines while any are set.
 const tickInterval = 250 * time.Millisecond
 
-// postsClosed is added to Loop.posters when the loop stops taking wakeups:
-// goroutines that then see a negative count stay away from the poller.
+// postsClosed is added to Loop.posters when the loop stops taking wakeups,
+// and to Loop.pushers when its inbox stops taking tasks: goroutines that
+// then see a negative count stay away from the poller, or the inbox.
 const postsClosed = math.MinInt32 / 2
+
+// wakeWindowHook, set only by a test, runs in handleWake between clearing
+// wakePending and reading the control word: it holds the loop in the window
+// where a post must still end in a wakeup (TestShutdownPostedInWakeWindow).
+var wakeWindowHook atomic.Pointer[func(*Loop)]
 
 // maxIov bounds the buffers gathered for one connection's write (IOV_MAX on
 // Linux; Windows has no such limit, the bound keeps the array small).
 const maxIov = 1024
+
+// writeSlice bounds the queued bytes a loop writes for one connection per
+// writability event, so that draining a long queue takes turns with the
+// other connections of the loop instead of holding the loop.
+const writeSlice = 256 << 10
 
 // Loop is one event loop. Its methods other than Post, SetBatch, Stats,
 // Index, Spec and TID must only be called on the loop's own thread (from
@@ -84,6 +102,7 @@ type Loop struct {
 	wakePending atomic.Bool
 	ctl         atomic.Uint32
 	posters     atomic.Int32 // goroutines inside signal; postsClosed once closed
+	pushers     atomic.Int32 // goroutines inside Post; postsClosed once the inbox is shut
 	batch       atomic.Int32 // events per wait; SetBatch changes it
 	closed      atomic.Bool
 	tid         atomic.Int32
@@ -91,24 +110,30 @@ type Loop struct {
 	// Loop-thread state.
 	conns       []*Conn         // the platform's connection table (by fd, by slot)
 	cache       *hugepage.Cache // the loop's front of its node's pool; nil: Go heap
-	rbuf        []byte          // read buffer: headroom, then room for a read
+	poolMax     int             // the pool's largest class
+	classCount  [32]int32       // the pool's buffers per class, by log2 of the size
+	classOf     [32]uint8       // log2 of the class serving a size of 2^k
+	rbuf        []byte          // read buffer: headroom, then room for a read (at least Config.ReadBufferSize)
 	rbufH       hugepage.Buffer // rbuf's pool buffer; zero for heap memory
 	rbufShared  bool            // a handler retained rbuf: read into a new one
-	spare       [][]byte        // large heap buffers kept for reuse (see free)
-	spareBytes  int             // their capacity
+	regions     []*region       // freed regions kept for reuse (memory.go)
+	heapSpare   [17][][]byte    // freed heap buffers kept for reuse, by log2 of the size (up to 64 KiB)
+	spareBytes  int             // the memory both hold
+	spareSince  int64           // when a heap buffer was last kept
+	regionLog   int64           // when a region failure was last logged
 	pending     *Conn           // connection whose writes sit in iov
 	iov         [maxIov][]byte  // the pending writes, sent with one gather write
 	niov        int
 	iovBytes    int
-	scratch     []byte  // frame headers for pending writes
-	scrOff      int     // used part of scratch
-	timed       []*Conn // connections with a deadline
-	timedSpare  []*Conn // sweep's second buffer
-	deferred    []Buf   // freed after the pending writes are flushed (Conn.FreeAfterFlush)
-	stopping    bool    // shutdown began: exit once no connection is left
-	now         int64   // unix nanoseconds at the start of the turn
-	acceptPause int64   // accepting paused until then (out of descriptors); 0: not
-	acceptLog   int64   // when the last accept failure was logged
+	scratch     []byte        // frame headers for pending writes
+	scrOff      int           // used part of scratch
+	timed       []*Conn       // connections with a deadline or queued output
+	timedSpare  []*Conn       // sweep's second buffer
+	deferred    []deferredBuf // freed after the pending writes are flushed (Conn.FreeAfterFlush)
+	stopping    bool          // shutdown began: exit once no connection is left
+	now         int64         // unix nanoseconds at the start of the turn
+	acceptPause int64         // accepting paused until then (out of descriptors); 0: not
+	acceptLog   int64         // when the last accept failure was logged
 	p           poller
 }
 
@@ -125,6 +150,19 @@ func newLoop(e *Engine, idx int, spec LoopSpec) (*Loop, error) {
 	}
 	if spec.Pool != nil {
 		l.cache = spec.Pool.NewCache()
+		l.poolMax = spec.Pool.MaxSize()
+		classes := spec.Pool.Stats().Classes
+		for _, cl := range classes {
+			l.classCount[bits.Len(uint(cl.Size-1))] = int32(cl.Capacity)
+		}
+		for k := range l.classOf {
+			for _, cl := range classes {
+				if cl.Size >= 1<<k {
+					l.classOf[k] = uint8(bits.Len(uint(cl.Size - 1)))
+					break
+				}
+			}
+		}
 	}
 	l.newReadBuffer()
 	return l, nil
@@ -139,7 +177,7 @@ func (l *Loop) run() {
 	nextTick := l.now + int64(tickInterval)
 	for {
 		timeout := time.Duration(-1)
-		if len(l.timed) > 0 || l.acceptPause != 0 {
+		if len(l.timed) > 0 || l.acceptPause != 0 || l.spareBytes > 0 {
 			timeout = tickInterval
 		}
 		n, err := l.poll(timeout)
@@ -152,6 +190,7 @@ func (l *Loop) run() {
 		if l.now >= nextTick {
 			nextTick = l.now + int64(tickInterval)
 			l.sweep()
+			l.trimSpare(false)
 			if l.acceptPause != 0 && l.now >= l.acceptPause {
 				l.acceptPause = 0
 				l.resumeAccepting()
@@ -184,31 +223,54 @@ func (l *Loop) pin() {
 // finish closes what is left and releases the loop once run is done.
 func (l *Loop) finish() {
 	l.stopping = true
+	l.closeInbox()
 	l.closeAll(ErrShutdown)
 	l.stopAccepting()
 	l.closePosts()
 	l.settle()
 	l.closePoller()
 	l.freeMemory()
-	// Drop tasks nobody will run; their data is garbage once unreferenced.
+	// Drop tasks nobody will run (the loop ended without a shutdown: a
+	// poller error); their data is garbage once unreferenced.
 	for {
 		if _, ok := l.inbox.Pop(); !ok {
 			break
 		}
+		count(&l.stats.TasksDropped, 1)
 	}
 }
 
 // Post hands t to the loop from any goroutine. It never blocks: a full inbox
-// returns ErrInboxFull, a stopped loop ErrClosed.
+// returns ErrInboxFull; once the loop has begun its shutdown (or stopped) it
+// returns ErrClosed. A task Post accepted runs before the loop offers its
+// connections to Handler.OnShutdown: a shutdown closes the inbox, waits for
+// the Posts under way, and runs what they left.
 func (l *Loop) Post(t Task) error {
-	if l.closed.Load() {
+	if l.pushers.Add(1) < 0 { // the inbox is shut
+		l.pushers.Add(-1)
 		return ErrClosed
 	}
-	if !l.inbox.Push(t) {
+	ok := l.inbox.Push(t)
+	l.pushers.Add(-1)
+	if !ok {
 		return ErrInboxFull
 	}
 	l.signal()
 	return nil
+}
+
+// closeInbox makes Post fail from now on and waits for the Posts already
+// under way (a push and nothing else: never long), so that every task Post
+// accepted is in the inbox. Loop thread, or a loop that never ran.
+func (l *Loop) closeInbox() {
+	if l.pushers.Load() < 0 {
+		return
+	}
+	if l.pushers.Add(postsClosed) != postsClosed {
+		for l.pushers.Load() != postsClosed {
+			runtime.Gosched()
+		}
+	}
 }
 
 // signal wakes the loop unless a wakeup is already on its way. The loop
@@ -261,27 +323,46 @@ func (l *Loop) SetBatch(n int) {
 	l.signal()
 }
 
-// handleWake acts on a wakeup: control words first (a shutdown begins
-// before the tasks run, an abort closes what is left after them), then the
-// inbox. The platform's poll calls it once the wakeup is consumed.
+// handleWake acts on a wakeup: control words first, then the inbox. A
+// shutdown shuts the inbox and runs every task posted before it, then
+// begins (so that a message a Send accepted goes out before the close that
+// the shutdown sends); an abort closes what is left after the tasks. The
+// platform's poll calls it once the wakeup is consumed.
+//
+// wakePending is cleared before the control word is read: a post that lands
+// between the two is seen by the read and also writes a wakeup (one spare
+// turn). In the other order a post landing between the read and the clear
+// would find wakePending still set, write no wakeup, and wait in the
+// control word until something else woke the loop.
 func (l *Loop) handleWake() {
 	l.wakePending.Store(false)
+	if h := wakeWindowHook.Load(); h != nil {
+		(*h)(l)
+	}
 	ctl := l.ctl.Swap(0)
 	if ctl&ctlShutdown != 0 && !l.stopping {
+		l.closeInbox()
+		l.drainInbox(l.inbox.Cap()) // all of it: the shut inbox takes no more
 		l.beginShutdown()
 	}
-	l.drainInbox()
+	if !l.drainInbox(l.inbox.Cap()) {
+		l.signal() // the rest next turn, after the sockets had theirs
+	}
 	if ctl&ctlAbort != 0 {
-		l.closeAll(ErrShutdown)
+		l.e.forced.Add(int64(l.closeAll(ErrShutdown)))
 	}
 }
 
-// drainInbox runs queued tasks.
-func (l *Loop) drainInbox() {
-	for {
+// drainInbox runs up to max queued tasks and reports whether it emptied the
+// inbox. The bound (one inbox-full per turn) keeps goroutines that post
+// without pause, or a task that posts another, from holding the loop away
+// from its sockets and its control word. A task for a connection that
+// closed since it was posted is dropped (counted in TasksDropped).
+func (l *Loop) drainInbox(max int) bool {
+	for range max {
 		t, ok := l.inbox.Pop()
 		if !ok {
-			return
+			return true
 		}
 		switch {
 		case t.Fn != nil:
@@ -289,8 +370,11 @@ func (l *Loop) drainInbox() {
 		case t.Conn != nil && t.Conn.loop == l && t.Conn.gen == t.Gen && t.Conn.flags&fClosed == 0:
 			l.h.OnTask(t.Conn, &t)
 			t.Conn.Flush()
+		default:
+			count(&l.stats.TasksDropped, 1)
 		}
 	}
+	return l.inbox.Len() == 0
 }
 
 // beginShutdown stops accepting, then hands every connection to
@@ -323,20 +407,27 @@ func (l *Loop) shutdownConn(c *Conn) {
 	}
 }
 
-// closeAll closes every connection of the loop.
-func (l *Loop) closeAll(err error) {
+// closeAll closes every connection of the loop and says how many were
+// open.
+func (l *Loop) closeAll(err error) int {
+	n := 0
 	for _, c := range l.conns {
 		if c != nil && c.flags&fClosed == 0 {
 			c.closeNow(err)
+			n++
 		}
 	}
+	return n
 }
 
-// opened registers c, which the platform has made and put in l.conns, with
-// the handler.
+// opened registers c, which the platform has made with the peer admit
+// returned and put in l.conns, with its peer and the handler.
 func (l *Loop) opened(c *Conn) {
 	atomic.AddInt64(&l.stats.Conns, 1)
 	count(&l.stats.Accepted, 1)
+	if c.peer != nil {
+		c.peer.join(&l.e.peers, c)
+	}
 	l.h.OnOpen(c)
 	c.Flush()
 }
@@ -372,27 +463,44 @@ func (l *Loop) track(c *Conn) {
 	}
 }
 
-// sweep acts on deadlines that passed: a closing connection's linger
-// deadline closes it; any other goes to Handler.OnDeadline. The list is
-// rebuilt into the spare slice so that SetDeadline from the handler appends
-// safely.
+// sweep acts on deadlines that passed and on stalled writers: a closing
+// connection's linger deadline closes it, any other deadline goes to
+// Handler.OnDeadline, and output queued without moving for the write stall
+// timeout evicts its connection. The list is rebuilt into the spare slice
+// so that SetDeadline from the handler appends safely.
 func (l *Loop) sweep() {
 	old := l.timed
 	l.timed = l.timedSpare[:0]
 	for _, c := range old {
-		switch {
-		case c.flags&fClosed != 0 || c.deadline == 0:
-			c.flags &^= fTimed
-		case l.now < c.deadline:
-			l.timed = append(l.timed, c)
-		default:
-			c.flags &^= fTimed
+		c.flags &^= fTimed
+		if c.flags&fClosed != 0 {
+			continue
+		}
+		if c.stalled(l.now) {
+			c.evict(ErrStalled)
+			continue
+		}
+		if c.deadline != 0 && l.now >= c.deadline {
 			c.deadline = 0
 			c.expired()
+		}
+		if c.flags&fClosed == 0 && (c.deadline != 0 || c.wstall != 0) {
+			l.track(c)
 		}
 	}
 	clear(old)
 	l.timedSpare = old[:0]
+}
+
+// Each calls fn for every open connection of the loop (to apply a new
+// setting to the connections already open, say). Loop thread only; fn may
+// close the connection it is given.
+func (l *Loop) Each(fn func(c *Conn)) {
+	for _, c := range l.conns {
+		if c != nil && c.flags&fClosed == 0 {
+			fn(c)
+		}
+	}
 }
 
 // Index is the loop's position in the engine.

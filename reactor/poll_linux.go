@@ -1,3 +1,5 @@
+//go:build !noreactor
+
 package reactor
 
 import (
@@ -16,6 +18,9 @@ import (
 // output only while their write queue holds bytes; the epoll data holds the
 // fd and the connection's generation, so that events for a closed (and
 // reused) fd are dropped.
+
+// hasPoller says whether this build has a poller.
+const hasPoller = true
 
 type poller struct {
 	epfd   int

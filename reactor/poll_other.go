@@ -1,4 +1,4 @@
-//go:build !linux && !windows
+//go:build (!linux && !windows) || (linux && noreactor)
 
 package reactor
 
@@ -11,6 +11,12 @@ import (
 
 // Where no poller exists yet, openPoller fails, so New fails before any loop
 // or connection is made and the other hooks are never reached at run time.
+// A Linux build with -tags noreactor takes this file instead of the epoll
+// files, so that this path is tested where tests run (scripts/test.sh runs
+// TestNotSupportedElsewhere so).
+
+// hasPoller says whether this build has a poller.
+const hasPoller = false
 
 type poller struct{}
 

@@ -59,6 +59,9 @@ const (
 // of operations that closing their sockets cancelled.
 const settleTimeout = 2 * time.Second
 
+// hasPoller says whether this build has a poller.
+const hasPoller = true
+
 type poller struct {
 	port    windows.Handle
 	entries []overlappedEntry

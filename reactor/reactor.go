@@ -3,6 +3,7 @@ package reactor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
@@ -15,11 +16,12 @@ import (
 
 // Errors returned by the reactor.
 var (
-	// ErrUnsupported is returned by New on platforms without a reactor yet.
+	// ErrUnsupported is returned by New on platforms without a reactor yet,
+	// and for Config.ReusePort on Windows.
 	ErrUnsupported = errors.New("reactor: not supported on this platform")
 	// ErrInboxFull is returned by Post when the loop's inbox is at capacity.
 	ErrInboxFull = errors.New("reactor: loop inbox full")
-	// ErrClosed is returned by Post after the loop has stopped.
+	// ErrClosed is returned by Post once the loop has begun its shutdown.
 	ErrClosed = errors.New("reactor: loop closed")
 	// ErrTimeout is passed to OnClose when a connection's deadline expired.
 	ErrTimeout = errors.New("reactor: deadline exceeded")
@@ -31,7 +33,29 @@ var (
 	ErrNoMemory = errors.New("reactor: out of buffer memory")
 	// ErrPeerClosed is passed to OnClose when the peer closed the connection.
 	ErrPeerClosed = errors.New("reactor: connection closed by peer")
+	// ErrStalled is passed to OnEvict and OnClose when the peer took none of
+	// a connection's queued output for Config.WriteStallTimeout.
+	ErrStalled = errors.New("reactor: peer stopped reading")
+	// ErrAddrInUse is wrapped by New's error when another socket (another
+	// process's, even one that shares with SO_REUSEPORT) already listens on
+	// the address and Config.ReusePort is off.
+	ErrAddrInUse = errors.New("reactor: address in use by another listener")
 )
+
+// ShutdownError is what Shutdown returns when its context ended before the
+// connections had closed: the loops then closed Forced of them at once,
+// dropping what was queued for them (their handler got ErrShutdown).
+// errors.Is(err, context.DeadlineExceeded) holds when a deadline ended it.
+type ShutdownError struct {
+	Forced int   // connections closed by force
+	Err    error // the context's error
+}
+
+func (e *ShutdownError) Error() string {
+	return fmt.Sprintf("reactor: shutdown: %v: closed %d connections by force", e.Err, e.Forced)
+}
+
+func (e *ShutdownError) Unwrap() error { return e.Err }
 
 // Handler is the layer above the reactor (the WebSocket protocol). Every
 // method is called on the loop thread that owns the connection, never
@@ -54,6 +78,14 @@ type Handler interface {
 	// while c is open and not closing. The handler decides: set a new
 	// deadline (keepalive), close c, or nothing.
 	OnDeadline(c *Conn)
+	// OnEvict is called before the reactor closes c for why: ErrStalled
+	// (the peer took none of c's queued output for
+	// Config.WriteStallTimeout) or ErrNoMemory (c holds more than its
+	// share while buffer memory is short; see Config.MaxHeapBytes). The
+	// handler may give back memory it holds for c and queue a last
+	// message; c is then closed at once, unless it is closing gracefully
+	// with nothing queued (the last message went out).
+	OnEvict(c *Conn, why error)
 	// OnClose is called once when c is closed; c must not be used after it.
 	OnClose(c *Conn, err error)
 }
@@ -93,20 +125,63 @@ type LoopSpec struct {
 
 // Config configures an Engine.
 type Config struct {
-	Addr           string     // listen address, e.g. ":9001" or "127.0.0.1:0"
-	Loops          []LoopSpec // one entry per event loop; empty means one unpinned loop
-	Batch          int        // max events per wait
-	Ring           int        // inbox capacity per loop
-	ReadBufferSize int        // bytes per loop read buffer (4 KiB of it is headroom for partial frames)
-	// MaxHeapBytes bounds the Go heap memory all loops together may take
-	// for connection buffers when the pools have none of the size (0: no
-	// bound). Past it, work that needs memory is refused: the connection
-	// that needed it is closed.
+	Addr  string     // listen address, e.g. ":9001" or "127.0.0.1:0"
+	Loops []LoopSpec // one entry per event loop; empty means one unpinned loop
+	Batch int        // max events per wait
+	Ring  int        // inbox capacity per loop
+	// ReadBufferSize is the most bytes one read takes from a socket:
+	// MinReadBuffer to MaxReadBuffer, 0 for 128 KiB. Each loop's read
+	// buffer holds that much after 4 KiB of headroom, where a partial
+	// frame left by the previous read is put back in front of the next.
+	ReadBufferSize int
+	// MaxHeapBytes bounds the buffer memory all loops together may hold
+	// beyond their pools: Go heap buffers and the memory large buffers
+	// (regions) hold (0: no bound). Who is refused and who is evicted
+	// when it runs short is memory.go's rule.
 	MaxHeapBytes int64
+	// ReusePort lets other processes listen on Addr at the same time
+	// (Linux SO_REUSEPORT: the kernel spreads connections over every
+	// listener of the same user), for deliberate multi-process setups.
+	// Without it New refuses an address another socket listens on
+	// (ErrAddrInUse). Windows has no such sharing: New fails with
+	// ErrUnsupported there.
+	ReusePort bool
 	// LingerTimeout bounds how long a half-closed connection waits for the
 	// peer to close after a graceful close.
 	LingerTimeout time.Duration
-	Logger        *slog.Logger
+	// WriteStallTimeout evicts a connection (Handler.OnEvict, ErrStalled)
+	// whose queued output the peer has not taken any of for this long (0:
+	// never). SetWriteStallTimeout changes it.
+	WriteStallTimeout time.Duration
+	// QueueLimit is the most a connection's write queue may hold, as the
+	// upper layer enforces it (0: unknown): a queue that outgrows the pools
+	// is reserved for that much at once, so that it is never regrown and
+	// copied. SetQueueLimit changes it.
+	QueueLimit int
+	// KeepAlive turns TCP keepalive on for accepted connections, probing
+	// after this much silence and then every this much (0: off), so that
+	// peers that vanished without a FIN are found.
+	KeepAlive time.Duration
+	// Admission caps, checked when a connection is accepted (0: no cap);
+	// see peer.go. MaxConns bounds open connections, MaxConnsPerPeer those
+	// from one client address, MaxPending those not yet Established, and
+	// MaxPendingPerPeer those of one address.
+	MaxConns, MaxConnsPerPeer, MaxPending, MaxPendingPerPeer int
+	Logger                                                   *slog.Logger
+}
+
+// The range of Config.ReadBufferSize.
+const (
+	MinReadBuffer = 4 << 10
+	MaxReadBuffer = 64 << 20
+)
+
+// validate refuses settings the engine cannot honour.
+func (c *Config) validate() error {
+	if c.ReadBufferSize != 0 && (c.ReadBufferSize < MinReadBuffer || c.ReadBufferSize > MaxReadBuffer) {
+		return fmt.Errorf("reactor: read buffer size %d: want %d..%d bytes (0: 128 KiB)", c.ReadBufferSize, MinReadBuffer, MaxReadBuffer)
+	}
+	return nil
 }
 
 func (c *Config) setDefaults() {
@@ -119,7 +194,7 @@ func (c *Config) setDefaults() {
 	if c.Ring <= 0 {
 		c.Ring = 1024
 	}
-	if c.ReadBufferSize < 2*headroom {
+	if c.ReadBufferSize == 0 {
 		c.ReadBufferSize = 128 << 10
 	}
 	if c.LingerTimeout <= 0 {
@@ -132,22 +207,35 @@ func (c *Config) setDefaults() {
 
 // Engine is a set of event loops sharing one listen address.
 type Engine struct {
-	cfg       Config
-	h         Handler
-	loops     []*Loop
-	addr      net.Addr
-	heapBytes atomic.Int64 // Go heap bytes held for connection buffers
-	wg        sync.WaitGroup
-	mu        sync.Mutex // Start and Shutdown
-	started   bool
-	stopped   bool
-	log       *slog.Logger
+	cfg        Config
+	h          Handler
+	loops      []*Loop
+	addr       net.Addr
+	mem        atomic.Int64 // buffer bytes held beyond the pools (heap, regions)
+	regions    atomic.Int64 // regions mapped
+	lastEvict  atomic.Int64 // loop time of the last eviction round
+	stall      atomic.Int64 // Config.WriteStallTimeout, as changed since
+	queueLimit atomic.Int64 // Config.QueueLimit, as changed since
+	open       atomic.Int64 // connections admitted and not yet closed
+	pending    atomic.Int64 // of those, not yet Established
+	peers      peerTable
+	forced     atomic.Int64 // connections a shutdown's abort closed
+	wg         sync.WaitGroup
+	mu         sync.Mutex // Start and Shutdown
+	started    bool
+	stopped    bool
+	log        *slog.Logger
 }
 
 // New binds the listeners and prepares the loops; Start runs them.
 func New(cfg Config, h Handler) (*Engine, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	cfg.setDefaults()
 	e := &Engine{cfg: cfg, h: h, log: cfg.Logger}
+	e.stall.Store(int64(cfg.WriteStallTimeout))
+	e.queueLimit.Store(int64(cfg.QueueLimit))
 	for i, spec := range cfg.Loops {
 		l, err := newLoop(e, i, spec)
 		if err != nil {
@@ -159,9 +247,18 @@ func New(cfg Config, h Handler) (*Engine, error) {
 	return e, nil
 }
 
-// HeapBytes is the Go heap memory the loops hold for connection buffers
-// because their pools had none of the size.
-func (e *Engine) HeapBytes() int64 { return e.heapBytes.Load() }
+// HeapBytes is the buffer memory the loops hold beyond their pools (Go
+// heap buffers and the memory behind large buffers, cached ones included):
+// what Config.MaxHeapBytes bounds.
+func (e *Engine) HeapBytes() int64 { return e.mem.Load() }
+
+// SetQueueLimit changes Config.QueueLimit, for queues reserved from now
+// on. Any goroutine.
+func (e *Engine) SetQueueLimit(n int) { e.queueLimit.Store(int64(max(n, 0))) }
+
+// SetWriteStallTimeout changes Config.WriteStallTimeout, for connections
+// already open too (from their loop's next tick). Any goroutine.
+func (e *Engine) SetWriteStallTimeout(d time.Duration) { e.stall.Store(int64(max(d, 0))) }
 
 // Addr is the bound listen address (useful with port 0).
 func (e *Engine) Addr() net.Addr { return e.addr }
@@ -205,11 +302,12 @@ func (e *Engine) Start() {
 // Wait blocks until every loop has returned.
 func (e *Engine) Wait() { e.wg.Wait() }
 
-// Shutdown stops accepting, offers every open connection to
-// Handler.OnShutdown, and waits until the connections are closed. When ctx
-// ends first, the remaining connections are closed with ErrShutdown; the
-// loops are always gone when Shutdown returns. The error is ctx's if the
-// deadline was needed.
+// Shutdown stops accepting, runs the tasks already posted, offers every
+// open connection to Handler.OnShutdown, and waits until the connections
+// are closed. When ctx ends first, the remaining connections are closed
+// with ErrShutdown and Shutdown returns a *ShutdownError that counts them;
+// nil means every connection closed on its own. The loops are always gone
+// when Shutdown returns.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	first := !e.stopped
@@ -238,12 +336,16 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		l.postControl(ctlAbort)
 	}
 	<-done
-	return ctx.Err()
+	if n := e.forced.Load(); n > 0 {
+		return &ShutdownError{Forced: int(n), Err: ctx.Err()}
+	}
+	return nil // every connection closed just as ctx ended
 }
 
 // closeLoops releases loops that never ran.
 func (e *Engine) closeLoops() {
 	for _, l := range e.loops {
+		l.closeInbox()
 		l.stopAccepting()
 		l.closePosts()
 		l.closePoller()

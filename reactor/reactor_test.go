@@ -51,6 +51,8 @@ func (h *lineEcho) OnShutdown(c *Conn) {
 	c.CloseGracefully()
 }
 
+func (h *lineEcho) OnEvict(*Conn, error) {}
+
 func (h *lineEcho) OnClose(c *Conn, err error) {
 	h.closed.Add(1)
 	if h.closeErrs != nil {
@@ -91,6 +93,9 @@ func TestWriteQueueKeepsOrder(t *testing.T) {
 	h := &lineEcho{}
 	e := startLines(t, h, 1)
 	c := dialEngine(t, e)
+	// 32 MiB each way under -race on two busy cores can take longer than
+	// dialEngine's 20 s; this test is about order, not speed.
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
 	var want bytes.Buffer
 	line := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 	line[len(line)-1] = '\n'
@@ -103,17 +108,15 @@ func TestWriteQueueKeepsOrder(t *testing.T) {
 		_, err := c.Write(want.Bytes())
 		done <- err
 	}()
-	time.Sleep(200 * time.Millisecond) // let the server queue behind a full socket
+	// Let the server queue behind a full socket: it must, once the socket
+	// buffers are full (a fixed pause was not always enough under wine).
+	require.Eventually(t, func() bool { return e.Loops()[0].Stats().CopiedOut > 0 }, 10*time.Second, 5*time.Millisecond,
+		"the test never made the server queue")
 	got := make([]byte, want.Len())
 	_, err := io.ReadFull(c, got)
 	require.NoError(t, err)
 	require.NoError(t, <-done)
 	require.True(t, bytes.Equal(want.Bytes(), got), "stream differs")
-	var copied uint64
-	for _, l := range e.Loops() {
-		copied += l.Stats().CopiedOut
-	}
-	require.NotZero(t, copied, "the test never made the server queue")
 }
 
 // TestPostFromManyGoroutines: tasks posted concurrently reach the
@@ -178,27 +181,75 @@ func TestShutdownReadsThenCloses(t *testing.T) {
 	c := dialEngine(t, e)
 	c.Write([]byte("last words\n"))
 	time.Sleep(50 * time.Millisecond) // in the server's socket, maybe not yet read
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		shut <- e.Shutdown(ctx)
-	}()
+	shut := shutdownAsync(e, 5*time.Second)
 	got, err := io.ReadAll(c)
 	require.NoError(t, err)
 	require.Equal(t, "last words\nbye\n", string(got))
 	c.Close()
-	require.NoError(t, <-shut)
+	awaitShutdown(t, shut, "after the last words")
 	require.Equal(t, h.opened.Load(), h.closed.Load())
 	for _, l := range e.Loops() {
 		require.True(t, l.closed.Load(), "loop %d not released", l.Index())
 	}
 }
 
+// TestNotSupportedElsewhere: where there is no poller, New fails with
+// ErrUnsupported (naming the platform) and leaves nothing open. The builds
+// with a poller skip it; scripts/test.sh runs it on Linux with -tags
+// noreactor, which compiles poll_other.go in place of the epoll files.
 func TestNotSupportedElsewhere(t *testing.T) {
-	if runtime.GOOS == "linux" || runtime.GOOS == "windows" {
-		t.Skip("the reactor runs here")
+	if hasPoller {
+		t.Skipf("%s has a poller; run with -tags noreactor to test the unsupported path", runtime.GOOS)
 	}
-	_, err := New(Config{Addr: "127.0.0.1:0"}, &lineEcho{})
+	g0 := runtime.NumGoroutine()
+	e, err := New(Config{Addr: "127.0.0.1:0"}, &lineEcho{})
 	require.ErrorIs(t, err, ErrUnsupported)
+	require.ErrorContains(t, err, runtime.GOOS+"/"+runtime.GOARCH)
+	require.Nil(t, e)
+	require.Equal(t, -1, FileLimit())
+	require.Equal(t, g0, runtime.NumGoroutine())
+}
+
+// readSizes records the largest OnRead a connection saw; it consumes all.
+type readSizes struct {
+	lineEcho
+	largest atomic.Int64
+	total   atomic.Int64
+}
+
+func (h *readSizes) OnRead(c *Conn, data []byte) int {
+	if n := int64(len(data)); n > h.largest.Load() {
+		h.largest.Store(n)
+	}
+	h.total.Add(int64(len(data)))
+	return len(data)
+}
+
+// TestReadBufferSize: Config.ReadBufferSize is the most one read takes
+// (so a 60 KiB burst reaches the handler in pieces of at most 4 KiB, some
+// of them full), and sizes outside its range are refused by New with an
+// error naming the range.
+func TestReadBufferSize(t *testing.T) {
+	for _, bad := range []int{-1, MinReadBuffer - 1, MaxReadBuffer + 1} {
+		_, err := New(Config{Addr: "127.0.0.1:0", ReadBufferSize: bad}, &lineEcho{})
+		require.ErrorContains(t, err, "want 4096..67108864 bytes", "ReadBufferSize %d", bad)
+	}
+	h := &readSizes{}
+	e, err := New(Config{Addr: "127.0.0.1:0", ReadBufferSize: 4096}, h)
+	require.NoError(t, err)
+	e.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Shutdown(ctx)
+	})
+	c := dialEngine(t, e)
+	const burst = 60 << 10
+	_, err = c.Write(bytes.Repeat([]byte("x"), burst))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return h.total.Load() == burst }, 10*time.Second, time.Millisecond)
+	st := e.Loops()[0].Stats()
+	t.Logf("%d bytes in %d reads, the largest %d", st.BytesIn, st.ReadCalls, h.largest.Load())
+	require.Equal(t, int64(4096), h.largest.Load(), "the largest read with a 4 KiB read buffer")
+	require.GreaterOrEqual(t, st.ReadCalls, uint64(burst/4096))
 }

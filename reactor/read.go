@@ -20,7 +20,7 @@ var errWouldBlock = errors.New("reactor: would block")
 // DirectReader that asks for it. It reports whether the read returned data
 // and c is still open (so a caller may read again).
 func (l *Loop) read(c *Conn) bool {
-	into := l.rbuf[headroom:]
+	into := l.rbuf[headroom : headroom+l.e.cfg.ReadBufferSize]
 	direct := false
 	if l.dr != nil && c.in.Len() == 0 && c.flags&fWriteShut == 0 {
 		if t := l.dr.ReadTarget(c); len(t) > 0 {
@@ -55,17 +55,13 @@ func (l *Loop) read(c *Conn) bool {
 // partial frame kept from an earlier read, or heap memory); the caller then
 // copies.
 func (l *Loop) RetainRead(p []byte) (h hugepage.Buffer, off int, ok bool) {
-	if l.rbufH.IsZero() || len(p) == 0 {
-		return h, 0, false
-	}
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(l.rbuf)))
-	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
-	if at < base || at+uintptr(len(p)) > base+uintptr(len(l.rbuf)) {
+	if l.rbufH.IsZero() || len(p) == 0 || !inside(p, l.rbuf) {
 		return h, 0, false
 	}
 	l.rbufH.Retain()
 	l.rbufShared = true
-	return l.rbufH, int(at - base), true
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(l.rbuf)))
+	return l.rbufH, int(uintptr(unsafe.Pointer(unsafe.SliceData(p))) - base), true
 }
 
 // newReadBuffer gives the loop a read buffer, dropping the loop's reference
@@ -75,12 +71,12 @@ func (l *Loop) newReadBuffer() {
 	case !l.rbufH.IsZero() && l.rbufShared:
 		l.rbufH.Release() // not the last reference: a handler holds it
 	case l.rbufShared:
-		l.e.heapBytes.Add(-int64(cap(l.rbuf))) // heap memory now the handler's (GC)
+		l.e.mem.Add(-int64(cap(l.rbuf))) // heap memory now the handler's (GC)
 	default:
-		l.free(l.rbuf, l.rbufH)
+		l.freeLoop(l.rbuf, l.rbufH)
 	}
 	l.rbufShared = false
-	b, h, _ := l.alloc(l.e.cfg.ReadBufferSize, true)
+	b, h := l.allocLoop(headroom + l.e.cfg.ReadBufferSize)
 	l.rbuf, l.rbufH = b[:cap(b)], h
 }
 
@@ -88,7 +84,7 @@ func (l *Loop) newReadBuffer() {
 // headroom to the handler, with what c kept from the previous read in front
 // of them, sends the replies, and keeps what the handler did not consume.
 // It reports whether c read data and is still open (so a caller may read
-// again).
+// again). Every byte it copies is counted in CopiedIn.
 func (l *Loop) handleRead(c *Conn, n int) bool {
 	if c.flags&fWriteShut != 0 {
 		return true // closing: the peer's bytes are read only to see its EOF
@@ -96,18 +92,22 @@ func (l *Loop) handleRead(c *Conn, n int) bool {
 	buf := l.rbuf
 	data := buf[headroom : headroom+n]
 	if k := c.in.Len(); k > 0 {
-		// copy: a partial frame or request left from the previous read.
 		if k <= headroom {
+			// copy: a partial frame or request left from the previous read
+			// goes back in front of the new bytes.
 			copy(buf[headroom-k:headroom], c.in.Bytes())
 			data = buf[headroom-k : headroom+n]
+			count(&l.stats.CopiedIn, uint64(k))
 		} else {
-			if !c.in.Append(l, data) {
+			// copy: the new bytes go behind a leftover too long for the
+			// headroom (an upgrade request arriving in pieces).
+			if !c.in.Append(c, data, 0) {
 				c.closeNow(ErrNoMemory)
 				return false
 			}
 			data = c.in.Bytes()
+			count(&l.stats.CopiedIn, uint64(n))
 		}
-		count(&l.stats.CopiedIn, uint64(k))
 	}
 	consumed := l.h.OnRead(c, data)
 	c.Flush()
@@ -118,16 +118,21 @@ func (l *Loop) handleRead(c *Conn, n int) bool {
 	rest := data[min(consumed, len(data)):]
 	switch {
 	case len(rest) == 0:
-		c.in.Free(l)
-	case c.in.Len() > 0 && &rest[len(rest)-1] == &c.in.Bytes()[c.in.Len()-1]:
-		c.in.SetLen(copy(c.in.Bytes(), rest)) // rest lives in c.in: move it to the front
+		c.in.Free(c)
+	case c.in.contains(rest):
+		if &rest[0] != &c.in.Bytes()[0] {
+			copy(c.in.Bytes(), rest) // copy: rest lives in c.in; move it to the front
+			count(&l.stats.CopiedIn, uint64(len(rest)))
+		}
+		c.in.Truncate(len(rest))
 	default:
-		c.in.SetLen(0)
-		if !c.in.Append(l, rest) { // copy: keep the partial tail
+		c.in.Truncate(0)
+		if !c.in.Append(c, rest, 0) { // copy: keep the partial tail
 			c.closeNow(ErrNoMemory)
 			l.renewReadBuffer()
 			return false
 		}
+		count(&l.stats.CopiedIn, uint64(len(rest)))
 	}
 	l.renewReadBuffer()
 	return true

@@ -4,14 +4,18 @@
 # browser negotiated (ws.extensions, logged) and echoes text and binary
 # messages of 0 B to 1 MiB byte for byte; the server's counters must show
 # them compressed both ways. Uses $HIOLOAD_BROWSER, else chromium on PATH
-# (Debian's chromium package, which scripts/setup.sh installs); prints a
-# SKIP line without one.
+# (Debian's chromium package, which scripts/setup.sh installs). Without one
+# it prints SKIP and exits 0, except under CI=true, where that is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 browser=${HIOLOAD_BROWSER:-$(command -v chromium || command -v chromium-browser || true)}
 if [ -z "$browser" ]; then
-	echo "SKIP browser test: no Chromium (Debian: apt-get install chromium)"
+	if [ "${CI:-}" = true ]; then
+		echo "FAIL browser test: no Chromium (scripts/setup.sh installs it; CI must not skip)"
+		exit 1
+	fi
+	echo "SKIP browser test: no Chromium (scripts/setup.sh installs it)"
 	exit 0
 fi
 echo "browser-test: $("$browser" --version 2>/dev/null | grep -v 'unexpected operator' | head -1)"

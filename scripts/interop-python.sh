@@ -4,7 +4,8 @@
 # -compression) on a free loopback port: once with permessage-deflate,
 # which websockets offers by default, and once without. Uses whichever python3 on PATH (or /usr/bin/python3,
 # where Debian's python3-websockets lives) can import websockets; exits 0
-# with a SKIP line when none can. It installs nothing.
+# with a SKIP line when none can, except under CI=true, where that is a
+# failure. It installs nothing (scripts/setup.sh does).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -16,7 +17,11 @@ for cand in python3 /usr/bin/python3; do
 	fi
 done
 if [ -z "$py" ]; then
-	echo "SKIP interop-python: no python3 with the websockets package (Debian: python3-websockets)"
+	if [ "${CI:-}" = true ]; then
+		echo "FAIL interop-python: no python3 with the websockets package (scripts/setup.sh installs python3-websockets; CI must not skip)"
+		exit 1
+	fi
+	echo "SKIP interop-python: no python3 with the websockets package (Debian: python3-websockets; scripts/setup.sh installs it)"
 	exit 0
 fi
 

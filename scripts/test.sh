@@ -21,6 +21,14 @@ fmt_check() {
   if [ -n "$bad" ]; then echo "not gofmt-ed:"; echo "$bad"; return 1; fi
 }
 
+# The reactor's unsupported-platform path, for real: -tags noreactor builds
+# Linux without its poller (poll_other.go), and the test must run, not skip.
+no_poller() {
+  local out
+  out=$($GO test -count=1 -v -tags noreactor -run '^TestNotSupportedElsewhere$' ./reactor 2>&1) || { echo "$out"; return 1; }
+  grep -q -- '--- PASS: TestNotSupportedElsewhere' <<<"$out" || { echo "$out"; echo "TestNotSupportedElsewhere did not run"; return 1; }
+}
+
 optional() { # run a script if it exists (it skips itself when its tools are missing)
   if [ -x "$1" ]; then "$@"; else echo "    (no $1)"; fi
 }
@@ -34,6 +42,7 @@ step "vet without cgo" env CGO_ENABLED=0 $GO vet ./...
 step "build for windows" env GOOS=windows $GO build ./...
 step "vet for windows" env GOOS=windows $GO vet ./...
 step "build for other platforms (darwin: the reactor says it is unsupported)" env GOOS=darwin $GO build ./...
+step "no poller: New fails with ErrUnsupported (-tags noreactor)" no_poller
 step "tests (race detector, shuffled)" $GO test -race -shuffle=on -timeout 15m ./...
 step "tests without cgo" env CGO_ENABLED=0 $GO test -timeout 10m ./...
 step "fuzz targets ($FUZZTIME each)" env FUZZTIME=$FUZZTIME scripts/fuzz.sh

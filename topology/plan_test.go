@@ -34,6 +34,8 @@ func TestPlan(t *testing.T) {
 			want: loops(0, 0, 1, 0, 2, 0, 3, 0, 4, 1, 5, 1, 6, 1, 7, 1), nodes: []int{0, 1}},
 		{name: "auto, NIC on node 1", machine: "two-node", sel: Auto, nic: "eth0",
 			want: loops(4, 1, 5, 1, 6, 1, 7, 1), nodes: []int{1}},
+		{name: "kernel without cache directories, NIC on node 1", machine: "no-cache", sel: Auto, nic: "eth0",
+			want: loops(4, 1, 5, 1, 6, 1, 7, 1), nodes: []int{1}},
 		{name: "auto, NIC without affinity", machine: "two-node", sel: Auto, nic: "eth1",
 			want: loops(0, 0, 1, 0, 2, 0, 3, 0, 4, 1, 5, 1, 6, 1, 7, 1), nodes: []int{0, 1}},
 		{name: "auto, unknown NIC", machine: "two-node", sel: Auto, nic: "lo", nodes: []int{0, 1},

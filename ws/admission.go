@@ -1,66 +1,29 @@
 package ws
 
 import (
-	"net"
-	"net/netip"
 	"strings"
-	"sync"
 
-	gws "github.com/gobwas/ws"
+	"github.com/hioload-ws/hioload-ws/reactor"
 )
 
-// ipKey is a connection's entry in the per-address count.
-type ipKey struct {
-	addr netip.Addr
-	over bool // past MaxConnsPerIP when it connected
+// Who gets a connection: the caps of Config (MaxConns, MaxConnsPerIP,
+// MaxHandshakes, MaxHandshakesPerIP) are the reactor's admission caps,
+// checked when the TCP connection is accepted, before a byte of the
+// handshake is read; a connection over one is reset at once and counted
+// (Stats.Refused). A connection counts as handshaking until its upgrade
+// succeeds (reactor.Conn.Established). The Origin check runs on the
+// upgrade request.
+
+// admission maps the caps of cfg onto the reactor's.
+func admission(cfg *Config, rc *reactor.Config) {
+	rc.MaxConns = int(cfg.maxConns())
+	rc.MaxConnsPerPeer = cfg.MaxConnsPerIP
+	rc.MaxPending = cfg.MaxHandshakes
+	rc.MaxPendingPerPeer = cfg.MaxHandshakesPerIP
 }
 
-// perIPCounter counts connections per client address for MaxConnsPerIP. It
-// is touched only when a connection opens or closes, never per message, so
-// a mutex is the simple and right tool.
-type perIPCounter struct {
-	max int
-	mu  sync.Mutex
-	n   map[netip.Addr]int
-}
-
-func (p *perIPCounter) add(a net.Addr) *ipKey {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok {
-		return nil
-	}
-	ip, _ := netip.AddrFromSlice(ta.IP)
-	k := &ipKey{addr: ip.Unmap()}
-	p.mu.Lock()
-	if p.n == nil {
-		p.n = map[netip.Addr]int{}
-	}
-	p.n[k.addr]++
-	k.over = p.n[k.addr] > p.max
-	p.mu.Unlock()
-	return k
-}
-
-func (p *perIPCounter) remove(k *ipKey) {
-	p.mu.Lock()
-	if p.n[k.addr]--; p.n[k.addr] <= 0 {
-		delete(p.n, k.addr)
-	}
-	p.mu.Unlock()
-}
-
-var errOriginNotAllowed = gws.RejectConnectionError(
-	gws.RejectionStatus(403),
-	gws.RejectionReason("origin not allowed"),
-)
-
-// checkOrigin is the upgrader's header hook when AllowedOrigins is set.
-func (s *Server) checkOrigin(key, value []byte) error {
-	if !strings.EqualFold(string(key), "Origin") {
-		return nil
-	}
-	if !s.origins[strings.ToLower(string(value))] {
-		return errOriginNotAllowed
-	}
-	return nil
+// originAllowed reports whether a browser at origin may connect
+// (AllowedOrigins, compared case-insensitively).
+func (s *Server) originAllowed(origin []byte) bool {
+	return s.origins == nil || s.origins[strings.ToLower(string(origin))]
 }

@@ -36,16 +36,16 @@ type loopDeflate struct {
 	out  bufWriter // the reply being compressed
 }
 
-// bufWriter is an io.Writer appending to a pool buffer.
+// bufWriter is an io.Writer appending to a connection's buffer.
 type bufWriter struct {
-	l *reactor.Loop
+	c *reactor.Conn
 	b reactor.Buf
 }
 
 var errBufFull = errors.New("ws: no buffer memory")
 
 func (w *bufWriter) Write(p []byte) (int, error) {
-	if !w.b.Append(w.l, p) {
+	if !w.b.Append(w.c, p, 0) {
 		return 0, errBufFull
 	}
 	return len(p), nil
@@ -89,13 +89,16 @@ func (c *Conn) beginMessage(rsv byte) {
 func (c *Conn) compressedMsg() bool { return c.z != nil && c.z.compressed }
 
 // inflate inflates a compressed message whose deflate data is p, checks
-// it, and delivers it. frame is the whole client frame when p lies behind
-// its header in the read buffer (for a reply sent as it arrived); owned
-// says p is in the reassembly buffer, whose spare capacity the inflater
-// may use.
+// it, and delivers it. frame is p with free room for a header in front of
+// it (the client's header in the read buffer, or the reassembly buffer's
+// msgHead), for a reply sent as it arrived; owned says p ends the
+// reassembly buffer, whose spare capacity the inflater may use when it can
+// be had without moving p (a region's is made writable first).
 func (c *Conn) inflate(op OpCode, p, frame []byte, owned bool) {
 	ls, z := c.ls, c.z
 	ld := ls.deflate()
+	in := &c.in.buf
+	owned = owned && in.Cap()-in.Len() >= deflate.TailLen && in.Grow(c.rc, deflate.TailLen, 0)
 	keep := !z.p.ClientNoContextTakeover
 	var window []byte
 	if keep {
@@ -113,7 +116,7 @@ func (c *Conn) inflate(op OpCode, p, frame []byte, owned bool) {
 		err = c.slideWindow(out.Bytes())
 	}
 	if err != nil {
-		out.Free(c.rc.Loop())
+		out.Free(c.rc)
 		c.fail(err)
 		return
 	}
@@ -125,34 +128,35 @@ func (c *Conn) inflate(op OpCode, p, frame []byte, owned bool) {
 }
 
 // inflateInto reads the message the Inflater began into out, never letting
-// out's capacity pass MaxMessageSize: a message that inflates to more is
-// refused with 1009 before a byte more is stored (a high ratio alone is
-// fine). hint is the compressed size, for the first guess.
+// it pass MaxMessageSize: a message that inflates to more is refused with
+// 1009 before a byte more is stored (a high ratio alone is fine). out grows
+// as output comes, paid for like any buffer (Config.MaxHeapBytes: a
+// refusal is 1013): first by a guess from the compressed size (hint), then
+// doubling, and once large into a region reserved up to the limit that
+// costs only what is written.
 func (c *Conn) inflateInto(out *reactor.Buf, inf *deflate.Inflater, hint int) *CloseError {
 	lim := int(min(c.ls.s.limits.Load().MaxMessageSize, maxInt))
+	first := max(8*hint, 1024)
 	for {
-		b := out.Bytes()
-		if len(b) == min(cap(b), lim) {
-			if len(b) == lim {
-				var probe [1]byte
-				n, done, err := inf.Read(probe[:])
-				switch {
-				case err != nil:
-					return wire.ErrInflate
-				case n > 0:
-					return wire.ErrMessageTooBig
-				case done:
-					return nil
-				}
-				continue
+		if out.Len() == lim {
+			var probe [1]byte
+			n, done, err := inf.Read(probe[:])
+			switch {
+			case err != nil:
+				return wire.ErrInflate
+			case n > 0:
+				return wire.ErrMessageTooBig
+			case done:
+				return nil
 			}
-			if !c.growInflated(out, lim, hint) {
-				return errNoMemory
-			}
-			b = out.Bytes()
+			continue
 		}
-		n, done, err := inf.Read(b[len(b):min(cap(b), lim)])
-		out.SetLen(len(b) + n)
+		k := min(lim-out.Len(), max(out.Len(), first))
+		if !out.Grow(c.rc, k, lim) {
+			return errNoMemory
+		}
+		n, done, err := inf.Read(out.Spare(k))
+		out.Extend(c.rc, n)
 		switch {
 		case err != nil:
 			return wire.ErrInflate
@@ -165,40 +169,21 @@ func (c *Conn) inflateInto(out *reactor.Buf, inf *deflate.Inflater, hint int) *C
 // maxInt bounds MaxMessageSize where it becomes a length.
 const maxInt = int64(^uint(0) >> 1)
 
-// growInflated makes room in out for more inflated bytes: first a guess
-// from the compressed size, then twice the capacity, never more than lim.
-// A buffer that would pass lim by doubling is replaced by one of lim bytes.
-func (c *Conn) growInflated(out *reactor.Buf, lim, hint int) bool {
-	l := c.rc.Loop()
-	b := out.Bytes()
-	if len(b) == 0 {
-		return out.Grow(l, min(lim, max(8*hint, 1024)))
-	}
-	count(&c.ls.c.DeflateCopied, uint64(len(b))) // the grow below copies what is there
-	if 2*cap(b) <= lim {
-		return out.Grow(l, 2*cap(b)-len(b))
-	}
-	var nb reactor.Buf
-	if !nb.Grow(l, lim) {
-		return false
-	}
-	nb.Append(l, b) // copy: growing the inflate buffer to the limit
-	out.Free(l)
-	*out = nb
-	return true
-}
-
 // slideWindow appends an inflated message to the client's history window
 // (client context takeover): the next message may refer to its last
 // 2^ClientWindowBits bytes.
 func (c *Conn) slideWindow(msg []byte) *CloseError {
 	w := &c.z.window
 	size := deflate.WindowSize(c.z.p.ClientWindowBits)
-	if cap(w.Bytes()) < size && !w.Grow(c.rc.Loop(), size-w.Len()) {
+	if w.Cap() < size && !w.Grow(c.rc, size-w.Len(), size) {
 		return errNoMemory
 	}
 	nw, copied := deflate.Slide(w.Bytes(), msg, size)
-	w.SetLen(len(nw))
+	if len(nw) > w.Len() {
+		w.Extend(c.rc, len(nw)-w.Len())
+	} else {
+		w.Truncate(len(nw))
+	}
 	count(&c.ls.c.DeflateCopied, uint64(copied))
 	return nil
 }
@@ -224,20 +209,20 @@ func (c *Conn) writeCompressed(op OpCode, p []byte) error {
 		return c.reply(op, p)
 	}
 	w := &ld.out
-	w.l = c.rc.Loop()
-	if !w.b.Grow(w.l, len(p)+len(p)>>6+64) { // room for incompressible data too
+	w.c = c.rc
+	if !w.b.Grow(w.c, len(p)+len(p)>>6+64, 0) { // room for incompressible data too
 		c.fail(errNoMemory)
 		return errNoMemory
 	}
 	if err := ld.comp.Compress(&z.stream, p, z.p.ServerWindowBits, !z.p.ServerNoContextTakeover, w); err != nil {
-		w.b.Free(w.l)
+		w.b.Free(w.c)
 		c.fail(errNoMemory)
 		return errNoMemory
 	}
 	b, _ := deflate.TrimTail(w.b.Bytes())
 	if !echo && len(b) >= len(p) {
 		ld.comp.Drop(&z.stream) // p goes uncompressed: the client's history will not hold it
-		w.b.Free(w.l)
+		w.b.Free(w.c)
 		return c.reply(op, p)
 	}
 	err := c.replyCompressed(op, b)
@@ -268,9 +253,8 @@ func (c *Conn) closeDeflate() {
 	if c.z == nil {
 		return
 	}
-	l := c.rc.Loop()
-	c.z.out.Free(l)
-	c.z.window.Free(l)
+	c.z.out.Free(c.rc)
+	c.z.window.Free(c.rc)
 	if c.ls.z != nil {
 		c.ls.z.comp.Drop(&c.z.stream)
 	}

@@ -15,12 +15,19 @@ import (
 // Config is the server's configuration. Start from DefaultConfig.
 type Config struct {
 	ListenAddr  string // TCP address, e.g. ":9001"; ":0" or "127.0.0.1:0" picks a port
-	BatchSize   int    // events per epoll_wait
-	ReactorRing int    // inbox capacity per loop
+	BatchSize   int    // events per epoll_wait, 1..4096
+	ReactorRing int    // inbox capacity per loop, 2..1048576 (rounded up to a power of two)
 	Workers     int    // event loops; 0 = one per allowed CPU of the chosen node(s)
 	NUMANode    int    // -1 = auto, else the node whose CPUs and memory to use
 
-	ReadBufferSize   int           // bytes per loop read buffer
+	// ReusePort lets other processes listen on ListenAddr too (Linux
+	// SO_REUSEPORT: the kernel spreads connections over every listener of
+	// the same user), for deliberate multi-process setups. Without it
+	// NewServer refuses an address another socket already listens on, with
+	// ErrAddrInUse. Not supported on Windows.
+	ReusePort bool
+
+	ReadBufferSize   int           // most bytes one read takes, 4 KiB..64 MiB (each loop's buffer has 4 KiB more in front, for partial frames)
 	MaxFrameSize     int64         // larger frames are refused with 1009 before their payload is read
 	MaxMessageSize   int64         // larger messages (all fragments) are refused with 1009
 	MaxHandshakeSize int           // larger upgrade requests get HTTP 431
@@ -29,14 +36,37 @@ type Config struct {
 	ShutdownTimeout  time.Duration // Shutdown waits this long for clients to answer 1001
 	LingerTimeout    time.Duration // after a close, wait this long for the client's FIN
 
-	// MaxConns bounds open connections; past it a client completes the
-	// handshake and is closed at once with 1013 (try again later). 0 means
-	// the open-file limit less 64.
+	// MaxConns bounds open TCP connections, counted from accept: past it a
+	// new connection is reset at once, before its handshake is read
+	// (Stats.Refused). 0 means the open-file limit less 64.
 	MaxConns int
-	// MaxConnsPerIP bounds connections from one client address; past it the
-	// upgrade is refused with HTTP 429. 0 means no per-address limit (the
-	// right default behind a load balancer).
+	// MaxConnsPerIP bounds open TCP connections from one client address
+	// (an IPv6 client's /64), counted and refused like MaxConns. 0 means
+	// no per-address limit (the right setting behind a load balancer).
 	MaxConnsPerIP int
+	// MaxHandshakes bounds the connections still handshaking (accepted,
+	// upgrade not yet done), and MaxHandshakesPerIP those of one address:
+	// past them a new connection is reset at once. A client holding
+	// silent connections uses up its own address's share, not everyone's.
+	// 0 means no cap (set MaxHandshakesPerIP to 0 behind a load
+	// balancer, where every client has its address).
+	MaxHandshakes      int
+	MaxHandshakesPerIP int
+	// TCPKeepAlive turns TCP keepalive on for accepted connections: a
+	// probe after this much silence and then every this much, so that
+	// clients that vanished without closing are dropped (as net/http
+	// does, with 15 s). 0 turns it off.
+	TCPKeepAlive time.Duration
+	// WriteStallTimeout closes a connection whose client took none of its
+	// queued replies for this long: close 1008 queued and the connection
+	// dropped (the client is not reading, so it will rarely see the
+	// frame). 0 disables it. Reloadable.
+	WriteStallTimeout time.Duration
+	// ReleaseMemoryEvery lets the server hand unused Go heap memory back to
+	// the system (runtime/debug.FreeOSMemory) at most this often, when
+	// 64 MiB or more of it is free after a burst of large messages. 0
+	// leaves that to the Go runtime's scavenger.
+	ReleaseMemoryEvery time.Duration
 	// AllowedOrigins, when not empty, is the list of Origin header values
 	// (e.g. "https://example.com", compared case-insensitively) a browser
 	// may connect from; others get HTTP 403. Requests without Origin (not
@@ -59,10 +89,13 @@ type Config struct {
 	PoolClasses []hugepage.Class
 	NoHugepages bool
 	NoPool      bool
-	// MaxHeapBytes bounds the Go heap the loops may take for connection
-	// buffers once the pools run out (0: no bound). Past it a message that
-	// needs memory is refused with close 1013, and a connection whose
-	// replies cannot be queued is closed.
+	// MaxHeapBytes bounds the buffer memory the loops may hold beyond their
+	// pools: Go heap buffers, and the memory large messages and write
+	// queues hold in their reserved regions, charged as bytes arrive
+	// (0: no bound). When it runs short, a connection (or client address)
+	// holding more than its share is refused with close 1013, and for
+	// anyone else the connections holding the most are closed with 1013
+	// to make room (SECURITY.md: "Memory").
 	MaxHeapBytes int64
 
 	// Compression is permessage-deflate (RFC 7692); off by default.
@@ -140,6 +173,12 @@ func DefaultConfig() Config {
 			MinSize:               64,
 			HistorySlots:          8,
 		},
+
+		MaxHandshakes:      1024,
+		MaxHandshakesPerIP: 64,
+		TCPKeepAlive:       15 * time.Second,
+		WriteStallTimeout:  10 * time.Second,
+		ReleaseMemoryEvery: 10 * time.Second,
 	}
 }
 
@@ -166,18 +205,21 @@ type Limits struct {
 	MaxWriteQueue    int           `metric:"max_write_queue_bytes" help:"Bytes queued for a slow reader before it gets 1008 (reloadable)."`
 	HandshakeTimeout time.Duration `metric:"handshake_timeout_seconds" help:"Time allowed to complete the upgrade (reloadable)."`
 	IdleTimeout      time.Duration `metric:"idle_timeout_seconds" help:"Silence after which a connection is closed with 1001; 0 = off (reloadable)."`
+	// WriteStallTimeout: see Config.
+	WriteStallTimeout time.Duration `metric:"write_stall_timeout_seconds" help:"Time a client may take none of its queued replies before it is dropped (1008); 0 = off (reloadable)."`
 }
 
 // Limits returns the reloadable part of c.
 func (c *Config) Limits() Limits {
 	return Limits{
-		BatchSize:        c.BatchSize,
-		MaxFrameSize:     c.MaxFrameSize,
-		MaxMessageSize:   c.MaxMessageSize,
-		MaxHandshakeSize: c.MaxHandshakeSize,
-		MaxWriteQueue:    c.MaxWriteQueue,
-		HandshakeTimeout: c.HandshakeTimeout,
-		IdleTimeout:      c.IdleTimeout,
+		BatchSize:         c.BatchSize,
+		MaxFrameSize:      c.MaxFrameSize,
+		MaxMessageSize:    c.MaxMessageSize,
+		MaxHandshakeSize:  c.MaxHandshakeSize,
+		MaxWriteQueue:     c.MaxWriteQueue,
+		HandshakeTimeout:  c.HandshakeTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		WriteStallTimeout: c.WriteStallTimeout,
 	}
 }
 
@@ -198,31 +240,42 @@ func (l *Limits) Validate() error {
 		return errors.New("ws: handshake timeout must be positive")
 	case l.IdleTimeout < 0 || l.IdleTimeout > 0 && l.IdleTimeout < 2*time.Second:
 		return fmt.Errorf("ws: idle timeout %s: want 0 (off) or at least 2s", l.IdleTimeout)
+	case l.WriteStallTimeout < 0 || l.WriteStallTimeout > 0 && l.WriteStallTimeout < time.Second:
+		return fmt.Errorf("ws: write stall timeout %s: want 0 (off) or at least 1s", l.WriteStallTimeout)
 	}
 	return nil
 }
 
-// Validate reports the first setting that cannot work.
+// maxRing bounds ReactorRing: a slot is about 64 bytes, so a loop's inbox
+// takes at most 64 MiB.
+const maxRing = 1 << 20
+
+// Validate reports the first setting that cannot work, naming its valid
+// range.
 func (c *Config) Validate() error {
 	lim := c.Limits()
 	if err := lim.Validate(); err != nil {
 		return err
 	}
 	switch {
-	case c.ReactorRing < 2:
-		return fmt.Errorf("ws: ring capacity %d: want at least 2", c.ReactorRing)
+	case c.ReactorRing < 2 || c.ReactorRing > maxRing:
+		return fmt.Errorf("ws: ring capacity %d: want 2..%d", c.ReactorRing, maxRing)
 	case c.Workers < 0:
 		return fmt.Errorf("ws: workers %d: want 0 (auto) or more", c.Workers)
 	case c.NUMANode < -1:
 		return fmt.Errorf("ws: NUMA node %d: want -1 (auto) or a node number", c.NUMANode)
-	case c.ReadBufferSize < 4096:
-		return fmt.Errorf("ws: read buffer %d bytes: want at least 4096", c.ReadBufferSize)
+	case c.ReadBufferSize < reactor.MinReadBuffer || c.ReadBufferSize > reactor.MaxReadBuffer:
+		return fmt.Errorf("ws: read buffer %d bytes: want %d..%d", c.ReadBufferSize, reactor.MinReadBuffer, reactor.MaxReadBuffer)
 	case c.ShutdownTimeout <= 0 || c.LingerTimeout <= 0:
 		return errors.New("ws: shutdown and linger timeouts must be positive")
 	case c.MaxHeapBytes < 0:
 		return errors.New("ws: max heap bytes must be 0 (no bound) or positive")
-	case c.MaxConns < 0 || c.MaxConnsPerIP < 0:
+	case c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.MaxHandshakes < 0 || c.MaxHandshakesPerIP < 0:
 		return errors.New("ws: connection limits must be 0 (default) or positive")
+	case c.TCPKeepAlive < 0 || c.TCPKeepAlive > 0 && c.TCPKeepAlive < time.Second:
+		return fmt.Errorf("ws: TCP keepalive %s: want 0 (off) or at least 1s", c.TCPKeepAlive)
+	case c.ReleaseMemoryEvery < 0:
+		return errors.New("ws: release memory interval must be 0 (off) or positive")
 	}
 	return c.Compression.validate()
 }

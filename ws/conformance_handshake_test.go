@@ -82,8 +82,12 @@ func dropHeader(name string) func(string) string {
 func same(s string) string { return s }
 
 // handshakeTimeout is the server's HandshakeTimeout in this suite, short so
-// that a silent client is dropped quickly.
-const handshakeTimeout = 500 * time.Millisecond
+// that a silent client is dropped quickly (H.25, H.26), and long enough
+// that every other case, dialled and then written at once, finishes its
+// request before it even on two loaded cores: at 500 ms, H.31-H.34 were
+// dropped now and then while the machine ran other test suites (load
+// average 17 on 2 CPUs).
+const handshakeTimeout = 2 * time.Second
 
 func handshakeCases() []confCase {
 	hello := []byte("pipelined hello")
@@ -148,6 +152,15 @@ func handshakeCases() []confCase {
 			require.Equal(t, wstest.AcceptKey(key), resp.Header.Get("Sec-WebSocket-Accept"))
 		}, expectText(hello), closeNormally())},
 		{"H.33 request line without an HTTP version", steps(rawSend("GET /\r\nHost: x\r\n\r\n"), expectHTTP(400))},
+		// Issue #14 point 8: requests a lenient parser took.
+		{"H.34 Sec-WebSocket-Key twice", steps(badRequest(replace("\r\n\r\n", "\r\nSec-WebSocket-Key: "+wstest.NewKey()+"\r\n\r\n")), expectHTTP(400))},
+		{"H.35 space before the colon of Sec-WebSocket-Key", steps(badRequest(replace("Sec-WebSocket-Key:", "Sec-WebSocket-Key :")), expectHTTP(400))},
+		{"H.36 NUL in a header value", steps(badRequest(replace("\r\n\r\n", "\r\nX-Custom: a\x00b\r\n\r\n")), expectHTTP(400))},
+		{"H.37 CR in a header name", steps(badRequest(replace("\r\n\r\n", "\r\nX-\rA: 1\r\n\r\n")), expectHTTP(400))},
+		{"H.38 HTTP/1.2", steps(badRequest(replace("HTTP/1.1", "HTTP/1.2")), expectHTTP(400))},
+		{"H.39 GET *", steps(badRequest(replace("GET /chat ", "GET * ")), expectHTTP(400))},
+		{"H.40 bare LF line ends, the request unfinished: answered at once", steps(rawSend("GET /chat HTTP/1.1\nHost: x\n"), expectHTTP(400))},
+		{"H.41 a bare-LF empty line after the fields, CRLFCRLF later", steps(badRequest(replace("\r\n\r\n", "\r\n\nX: y\r\n\r\n")), expectHTTP(400))},
 		{"H.30 a second request after a refused one is not answered", steps(
 			badRequest(replace("GET ", "PUT ")),
 			func(t testing.TB, c *wstest.Client) { c.Write(t, []byte(wstest.Request("x", wstest.NewKey()))) },

@@ -57,7 +57,11 @@ func TestConformance(t *testing.T) {
 	for _, sc := range serverConfigs {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
-			addr := startEcho(t, sc.mod)
+			srv := startEchoServer(t, sc.mod)
+			addr := srv.Addr().String()
+			if rb := srv.Config().ReadBufferSize; rb < 64<<10 {
+				checkSmallReads(t, srv, rb)
+			}
 			cases := cases
 			if sc.name == serverConfigs[0].name {
 				// Section 9 moves about 300 MiB each way; it runs against the
@@ -67,6 +71,43 @@ func TestConformance(t *testing.T) {
 			runCases(t, addr, dial, cases)
 		})
 	}
+}
+
+// checkSmallReads proves that a server configured with a read buffer of rb
+// bytes splits frames across reads, as the small-buffer configuration
+// promises: a 60 KiB frame (below the size the loop reads straight into a
+// reassembly buffer) takes at least 60 KiB/rb reads of at most rb bytes.
+// Once every case has run (before the shutdown), the leftover paths must
+// have run too: partial input carried between reads, payloads streamed
+// into reassembly buffers.
+func checkSmallReads(t *testing.T, srv *ws.Server, rb int) {
+	t.Helper()
+	reads := func() (calls, bytes, copied uint64) {
+		for _, l := range srv.Stats().Loops {
+			calls, bytes, copied = calls+l.ReadCalls, bytes+l.BytesIn, copied+l.CopiedIn
+		}
+		return
+	}
+	c := wstest.Dial(t, srv.Addr().String())
+	calls0, bytes0, _ := reads()
+	p := wstest.Payload(60<<10, 7)
+	c.Write(t, wstest.Binary(p))
+	c.ExpectMessage(t, gws.OpBinary, p)
+	c.Close()
+	calls, bytes, _ := reads()
+	calls, bytes = calls-calls0, bytes-bytes0
+	t.Logf("read buffer %d bytes: a %d-byte frame took %d reads (%d bytes)", rb, len(p), calls, bytes)
+	if calls < uint64(len(p)/rb) || bytes > calls*uint64(rb) {
+		t.Fatalf("read buffer %d bytes: %d bytes in %d reads; want at least %d reads of at most %d bytes", rb, bytes, calls, len(p)/rb, rb)
+	}
+	t.Cleanup(func() {
+		_, _, copied := reads()
+		st := srv.Stats()
+		t.Logf("read buffer %d bytes: %d bytes of partial input carried between reads, %d payload bytes reassembled", rb, copied, st.Reassembled)
+		if copied == 0 || st.Reassembled == 0 {
+			t.Errorf("read buffer %d bytes: carried %d bytes, reassembled %d: the split-frame paths did not run", rb, copied, st.Reassembled)
+		}
+	})
 }
 
 // runCases runs each case in a parallel subtest of its own, on a

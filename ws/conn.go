@@ -24,13 +24,12 @@ type Conn struct {
 
 	state     uint8
 	opened    bool // the handshake completed and OpenEvent was delivered
-	over      bool // opened past MaxConns: close with 1013 after the handshake
 	pinged    bool // a keepalive ping is out and nothing was read since
 	closeCode StatusCode
-	in        msgReader    // the message being read
-	z         *connDeflate // permessage-deflate state; nil when not negotiated
-	lastRead  int64        // loop time of the last read, for IdleTimeout
-	ip        *ipKey       // counted in the per-address limit
+	hs        wire.HeadScanner // how far the upgrade request was scanned (2 bytes, in padding)
+	in        msgReader        // the message being read
+	z         *connDeflate     // permessage-deflate state; nil when not negotiated
+	lastRead  int64            // loop time of the last read once open (IdleTimeout); of the connect before (HandshakeTimeout)
 	user      any
 }
 
@@ -79,10 +78,20 @@ func (c *Conn) WriteMessage(op OpCode, p []byte) error {
 const tagCodeShift = 8
 
 // Send copies p and sends it as one frame of type op from any goroutine,
-// through the owning loop's inbox. It returns ErrBusy when the loop is
-// saturated (the caller decides whether to retry or drop).
+// through the owning loop's inbox; it does not block. It returns ErrBusy
+// when the loop's inbox is full (the caller decides whether to retry or
+// drop), and ErrConnClosed once the server's shutdown has reached the
+// connection's loop.
+//
+// A message Send accepted (returned nil for) is written in order with the
+// connection's other messages, and before the close 1001 of a shutdown:
+// Shutdown loses none of them. It is not written only when the connection
+// closes first for another reason (the client closed, a protocol error, a
+// slow consumer's 1008); Stats.SendsDropped and LoopStats.TasksDropped
+// count those.
 func (c *Conn) Send(op OpCode, p []byte) error {
 	data := slices.Clone(p) // copy: the caller's bytes may change once Send returns
+	c.ls.sendCopied.Add(uint64(len(p)))
 	return c.post(reactor.Task{Tag: uint32(op), Data: data})
 }
 
@@ -123,13 +132,17 @@ func (c *Conn) post(t reactor.Task) error {
 	}
 }
 
-// runTask runs a task Send or CloseAsync posted, on the loop thread.
+// runTask runs a task Send or CloseAsync posted, on the loop thread. A
+// CloseAsync for a connection already closing has nothing left to do; a
+// Send's message that cannot be written any more is counted as dropped.
 func (c *Conn) runTask(t *reactor.Task) {
 	switch op := OpCode(t.Tag & (1<<tagCodeShift - 1)); op {
 	case OpClose:
 		c.Close(StatusCode(t.Tag>>tagCodeShift), "")
 	default:
-		c.WriteMessage(op, t.Data)
+		if c.WriteMessage(op, t.Data) != nil {
+			count(&c.ls.c.SendsDropped, 1)
+		}
 	}
 }
 

@@ -125,9 +125,10 @@ func (c *Control) Stats() map[string]any {
 }
 
 // Reload replaces the server's run-time limits. An invalid set is refused
-// with an error and changes nothing. New limits apply to frames and
-// handshakes that start after Reload returns; the batch size changes at
-// each loop's next turn.
+// with an error and changes nothing. Size limits apply to frames, messages
+// and replies from the next one on; the batch size changes at each loop's
+// next turn; the handshake, idle and write stall timeouts apply to the
+// connections already open too.
 func (c *Control) Reload(l Limits) error {
 	if err := l.Validate(); err != nil {
 		return err
@@ -176,6 +177,7 @@ func (c *Control) LogLevel() (slog.Level, bool) {
 //	  "max_write_queue": 33554432,
 //	  "handshake_timeout": "5s",
 //	  "idle_timeout": "2m",
+//	  "write_stall_timeout": "10s",
 //	  "log_level": "debug"
 //	}
 func (c *Control) ReloadFile(path string) error {
@@ -212,9 +214,10 @@ type reloadFile struct {
 	MaxMessageSize   *int64  `json:"max_message_size"`
 	MaxHandshakeSize *int    `json:"max_handshake_size"`
 	MaxWriteQueue    *int    `json:"max_write_queue"`
-	HandshakeTimeout *string `json:"handshake_timeout"` // a Go duration, e.g. "10s"
-	IdleTimeout      *string `json:"idle_timeout"`      // a Go duration; "0s" turns it off
-	LogLevel         *string `json:"log_level"`         // debug, info, warn, error (slog.Level text)
+	HandshakeTimeout *string `json:"handshake_timeout"`   // a Go duration, e.g. "10s"
+	IdleTimeout      *string `json:"idle_timeout"`        // a Go duration; "0s" turns it off
+	WriteStall       *string `json:"write_stall_timeout"` // a Go duration; "0s" turns it off
+	LogLevel         *string `json:"log_level"`           // debug, info, warn, error (slog.Level text)
 }
 
 // parseReload checks data and returns the limits and log level it asks
@@ -239,7 +242,11 @@ func parseReload(data []byte, base Limits, baseLevel slog.Level, haveLevel bool)
 		name string
 		v    *string
 		dst  *time.Duration
-	}{{"handshake_timeout", f.HandshakeTimeout, &l.HandshakeTimeout}, {"idle_timeout", f.IdleTimeout, &l.IdleTimeout}} {
+	}{
+		{"handshake_timeout", f.HandshakeTimeout, &l.HandshakeTimeout},
+		{"idle_timeout", f.IdleTimeout, &l.IdleTimeout},
+		{"write_stall_timeout", f.WriteStall, &l.WriteStallTimeout},
+	} {
 		if d.v == nil {
 			continue
 		}

@@ -127,7 +127,8 @@ func TestReloadFile(t *testing.T) {
 		"log_level": "debug"}`)
 	require.NoError(t, ctrl.ReloadFile(p))
 	want := Limits{BatchSize: 5, MaxFrameSize: 1000, MaxMessageSize: 1000, MaxHandshakeSize: 4096,
-		MaxWriteQueue: 65536, HandshakeTimeout: 3 * time.Second, IdleTimeout: 90 * time.Second}
+		MaxWriteQueue: 65536, HandshakeTimeout: 3 * time.Second, IdleTimeout: 90 * time.Second,
+		WriteStallTimeout: cfg.WriteStallTimeout}
 	require.Equal(t, want, srv.GetControl().Limits())
 	require.Equal(t, slog.LevelDebug, level.Level())
 	require.Equal(t, "DEBUG", ctrl.Stats()[StatsLogLevel])

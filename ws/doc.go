@@ -8,8 +8,10 @@
 // (Event.Data); Conn.WriteMessage queues the reply header and the same
 // payload bytes, and the loop sends every reply of the turn with one gather
 // write. Only a frame split across reads, a fragmented message, or a tail
-// the socket would not take is copied, and those copies are counted in
-// Stats.
+// the socket would not take is copied, and every copy is counted in Stats.
+// A large message is read straight into a buffer sized once from its header
+// and paid for as its bytes arrive; its echo's unsent rest is queued from
+// that buffer.
 //
 // permessage-deflate (RFC 7692) is off unless Config.Compression.Enabled.
 // Negotiated, a compressed message is read the same way, then inflated as
@@ -45,11 +47,13 @@
 //
 // The files: server.go (Server, Run, Shutdown), config.go (Config, Limits),
 // conn.go (Conn), event.go (Event, Handler, Buffer), middleware.go,
+// logsink.go (LogSink: logging that never blocks a loop),
 // control.go (probes, stats, reload), stats.go (the counters, defined once),
 // handshake.go, read.go and write.go (the protocol on a connection),
 // compress.go (permessage-deflate on a connection), engine.go (the
-// reactor's callbacks), admission.go (connection limits and origins),
-// placement.go (where loops run, their memory). The wire codec is in
+// reactor's callbacks), admission.go (connection caps, checked at accept,
+// and origins), placement.go (where loops run, their memory), reclaim.go
+// (free heap memory handed back after a burst). The wire codec is in
 // ws/internal/wire, permessage-deflate's negotiation and codecs in
 // ws/internal/deflate; Prometheus metrics and pprof are in ws/wsmetrics, so
 // that importing ws brings no metrics stack.

@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"errors"
 	"sync/atomic"
 
 	"github.com/hioload-ws/hioload-ws/reactor"
@@ -10,15 +11,31 @@ import (
 // connection's loop thread.
 type engineHandler Server
 
+// OnOpen starts the handshake clock of a connection the reactor admitted
+// (the connection caps are checked at accept: Config.MaxConns and friends).
 func (h *engineHandler) OnOpen(rc *reactor.Conn) {
 	s := (*Server)(h)
-	c := &Conn{rc: rc, ls: &s.loops[rc.Loop().Index()]}
+	c := &Conn{rc: rc, ls: &s.loops[rc.Loop().Index()], lastRead: rc.Loop().NowNano()}
 	rc.SetContext(c)
-	c.over = s.conns.Add(1) > s.maxConns
-	if s.perIP.max > 0 {
-		c.ip = s.perIP.add(rc.RemoteAddr())
+	c.armDeadline(s.limits.Load())
+}
+
+// OnEvict sends the last word to a connection the reactor is about to
+// close: 1008 to a client that stopped reading (it will most likely never
+// see it), 1013 to one holding more buffer memory than its share while
+// memory is short, after giving back the message it was sending.
+func (h *engineHandler) OnEvict(rc *reactor.Conn, why error) {
+	c := rc.Context().(*Conn)
+	if c.state != stateOpen {
+		return
 	}
-	rc.SetDeadline(rc.Loop().Now().Add(s.limits.Load().HandshakeTimeout))
+	if why == reactor.ErrStalled {
+		c.fail(errStalled)
+		return
+	}
+	c.in.buf.Free(rc)
+	c.in = msgReader{}
+	c.fail(errEvicted)
 }
 
 // OnDeadline drops a handshake that took too long, and keeps an idle
@@ -36,9 +53,9 @@ func (h *engineHandler) OnDeadline(rc *reactor.Conn) {
 
 func (h *engineHandler) OnRead(rc *reactor.Conn, data []byte) int {
 	c := rc.Context().(*Conn)
-	c.lastRead, c.pinged = rc.Loop().NowNano(), false
 	switch c.state {
 	case stateOpen:
+		c.lastRead, c.pinged = rc.Loop().NowNano(), false
 		return c.readFrames(data)
 	case stateHandshake:
 		return c.handshake(data)
@@ -47,23 +64,29 @@ func (h *engineHandler) OnRead(rc *reactor.Conn, data []byte) int {
 }
 
 // directMin is the smallest rest of a frame's payload worth reading
-// straight into the reassembly buffer rather than through the read buffer.
+// straight into the reassembly buffer rather than through the read buffer,
+// and how much of the message must have arrived first: a header and a few
+// bytes get no buffer of their own (and no region: there is a bounded number
+// of them) before the sender has paid for one.
 const directMin = 64 << 10
 
 // ReadTarget lets a large frame's payload bypass the read buffer: once a
 // frame's header is parsed and much of its payload is still to come, the
-// loop reads it straight into the reassembly buffer (no copy).
+// loop reads it straight into the reassembly buffer (no copy). One read
+// takes at most a read buffer's worth (Config.ReadBufferSize), so that a
+// large message is read in slices, turn by turn, between the other
+// connections of the loop; memory is taken for that slice only.
 func (h *engineHandler) ReadTarget(rc *reactor.Conn) []byte {
 	c := rc.Context().(*Conn)
 	in := &c.in
-	if c.state != stateOpen || in.remain < directMin {
+	if c.state != stateOpen || in.remain < directMin || in.size() < directMin {
 		return nil
 	}
-	if !in.buf.Grow(rc.Loop(), int(min(in.remain, 1<<20))) {
+	n := int(min(in.remain, int64(c.ls.s.cfg.ReadBufferSize)))
+	if !c.grow(n, c.ls.s.limits.Load()) {
 		return nil // no memory: the usual path refuses the message
 	}
-	b := in.buf.Bytes()
-	return b[len(b):min(cap(b), len(b)+int(in.remain))]
+	return in.buf.Spare(n)
 }
 
 // OnDirect takes n payload bytes read into the target: they are unmasked
@@ -72,7 +95,7 @@ func (h *engineHandler) OnDirect(rc *reactor.Conn, n int) {
 	c := rc.Context().(*Conn)
 	c.lastRead, c.pinged = rc.Loop().NowNano(), false
 	in := &c.in
-	in.buf.SetLen(in.buf.Len() + n)
+	in.buf.Extend(rc, n)
 	c.payload(in.buf.Bytes()[in.buf.Len()-n:])
 }
 
@@ -96,18 +119,16 @@ func (h *engineHandler) OnClose(rc *reactor.Conn, err error) {
 	if c == nil {
 		return
 	}
-	s := c.ls.s
-	c.in.buf.Free(rc.Loop())
+	c.in.buf.Free(rc)
 	c.closeDeflate()
-	s.conns.Add(-1)
-	if c.ip != nil {
-		s.perIP.remove(c.ip)
-	}
 	if c.opened {
 		atomic.AddInt64(&c.ls.c.Connections, -1)
 		code := c.closeCode
-		if code == 0 {
+		switch {
+		case code == 0:
 			code = StatusAbnormalClosure
+		case errors.Is(err, reactor.ErrPeerClosed):
+			err = nil // the closing handshake's own end, not a failure
 		}
 		c.event(Event{Kind: CloseEvent, Conn: c, Code: code, Err: err})
 	}

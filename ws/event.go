@@ -43,7 +43,7 @@ type Event struct {
 	Op   OpCode     // MessageEvent: OpText or OpBinary
 	Data []byte     // MessageEvent: the payload
 	Code StatusCode // CloseEvent: the close code sent or received, 1006 if none
-	Err  error      // CloseEvent: why the transport closed, if not by handshake
+	Err  error      // CloseEvent: nil after a close frame (sent or received) and the peer's FIN; else why the transport closed
 	// Compressed (MessageEvent): the message arrived compressed
 	// (permessage-deflate); Data is its inflated payload.
 	Compressed bool
@@ -83,24 +83,28 @@ func (e *Event) Retain() Buffer {
 	case srcMsg:
 		// The loop keeps its own reference until the replies that may point
 		// into the message are flushed; then it drops it (Conn.endFrame).
-		return Buffer{h: c.in.buf.Share(), b: c.in.buf.Bytes()}
+		h, r := c.in.buf.Share()
+		return Buffer{h: h, r: r, b: e.Data}
 	case srcInflated:
-		return Buffer{h: c.z.out.Share(), b: c.z.out.Bytes()}
+		h, r := c.z.out.Share()
+		return Buffer{h: h, r: r, b: e.Data}
 	}
-	count(&c.ls.c.Reassembled, uint64(len(e.Data)))
+	count(&c.ls.c.RetainCopied, uint64(len(e.Data)))
 	var b reactor.Buf
-	if !b.Append(c.rc.Loop(), e.Data) { // copy: the payload is not in a buffer we can share
-		return Buffer{b: slices.Clone(e.Data)} // out of buffer memory: the handler asked, so the GC's
+	if !b.Append(c.rc, e.Data, 0) { // copy: the payload is not in a buffer we can share
+		return Buffer{b: slices.Clone(e.Data)} // copy: out of buffer memory; the handler asked, so the GC's
 	}
-	h, p := b.Detach(c.rc.Loop())
-	return Buffer{h: h, b: p}
+	h, r, p := b.Detach(c.rc)
+	return Buffer{h: h, r: r, b: p}
 }
 
 // Buffer is a message payload kept past the handler (Event.Retain). It is
 // a small value; copy it freely, but Release it exactly once. Pool memory
-// goes back to the pool on Release; a heap copy is left to the GC.
+// goes back to the pool on Release, a large message's region to the system
+// when its last holder lets go; a heap copy is left to the GC.
 type Buffer struct {
 	h hugepage.Buffer
+	r *hugepage.Region
 	b []byte
 }
 
@@ -109,8 +113,11 @@ func (b Buffer) Bytes() []byte { return b.b }
 
 // Release gives the memory back. A second Release of pool memory panics.
 func (b Buffer) Release() {
-	if !b.h.IsZero() {
+	switch {
+	case !b.h.IsZero():
 		b.h.Release()
+	case b.r != nil && b.r.Release():
+		b.r.Free()
 	}
 }
 

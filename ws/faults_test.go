@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	gws "github.com/gobwas/ws"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
@@ -34,6 +36,26 @@ func faultServer(t *testing.T) (*Server, func()) {
 	return srv, check
 }
 
+// held is what a server holds at one moment: descriptors (socket and port
+// handles on Windows, counted the same way under wine), goroutines and
+// pool buffers in use. After a fault, each must come back to where it was
+// before.
+type held struct{ fds, goroutines, buffers int }
+
+func holding(t *testing.T, srv *Server) held {
+	t.Helper()
+	return held{testenv.OpenHandles(t), runtime.NumGoroutine(), srv.PoolsInUse()}
+}
+
+// requireReleased waits (bounded) until srv holds no more than before, plus
+// extraFDs descriptors the test itself still has open.
+func requireReleased(t *testing.T, srv *Server, before held, extraFDs int) {
+	t.Helper()
+	require.LessOrEqual(t, settle(before.fds+extraFDs, func() int { return testenv.OpenHandles(t) }), before.fds+extraFDs, "descriptors (handles) left open")
+	require.LessOrEqual(t, settle(before.goroutines, runtime.NumGoroutine), before.goroutines, "goroutines left running")
+	require.LessOrEqual(t, settle(before.buffers, srv.PoolsInUse), before.buffers, "pool buffers held by closed connections")
+}
+
 // waitConns waits until the server has want open connections and its
 // loop holds no connection state beyond them.
 func waitConns(t *testing.T, srv *Server, want int64) {
@@ -55,7 +77,7 @@ func reset(c *wstest.Client) {
 
 func TestFaultResetMidFrame(t *testing.T) {
 	srv, check := faultServer(t)
-	fds := openFDs(t)
+	before := holding(t, srv)
 	for i := 0; i < 20; i++ {
 		c := wstest.Dial(t, srv.Addr().String())
 		f := wstest.Text(bytes.Repeat([]byte("x"), 5000))
@@ -65,13 +87,14 @@ func TestFaultResetMidFrame(t *testing.T) {
 	}
 	check()
 	waitConns(t, srv, 1)
-	require.LessOrEqual(t, settle(fds, func() int { return openFDs(t) }), fds)
+	requireReleased(t, srv, before, 0)
 }
 
 // TestFaultHalfClose: a client that sends and then shuts its write side
 // still gets every echo, then the server closes.
 func TestFaultHalfClose(t *testing.T) {
 	srv, check := faultServer(t)
+	before := holding(t, srv)
 	c := wstest.Dial(t, srv.Addr().String())
 	defer c.Close()
 	var want []byte
@@ -89,6 +112,7 @@ func TestFaultHalfClose(t *testing.T) {
 	c.ExpectEOF(t) // the server closes after a half-closed client's echoes
 	check()
 	waitConns(t, srv, 1)
+	requireReleased(t, srv, before, 1) // the client's socket is still open
 }
 
 // TestFaultNeverAnswersClose: the server fails a connection (1002) and the
@@ -96,7 +120,7 @@ func TestFaultHalfClose(t *testing.T) {
 // linger timeout.
 func TestFaultNeverAnswersClose(t *testing.T) {
 	srv, check := faultServer(t)
-	fds := openFDs(t)
+	before := holding(t, srv)
 	c := wstest.Dial(t, srv.Addr().String())
 	defer c.Close()
 	c.Write(t, wstest.Frame{Fin: true, Op: 3}.Bytes()) // reserved opcode: 1002
@@ -106,8 +130,7 @@ func TestFaultNeverAnswersClose(t *testing.T) {
 	// Say nothing, close nothing: the server must give up on its own.
 	waitConns(t, srv, 1)
 	check()
-	// Only the client's own socket is left open.
-	require.LessOrEqual(t, settle(fds+1, func() int { return openFDs(t) }), fds+1)
+	requireReleased(t, srv, before, 1) // only the client's own socket is left open
 }
 
 // TestFaultManyClientsVanish: 200 clients, mid-conversation, all reset at
@@ -115,8 +138,7 @@ func TestFaultNeverAnswersClose(t *testing.T) {
 // client never notices.
 func TestFaultManyClientsVanish(t *testing.T) {
 	srv, check := faultServer(t)
-	fds := openFDs(t)
-	inUse := srv.PoolsInUse()
+	before := holding(t, srv)
 	var wg sync.WaitGroup
 	conns := make([]*wstest.Client, 200)
 	for i := range conns {
@@ -139,6 +161,5 @@ func TestFaultManyClientsVanish(t *testing.T) {
 	}
 	waitConns(t, srv, 1)
 	check()
-	require.LessOrEqual(t, settle(fds, func() int { return openFDs(t) }), fds)
-	require.LessOrEqual(t, settle(inUse, srv.PoolsInUse), inUse, "pool buffers held by vanished clients")
+	requireReleased(t, srv, before, 0)
 }

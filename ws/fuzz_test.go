@@ -1,11 +1,13 @@
 package ws
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -17,9 +19,13 @@ import (
 	"github.com/hioload-ws/hioload-ws/ws/internal/wire"
 )
 
-// FuzzUpgrade feeds arbitrary request bytes to the handshake: it must never
-// panic, must wait for more bytes only while the request is incomplete and
-// within the size limit, and must always answer with an HTTP response.
+// FuzzUpgrade feeds arbitrary request bytes to the handshake. It must
+// never panic; it may wait for more bytes only while the request has no
+// end, no bare LF or CR and fits the size limit; it answers the same
+// whether the bytes come at once or in two reads; every answer is an HTTP
+// response; and whatever it upgrades is a request that net/http reads the
+// same way (GET, HTTP/1.1, one Sec-WebSocket-Key, the same one), with
+// lines ending in CRLF and no control character in any field.
 func FuzzUpgrade(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nSec-WebSocket-Version: 8\r\n\r\n"))
@@ -27,16 +33,35 @@ func FuzzUpgrade(f *testing.F) {
 	f.Add([]byte("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n"))
 	f.Add([]byte("GET / HTTP/1.0\r\n\r\n"))
 	f.Add([]byte("GET"))
+	for _, tc := range upgradeCases() { // the table of TestUpgradeStrict
+		f.Add([]byte(tc.req))
+	}
 	cfg := DefaultConfig()
 	cfg.MaxHandshakeSize = 1024
+	cfg.Compression.Enabled = true // the extension negotiation too
 	s := &Server{cfg: cfg}
 	lim := cfg.Limits()
 	s.limits.Store(&lim)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n, resp, _, ok := s.upgrade(b)
+		var hs wire.HeadScanner
+		n, resp, _, ok := s.upgrade(b, &hs)
+		if len(b) > 0 { // the same bytes in two reads
+			var hs2 wire.HeadScanner
+			cut := int(b[0]) % len(b)
+			if n1, _, _, _ := s.upgrade(b[:cut], &hs2); n1 == 0 {
+				n2, resp2, _, ok2 := s.upgrade(b, &hs2)
+				if n2 != n || ok2 != ok || !bytes.Equal(resp2, resp) {
+					t.Fatalf("cut at %d: (%d, %v, %q), at once: (%d, %v, %q)", cut, n2, ok2, resp2, n, ok, resp)
+				}
+			}
+		}
 		if n == 0 {
-			if bytes.Contains(b, crlfcrlf) || len(b) > cfg.MaxHandshakeSize {
+			if bytes.Contains(b, []byte("\r\n\r\n")) || len(b) > cfg.MaxHandshakeSize {
 				t.Fatalf("waited for more bytes on a complete or oversized request")
+			}
+			if bytes.Count(b, []byte("\n")) != bytes.Count(b, []byte("\r\n")) ||
+				bytes.Count(b, []byte("\r")) != bytes.Count(b, []byte("\r\n"))+bool2int(bytes.HasSuffix(b, []byte("\r"))) {
+				t.Fatalf("waited for more bytes after a bare LF or CR")
 			}
 			return
 		}
@@ -49,7 +74,42 @@ func FuzzUpgrade(f *testing.F) {
 		if ok != bytes.HasPrefix(resp, []byte("HTTP/1.1 101 ")) {
 			t.Fatalf("ok=%v with response %q", ok, resp)
 		}
+		if ok {
+			checkUpgraded(t, b[:n], resp)
+		}
 	})
+}
+
+func bool2int(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// checkUpgraded holds a request the server upgraded against net/http's
+// reading of it.
+func checkUpgraded(t *testing.T, req, resp []byte) {
+	t.Helper()
+	for i, c := range req {
+		if c == '\n' && (i == 0 || req[i-1] != '\r') || c == '\r' && (i+1 == len(req) || req[i+1] != '\n') {
+			t.Fatalf("upgraded a request with a bare CR or LF at %d: %q", i, req)
+		}
+		if c < ' ' && c != '\t' && c != '\r' && c != '\n' || c == 0x7f {
+			t.Fatalf("upgraded a request with control byte %#x: %q", c, req)
+		}
+	}
+	hr, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(req)))
+	if err != nil {
+		t.Fatalf("upgraded a request net/http refuses (%v): %q", err, req)
+	}
+	keys := hr.Header.Values("Sec-WebSocket-Key")
+	if hr.Method != "GET" || hr.Proto != "HTTP/1.1" || len(keys) != 1 || len(hr.Header.Values("Host"))+len(hr.Host) == 0 {
+		t.Fatalf("upgraded %q: net/http reads method %q, %s, keys %q", req, hr.Method, hr.Proto, keys)
+	}
+	if want := "Sec-WebSocket-Accept: " + wstest.AcceptKey(keys[0]) + "\r\n"; !bytes.Contains(resp, []byte(want)) {
+		t.Fatalf("response %q lacks %q", resp, want)
+	}
 }
 
 // FuzzServerStream sends arbitrary bytes after a good handshake to a live

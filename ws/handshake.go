@@ -1,155 +1,190 @@
 package ws
 
 import (
-	"bytes"
+	"crypto/sha1"
 	"encoding/base64"
 	"net/http"
 	"strconv"
 	"sync/atomic"
-	"time"
-
-	gws "github.com/gobwas/ws"
 
 	"github.com/hioload-ws/hioload-ws/ws/internal/deflate"
+	"github.com/hioload-ws/hioload-ws/ws/internal/wire"
 )
 
-var crlfcrlf = []byte("\r\n\r\n")
+// The opening handshake (RFC 6455 §4.2): the request is read strictly by
+// wire.HeadScanner and wire.ParseRequest (the HTTP syntax, the request
+// line, Host and the single-valued fields), checked here against §4.2.1,
+// and answered with 101 or an HTTP error. It runs on the loop thread, once
+// per connection, and allocates only the response.
+//
+// gobwas/ws's Upgrader did this before, and took too much (issue #14):
+// a repeated Sec-WebSocket-Key (the last won), whitespace before a colon,
+// NUL and CR inside names and values, HTTP/1.2, "GET *", and bare-LF line
+// ends, which it read differently from the CRLF framing around it (bytes
+// between a bare-LF empty line and the next CRLFCRLF were silently
+// dropped). Its checks cannot be tightened from outside, so the request is
+// parsed here; the frames are still gobwas/ws's types.
 
-// handshakeIO feeds gobwas/ws's Upgrader one complete request and collects
-// its response, so the upgrade runs on the loop thread without blocking.
-type handshakeIO struct {
-	r   bytes.Reader
-	out bytes.Buffer
-}
+// Refusals of requests that are good HTTP but not a WebSocket upgrade this
+// server takes (RFC 6455 §4.2.1, §4.4).
+var (
+	errTooLarge   = &wire.RequestError{Status: http.StatusRequestHeaderFieldsTooLarge, Reason: "handshake request too large"}
+	errNoUpgrade  = &wire.RequestError{Status: http.StatusBadRequest, Reason: "Upgrade must name websocket"}
+	errNoConnUpg  = &wire.RequestError{Status: http.StatusBadRequest, Reason: "Connection must name Upgrade"}
+	errNoVersion  = &wire.RequestError{Status: http.StatusBadRequest, Reason: "missing Sec-WebSocket-Version"}
+	errBadVersion = &wire.RequestError{Status: http.StatusUpgradeRequired, Reason: "unsupported Sec-WebSocket-Version", Header: "Sec-WebSocket-Version: 13\r\n"}
+	errBadKey     = &wire.RequestError{Status: http.StatusBadRequest, Reason: "Sec-WebSocket-Key is not base64 of 16 bytes"}
+	errOrigin     = &wire.RequestError{Status: http.StatusForbidden, Reason: "origin not allowed"}
+)
 
-func (h *handshakeIO) Read(p []byte) (int, error)  { return h.r.Read(p) }
-func (h *handshakeIO) Write(p []byte) (int, error) { return h.out.Write(p) }
-
-// upgrade handles bytes received before the handshake completed. It returns
-// how many bytes the request took (0 while it is incomplete), the response
-// to send, the connection's permessage-deflate state when that was
-// negotiated, and whether the connection is now a WebSocket. A rejected
-// request gets the HTTP status gobwas/ws chooses (400, 405, 426 with
-// Sec-WebSocket-Version: 13, 505) and its reason as the body.
-func (s *Server) upgrade(data []byte) (n int, resp []byte, z *connDeflate, ok bool) {
-	max := s.limits.Load().MaxHandshakeSize
-	end := bytes.Index(data, crlfcrlf)
-	if end < 0 {
-		if len(data) > max {
-			return len(data), httpError(http.StatusRequestHeaderFieldsTooLarge, "handshake request too large"), nil, false
-		}
+// upgrade handles the bytes received before the handshake completed (the
+// same start each time, more bytes each call; hs remembers how far they
+// were scanned). It returns how many bytes the request took (0 while it is
+// incomplete and may still be good), the response to send, the
+// connection's permessage-deflate state when that was negotiated, and
+// whether the connection is now a WebSocket. A broken request is answered as soon as
+// its first bad line is in, not when the rest (or the handshake timeout)
+// comes.
+func (s *Server) upgrade(data []byte, hs *wire.HeadScanner) (n int, resp []byte, z *connDeflate, ok bool) {
+	limit := s.limits.Load().MaxHandshakeSize
+	n, err := hs.Scan(data)
+	switch {
+	case err != nil:
+		return len(data), refusal(err), nil, false
+	case n == 0 && len(data) > limit, n > limit:
+		return max(n, len(data)), refusal(errTooLarge), nil, false
+	case n == 0:
 		return 0, nil, nil, false
 	}
-	n = end + len(crlfcrlf)
-	if n > max {
-		return n, httpError(http.StatusRequestHeaderFieldsTooLarge, "handshake request too large"), nil, false
+	var req wire.Request
+	if err := wire.ParseRequest(data[:n], &req); err != nil {
+		return n, refusal(err), nil, false
 	}
-	if !validKey(data[:n]) {
-		return n, httpError(http.StatusBadRequest, "Sec-WebSocket-Key is not base64 of 16 bytes"), nil, false
+	if err := s.checkUpgrade(&req); err != nil {
+		return n, refusal(err), nil, false
 	}
-	var hio handshakeIO
-	hio.r.Reset(data[:n])
-	u := s.upgrader
-	u.ReadBufferSize = max
-	if s.cfg.Compression.Enabled {
-		var ext []byte
-		z, ext = s.negotiateDeflate(data[:n])
-		if z != nil {
-			u.OnBeforeUpgrade = func() (gws.HandshakeHeader, error) { return gws.HandshakeHeaderBytes(ext), nil }
-		}
-	}
-	_, err := u.Upgrade(&hio)
-	if err != nil {
-		if hio.out.Len() == 0 {
-			// Not HTTP at all (gobwas stopped reading before it could
-			// answer): answer plainly.
-			return n, httpError(http.StatusBadRequest, "malformed HTTP request"), nil, false
-		}
-		return n, hio.out.Bytes(), nil, false
-	}
-	return n, hio.out.Bytes(), z, true
+	resp, z = s.accept(&req)
+	return n, resp, z, true
 }
 
-var secExtensions = []byte("sec-websocket-extensions:")
+// checkUpgrade applies RFC 6455 §4.2.1 to a well-formed GET request for
+// HTTP/1.1 with a Host, and the allowed origins.
+func (s *Server) checkUpgrade(r *wire.Request) error {
+	switch {
+	case !r.HasToken("Upgrade", "websocket"):
+		return errNoUpgrade
+	case !r.HasToken("Connection", "Upgrade"):
+		return errNoConnUpg
+	case r.Version == nil:
+		return errNoVersion
+	case string(r.Version) != "13":
+		return errBadVersion
+	case !validKey(r.Key):
+		return errBadKey
+	case r.Origin != nil && !s.originAllowed(r.Origin):
+		return errOrigin
+	}
+	return nil
+}
+
+// accept is the 101 response to r, and the connection's permessage-deflate
+// state when that was negotiated. A negotiation that adds response fields
+// (extensions, subprotocols) reads its request fields with r.Values and
+// appends its lines before the final CRLF.
+func (s *Server) accept(r *wire.Request) ([]byte, *connDeflate) {
+	size := 160 // the fields below
+	if s.cfg.Compression.Enabled {
+		size += 160 // and the longest Sec-WebSocket-Extensions answer
+	}
+	b := make([]byte, 0, size)
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = appendAcceptKey(b, r.Key)
+	b = append(b, "\r\n"...)
+	var z *connDeflate
+	b, z = s.negotiateDeflate(b, r)
+	return append(b, "\r\n"...), z
+}
 
 // negotiateDeflate runs the permessage-deflate negotiation (RFC 7692 §5)
-// on a request's Sec-WebSocket-Extensions headers. It returns the
-// connection's state and the response header line, or nil when no offer
-// was acceptable (the connection then goes on uncompressed).
+// on every Sec-WebSocket-Extensions field of r, in order, when compression
+// is on. It appends the response field to b and returns the connection's
+// state, or returns b unchanged and nil when no offer was acceptable (the
+// connection then goes on uncompressed).
 //
 // The offers are parsed by package deflate rather than gobwas/ws's
 // wsflate, which fails the whole upgrade on a bad offer instead of trying
 // the next, accepts a duplicated client_max_window_bits, and answers with
 // its configured parameters rather than the agreed ones (a client asking
 // for server_max_window_bits=10 would be told 15).
-func (s *Server) negotiateDeflate(req []byte) (*connDeflate, []byte) {
-	p, ext, ok := deflate.Negotiate(headerValues(req, secExtensions), s.cfg.Compression.policy())
-	if !ok {
-		return nil, nil
+func (s *Server) negotiateDeflate(b []byte, r *wire.Request) ([]byte, *connDeflate) {
+	if !s.cfg.Compression.Enabled {
+		return b, nil
 	}
-	line := append([]byte("Sec-WebSocket-Extensions: "), ext...)
-	return &connDeflate{p: p}, append(line, "\r\n"...)
+	const field = "Sec-WebSocket-Extensions: "
+	p, nb, ok := deflate.Negotiate(append(b, field...), r.Values("Sec-WebSocket-Extensions"), s.cfg.Compression.policy())
+	if !ok {
+		return b, nil
+	}
+	return append(nb, "\r\n"...), &connDeflate{p: p}
 }
 
-// httpError is a complete response refusing the upgrade with status code.
-func httpError(code int, reason string) []byte {
+// acceptGUID is RFC 6455 §1.3's GUID, hashed with the key for
+// Sec-WebSocket-Accept.
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// appendAcceptKey appends Sec-WebSocket-Accept for key, a valid key of 24
+// characters (RFC 6455 §4.2.2 item 5.4): base64 of the SHA-1 of the key
+// and the GUID.
+func appendAcceptKey(b, key []byte) []byte {
+	var in [24 + len(acceptGUID)]byte
+	copy(in[copy(in[:], key):], acceptGUID)
+	sum := sha1.Sum(in[:])
+	return base64.StdEncoding.AppendEncode(b, sum[:])
+}
+
+// validKey reports whether key is the base64 of 16 bytes (RFC 6455 §4.2.1
+// item 5): 24 characters, of which the last two are padding.
+func validKey(key []byte) bool {
+	var nonce [18]byte // 24 base64 characters decode to at most 18 bytes
+	if len(key) != 24 {
+		return false
+	}
+	n, err := base64.StdEncoding.Decode(nonce[:], key)
+	return err == nil && n == 16
+}
+
+// refusal is the complete response refusing an upgrade for err (a
+// *wire.RequestError): its status, extra header lines and its reason as
+// the body.
+func refusal(err error) []byte {
+	e, ok := err.(*wire.RequestError)
+	if !ok {
+		e = &wire.RequestError{Status: http.StatusBadRequest, Reason: "malformed HTTP request"}
+	}
+	return httpError(e.Status, e.Reason, e.Header)
+}
+
+// httpError is a complete response refusing the upgrade with status code,
+// the given header lines (each ending in CRLF), and reason as the body.
+func httpError(code int, reason, header string) []byte {
 	b := append([]byte("HTTP/1.1 "), strconv.Itoa(code)...)
 	b = append(b, ' ')
 	b = append(b, http.StatusText(code)...)
-	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	b = append(b, "\r\n"...)
+	b = append(b, header...)
+	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(reason)), 10)
 	b = append(b, "\r\nConnection: close\r\n\r\n"...)
 	return append(b, reason...)
-}
-
-var secKey = []byte("sec-websocket-key:")
-
-// validKey checks every Sec-WebSocket-Key header in req: RFC 6455 §4.2.1
-// item 5 wants the base64 of 16 bytes, and gobwas/ws checks only that it is
-// 24 characters long. A request without the header is left to gobwas, which
-// answers 400 for it.
-func validKey(req []byte) bool {
-	for _, v := range headerValues(req, secKey) {
-		var nonce [18]byte // 24 base64 characters decode to at most 18 bytes
-		if len(v) != 24 {
-			return false
-		}
-		n, err := base64.StdEncoding.Decode(nonce[:], v)
-		if err != nil || n != 16 {
-			return false
-		}
-	}
-	return true
-}
-
-// headerValues returns the values, trimmed of whitespace, of the header
-// lines of req whose name (with its colon, lower case) is name.
-func headerValues(req, name []byte) [][]byte {
-	var vs [][]byte
-	for len(req) > 0 {
-		line := req
-		if i := bytes.IndexByte(req, '\n'); i >= 0 {
-			line, req = req[:i], req[i+1:]
-		} else {
-			req = nil
-		}
-		if len(line) >= len(name) && bytes.EqualFold(line[:len(name)], name) {
-			vs = append(vs, bytes.TrimSpace(line[len(name):]))
-		}
-	}
-	return vs
 }
 
 // handshake runs the upgrade once the whole request is in data, then
 // delivers OpenEvent and hands any frames pipelined behind the request to
 // readFrames.
 func (c *Conn) handshake(data []byte) int {
-	n, resp, z, ok := c.ls.s.upgrade(data)
+	n, resp, z, ok := c.ls.s.upgrade(data, &c.hs)
 	if n == 0 {
 		return 0
-	}
-	if ok && c.ip != nil && c.ip.over {
-		resp, ok = httpError(http.StatusTooManyRequests, "too many connections from this address"), false
 	}
 	c.rc.Write(resp)
 	if !ok {
@@ -159,16 +194,10 @@ func (c *Conn) handshake(data []byte) int {
 		return len(data)
 	}
 	c.state, c.z = stateOpen, z
-	if c.over {
-		count(&c.ls.c.OverCap, 1)
-		c.fail(errOverCapacity)
-		return len(data)
-	}
 	c.opened = true
-	c.rc.SetDeadline(time.Time{})
-	if idle := c.ls.s.limits.Load().IdleTimeout; idle > 0 {
-		c.rc.SetDeadline(c.rc.Loop().Now().Add(idle / 2))
-	}
+	c.rc.Established()
+	c.lastRead = c.rc.Loop().NowNano()
+	c.armDeadline(c.ls.s.limits.Load())
 	count(&c.ls.c.Upgraded, 1)
 	atomic.AddInt64(&c.ls.c.Connections, 1)
 	c.event(Event{Kind: OpenEvent, Conn: c})

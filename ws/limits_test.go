@@ -3,9 +3,14 @@ package ws
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,45 +33,157 @@ func rawUpgrade(t *testing.T, addr, extra string) (*wstest.Client, *http.Respons
 	return c, resp
 }
 
-func TestMaxConnsCloses1013(t *testing.T) {
+// dialFrom opens a bare TCP connection to addr from the loopback address
+// local (127.0.0.0/8 is all loopback), so that tests can be several client
+// addresses. It returns nil when the server reset the connection so fast
+// that connect saw it.
+func dialFrom(t *testing.T, addr, local string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: wstest.Timeout}
+	nc, err := d.Dial("tcp", addr)
+	if errors.Is(err, syscall.ECONNRESET) {
+		return nil
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+// refusedAtAccept reports whether the server reset nc without a word
+// within a second (a connection it admitted stays silent: it waits for a
+// handshake).
+func refusedAtAccept(nc net.Conn) bool {
+	if nc == nil {
+		return true
+	}
+	nc.SetReadDeadline(time.Now().Add(time.Second))
+	_, err := nc.Read(make([]byte, 1))
+	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// countRefused checks the connections at once and counts those reset.
+func countRefused(ncs []net.Conn) int {
+	var n atomic.Int32
+	var wg sync.WaitGroup
+	for _, nc := range ncs {
+		wg.Go(func() {
+			if refusedAtAccept(nc) {
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(n.Load())
+}
+
+// TestAdmissionAtAccept is issue 14's point 3: the connection caps count
+// TCP connections from accept, so that one address holding bare
+// connections cannot lock the others out. With MaxConns 20 and
+// MaxConnsPerIP 5, 20 bare connections from 127.0.0.2 get 5 places and 15
+// resets; a client from 127.0.0.1 is served. (Before, the caps were
+// checked after the handshake: the bare connections filled MaxConns and
+// every other client got 1013.)
+func TestAdmissionAtAccept(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxConns = 20
+	cfg.MaxConnsPerIP = 5
+	srv := startServer(t, cfg, echoHandler)
+	addr := srv.Addr().String()
+	var bare []net.Conn
+	for range 20 {
+		bare = append(bare, dialFrom(t, addr, "127.0.0.2"))
+	}
+	require.Equal(t, 15, countRefused(bare), "connections past the per-address cap must be reset at accept")
+	require.EqualValues(t, 15, srv.Stats().Refused)
+	good := wstest.Dial(t, addr)
+	good.Write(t, wstest.Text([]byte("served")))
+	good.ExpectMessage(t, OpText, []byte("served"))
+	// Closing the address's connections frees places for it.
+	closeAll(bare)
+	eventuallyUpgrades(t, addr, "127.0.0.2")
+}
+
+// TestMaxConnsAtAccept: past MaxConns, over all addresses, a connection is
+// reset at accept; the caps count connections, not handshakes.
+func TestMaxConnsAtAccept(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxConns = 3
 	srv := startServer(t, cfg, echoHandler)
-	for i := 0; i < 3; i++ {
-		_, resp := rawUpgrade(t, srv.Addr().String(), "")
-		require.Equal(t, 101, resp.StatusCode)
+	addr := srv.Addr().String()
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		dialFrom(t, addr, ip)
 	}
-	c, resp := rawUpgrade(t, srv.Addr().String(), "")
-	require.Equal(t, 101, resp.StatusCode)
-	f := c.Next(t)
-	require.Equal(t, OpClose, f.Op)
-	require.Equal(t, StatusTryAgainLater, StatusCode(binary.BigEndian.Uint16(f.Payload)))
-	require.Equal(t, uint64(1), srv.Stats().OverCap)
+	require.Eventually(t, func() bool { return srv.Stats().Accepted == 3 }, 5*time.Second, 10*time.Millisecond)
+	require.True(t, refusedAtAccept(dialFrom(t, addr, "127.0.0.1")))
+	require.EqualValues(t, 1, srv.Stats().Refused)
 }
 
-func TestMaxConnsPerIP429(t *testing.T) {
+// TestMaxHandshakesPerIP: connections still handshaking have their own
+// caps; an upgraded connection leaves them, so an address can hold many
+// WebSocket connections but only a few silent ones.
+func TestMaxHandshakesPerIP(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.MaxConnsPerIP = 2
+	cfg.MaxHandshakes = 6
+	cfg.MaxHandshakesPerIP = 2
 	srv := startServer(t, cfg, echoHandler)
-	var first *wstest.Client
-	for i := 0; i < 2; i++ {
-		c, resp := rawUpgrade(t, srv.Addr().String(), "")
-		require.Equal(t, 101, resp.StatusCode)
-		first = c
+	addr := srv.Addr().String()
+	for range 5 { // upgraded: no longer handshaking
+		wstest.Dial(t, addr)
 	}
-	_, resp := rawUpgrade(t, srv.Addr().String(), "")
-	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
-	// Closing one frees a place for the address.
-	first.Close()
+	// One address: two places, the third connection is reset (whichever
+	// the loops take last).
+	silent := dialEach(t, srv, addr, "127.0.0.2", "127.0.0.2", "127.0.0.2")
+	require.Equal(t, 1, countRefused(silent), "an address's third silent connection")
+	// Four more from two addresses fill MaxHandshakes; a fifth address
+	// finds no place.
+	silent = append(silent, dialEach(t, srv, addr, "127.0.0.3", "127.0.0.3", "127.0.0.4", "127.0.0.4")...)
+	require.True(t, refusedAtAccept(dialFrom(t, addr, "127.0.0.5")), "past MaxHandshakes over all addresses")
+	require.EqualValues(t, 2, srv.Stats().Refused)
+	closeAll(silent)
+	eventuallyUpgrades(t, addr, "127.0.0.6")
+}
+
+// closeAll closes the connections dialFrom opened (nil: refused).
+func closeAll(ncs []net.Conn) {
+	for _, nc := range ncs {
+		if nc != nil {
+			nc.Close()
+		}
+	}
+}
+
+// eventuallyUpgrades waits until a client from local is let in and
+// upgraded (places freed by closed connections are counted back as the
+// server sees them close).
+func eventuallyUpgrades(t *testing.T, addr, local string) {
+	t.Helper()
 	require.Eventually(t, func() bool {
-		nc, err := net.Dial("tcp", srv.Addr().String())
-		if err != nil {
+		nc := dialFrom(t, addr, local)
+		if nc == nil {
 			return false
 		}
 		defer nc.Close()
 		nc.SetDeadline(time.Now().Add(2 * time.Second))
-		return wstest.NewClient(nc).Handshake(srv.Addr().String()) == nil
+		return wstest.NewClient(nc).Handshake(addr) == nil
 	}, 5*time.Second, 50*time.Millisecond)
+}
+
+// dialEach dials once from each local address and waits until the server
+// has accepted or refused them all, so that the next dials find them
+// counted.
+func dialEach(t *testing.T, srv *Server, addr string, locals ...string) []net.Conn {
+	t.Helper()
+	st := srv.Stats()
+	before := st.Accepted + st.Refused
+	var ncs []net.Conn
+	for _, ip := range locals {
+		ncs = append(ncs, dialFrom(t, addr, ip))
+	}
+	require.Eventually(t, func() bool {
+		st := srv.Stats()
+		return st.Accepted+st.Refused >= before+uint64(len(locals))
+	}, 5*time.Second, 5*time.Millisecond)
+	return ncs
 }
 
 func TestAllowedOrigins403(t *testing.T) {
@@ -137,7 +254,9 @@ func TestIdleTimeoutPingsThenCloses(t *testing.T) {
 func TestMemoryExhaustionRefusesCleanly(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Workers = 1
-	cfg.PoolClasses = []hugepage.Class{{Size: 4096, Count: 16}, {Size: 128 << 10, Count: 2}}
+	// The 256 KiB class holds the read buffer (128 KiB and its headroom)
+	// and the start of the reassembly.
+	cfg.PoolClasses = []hugepage.Class{{Size: 4096, Count: 16}, {Size: 256 << 10, Count: 2}}
 	cfg.MaxHeapBytes = 256 << 10
 	srv := startServer(t, cfg, echoHandler)
 	good := wstest.Dial(t, srv.Addr().String())

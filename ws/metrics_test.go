@@ -40,7 +40,7 @@ func TestEchoAllocsWithHandlerMetrics(t *testing.T) {
 	srv.UseMiddleware(HandlerMetrics(srv.GetControl()))
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(echoHandler) }()
-	t.Cleanup(func() { srv.Shutdown(); <-done })
+	t.Cleanup(func() { require.NoError(t, srv.Shutdown()); require.NoError(t, <-done) })
 	allocs := echoAllocs(t, srv.Addr().String(), 16, 64, 1000)
 	t.Logf("heap allocations per echoed message with HandlerMetrics: %.4f", allocs)
 	require.Less(t, allocs, 0.01)

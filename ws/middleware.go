@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,13 +22,19 @@ func chain(h Handler, mws []Middleware) Handler {
 
 // Recovery turns a panic in the handler into a close with 1011 for that
 // connection; the loop and every other connection go on. The panic and its
-// stack are logged at error level.
+// stack are logged at error level, about logBurst of them a second (a
+// panic a client can trigger must not flood the log); the next logged one
+// says how many were not.
 func Recovery(log *slog.Logger) Middleware {
+	var lim logLimiter
 	return func(next Handler) Handler {
 		return HandlerFunc(func(e *Event) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					log.Error("ws: handler panic", "event", e.Kind.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+					if skipped, ok := lim.allow(); ok {
+						log.Error("ws: handler panic", "event", e.Kind.String(), "panic", fmt.Sprint(r),
+							"not_logged", skipped, "stack", string(debug.Stack()))
+					}
 					if e.Kind != CloseEvent && e.Conn != nil {
 						e.Conn.Close(StatusInternalError, "internal error")
 					}
@@ -39,29 +46,65 @@ func Recovery(log *slog.Logger) Middleware {
 	}
 }
 
-// Logging logs connection opens and closes at info level, messages at debug
-// level, and handler errors at warn level. Message logging costs nothing
-// unless debug is enabled.
+// Logging logs connection opens, closes and messages at debug level, and
+// handler errors at warn level, about logBurst of them a second (the next
+// logged one says how many were not). Nothing a client does logs a line at
+// info level or above on its own: a flood of connections costs no log
+// writes unless debug is on. The debug lines cost nothing unless debug is
+// enabled. Give it a logger whose handler writes to a LogSink (and the
+// server WithLogSink), so that a stalled log destination never stalls the
+// loops.
 func Logging(log *slog.Logger) Middleware {
+	var lim logLimiter
 	return func(next Handler) Handler {
 		return HandlerFunc(func(e *Event) error {
-			switch e.Kind {
-			case OpenEvent:
-				log.Info("ws: open", "remote", e.Conn.RemoteAddr(), "loop", e.Conn.Loop())
-			case CloseEvent:
-				log.Info("ws: close", "loop", e.Conn.Loop(), "code", int(e.Code), "err", e.Err)
-			case MessageEvent:
-				if log.Enabled(context.Background(), slog.LevelDebug) {
+			if log.Enabled(context.Background(), slog.LevelDebug) {
+				switch e.Kind {
+				case OpenEvent:
+					log.Debug("ws: open", "remote", e.Conn.RemoteAddr(), "loop", e.Conn.Loop())
+				case CloseEvent:
+					if e.Err != nil {
+						log.Debug("ws: close", "loop", e.Conn.Loop(), "code", int(e.Code), "err", e.Err)
+					} else { // a clean closing handshake
+						log.Debug("ws: close", "loop", e.Conn.Loop(), "code", int(e.Code))
+					}
+				case MessageEvent:
 					log.Debug("ws: message", "loop", e.Conn.Loop(), "op", int(e.Op), "bytes", len(e.Data))
 				}
 			}
 			err := next.Handle(e)
 			if err != nil {
-				log.Warn("ws: handler error", "event", e.Kind.String(), "err", err)
+				if skipped, ok := lim.allow(); ok {
+					log.Warn("ws: handler error", "event", e.Kind.String(), "err", err, "not_logged", skipped)
+				}
 			}
 			return err
 		})
 	}
+}
+
+// logBurst is about how many lines a second a logLimiter lets through.
+const logBurst = 10
+
+// logLimiter passes about logBurst lines a second and counts the others.
+// It is for lines a client can cause (one per connection, one per bad
+// message): without it a flood of clients is a flood of log writes. Any
+// goroutine may call it; it is a few atomics, on error paths only.
+type logLimiter struct {
+	next    atomic.Int64  // monotonic nanoseconds (since clockBase) when a line may pass again
+	skipped atomic.Uint64 // lines held back since the last one let through
+}
+
+// allow reports whether a line may be logged now and, if so, how many were
+// held back before it.
+func (l *logLimiter) allow() (skipped uint64, ok bool) {
+	now := int64(time.Since(clockBase))
+	next := l.next.Load()
+	if now < next || !l.next.CompareAndSwap(next, max(next, now-int64(time.Second))+int64(time.Second)/logBurst) {
+		l.skipped.Add(1)
+		return 0, false
+	}
+	return l.skipped.Swap(0), true
 }
 
 // clockBase is the origin of HandlerMetrics' clock: time.Since(clockBase)

@@ -58,7 +58,7 @@ func TestMiddlewareOrder(t *testing.T) {
 	srv.UseMiddleware(r.mw("d"))
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(h) }()
-	t.Cleanup(func() { srv.Shutdown(); <-done })
+	t.Cleanup(func() { require.NoError(t, srv.Shutdown()); require.NoError(t, <-done) })
 
 	c := wstest.Dial(t, srv.Addr().String())
 	c.Write(t, wstest.Text([]byte("hi")))
@@ -131,7 +131,7 @@ func TestRecoveryInChain(t *testing.T) {
 			srv.UseMiddleware(HandlerMetrics(srv.GetControl()))
 			done := make(chan error, 1)
 			go func() { done <- srv.Run(h) }()
-			t.Cleanup(func() { srv.Shutdown(); <-done })
+			t.Cleanup(func() { require.NoError(t, srv.Shutdown()); require.NoError(t, <-done) })
 
 			bad := wstest.Dial(t, srv.Addr().String())
 			defer bad.Close()

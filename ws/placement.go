@@ -2,6 +2,7 @@ package ws
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/hioload-ws/hioload-ws/hugepage"
 	"github.com/hioload-ws/hioload-ws/reactor"
@@ -61,16 +62,30 @@ func (s *Server) newPools(specs []reactor.LoopSpec) {
 			if err != nil {
 				s.log.Warn("ws: no buffer pool for node; its loops use the Go heap", "node", node, "err", err)
 			} else {
-				a := p.Arena()
-				s.log.Info("ws: buffer pool", "node", node, "pages", a.Kind.String(), "bytes", a.Size,
-					"huge_bytes", a.HugeBytes, "bound", a.Bound, "bind_err", a.BindErr,
-					"placement", a.Placement.String(), "fallbacks", a.Fallbacks)
+				s.logPool(p)
 				s.pools = append(s.pools, p)
 			}
 			byNode[node] = p
 		}
 		specs[i].Pool = p
 	}
+}
+
+// logPool says what memory a pool got: the page kind, its binding and
+// placement, and why each better kind was not used (a machine without
+// reserved huge pages is a plain fact, not an error: fallbacks says it in
+// those words). bind_err appears only when the binding was refused.
+func (s *Server) logPool(p *hugepage.Pool) {
+	a := p.Arena()
+	attrs := []any{"node", a.Node, "pages", a.Kind.String(), "bytes", a.Size, "huge_bytes", a.HugeBytes,
+		"bound", a.Bound, "placement", a.Placement.String()}
+	if a.BindErr != "" {
+		attrs = append(attrs, "bind_err", a.BindErr)
+	}
+	if len(a.Fallbacks) > 0 {
+		attrs = append(attrs, "fallbacks", strings.Join(a.Fallbacks, "; "))
+	}
+	s.log.Info("ws: buffer pool", attrs...)
 }
 
 // closePools unmaps the pools once every buffer is back. Buffers a handler

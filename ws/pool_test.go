@@ -3,10 +3,7 @@ package ws
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hioload-ws/hioload-ws/hugepage"
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
@@ -53,9 +51,10 @@ func TestPoolOnPlannedNode(t *testing.T) {
 }
 
 // TestRetainedPayloadOutlivesHandler: a handler keeps every payload (read
-// buffer and reassembled messages alike) and releases it later from another
-// goroutine; the echoes are byte-exact, and every pool buffer is back after
-// shutdown.
+// buffer and reassembled messages alike) and releases it from another
+// goroutine only after the server has shut down. The echoes are byte-exact;
+// Shutdown reports the pool it could not unmap (ErrPoolsKept), whose memory
+// stays valid for the holders; and every buffer is back once they release.
 func TestRetainedPayloadOutlivesHandler(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Workers = 1
@@ -64,8 +63,10 @@ func TestRetainedPayloadOutlivesHandler(t *testing.T) {
 	var got [][]byte
 	var mu sync.Mutex
 	done := make(chan struct{})
+	shutDown := make(chan struct{})
 	go func() {
 		defer close(done)
+		<-shutDown
 		for b := range kept {
 			time.Sleep(time.Microsecond)
 			mu.Lock()
@@ -102,8 +103,11 @@ func TestRetainedPayloadOutlivesHandler(t *testing.T) {
 		require.Equal(t, sent[i], c.Next(t).Payload, "echo %d", i)
 	}
 	c.Close()
-	require.NoError(t, srv.Shutdown())
-	require.NoError(t, <-runErr)
+	err = srv.Shutdown()
+	require.ErrorIs(t, err, ErrPoolsKept, "Shutdown while the handler holds buffers")
+	require.ErrorIs(t, err, hugepage.ErrInUse)
+	require.Equal(t, err, <-runErr)
+	close(shutDown)
 	close(kept)
 	<-done
 	mu.Lock()
@@ -112,33 +116,24 @@ func TestRetainedPayloadOutlivesHandler(t *testing.T) {
 	require.Zero(t, srv.PoolsInUse(), "pool buffers not returned")
 }
 
-// TestPoolGetsHugetlbWhenReserved reserves huge pages (as root), starts a
-// server and checks its pool is backed by hugetlb pages; the reservation is
-// restored afterwards. Without root it skips: TestPoolOnPlannedNode covers
-// the fallback.
+// TestPoolGetsHugetlbWhenReserved reserves huge pages on node 0 (as root;
+// restored afterwards) and starts a one-loop server there: its pool must be
+// backed by hugetlb pages and echo from them. It skips only where the
+// reservation cannot be made (not root, not Linux, or the kernel could not
+// free the pages); once the pages are reserved, a pool that falls back fails
+// the test. TestPoolOnPlannedNode covers the fallback.
 func TestPoolGetsHugetlbWhenReserved(t *testing.T) {
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
-		t.Skip("needs root on Linux to reserve huge pages")
-	}
-	const path = "/proc/sys/vm/nr_hugepages"
-	old, err := os.ReadFile(path)
-	require.NoError(t, err)
-	oldN, _ := strconv.Atoi(strings.TrimSpace(string(old)))
-	classes := []hugepage.Class{{Size: 64 << 10, Count: 32}, {Size: 256 << 10, Count: 8}} // 4 MiB: 2 huge pages
-	if err := os.WriteFile(path, []byte(strconv.Itoa(oldN+4)), 0); err != nil {
-		t.Skipf("cannot reserve huge pages: %v", err)
-	}
-	t.Cleanup(func() { os.WriteFile(path, old, 0) })
+	testenv.ReserveHugePages(t, 2) // the pool below is 4 MiB: 2 huge pages
 	cfg := DefaultConfig()
 	cfg.Workers = 1
-	cfg.PoolClasses = classes
+	cfg.NUMANode = 0 // where the pages were reserved
+	cfg.PoolClasses = []hugepage.Class{{Size: 64 << 10, Count: 32}, {Size: 256 << 10, Count: 8}}
 	srv := startServer(t, cfg, echoHandler)
 	st := srv.PoolStats()
 	require.Len(t, st, 1)
-	if st[0].Pages != hugepage.PageHugetlb.String() {
-		t.Skipf("the kernel did not reserve the pages: %+v", st[0])
-	}
+	require.Equal(t, hugepage.PageHugetlb.String(), st[0].Pages, "2 huge pages were free for this 4 MiB pool: %+v", st[0])
 	require.Equal(t, 2<<20, st[0].PageSize)
+	require.Empty(t, st[0].Fallbacks)
 	// And it echoes from that memory.
 	c := wstest.Dial(t, srv.Addr().String())
 	defer c.Close()

@@ -14,6 +14,15 @@ import (
 // frame whose payload is still arriving, and the message being reassembled
 // from it (and its fragments). Whole messages that arrive in one read never
 // touch it.
+//
+// The reassembly buffer grows only as payload arrives (never ahead of it by
+// more than the read about to happen), so that a header announcing 16 MiB
+// costs nothing until the bytes come. Once the message is large it moves,
+// once, to a region reserved for everything the header announced (or the
+// message limit, for a fragmented message), which holds memory only where
+// payload was written. Its first msgHead bytes are room for the reply's
+// header, so that an echo of the message leaves as one contiguous write
+// (Conn.writeFrame) that can become the write queue without a copy.
 type msgReader struct {
 	op      OpCode         // the message's opcode; 0 (a continuation's) when none is being read
 	fin     bool           // the frame being streamed is the message's last
@@ -21,7 +30,34 @@ type msgReader struct {
 	maskOff uint8          // offset into mask of the next payload byte (mod 4)
 	mask    [4]byte        // the streamed frame's mask key
 	remain  int64          // payload bytes of the streamed frame still to come
-	buf     reactor.Buf    // reassembly buffer (copy, counted), pool memory
+	buf     reactor.Buf    // msgHead bytes of header room, then the message (copy, counted)
+}
+
+// msgHead is the room kept in front of a reassembled message for the
+// header of its echo.
+const msgHead = wire.MaxHeaderSize
+
+// size is the length of the message reassembled so far.
+func (in *msgReader) size() int64 { return int64(max(in.buf.Len()-msgHead, 0)) }
+
+// grow makes room for n more payload bytes of the streamed frame. The
+// buffer may grow up to the frame's end, or the message limit while more
+// fragments may follow.
+func (c *Conn) grow(n int, lim *Limits) bool {
+	in := &c.in
+	limit := in.size() + in.remain
+	if !in.fin {
+		limit = max(limit, lim.MaxMessageSize)
+	}
+	head := 0
+	if in.buf.Len() == 0 {
+		head = msgHead
+	}
+	if !in.buf.Grow(c.rc, head+n, msgHead+int(limit)) {
+		return false
+	}
+	in.buf.Extend(c.rc, head)
+	return true
 }
 
 // active reports whether a message is being reassembled.
@@ -37,7 +73,7 @@ func (c *Conn) readFrames(b []byte) int {
 	lim := c.ls.s.limits.Load()
 	for off < len(b) && c.state == stateOpen {
 		if c.in.remain > 0 {
-			off += c.stream(b[off:])
+			off += c.stream(b[off:], lim)
 			continue
 		}
 		n := c.readFrame(b[off:], lim)
@@ -102,7 +138,7 @@ func (c *Conn) checkData(h *wire.Header, lim *Limits) *CloseError {
 		return wire.ErrExpectedCont
 	case h.Length > frameMax:
 		return wire.ErrFrameTooBig
-	case int64(c.in.buf.Len())+h.Length > msgMax:
+	case c.in.size()+h.Length > msgMax:
 		return wire.ErrMessageTooBig
 	}
 	return nil
@@ -128,7 +164,8 @@ func (c *Conn) deliverInPlace(frame []byte, hs int, h wire.Header) int {
 }
 
 // beginFrame starts streaming a data frame whose payload is not all in the
-// read buffer.
+// read buffer. Nothing is allocated for it yet: memory comes with the
+// payload (stream, Conn.ReadTarget).
 func (c *Conn) beginFrame(h *wire.Header) {
 	in := &c.in
 	if !in.active() {
@@ -136,26 +173,26 @@ func (c *Conn) beginFrame(h *wire.Header) {
 		c.beginMessage(h.Rsv)
 	}
 	in.remain, in.mask, in.maskOff, in.fin = h.Length, h.Mask, 0, h.Fin
-	// Reserve room for the frame, but not more than 1 MiB ahead of the
-	// bytes that actually arrive: a header alone must not pin 16 MiB.
-	if !in.buf.Grow(c.rc.Loop(), int(min(h.Length, 1<<20))) {
-		c.fail(errNoMemory)
-		return
-	}
 	if h.Length == 0 {
+		if in.buf.Len() == 0 && !c.grow(0, c.ls.s.limits.Load()) {
+			c.fail(errNoMemory)
+			return
+		}
 		c.endFrame()
 	}
 }
 
 // stream takes the next part of a data frame's payload into the
 // reassembly buffer, validating text as it arrives (fail fast).
-func (c *Conn) stream(b []byte) int {
+func (c *Conn) stream(b []byte, lim *Limits) int {
 	in := &c.in
 	n := int(min(int64(len(b)), in.remain))
-	if !in.buf.Append(c.rc.Loop(), b[:n]) { // copy: reassembly of a fragmented or split message
+	if !c.grow(n, lim) {
 		c.fail(errNoMemory)
 		return len(b)
 	}
+	copy(in.buf.Spare(n), b[:n]) // copy: reassembly of a fragmented or split message
+	in.buf.Extend(c.rc, n)
 	count(&c.ls.c.Reassembled, uint64(n))
 	if !c.payload(in.buf.Bytes()[in.buf.Len()-n:]) {
 		return len(b)
@@ -198,13 +235,14 @@ func (c *Conn) endFrame() {
 	}
 	op := in.op
 	in.op = gws.OpContinuation // the message is complete
+	frame := in.buf.Bytes()
 	if compressed {
-		c.inflate(op, in.buf.Bytes(), nil, true)
+		c.inflate(op, frame[msgHead:], frame, true)
 	} else {
-		c.deliver(Event{Op: op, Data: in.buf.Bytes(), src: srcMsg})
+		c.deliver(Event{Op: op, Data: frame[msgHead:], src: srcMsg, frame: frame})
 	}
 	// Replies may point into buf: it is given back after they are sent,
-	// with the rest of this turn's replies.
+	// with the rest of this turn's replies (or becomes the write queue).
 	c.rc.FreeAfterFlush(&in.buf)
 }
 
@@ -235,8 +273,10 @@ func (c *Conn) control(op OpCode, p []byte) {
 }
 
 // deliver hands a whole message to the handler: e's Op and Data, and where
-// the bytes live (src, for Event.Retain; frame, the whole client frame when
-// they are in the read buffer behind their header, for Conn.writeFrame).
+// the bytes live (src, for Event.Retain; frame, the payload as it arrived
+// with at least wire.MaxHeaderSize bytes in front of it that are free to
+// overwrite: the client's header in the read buffer, or msgHead, for
+// Conn.writeFrame).
 func (c *Conn) deliver(e Event) {
 	ls := c.ls
 	count(&ls.c.MessagesIn, 1)

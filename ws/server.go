@@ -3,13 +3,13 @@ package ws
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
-
-	gws "github.com/gobwas/ws"
+	"time"
 
 	"github.com/hioload-ws/hioload-ws/hugepage"
 	"github.com/hioload-ws/hioload-ws/reactor"
@@ -27,21 +27,20 @@ func WithMiddleware(mw ...Middleware) Option {
 // Server is a WebSocket server over the reactor: one pinned event loop per
 // CPU, each with its own listener, running the handler to completion.
 type Server struct {
-	cfg      Config
-	limits   atomic.Pointer[Limits] // read by the loops per read; swapped by Control.Reload
-	log      *slog.Logger
-	engine   *reactor.Engine
-	upgrader gws.Upgrader // template; each handshake copies it with the current size limit
-	loops    []loopState
-	mws      []Middleware
-	plan     *topology.Plan
-	pools    []*hugepage.Pool
-	maxConns int64
-	conns    atomic.Int64 // open TCP connections, for MaxConns
-	origins  map[string]bool
-	perIP    perIPCounter
-	handler  Handler
-	ctrl     *Control // probes, reload, handler metrics; see GetControl
+	cfg     Config
+	limits  atomic.Pointer[Limits] // read by the loops per read; swapped by Control.Reload
+	log     *slog.Logger
+	logSink *LogSink // nil unless WithLogSink
+	engine  *reactor.Engine
+	loops   []loopState
+	mws     []Middleware
+	plan    *topology.Plan
+	pools   []*hugepage.Pool
+	origins map[string]bool
+	handler Handler
+	ctrl    *Control // probes, reload, handler metrics; see GetControl
+
+	heapReleases atomic.Uint64 // debug.FreeOSMemory calls (reclaim.go)
 
 	mu       sync.Mutex
 	running  bool
@@ -66,14 +65,11 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	}
 	lim := cfg.Limits()
 	s.limits.Store(&lim)
-	s.maxConns = cfg.maxConns()
-	s.perIP.max = cfg.MaxConnsPerIP
 	if len(cfg.AllowedOrigins) > 0 {
 		s.origins = make(map[string]bool, len(cfg.AllowedOrigins))
 		for _, o := range cfg.AllowedOrigins {
 			s.origins[strings.ToLower(o)] = true
 		}
-		s.upgrader.OnHeader = s.checkOrigin
 	}
 	specs, err := s.planLoops()
 	if err != nil {
@@ -84,16 +80,22 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	for i := range s.loops {
 		s.loops[i].s = s
 	}
-	s.engine, err = reactor.New(reactor.Config{
-		Addr:           cfg.ListenAddr,
-		Loops:          specs,
-		Batch:          cfg.BatchSize,
-		Ring:           cfg.ReactorRing,
-		ReadBufferSize: cfg.ReadBufferSize,
-		LingerTimeout:  cfg.LingerTimeout,
-		MaxHeapBytes:   cfg.MaxHeapBytes,
-		Logger:         s.log,
-	}, (*engineHandler)(s))
+	rcfg := reactor.Config{
+		Addr:              cfg.ListenAddr,
+		ReusePort:         cfg.ReusePort,
+		Loops:             specs,
+		Batch:             cfg.BatchSize,
+		Ring:              cfg.ReactorRing,
+		ReadBufferSize:    cfg.ReadBufferSize,
+		LingerTimeout:     cfg.LingerTimeout,
+		MaxHeapBytes:      cfg.MaxHeapBytes,
+		WriteStallTimeout: cfg.WriteStallTimeout,
+		QueueLimit:        queueLimit(&lim),
+		KeepAlive:         cfg.TCPKeepAlive,
+		Logger:            s.log,
+	}
+	admission(&cfg, &rcfg)
+	s.engine, err = reactor.New(rcfg, (*engineHandler)(s))
 	if err != nil {
 		s.closePools()
 		return nil, err
@@ -102,19 +104,53 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 }
 
 // reload replaces the limits that can change at run time (Control.Reload
-// checked them). New limits apply to frames and handshakes that start after
-// it returns; the batch size changes at each loop's next turn.
+// checked them). Size limits apply to frames, messages and replies from
+// the next one on; the batch size changes at each loop's next turn; the
+// timeouts apply to the connections already open too: each loop re-arms
+// their handshake and idle deadlines, and the write stall timeout is read
+// at every tick.
 func (s *Server) reload(l Limits) {
 	old := s.limits.Swap(&l)
-	if old.BatchSize != l.BatchSize {
-		for _, lp := range s.engine.Loops() {
+	s.engine.SetWriteStallTimeout(l.WriteStallTimeout)
+	s.engine.SetQueueLimit(queueLimit(&l))
+	for _, lp := range s.engine.Loops() {
+		if old.BatchSize != l.BatchSize {
 			lp.SetBatch(l.BatchSize)
+		}
+		if old.HandshakeTimeout != l.HandshakeTimeout || old.IdleTimeout != l.IdleTimeout {
+			s.rearm(lp)
 		}
 	}
 	s.log.Info("ws: limits reloaded", "batch", l.BatchSize, "max_frame", l.MaxFrameSize,
 		"max_message", l.MaxMessageSize, "max_handshake", l.MaxHandshakeSize,
 		"max_write_queue", l.MaxWriteQueue, "handshake_timeout", l.HandshakeTimeout,
-		"idle_timeout", l.IdleTimeout)
+		"idle_timeout", l.IdleTimeout, "write_stall_timeout", l.WriteStallTimeout)
+}
+
+// queueLimit is the most a write queue can hold under l: what reply lets
+// in (MaxWriteQueue) plus the largest reply it may let in past it (a whole
+// message's echo, a close frame).
+func queueLimit(l *Limits) int { return l.MaxWriteQueue + int(l.MaxMessageSize) + 256 }
+
+// rearm has lp set every open connection's deadline under the limits in
+// force when the task runs. A full inbox is retried: a reload must reach
+// every connection.
+func (s *Server) rearm(lp *reactor.Loop) {
+	task := reactor.Task{Fn: func() {
+		lim := s.limits.Load()
+		lp.Each(func(rc *reactor.Conn) {
+			if c, ok := rc.Context().(*Conn); ok {
+				c.armDeadline(lim)
+			}
+		})
+	}}
+	for try := 0; lp.Post(task) == reactor.ErrInboxFull; try++ {
+		if try == 1000 {
+			s.log.Warn("ws: reload: loop inbox full for 1s; its connections keep their deadlines", "loop", lp.Index())
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // UseMiddleware adds middlewares after those already registered. It must be
@@ -128,7 +164,8 @@ func (s *Server) Addr() net.Addr { return s.engine.Addr() }
 func (s *Server) Config() Config { return s.cfg }
 
 // Run serves with h wrapped in the middlewares, and blocks until Shutdown
-// has finished. It returns an error if the server is already running.
+// has finished. It returns an error if the server is already running, and
+// otherwise what Shutdown returned: nil after a graceful shutdown.
 func (s *Server) Run(h Handler) error {
 	s.mu.Lock()
 	if s.running {
@@ -144,6 +181,9 @@ func (s *Server) Run(h Handler) error {
 		s.log.Info("ws: loop", "loop", l.Index(), "cpu", sp.CPU, "node", sp.Node)
 	}
 	s.log.Info("ws: listening", "addr", s.Addr().String(), "loops", len(s.loops))
+	if every := s.cfg.ReleaseMemoryEvery; every > 0 {
+		go s.reclaimHeap(every, s.runDone)
+	}
 	s.engine.Start()
 	s.engine.Wait()
 	<-s.runDone
@@ -158,20 +198,34 @@ func (s *Server) Shutdown() error {
 	return s.ShutdownContext(ctx)
 }
 
-// ShutdownContext stops accepting, reads and answers what every client had
-// already sent, sends each close 1001 and waits for the clients to answer
-// until ctx ends; then it closes the rest. When it returns, every loop,
-// socket and buffer is released and Run has returned (or will at once).
+// ShutdownContext stops accepting, writes every message Send accepted,
+// reads and answers what every client had already sent, sends each close
+// 1001 and waits for the clients to answer until ctx ends; then it closes
+// the rest. When it returns, every loop and socket is released and Run has
+// returned (or will at once).
+//
+// It returns nil when every connection closed gracefully and the buffer
+// pools were unmapped. Otherwise the error says what went wrong, and Run
+// returns the same: a *ShutdownError when ctx ended first (with the number
+// of clients closed without their close handshake), and an error wrapping
+// ErrPoolsKept when a pool could not be unmapped (buffers a handler
+// retained and never released, wrapped hugepage.ErrInUse); both, joined,
+// when both happened. Calling it again returns the first call's result.
 func (s *Server) ShutdownContext(ctx context.Context) error {
 	s.shutOnce.Do(func() {
-		s.shutErr = s.engine.Shutdown(ctx)
-		if errors.Is(s.shutErr, context.DeadlineExceeded) {
-			s.log.Warn("ws: shutdown deadline passed; closed the remaining connections")
-			s.shutErr = nil
+		var forced, pools error
+		var se *reactor.ShutdownError
+		if err := s.engine.Shutdown(ctx); errors.As(err, &se) {
+			forced = &ShutdownError{Forced: se.Forced, Err: se.Err}
+			s.log.Warn("ws: shutdown deadline passed; closed the remaining connections", "forced", se.Forced)
+		} else if err != nil {
+			forced = err
 		}
 		if err := s.closePools(); err != nil {
+			pools = fmt.Errorf("%w: %w", ErrPoolsKept, err)
 			s.log.Warn("ws: pools kept mapped", "err", err)
 		}
+		s.shutErr = errors.Join(forced, pools)
 		close(s.runDone)
 	})
 	return s.shutErr

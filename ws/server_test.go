@@ -17,6 +17,7 @@ import (
 
 	"github.com/hioload-ws/hioload-ws/internal/testenv"
 	"github.com/hioload-ws/hioload-ws/internal/wstest"
+	"github.com/hioload-ws/hioload-ws/reactor"
 )
 
 var echoHandler = HandlerFunc(func(e *Event) error {
@@ -43,7 +44,7 @@ func startServer(t testing.TB, cfg Config, h Handler, opts ...Option) *Server {
 	t.Helper()
 	srv, done := runServer(t, cfg, h, opts...)
 	t.Cleanup(func() {
-		srv.Shutdown()
+		require.NoError(t, srv.Shutdown(), "a graceful shutdown: every client answered its close")
 		select {
 		case err := <-done:
 			require.NoError(t, err)
@@ -52,19 +53,6 @@ func startServer(t testing.TB, cfg Config, h Handler, opts ...Option) *Server {
 		}
 	})
 	return srv
-}
-
-func openFDs(t testing.TB) int {
-	if runtime.GOOS != "linux" {
-		// Under wine /proc/self/fd is the wine process's Linux descriptors,
-		// not the Windows handles; reactor's wine tests count handles.
-		t.Skip("descriptor counts from /proc/self/fd are Linux-only")
-	}
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	return len(ents)
 }
 
 // settle waits (bounded) until f reports a count at or below want.
@@ -85,7 +73,7 @@ func TestShutdownReleasesEverything(t *testing.T) {
 	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
 		t.Skip("reactor is Linux-only")
 	}
-	fds0, g0 := openFDs(t), runtime.NumGoroutine()
+	fds0, g0 := testenv.OpenHandles(t), runtime.NumGoroutine()
 	cfg := DefaultConfig()
 	cfg.Workers = 2
 	srv, done := runServer(t, cfg, echoHandler)
@@ -119,7 +107,7 @@ func TestShutdownReleasesEverything(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, int64(0), srv.Stats().Connections)
 	require.Zero(t, srv.PoolsInUse(), "pool buffers still in use after shutdown")
-	require.LessOrEqual(t, settle(fds0, func() int { return openFDs(t) }), fds0, "descriptors left open")
+	require.LessOrEqual(t, settle(fds0, func() int { return testenv.OpenHandles(t) }), fds0, "descriptors left open")
 	require.LessOrEqual(t, settle(g0, runtime.NumGoroutine), g0, "goroutines left running")
 }
 
@@ -343,4 +331,53 @@ func TestSendFromAnotherGoroutine(t *testing.T) {
 	f := c.Next(t)
 	require.Equal(t, OpClose, f.Op)
 	require.Equal(t, StatusNormalClosure, StatusCode(binary.BigEndian.Uint16(f.Payload)))
+}
+
+// TestCloseEventErr: a closing handshake that ends with the client's FIN is
+// a clean close (Err nil, with the code); a client that vanishes without a
+// close frame is 1006 with the transport's reason; so is a close frame the
+// client never follows with its FIN (the linger timeout cuts it).
+func TestCloseEventErr(t *testing.T) {
+	closes := make(chan Event, 4)
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	cfg.LingerTimeout = 300 * time.Millisecond
+	srv := startServer(t, cfg, HandlerFunc(func(e *Event) error {
+		if e.Kind == CloseEvent {
+			closes <- Event{Code: e.Code, Err: e.Err}
+		}
+		return nil
+	}))
+	next := func() Event {
+		t.Helper()
+		select {
+		case e := <-closes:
+			return e
+		case <-time.After(wstest.Timeout):
+			t.Fatal("no CloseEvent")
+		}
+		return Event{}
+	}
+
+	c := wstest.Dial(t, srv.Addr().String())
+	c.Write(t, wstest.Close(1000, "bye"))
+	c.ExpectClose(t, 1000, true)
+	c.Close()
+	e := next()
+	require.Equal(t, StatusNormalClosure, e.Code)
+	require.NoError(t, e.Err, "a clean close")
+
+	c = wstest.Dial(t, srv.Addr().String())
+	reset(c)
+	e = next()
+	require.Equal(t, StatusAbnormalClosure, e.Code)
+	require.Error(t, e.Err)
+
+	c = wstest.Dial(t, srv.Addr().String())
+	c.Write(t, wstest.Close(1001, ""))
+	c.ExpectClose(t, 1001, true) // and no FIN from us
+	e = next()
+	require.Equal(t, StatusGoingAway, e.Code)
+	require.ErrorIs(t, e.Err, reactor.ErrTimeout)
+	c.Close()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/hioload-ws/hioload-ws/internal/testenv"
 	"github.com/hioload-ws/hioload-ws/internal/wstest"
 )
 
@@ -178,7 +179,7 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 		{"slow readers", false, true, 2, 60, []int{6, 65536, 200000}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fds0, g0 := openFDs(t), runtime.NumGoroutine()
+			fds0, g0 := testenv.OpenHandles(t), runtime.NumGoroutine()
 			size := func(seq int) int { return tc.sizes[seq%len(tc.sizes)] }
 			gate := &loopGate{release: make(chan struct{})}
 			cfg := DefaultConfig()
@@ -291,7 +292,7 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 			st := srv.Stats()
 			require.Equal(t, uint64(clients*tc.msgs), st.MessagesOut, "echoed exactly once")
 			require.Equal(t, uint64(clients), st.CloseCodes[StatusGoingAway])
-			require.LessOrEqual(t, settle(fds0, func() int { return openFDs(t) }), fds0, "descriptors left open")
+			require.LessOrEqual(t, settle(fds0, func() int { return testenv.OpenHandles(t) }), fds0, "descriptors left open")
 			require.LessOrEqual(t, settle(g0, runtime.NumGoroutine), g0, "goroutines left running")
 		})
 	}
@@ -302,7 +303,7 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 // of what it sent, every frame complete, followed by close 1001; Run
 // returns nil and nothing is left behind.
 func TestShutdownWhileClientsKeepSending(t *testing.T) {
-	fds0, g0 := openFDs(t), runtime.NumGoroutine()
+	fds0, g0 := testenv.OpenHandles(t), runtime.NumGoroutine()
 	sizes := []int{6, 125, 126, 1000, 4000, 20000}
 	size := func(seq int) int { return sizes[seq%len(sizes)] }
 	cfg := DefaultConfig()
@@ -361,7 +362,7 @@ func TestShutdownWhileClientsKeepSending(t *testing.T) {
 		t.Logf("client %d: sent %d, echoed %d", i, sent[i].Load(), r.echoed)
 		conns[i].Close()
 	}
-	require.LessOrEqual(t, settle(fds0, func() int { return openFDs(t) }), fds0, "descriptors left open")
+	require.LessOrEqual(t, settle(fds0, func() int { return testenv.OpenHandles(t) }), fds0, "descriptors left open")
 	require.LessOrEqual(t, settle(g0, runtime.NumGoroutine), g0, "goroutines left running")
 }
 

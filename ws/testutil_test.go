@@ -13,22 +13,36 @@ import (
 	"github.com/hioload-ws/hioload-ws/ws"
 )
 
+// echoApp is the echo program's handler.
+var echoApp = ws.HandlerFunc(func(e *ws.Event) error {
+	if e.Kind == ws.MessageEvent {
+		return e.Conn.WriteMessage(e.Op, e.Data)
+	}
+	return nil
+})
+
 // startEcho runs the real server (the echo program's handler) on
 // 127.0.0.1:0 with the defaults changed by mod, and returns its address.
 // The server is shut down when t's cleanup runs, i.e. after all of t's
-// parallel subtests.
+// parallel subtests; the shutdown must be graceful.
 func startEcho(t testing.TB, mod func(*ws.Config)) string {
 	t.Helper()
-	return startServer(t, mod, ws.HandlerFunc(func(e *ws.Event) error {
-		if e.Kind == ws.MessageEvent {
-			return e.Conn.WriteMessage(e.Op, e.Data)
-		}
-		return nil
-	}))
+	return startServerRunning(t, mod, echoApp).Addr().String()
+}
+
+// startEchoServer is startEcho, returning the server (for its Stats).
+func startEchoServer(t testing.TB, mod func(*ws.Config)) *ws.Server {
+	t.Helper()
+	return startServerRunning(t, mod, echoApp)
 }
 
 // startServer is startEcho with another handler.
 func startServer(t testing.TB, mod func(*ws.Config), h ws.Handler) string {
+	t.Helper()
+	return startServerRunning(t, mod, h).Addr().String()
+}
+
+func startServerRunning(t testing.TB, mod func(*ws.Config), h ws.Handler) *ws.Server {
 	t.Helper()
 	cfg := ws.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
@@ -53,7 +67,7 @@ func startServer(t testing.TB, mod func(*ws.Config), h ws.Handler) string {
 			t.Error("Run did not return after Shutdown")
 		}
 	})
-	return srv.Addr().String()
+	return srv
 }
 
 // step is one action or expectation of a conformance case.

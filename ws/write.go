@@ -107,3 +107,24 @@ func (c *Conn) keepalive() {
 		c.rc.SetDeadline(time.Unix(0, c.lastRead).Add(idle / 2))
 	}
 }
+
+// armDeadline sets the deadline c's state calls for under lim: the
+// handshake timeout from when c connected, or the idle keepalive from its
+// last read (none when IdleTimeout is 0). Control.Reload calls it for every
+// open connection, so that new timeouts apply to them too.
+func (c *Conn) armDeadline(lim *Limits) {
+	switch c.state {
+	case stateHandshake:
+		c.rc.SetDeadline(time.Unix(0, c.lastRead).Add(lim.HandshakeTimeout))
+	case stateOpen:
+		switch {
+		case lim.IdleTimeout <= 0:
+			c.rc.SetDeadline(time.Time{})
+			c.pinged = false
+		case c.pinged:
+			c.rc.SetDeadline(time.Unix(0, c.lastRead).Add(lim.IdleTimeout))
+		default:
+			c.rc.SetDeadline(time.Unix(0, c.lastRead).Add(lim.IdleTimeout / 2))
+		}
+	}
+}

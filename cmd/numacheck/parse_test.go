@@ -9,14 +9,14 @@ import (
 
 func TestLogValue(t *testing.T) {
 	line := `time=2026-11-26T06:20:01.000Z level=INFO msg="ws: buffer pool" node=1 pages=thp bind_err="" ` +
-		`placement="move_pages: 64/64 on node 1" fallbacks="[hugetlb: mmap MAP_HUGETLB: cannot allocate memory (HugePages_Free 0, need 38)]"`
+		`placement="move_pages: 64/64 on node 1" fallbacks="hugetlb: none reserved (vm.nr_hugepages is 0; 38 pages of 2 MiB would back this pool)"`
 	for _, c := range []struct{ key, want string }{
 		{"msg", "ws: buffer pool"},
 		{"node", "1"},
 		{"pages", "thp"},
 		{"bind_err", ""},
 		{"placement", "move_pages: 64/64 on node 1"},
-		{"fallbacks", "[hugetlb: mmap MAP_HUGETLB: cannot allocate memory (HugePages_Free 0, need 38)]"},
+		{"fallbacks", "hugetlb: none reserved (vm.nr_hugepages is 0; 38 pages of 2 MiB would back this pool)"},
 		{"absent", ""},
 	} {
 		if got := logValue(line, c.key); got != c.want {

@@ -1,7 +1,9 @@
 # Sourced by the scripts that drive a real echo server (interop, soak).
 #
 #   echo_start NAME DIR [ARGS...]  build ./echo into DIR, start it on a free
-#                                  loopback port with ARGS; sets ECHO_PID and
+#                                  loopback port with ARGS (behind the
+#                                  command prefix ECHO_WRAP, e.g. "taskset -c 0",
+#                                  which must exec it); sets ECHO_PID and
 #                                  ECHO_ADDR, or prints why and exits 1
 #   echo_stop NAME                 SIGTERM it and wait; exits 1 unless it
 #                                  exits 0 (graceful shutdown)
@@ -15,7 +17,8 @@ echo_start() {
 	shift 2
 	go build -o "$dir/echo" ./echo
 	# Port 0: the kernel picks a free port and echo prints the address.
-	"$dir/echo" -addr 127.0.0.1:0 -stats 0 "$@" >"$dir/echo.out" 2>"$dir/echo.err" &
+	# shellcheck disable=SC2086 # ECHO_WRAP is a command prefix, in words
+	${ECHO_WRAP:-} "$dir/echo" -addr 127.0.0.1:0 -stats 0 "$@" >"$dir/echo.out" 2>"$dir/echo.err" &
 	ECHO_PID=$!
 	for _ in $(seq 1 100); do
 		ECHO_ADDR=$(sed -n 's/^echo: listening on //p' "$dir/echo.out" | head -n1)

@@ -33,16 +33,16 @@ func NewRegistry(s *ws.Server) *prometheus.Registry {
 	return reg
 }
 
-// NewDebugMux returns a mux serving the server's observability endpoints:
+// NewDebugMux returns a mux serving the server's metrics:
 //
 //	/metrics        Prometheus metrics from g (NewRegistry(s) if g is nil)
 //	/debug/probes   JSON of Control.Stats
-//	/debug/pprof/   runtime profiles (index, profile, trace, cmdline, and
-//	                every named profile: heap, goroutine, allocs, ...)
 //
+// The profiles are not on it: HandlePprof adds them, for those who ask.
 // The handlers are registered on this mux only, never on
-// http.DefaultServeMux. Serve it on an address of its own, not on the
-// public one: pprof and probes show the program's internals.
+// http.DefaultServeMux. Serve it with NewHTTPServer, on an address of its
+// own (loopback or a private network), not on the public one: the probes
+// show the server's internals.
 func NewDebugMux(s *ws.Server, g prometheus.Gatherer) *http.ServeMux {
 	if g == nil {
 		g = NewRegistry(s)
@@ -52,11 +52,48 @@ func NewDebugMux(s *ws.Server, g prometheus.Gatherer) *http.ServeMux {
 	mux.HandleFunc("GET /debug/probes", func(w http.ResponseWriter, r *http.Request) {
 		serveProbes(w, s.GetControl().Stats())
 	})
+	return mux
+}
+
+// HandlePprof adds the runtime profiles to mux under /debug/pprof/: the
+// index, every named profile (heap, goroutine, allocs, block, mutex,
+// threadcreate), a CPU profile and an execution trace of up to 5 minutes,
+// and the command line. They show the program's memory, stacks and
+// arguments to whoever can reach them, and a CPU profile or trace costs
+// the server while it runs: add them only on a listener that only
+// operators reach, and only when asked (echo: -pprof).
+func HandlePprof(mux *http.ServeMux) {
 	mux.HandleFunc("GET /debug/pprof/", pprofIndex)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprofCmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprofCPU)
 	mux.HandleFunc("GET /debug/pprof/trace", pprofTrace)
-	return mux
+}
+
+// The debug listener's timeouts (NewHTTPServer). A scrape is a small
+// request and a quick answer; a client that dawdles is cut off.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second // a CPU profile or trace extends its own (pprofDeadline)
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 16 << 10
+)
+
+// NewHTTPServer returns an http.Server for the debug mux with bounded
+// timeouts, so that idle or slow clients cannot pile up connections: 5 s
+// to send the request header, 10 s for the whole request, 30 s to take the
+// response (a CPU profile or trace extends its own deadline by its
+// duration), 60 s for an idle keep-alive connection, 16 KiB of header.
+// The caller serves it (srv.Serve(ln)) and may change the fields before.
+func NewHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
 }
 
 // serveProbes writes stats as one JSON object; a value that cannot be
@@ -132,8 +169,15 @@ func pprofSeconds(r *http.Request, def int) time.Duration {
 	return time.Duration(min(sec, 300)) * time.Second
 }
 
+// pprofDeadline gives a profile of d the time to be taken and sent, past
+// the server's WriteTimeout.
+func pprofDeadline(w http.ResponseWriter, d time.Duration) {
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d + writeTimeout))
+}
+
 func pprofCPU(w http.ResponseWriter, r *http.Request) {
 	d := pprofSeconds(r, 30)
+	pprofDeadline(w, d)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="profile"`)
 	if err := pprof.StartCPUProfile(w); err != nil {
@@ -146,6 +190,7 @@ func pprofCPU(w http.ResponseWriter, r *http.Request) {
 
 func pprofTrace(w http.ResponseWriter, r *http.Request) {
 	d := pprofSeconds(r, 1)
+	pprofDeadline(w, d)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="trace"`)
 	if err := trace.Start(w); err != nil {

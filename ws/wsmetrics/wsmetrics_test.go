@@ -1,11 +1,13 @@
 package wsmetrics_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -183,7 +185,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.Equal(t, float64(64<<10), v("hioload_max_message_bytes"))
 	require.Equal(t, 10.0, v("hioload_handshake_timeout_seconds"))
 	require.Equal(t, srv.GetControl().Limits().IdleTimeout.Seconds(), v("hioload_idle_timeout_seconds"))
-	require.Zero(t, v("hioload_over_cap_total"))
+	require.Zero(t, v("hioload_refused_total"))
 	require.Zero(t, v("hioload_timeouts_total"))
 
 	// Per loop: both loops present with their placement labels; their
@@ -233,12 +235,66 @@ func TestMetricsEndpoint(t *testing.T) {
 	require.Equal(t, 9.0, value(t, scrape(t, hs.URL+"/metrics"), "hioload_batch_size", nil))
 }
 
-// TestDebugMuxPprof: the profiles are served on the debug mux, and nothing
-// is registered on http.DefaultServeMux.
-func TestDebugMuxPprof(t *testing.T) {
+// TestDebugMuxNoPprof is issue #14's point 9: the debug mux served the
+// profiles, goroutine dumps and the command line to anyone who could reach
+// the metrics listener. Without HandlePprof, none of them is there.
+func TestDebugMuxNoPprof(t *testing.T) {
 	srv := start(t, func(cfg *ws.Config) { cfg.Workers = 1 }, nil)
 	hs := httptest.NewServer(wsmetrics.NewDebugMux(srv, nil))
 	defer hs.Close()
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=2", "/debug/pprof/cmdline",
+		"/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
+		resp, err := http.Get(hs.URL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, path)
+	}
+	for _, path := range []string{"/metrics", "/debug/probes"} {
+		resp, err := http.Get(hs.URL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+	}
+}
+
+// debugServer serves mux with NewHTTPServer's settings and the given write
+// timeout (0: its own).
+func debugServer(t *testing.T, mux *http.ServeMux, write time.Duration) *httptest.Server {
+	hs := httptest.NewUnstartedServer(mux)
+	hs.Config = wsmetrics.NewHTTPServer(mux)
+	if write > 0 {
+		hs.Config.WriteTimeout = write
+	}
+	hs.Start()
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// TestPprofOutlastsWriteTimeout: a CPU profile or a trace takes longer
+// than the listener's write timeout allows a response; they extend their
+// own deadline by their duration.
+func TestPprofOutlastsWriteTimeout(t *testing.T) {
+	mux := http.NewServeMux()
+	wsmetrics.HandlePprof(mux)
+	hs := debugServer(t, mux, 300*time.Millisecond)
+	for _, path := range []string{"/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
+		resp, err := http.Get(hs.URL + path)
+		require.NoError(t, err, path)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err, path)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		require.NotEmpty(t, body, path)
+	}
+}
+
+// TestDebugMuxPprof: HandlePprof serves the profiles on the debug mux, and
+// nothing is registered on http.DefaultServeMux.
+func TestDebugMuxPprof(t *testing.T) {
+	srv := start(t, func(cfg *ws.Config) { cfg.Workers = 1 }, nil)
+	mux := wsmetrics.NewDebugMux(srv, nil)
+	wsmetrics.HandlePprof(mux)
+	hs := debugServer(t, mux, 0)
 	type result struct {
 		status int
 		body   string
@@ -325,4 +381,48 @@ func TestProbesPage(t *testing.T) {
 	require.NoError(t, json.Unmarshal(page[ws.StatsPools], &pools))
 	require.Len(t, pools, len(srv.PoolStats()))
 
+}
+
+// TestHTTPServerTimeouts: NewHTTPServer bounds every phase of a
+// connection, so that idle keep-alive connections and slow clients cannot
+// pile up on the debug listener (issue #14's point 9: its idle
+// connections never timed out). The timeouts are shortened here to show
+// them act.
+func TestHTTPServerTimeouts(t *testing.T) {
+	hs := wsmetrics.NewHTTPServer(http.NotFoundHandler())
+	require.Equal(t, 5*time.Second, hs.ReadHeaderTimeout)
+	require.Equal(t, 10*time.Second, hs.ReadTimeout)
+	require.Equal(t, 30*time.Second, hs.WriteTimeout)
+	require.Equal(t, 60*time.Second, hs.IdleTimeout)
+	require.Equal(t, 16<<10, hs.MaxHeaderBytes)
+
+	hs.IdleTimeout, hs.ReadHeaderTimeout = 200*time.Millisecond, 200*time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go hs.Serve(ln)
+	defer hs.Close()
+	for _, tc := range []struct {
+		name, req string
+		answered  bool
+	}{
+		{"idle keep-alive", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		{"half a header", "GET / HTTP/1.1\r\nHost: x\r\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			require.NoError(t, err)
+			defer c.Close()
+			_, err = c.Write([]byte(tc.req))
+			require.NoError(t, err)
+			br := bufio.NewReader(c)
+			if tc.answered {
+				resp, err := http.ReadResponse(br, nil)
+				require.NoError(t, err)
+				io.Copy(io.Discard, resp.Body)
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = io.Copy(io.Discard, br)
+			require.NoError(t, err, "the server must close the connection (EOF), not leave it open")
+		})
+	}
 }

@@ -14,6 +14,9 @@ import (
 // rather than a short read.
 var tail = [...]byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
+// TailLen is how many bytes Begin appends to deflate data it may append to.
+const TailLen = len(tail)
+
 // ErrCorrupt reports deflate data that does not inflate: invalid blocks,
 // data cut short, or bytes after a final block.
 var ErrCorrupt = errors.New("deflate: invalid compressed data")
@@ -41,7 +44,8 @@ func NewInflater() *Inflater {
 // first frame) is p, with window as the history the sender may refer to:
 // the end of the earlier messages' inflated bytes under context takeover,
 // nil otherwise. owned says p's capacity past its length belongs to the
-// caller and may take the 9 bytes the inflater appends; otherwise p is
+// caller and may take the TailLen bytes the inflater appends (they must be
+// writable); otherwise p is
 // copied (copy: the deflate data must be contiguous with its tail for the
 // fast byte-reader path; the caller counts it). Begin reports how many
 // bytes it copied. p and window must stay unchanged until the message is

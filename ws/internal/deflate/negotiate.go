@@ -1,6 +1,9 @@
 package deflate
 
-import "strconv"
+import (
+	"iter"
+	"strconv"
+)
 
 // ExtensionName is the extension's token (RFC 7692 §7).
 const ExtensionName = "permessage-deflate"
@@ -59,16 +62,16 @@ type offer struct {
 }
 
 // Negotiate picks the first acceptable permessage-deflate offer in the
-// Sec-WebSocket-Extensions header values of a request (RFC 7692 §5, §7.1),
-// in order: the offers of the first value, then of the next. An offer with
+// Sec-WebSocket-Extensions field values of a request (RFC 7692 §5, §7.1),
+// in order: the offers of the first field, then of the next. An offer with
 // an unknown or duplicated parameter, an invalid value, or a syntax error
 // is declined and the next one tried; offers of other extensions are
-// ignored. It returns the agreed parameters and the header value that
-// states them (ExtensionName and exactly the parameters the server
-// answers with, in a fixed order), or ok=false when no offer is
-// acceptable. It allocates only the response.
-func Negotiate(values [][]byte, pol Policy) (p Params, response []byte, ok bool) {
-	for _, v := range values {
+// ignored. It returns the agreed parameters and dst with the field value
+// that states them appended (ExtensionName and exactly the parameters the
+// server answers with, in a fixed order), or ok=false and dst unchanged
+// when no offer is acceptable. It allocates nothing but dst's growth.
+func Negotiate(dst []byte, values iter.Seq[[]byte], pol Policy) (p Params, response []byte, ok bool) {
+	for v := range values {
 		s := scanner{b: v}
 		for !s.done() {
 			name, o, ok := s.element()
@@ -76,10 +79,10 @@ func Negotiate(values [][]byte, pol Policy) (p Params, response []byte, ok bool)
 				continue
 			}
 			p, sayClientBits := accept(o, pol)
-			return p, appendResponse(nil, p, o, sayClientBits), true
+			return p, appendResponse(dst, p, o, sayClientBits), true
 		}
 	}
-	return Params{}, nil, false
+	return Params{}, dst, false
 }
 
 // accept decides the parameters for an offer that parsed, and whether the

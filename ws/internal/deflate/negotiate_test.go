@@ -1,6 +1,7 @@
 package deflate
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -138,7 +139,7 @@ func TestNegotiate(t *testing.T) {
 			for _, v := range tc.values {
 				vs = append(vs, []byte(v))
 			}
-			p, resp, ok := Negotiate(vs, tc.pol)
+			p, resp, ok := Negotiate(nil, slices.Values(vs), tc.pol)
 			require.Equal(t, tc.want, string(resp))
 			require.Equal(t, tc.want != "", ok)
 			require.Equal(t, tc.params, p)
@@ -180,7 +181,7 @@ func FuzzNegotiate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v []byte, serverBits, clientBits uint8, serverCtx, clientCtx bool) {
 		pol := Policy{ServerContextTakeover: serverCtx, ClientContextTakeover: clientCtx,
 			ServerWindowBits: int(8 + serverBits%8), ClientWindowBits: int(8 + clientBits%8)}
-		p, resp, ok := Negotiate([][]byte{v}, pol)
+		p, resp, ok := Negotiate(nil, slices.Values([][]byte{v}), pol)
 		if !ok {
 			if resp != nil || p != (Params{}) {
 				t.Fatalf("declined with a response %q or params %+v", resp, p)

@@ -1,37 +1,34 @@
-package reactor
+package testenv
 
 import (
-	"syscall"
 	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
 
-// hresultFromNTSuccess is HRESULT_FROM_NT(STATUS_SUCCESS), which wine 8's
-// GetThreadDescription returns on success instead of S_OK.
-const hresultFromNTSuccess = syscall.Errno(0x10000000)
-
-func unsafePointer(p *uint16) unsafe.Pointer { return unsafe.Pointer(p) }
-
-// openHandles is the number of socket and completion port handles the
-// process holds: what the reactor opens. Counting every handle
-// (GetProcessHandleCount) would also count the Go runtime's threads and their
-// events and timers, which grow as the runtime starts threads for locked
-// loops; wine 8's GetProcessHandleCount is moreover a stub that answers 0.
+// OpenHandles is the number of socket and completion port handles the
+// process holds: what the reactor opens. Tests compare it before and after,
+// so that a leak fails them.
+//
+// Counting every handle (GetProcessHandleCount) would also count the Go
+// runtime's threads and their events and timers, which grow as the runtime
+// starts threads for locked loops; wine 8's GetProcessHandleCount is
+// moreover a stub that answers 0. Nor can /proc/self/fd help: under wine it
+// lists the wine process's Linux descriptors, not Windows handles.
 // NtQuerySystemInformation(SystemExtendedHandleInformation) lists handles
 // with their object type on Windows and under wine; a probe socket and port
 // tell which type numbers to count.
-func openHandles(t *testing.T) int {
+func OpenHandles(t testing.TB) int {
 	t.Helper()
 	s, err := windows.WSASocket(windows.AF_INET, windows.SOCK_STREAM, windows.IPPROTO_TCP, nil, 0, windows.WSA_FLAG_OVERLAPPED)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("testenv: probe socket: %v", err)
 	}
 	defer windows.Closesocket(s)
 	port, err := windows.CreateIoCompletionPort(windows.InvalidHandle, 0, 0, 1)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("testenv: probe completion port: %v", err)
 	}
 	defer windows.CloseHandle(port)
 	entries := systemHandles(t)
@@ -43,7 +40,7 @@ func openHandles(t *testing.T) int {
 		}
 	}
 	if len(types) == 0 {
-		t.Skip("the probe handles are not in SystemExtendedHandleInformation")
+		t.Fatal("testenv: the probe handles are not in SystemExtendedHandleInformation")
 	}
 	n := -2 // the probes
 	for _, e := range entries {
@@ -67,7 +64,7 @@ type handleEntry struct {
 }
 
 // systemHandles returns every handle of the system with its owner and type.
-func systemHandles(t *testing.T) []handleEntry {
+func systemHandles(t testing.TB) []handleEntry {
 	const systemExtendedHandleInformation = 64
 	for size := 1 << 20; size <= 1<<28; size *= 4 {
 		buf := make([]byte, size)
@@ -77,12 +74,12 @@ func systemHandles(t *testing.T) []handleEntry {
 			continue
 		}
 		if err != nil {
-			t.Skipf("NtQuerySystemInformation(SystemExtendedHandleInformation): %v", err)
+			t.Fatalf("testenv: NtQuerySystemInformation(SystemExtendedHandleInformation): %v", err)
 		}
 		// A count and a reserved word, then the entries.
 		n := *(*uintptr)(unsafe.Pointer(&buf[0]))
 		return unsafe.Slice((*handleEntry)(unsafe.Pointer(&buf[2*unsafe.Sizeof(uintptr(0))])), n)
 	}
-	t.Skip("SystemExtendedHandleInformation larger than 256 MiB")
+	t.Fatal("testenv: SystemExtendedHandleInformation larger than 256 MiB")
 	return nil
 }

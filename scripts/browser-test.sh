@@ -10,14 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 browser=${HIOLOAD_BROWSER:-$(command -v chromium || command -v chromium-browser || true)}
-if [ -z "$browser" ]; then
-	if [ "${CI:-}" = true ]; then
-		echo "FAIL browser test: no Chromium (scripts/setup.sh installs it; CI must not skip)"
-		exit 1
-	fi
-	echo "SKIP browser test: no Chromium (scripts/setup.sh installs it)"
-	exit 0
-fi
+source scripts/lib/missing.sh
+[ -n "$browser" ] || missing browser-test "no Chromium"
 echo "browser-test: $("$browser" --version 2>/dev/null | grep -v 'unexpected operator' | head -1)"
 HIOLOAD_BROWSER=$browser go test -count=1 -run '^TestBrowser$' -v ./echo 2>&1 |
 	grep -v '^time=\|^\[\|unexpected operator\|^DevTools listening\|^$'

@@ -11,19 +11,12 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-missing() {
-	if [ "${CI:-}" = true ]; then
-		echo "FAIL interop-node: $1 (scripts/setup.sh installs it; CI must not skip)"
-		exit 1
-	fi
-	echo "SKIP interop-node: $1 (scripts/setup.sh installs it)"
-	exit 0
-}
-command -v node >/dev/null 2>&1 || missing "no node"
-command -v wscat >/dev/null 2>&1 || missing "no wscat"
-NODE_PATH=$(npm root -g 2>/dev/null) || missing "no npm"
+source scripts/lib/missing.sh
+command -v node >/dev/null 2>&1 || missing interop-node "no node"
+command -v wscat >/dev/null 2>&1 || missing interop-node "no wscat"
+NODE_PATH=$(npm root -g 2>/dev/null) || missing interop-node "no npm"
 export NODE_PATH
-node -e 'require("ws")' 2>/dev/null || missing "no ws module in $NODE_PATH"
+node -e 'require("ws")' 2>/dev/null || missing interop-node "no ws module in $NODE_PATH"
 
 source scripts/lib/echo.sh
 tmp=$(mktemp -d)

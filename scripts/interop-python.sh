@@ -16,14 +16,8 @@ for cand in python3 /usr/bin/python3; do
 		break
 	fi
 done
-if [ -z "$py" ]; then
-	if [ "${CI:-}" = true ]; then
-		echo "FAIL interop-python: no python3 with the websockets package (scripts/setup.sh installs python3-websockets; CI must not skip)"
-		exit 1
-	fi
-	echo "SKIP interop-python: no python3 with the websockets package (Debian: python3-websockets; scripts/setup.sh installs it)"
-	exit 0
-fi
+source scripts/lib/missing.sh
+[ -n "$py" ] || missing interop-python "no python3 with the websockets package (Debian: python3-websockets)"
 
 source scripts/lib/echo.sh
 tmp=$(mktemp -d)

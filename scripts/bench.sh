@@ -11,6 +11,7 @@
 #   scripts/bench.sh                      full run: 3 repeats, 3 s windows (about 35 min)
 #   scripts/bench.sh --smoke              vet and test bench/, then every server ~1 s on two small scenarios (CI)
 #   scripts/bench.sh --servers gnet,gobwas --scenarios 64B,idle --repeats 1 --duration 2
+#   scripts/bench.sh --servers hioload-ws --scenarios idle-zc --our-args "-compression-client-window-bits 12"
 #
 # Scenarios: 64B 1KiB 16KiB 1MiB (100 connections x 16 in flight), 2000x1
 # (2,000 connections x 1 in flight, 64 B), rate20k (20,000 msg/s over 200
@@ -38,6 +39,7 @@ smoke=0
 server_cpu=0
 gen_cpu=1
 text=()
+our_args=""
 
 usage() {
 	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
@@ -52,6 +54,7 @@ flags:
   --plot FILE.png    also draw throughput and CPU/msg by payload size
   --cpus S,G         CPU for the server and for the generator (default $server_cpu,$gen_cpu)
   --text             send text frames (servers validate UTF-8) instead of binary
+  --our-args "FLAGS" more flags for our echo, after the scenario's own
   --smoke            two small scenarios (1 KiB text, plain and compressed), ~1 s per server each; for CI
 EOF
 }
@@ -67,6 +70,7 @@ while [ $# -gt 0 ]; do
 	--plot) plot=$2; shift 2 ;;
 	--cpus) server_cpu=${2%,*}; gen_cpu=${2#*,}; shift 2 ;;
 	--text) text=(-text); shift ;;
+	--our-args) our_args=$2; shift 2 ;;
 	--smoke) smoke=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench.sh: unknown flag $1" >&2; usage >&2; exit 2 ;;
@@ -159,6 +163,8 @@ server_args() {
 		esac ;;
 	z* | idle-z) echo -compression ;;
 	esac
+	[ "$name" = hioload-ws ] && echo "$our_args"
+	return 0
 }
 
 # supports NAME SCENARIO: can the server run the scenario?
@@ -307,6 +313,7 @@ total=$((repeats * ${#scenario_list[@]} * ${#server_list[@]}))
 step=0
 log "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg); tree $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 log "runs: $total (servers: ${server_list[*]}; scenarios: ${scenario_list[*]}; repeats: $repeats; ${duration}s windows; server CPU $server_cpu, generator CPU $gen_cpu)"
+[ -z "$our_args" ] || log "our echo's extra flags: $our_args"
 for ((r = 0; r < repeats; r++)); do
 	for scenario in "${scenario_list[@]}"; do
 		n=${#server_list[@]}

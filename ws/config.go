@@ -110,12 +110,13 @@ type Config struct {
 // latency: turn it on where bandwidth is the bill (JSON feeds and chat
 // text shrink several times).
 //
-// What each choice costs per connection (README, "Compression"): without
-// context takeover nothing while idle, the compressor and inflater being
-// the loop's; server context takeover nothing either, since HistorySlots
-// writers per loop keep the history of the connections that sent last;
-// client context takeover a window of 2^ClientWindowBits bytes of pool
-// memory once the client has sent a compressed message.
+// What each choice costs per connection (README, "Compression"; measured
+// in docs/BENCHMARKS.md): a negotiated connection holds 120 bytes of
+// state, never a compressor or an inflater, which are the loop's; server
+// context takeover adds nothing, since HistorySlots writers per loop keep
+// the history of the connections that sent last; client context takeover
+// adds a window of 2^ClientWindowBits bytes of buffer memory once the
+// client has sent a compressed message.
 type Compression struct {
 	Enabled bool
 	// Level is the deflate level: 1 (fastest, the default) to 9 (smallest).

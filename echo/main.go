@@ -5,6 +5,14 @@
 //	echo -addr :9001 -batch 32 -ring 1024 -workers 0 -numa auto
 //	echo -config echo.json -metrics 127.0.0.1:9090   # kill -HUP reloads echo.json
 //	echo -metrics 127.0.0.1:9090 -pprof              # and the profiles, on loopback
+//	echo -metrics :9090 -drain-delay 10s             # in a pod: probes, drain on SIGTERM
+//	echo -check -json                                # the settings it would run with
+//
+// In a container it plans within its cgroup: loops on the cpuset's CPUs
+// (and no more than the CPU quota), the pools and the heap budget within
+// the memory limit (memory.go). The admin address serves the probes
+// (admin.go); signals.go drains and shuts down; watch.go follows the
+// -config file.
 package main
 
 import (
@@ -102,6 +110,12 @@ type options struct {
 	pprof     bool
 	topology  bool
 	json      bool
+
+	check       bool
+	drainDelay  time.Duration
+	configWatch time.Duration
+	memLimit    int64
+	maxHeapSet  bool // -max-heap was given: refuse it if it cannot fit, rather than lower it
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
@@ -144,9 +158,17 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.StringVar(&o.metrics, "metrics", "", "address for /metrics and /debug/probes, e.g. 127.0.0.1:9090 (empty = off; keep it on loopback or a private network)")
 	fs.BoolVar(&o.pprof, "pprof", false, "also serve /debug/pprof/ (profiles, goroutine stacks, trace, command line) on the -metrics address")
 	fs.BoolVar(&o.topology, "topology", false, "print the machine's topology and the loop plan for these flags, then exit")
-	fs.BoolVar(&o.json, "json", false, "with -topology: print the topo/v1 JSON report")
+	fs.BoolVar(&o.json, "json", false, "with -topology: print the topo/v1 JSON report; with -check: print the settings as JSON")
+	fs.BoolVar(&o.check, "check", false, "check the flags, the -config file, the loop plan and the memory budget, print the settings, then exit (1 on an error)")
+	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM or SIGINT, keep serving and accepting this long with /readyz failing before shutting down (a second signal ends it early)")
+	fs.DurationVar(&o.configWatch, "config-watch", 10*time.Second, "how often to check the -config file for changes and reload it (0 = on SIGHUP only)")
+	fs.Int64Var(&o.memLimit, "memory-limit", 0, "bytes to fit the buffer pools and -max-heap into (0 = the cgroup's memory limit, if any)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	fs.Visit(func(f *flag.Flag) { o.maxHeapSet = o.maxHeapSet || f.Name == "max-heap" })
+	if o.drainDelay < 0 || o.configWatch < 0 || o.memLimit < 0 {
+		return nil, errors.New("-drain-delay, -config-watch and -memory-limit must not be negative")
 	}
 	sel, err := topology.ParseNUMA(o.numa)
 	if err != nil {
@@ -178,11 +200,28 @@ func run(stdout, stderr *ws.LogSink) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
+	topo, plan, err := planLoops(o)
+	if err != nil {
+		return err
+	}
 	if o.topology {
-		return report(o)
+		if o.json {
+			return topology.WriteJSON(os.Stdout, topo, plan)
+		}
+		return topology.WriteText(os.Stdout, topo, plan)
+	}
+	mem, err := planMemory(o, topo, plan)
+	if err != nil {
+		return err
+	}
+	if o.check {
+		mem.apply(o, slog.New(slog.DiscardHandler))
+		return check(o, plan, mem)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level}))
 	o.cfg.Logger = log
+	o.cfg.Topology = topo // discovered once: NewServer makes the same plan from it
+	mem.apply(o, log)
 	srv, err := newServer(o, &level, stderr)
 	if errors.Is(err, ws.ErrAddrInUse) {
 		return fmt.Errorf("%w; is another server running? (-reuse-port shares the address on purpose)", err)
@@ -190,16 +229,27 @@ func run(stdout, stderr *ws.LogSink) error {
 	if err != nil {
 		return err
 	}
-	debugSrv, debugLn, err := serveMetrics(o, srv, log)
+	cfgFile, err := newConfigFile(o.config, srv.GetControl(), log)
 	if err != nil {
 		return err
 	}
+	h := &health{}
+	debugSrv, debugLn, err := serveMetrics(o, srv, h, log)
+	if err != nil {
+		return err
+	}
+	cfgFile.watch(o.configWatch)
+	lc := &lifecycle{out: stdout, srv: srv, admin: debugSrv, health: h, config: cfgFile, drain: o.drainDelay, log: log}
+	lc.handleSignals()
+	// Ready before the address lines, which tests and scripts wait for: the
+	// sockets are bound (connections wait in their backlogs) and Run starts
+	// the loops next.
+	h.ready.Store(true)
 	fmt.Fprintf(stdout, "echo: listening on %s\n", srv.Addr())
 	if debugLn != nil {
 		fmt.Fprintf(stdout, "echo: metrics on http://%s/metrics\n", debugLn.Addr())
 	}
-	printStats(srv, o.stats, stdout)
-	handleSignals(srv, debugSrv, o.config, log, stdout)
+	printStats(srv, o.stats, stdout) // after the address lines, which scripts wait for
 	if err := srv.Run(ws.HandlerFunc(echo)); err != nil {
 		fmt.Fprintln(stdout, "Server stopped, not gracefully.")
 		return err
@@ -256,10 +306,10 @@ func printStats(srv *ws.Server, every time.Duration, out io.Writer) {
 	}()
 }
 
-// serveMetrics serves Prometheus metrics and probes on addr, and the
-// profiles with -pprof, only if asked for; the listener has timeouts on
+// serveMetrics serves Prometheus metrics, probes and the health endpoints
+// (health.wrap) on addr, and the profiles with -pprof, only if asked for; the listener has timeouts on
 // every phase of a request (wsmetrics.NewHTTPServer).
-func serveMetrics(o *options, srv *ws.Server, log *slog.Logger) (*http.Server, net.Listener, error) {
+func serveMetrics(o *options, srv *ws.Server, h *health, log *slog.Logger) (*http.Server, net.Listener, error) {
 	if o.metrics == "" {
 		return nil, nil, nil
 	}
@@ -274,54 +324,18 @@ func serveMetrics(o *options, srv *ws.Server, log *slog.Logger) (*http.Server, n
 	if o.pprof {
 		wsmetrics.HandlePprof(mux)
 	}
-	hs := wsmetrics.NewHTTPServer(mux)
+	hs := wsmetrics.NewHTTPServer(h.wrap(mux))
 	go hs.Serve(ln)
 	return hs, ln, nil
 }
 
-// handleSignals shuts the server down gracefully on SIGINT or SIGTERM and
-// reloads the config file on SIGHUP.
-func handleSignals(srv *ws.Server, debugSrv *http.Server, config string, log *slog.Logger, out io.Writer) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		for s := range sig {
-			if s == syscall.SIGHUP {
-				reload(srv.GetControl(), config, log)
-				continue
-			}
-			fmt.Fprintf(out, "Shutting down echo server (%s)...\n", s)
-			if debugSrv != nil {
-				debugSrv.Close()
-			}
-			srv.Shutdown() // Run returns its error too, and main reports it
-			return
-		}
-	}()
-}
-
-// reload applies the config file again (on SIGHUP) and logs the result; a
-// bad file changes nothing.
-func reload(ctrl *ws.Control, path string, log *slog.Logger) {
-	if path == "" {
-		log.Warn("SIGHUP: no -config file to reload")
-		return
-	}
-	if err := ctrl.ReloadFile(path); err != nil {
-		log.Error("SIGHUP: config not reloaded; settings unchanged", "err", err)
-		return
-	}
-	lvl, _ := ctrl.LogLevel()
-	log.Info("SIGHUP: config reloaded", "file", path, "log_level", lvl.String())
-}
-
-// report prints the topology and the plan the flags give, as text or as
-// topo/v1 JSON (scripts/topology-report.sh checks the JSON against numactl
-// and lstopo).
-func report(o *options) error {
+// planLoops discovers the machine once and makes the loop plan the flags
+// ask for: -topology prints it, -check and the memory budget count its
+// nodes, and NewServer places the loops from the same topology.
+func planLoops(o *options) (*topology.Topology, *topology.Plan, error) {
 	topo, err := topology.Discover()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	sel := topology.Auto
 	if o.cfg.NUMANode >= 0 {
@@ -329,10 +343,7 @@ func report(o *options) error {
 	}
 	plan, err := topo.PlanFor(sel, o.cfg.Workers, o.cfg.ListenAddr)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if o.json {
-		return topology.WriteJSON(os.Stdout, topo, plan)
-	}
-	return topology.WriteText(os.Stdout, topo, plan)
+	return topo, plan, nil
 }

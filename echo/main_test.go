@@ -177,12 +177,19 @@ func TestTasksetOneCPU(t *testing.T) {
 	}
 	cpu := runtime.NumCPU() - 1
 	s := start(t, []string{taskset, "-c", fmt.Sprint(cpu)}, bin)
+	requireLoops(t, s, map[string]string{"reactor-0": fmt.Sprint(cpu)})
+}
+
+// requireLoops waits until s runs as many loop threads as want names and
+// then requires each to be allowed exactly its CPU list.
+func requireLoops(t *testing.T, s *server, want map[string]string) {
+	t.Helper()
 	var got map[string]string
 	require.Eventually(t, func() bool {
 		got = threads(t, s.cmd.Process.Pid)
-		return len(got) == 1
+		return len(got) == len(want)
 	}, 10*time.Second, 20*time.Millisecond, "loop threads: %v", got)
-	require.Equal(t, map[string]string{"reactor-0": fmt.Sprint(cpu)}, got)
+	require.Equal(t, want, got)
 }
 
 // TestLoopsPinnedAsPlanned: with two loops on a two-CPU machine each loop
@@ -193,12 +200,7 @@ func TestLoopsPinnedAsPlanned(t *testing.T) {
 	}
 	bin := buildEcho(t)
 	s := start(t, nil, bin, "-workers", "2")
-	var got map[string]string
-	require.Eventually(t, func() bool {
-		got = threads(t, s.cmd.Process.Pid)
-		return len(got) == 2
-	}, 10*time.Second, 20*time.Millisecond, "loop threads: %v", got)
-	require.Equal(t, map[string]string{"reactor-0": "0", "reactor-1": "1"}, got)
+	requireLoops(t, s, map[string]string{"reactor-0": "0", "reactor-1": "1"})
 }
 
 // TestEchoCompression: with -compression, echo negotiates permessage-deflate

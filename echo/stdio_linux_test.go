@@ -86,10 +86,10 @@ func startPiped(t *testing.T, io *stdio, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// echoes runs n clients one after the other, each a handshake, an echo and
+// serveClients runs n clients one after the other, each a handshake, an echo and
 // a close, every step bounded (wstest.Timeout): a server stuck in a log
 // write fails here.
-func echoes(t *testing.T, addr string, n int) {
+func serveClients(t *testing.T, addr string, n int) {
 	t.Helper()
 	for i := range n {
 		c, err := wstest.DialTimeout(addr, 5*time.Second)
@@ -131,7 +131,7 @@ func TestStderrNobodyReads(t *testing.T) {
 			if level == "debug" {
 				n = 1000
 			}
-			echoes(t, io.firstLine, n)
+			serveClients(t, io.firstLine, n)
 			if level == "debug" {
 				url, ok := strings.CutPrefix(io.mLine, "echo: metrics on ")
 				require.True(t, ok, "unexpected line %q", io.mLine)
@@ -148,7 +148,7 @@ func TestStderrReaderGone(t *testing.T) {
 	io := newStdio(t)
 	io.err.Close()
 	cmd := startPiped(t, io, "-workers", "1", "-log-level", "debug")
-	echoes(t, io.firstLine, 20)
+	serveClients(t, io.firstLine, 20)
 	terminate(t, cmd)
 }
 
@@ -158,6 +158,6 @@ func TestStdoutNobodyReads(t *testing.T) {
 	io := newStdio(t)
 	cmd := startPiped(t, io, "-workers", "1", "-stats", "1ms")
 	time.Sleep(300 * time.Millisecond) // up to 300 stats lines: the pipe is full
-	echoes(t, io.firstLine, 5)
+	serveClients(t, io.firstLine, 5)
 	terminate(t, cmd)
 }

@@ -164,6 +164,21 @@ func New(cfg Config) (*Pool, error) {
 	return p, nil
 }
 
+// ArenaSize returns the bytes New maps for classes (nil: DefaultClasses):
+// the classes laid out and rounded up to whole 2 MiB huge pages. It is what
+// one pool takes from the hugetlb reservation, or from the memory limit when
+// it gets no huge pages.
+func ArenaSize(classes []Class) (int, error) {
+	if classes == nil {
+		classes = DefaultClasses()
+	}
+	_, size, err := layout(classes)
+	if err != nil {
+		return 0, err
+	}
+	return roundUp(size, hugeSize), nil
+}
+
 // layout checks the classes and places them in one arena, each class aligned
 // to its size (up to the huge page size), so every buffer is aligned to its
 // size and none shares a cache line with another.

@@ -272,6 +272,27 @@ func TestDefaultClasses(t *testing.T) {
 	}
 }
 
+// TestArenaSize: ArenaSize says what New maps, so that a program can fit
+// its pools into a memory limit before making them.
+func TestArenaSize(t *testing.T) {
+	for _, cs := range [][]Class{nil, {{64, 10}}, {{4096, 3}, {1 << 20, 5}}} {
+		want, err := ArenaSize(cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{Node: -1, Classes: cs}
+		if cs == nil {
+			cfg.Classes = DefaultClasses() // newPool would take smallClasses for nil
+		}
+		if got := newPool(t, cfg).Arena().Size; got != want || want%hugeSize != 0 {
+			t.Errorf("classes %v: New mapped %d bytes, ArenaSize says %d", cs, got, want)
+		}
+	}
+	if _, err := ArenaSize([]Class{{100, 1}}); err == nil {
+		t.Error("ArenaSize accepted a class that is not a power of two")
+	}
+}
+
 // TestZeroAllocs asserts that the per-message calls allocate nothing.
 func TestZeroAllocs(t *testing.T) {
 	if testenv.RaceEnabled || debug {

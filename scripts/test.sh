@@ -53,6 +53,8 @@ step "windows: test binaries and echo.exe under wine" sh -c 'scripts/wine-setup.
 step "soak: good and hostile clients (${SOAK_TIME:-60s})" scripts/soak.sh
 step "topology report (cgo: hwloc + libnuma)" optional scripts/topology-report.sh
 step "topology report (CGO_ENABLED=0: sysfs)" env CGO_ENABLED=0 scripts/topology-report.sh
+step "kubernetes manifests (kustomize, API types, echo's flags and probes)" sh -c 'cd deploy/kubernetes && '"$GO"' vet ./... && '"$GO"' test -count=1 ./...'
+step "container images (buildah: Dockerfile.build, runtime image, echo serving from it)" scripts/image-test.sh
 step "2-node NUMA guest (qemu)" optional scripts/numa-vm.sh
 step "benchmark smoke run" optional scripts/bench.sh --smoke
 echo "==> all tests passed"

@@ -38,6 +38,9 @@ func discover() (*Topology, error) {
 		return nil, err
 	}
 	t.Allowed = allowed
+	if t.CGroup, err = ReadCGroup(""); err != nil {
+		t.Notes = append(t.Notes, "cgroup limits unknown: "+err.Error())
+	}
 	return t, nil
 }
 

@@ -9,7 +9,10 @@
 // Discover reads this machine (hwloc and libnuma with cgo, sysfs without,
 // kernel32 on Windows, all through cnuma) together with the CPUs this process
 // may run on, so that a server started under "taskset -c 0" plans one loop on
-// CPU 0. FromSysFS, LoadSynthetic and LoadXML describe other machines, for
+// CPU 0. On Linux it also reads the process's control group (CGroup: the
+// cpuset, cpu.max, memory.max and hugetlb limits of a container), so that
+// plans stay within a CPU quota and on the nodes the cgroup takes memory
+// from, and Alignment says whether a pod's CPUs and memory share one node. FromSysFS, LoadSynthetic and LoadXML describe other machines, for
 // tests and for planning ahead. WriteText and WriteJSON print the report; the
 // JSON is the topo/v1 document whose fields are the struct tags in report.go,
 // with a "plan" field.

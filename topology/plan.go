@@ -82,7 +82,13 @@ func InterfaceOf(listenAddr string) string {
 // and a node without a usable CPU is an error wrapping ErrNoCPU. Usable CPUs
 // are online, on the node, and in t.Allowed (when known).
 //
-// workers 0 places one loop per usable CPU. Otherwise loops take the usable
+// Auto also leaves out nodes that the process's cgroup takes no memory from
+// (cpuset.mems), as long as one node remains.
+//
+// workers 0 places one loop per usable CPU, or, under a cgroup CPU quota
+// (cpu.max) smaller than that, one per whole CPU of the quota rounded up,
+// as the Go runtime sizes GOMAXPROCS: pinned loops beyond the quota would
+// only be throttled. Otherwise loops take the usable
 // CPUs node by node in turn (node 0's first, node 1's first, node 0's second,
 // ...), so a few loops spread over the nodes; more loops than CPUs wrap round
 // and share CPUs. A negative workers is an error wrapping ErrBadWorkers.
@@ -96,6 +102,16 @@ func (t *Topology) PlanNIC(sel Selector, workers int, nic string) (*Plan, error)
 		return nil, err
 	}
 	p.Nodes = nodes
+	if workers == 0 {
+		seats := 0
+		for _, id := range nodes {
+			seats += len(t.cpusFor(id))
+		}
+		if q := t.CGroup.QuotaCPUs(); q > 0 && q < seats {
+			workers = q
+			p.Reason += fmt.Sprintf("; cgroup cpu quota %.2f cpus: %d loop(s)", t.CGroup.CPUQuota, q)
+		}
+	}
 	p.Loops = t.place(nodes, workers)
 	return p, nil
 }
@@ -121,6 +137,14 @@ func (t *Topology) chooseNodes(p *Plan, nic string) ([]int, error) {
 	if len(usable) == 0 {
 		return nil, t.noCPUError(t.NodeIDs())
 	}
+	if mems := t.memoryNodes(); len(mems) > 0 {
+		// The cgroup takes memory from these nodes only (cpuset.mems):
+		// loops elsewhere would get remote memory.
+		if in := intersect(usable, mems); len(in) > 0 && len(in) < len(usable) {
+			usable = in
+			defer func() { p.Reason += "; the cgroup takes memory from node(s) " + joinInts(in) + " only" }()
+		}
+	}
 	if nic == "" {
 		p.Reason = "auto: listen NIC unknown, every node"
 		return usable, nil
@@ -138,6 +162,25 @@ func (t *Topology) chooseNodes(p *Plan, nic string) ([]int, error) {
 		return []int{d.Node}, nil
 	}
 	return usable, nil
+}
+
+// memoryNodes returns the nodes the cgroup's cpuset lets memory come from,
+// or nil when that is not known.
+func (t *Topology) memoryNodes() []int {
+	if t.CGroup == nil {
+		return nil
+	}
+	return t.CGroup.Mems
+}
+
+func intersect(a, b []int) []int {
+	var out []int
+	for _, v := range a {
+		if slices.Contains(b, v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // cpusFor returns the CPUs a loop on node may use; where threads cannot be

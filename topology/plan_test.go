@@ -22,6 +22,7 @@ func TestPlan(t *testing.T) {
 		name    string
 		machine string // fake sysfs tree, or "synthetic:<desc>"
 		allowed []int  // nil = no mask
+		cgroup  *CGroup
 		sel     Selector
 		workers int
 		nic     string
@@ -79,6 +80,22 @@ func TestPlan(t *testing.T) {
 			want: loops(0, 0, 16, 1, 32, 2, 48, 3, 64, 4, 80, 5, 96, 6, 112, 7), nodes: []int{0, 1, 2, 3, 4, 5, 6, 7}},
 		{name: "synthetic, invalid node", machine: "synthetic:pack:4 numa:2 core:8 pu:2", sel: Selector{Node: 8},
 			err: cnuma.ErrNoNode, errText: "nodes 0, 1, 2, 3, 4, 5, 6, 7"},
+		{name: "cgroup quota 2.5 cpus: 3 loops over both nodes", machine: "two-node", sel: Auto, cgroup: &CGroup{CPUQuota: 2.5},
+			want: loops(0, 0, 1, 0, 4, 1), nodes: []int{0, 1}},
+		{name: "cgroup quota above the cpus changes nothing", machine: "two-node", sel: Selector{Node: 1}, cgroup: &CGroup{CPUQuota: 16},
+			want: loops(4, 1, 5, 1, 6, 1, 7, 1), nodes: []int{1}},
+		{name: "cgroup quota leaves -workers alone", machine: "two-node", sel: Auto, workers: 4, cgroup: &CGroup{CPUQuota: 1},
+			want: loops(0, 0, 1, 0, 4, 1, 5, 1), nodes: []int{0, 1}},
+		{name: "cgroup quota below one cpu: one loop", machine: "two-node", sel: Auto, cgroup: &CGroup{CPUQuota: 0.3},
+			want: loops(0, 0), nodes: []int{0, 1}},
+		{name: "cgroup cpuset on node 1 (kubelet static CPU manager)", machine: "two-node", sel: Auto,
+			allowed: []int{6, 7}, cgroup: &CGroup{CPUs: []int{6, 7}, Mems: []int{1}},
+			want: loops(6, 1, 7, 1), nodes: []int{1}},
+		{name: "cgroup memory nodes narrow auto", machine: "two-node", sel: Auto, cgroup: &CGroup{Mems: []int{1}},
+			want: loops(4, 1, 5, 1, 6, 1, 7, 1), nodes: []int{1}},
+		{name: "cgroup memory nodes without a usable cpu are ignored", machine: "two-node", sel: Auto,
+			allowed: []int{0, 1}, cgroup: &CGroup{Mems: []int{1}},
+			want: loops(0, 0, 1, 0), nodes: []int{0}},
 		{name: "synthetic, affinity subset", machine: "synthetic:pack:2 numa:1 l3:1 core:4 pu:2", allowed: []int{3, 12}, sel: Auto,
 			want: loops(3, 0, 12, 1), nodes: []int{0, 1}},
 	}
@@ -90,7 +107,7 @@ func TestPlan(t *testing.T) {
 			} else {
 				topo = fakeMachine(t, tc.machine)
 			}
-			topo.Allowed = tc.allowed
+			topo.Allowed, topo.CGroup = tc.allowed, tc.cgroup
 			p, err := topo.PlanNIC(tc.sel, tc.workers, tc.nic)
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.errText) {
@@ -108,6 +125,20 @@ func TestPlan(t *testing.T) {
 				t.Fatalf("plan header %+v", p)
 			}
 		})
+	}
+}
+
+func TestPlanReasonNamesTheCGroup(t *testing.T) {
+	topo := fakeMachine(t, "two-node")
+	topo.CGroup = &CGroup{CPUQuota: 2.5, Mems: []int{0}}
+	p, err := topo.PlanNIC(Auto, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cgroup cpu quota 2.50 cpus: 3 loop(s)", "the cgroup takes memory from node(s) 0 only"} {
+		if !strings.Contains(p.Reason, want) {
+			t.Errorf("reason %q lacks %q", p.Reason, want)
+		}
 	}
 }
 

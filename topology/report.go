@@ -36,6 +36,15 @@ func WriteText(w io.Writer, t *Topology, p *Plan) error {
 	if t.Allowed != nil {
 		fmt.Fprintf(&b, "this process may run on cpus %s\n", cpuList(t.Allowed))
 	}
+	if t.CGroup != nil {
+		writeCGroup(&b, t.CGroup)
+	}
+	a := t.Alignment()
+	one := "spans nodes"
+	if a.SingleNode {
+		one = "one node"
+	}
+	fmt.Fprintf(&b, "numa alignment: cpus on node(s) %s, memory from node(s) %s: %s\n", joinInts(a.CPUNodes), joinInts(a.MemoryNodes), one)
 	if !t.CanPin {
 		b.WriteString("threads cannot be pinned here\n")
 	}
@@ -62,6 +71,25 @@ func writeNode(b *strings.Builder, n Node) {
 		}
 		fmt.Fprintf(b, "  hugepages %dkB: %d total, %s free\n", h.SizeKB, h.Total, free)
 	}
+}
+
+func writeCGroup(b *strings.Builder, g *CGroup) {
+	fmt.Fprintf(b, "cgroup v%d %s:", g.Version, orDash(g.Path))
+	if g.CPUs != nil {
+		fmt.Fprintf(b, " cpus %s, memory nodes %s,", cpuList(g.CPUs), cpuList(g.Mems))
+	}
+	quota, mem := "none", "none"
+	if g.CPUQuota > 0 {
+		quota = strconv.FormatFloat(g.CPUQuota, 'f', 2, 64) + " cpus"
+	}
+	if g.MemoryMax > 0 {
+		mem = bytesText(uint64(g.MemoryMax))
+	}
+	fmt.Fprintf(b, " cpu quota %s, memory limit %s", quota, mem)
+	for _, h := range g.HugeTLB {
+		fmt.Fprintf(b, ", hugetlb %dkB limit %s", h.SizeKB, bytesText(uint64(h.Max)))
+	}
+	b.WriteByte('\n')
 }
 
 func writeCaches(b *strings.Builder, cs []CPUCache) {
@@ -132,7 +160,7 @@ func bytesText(n uint64) string {
 
 // jsonDoc is the topo/v1 document: the machine's numa_nodes, packages, cores,
 // pus, caches and devices, and this package's additions allowed_cpus, can_pin,
-// notes, free_bytes and plan. The struct tags here are the schema: a change to
+// notes, free_bytes, cgroup, alignment and plan. The struct tags here are the schema: a change to
 // a tag's name or meaning is a new version in Schema.
 type jsonDoc struct {
 	Schema      string        `json:"schema"`
@@ -146,7 +174,25 @@ type jsonDoc struct {
 	AllowedCPUs []int         `json:"allowed_cpus,omitempty"`
 	CanPin      bool          `json:"can_pin"`
 	Notes       []string      `json:"notes,omitempty"`
+	CGroup      *jsonCGroup   `json:"cgroup,omitempty"`
+	Alignment   jsonAlignment `json:"alignment"`
 	Plan        *jsonPlan     `json:"plan,omitempty"`
+}
+
+type jsonCGroup struct {
+	Version   int              `json:"version"`
+	Path      string           `json:"path"`
+	CPUs      []int            `json:"cpus,omitempty"`
+	Mems      []int            `json:"mems,omitempty"`
+	CPUQuota  float64          `json:"cpu_quota,omitempty"`
+	MemoryMax int64            `json:"memory_max_bytes,omitempty"`
+	HugeTLB   map[string]int64 `json:"hugetlb_max_bytes,omitempty"`
+}
+
+type jsonAlignment struct {
+	CPUNodes    []int `json:"cpu_nodes"`
+	MemoryNodes []int `json:"memory_nodes"`
+	SingleNode  bool  `json:"single_node"`
 }
 
 type jsonNode struct {
@@ -229,6 +275,17 @@ func toJSON(t *Topology, p *Plan) jsonDoc {
 	for _, n := range t.NICs {
 		d.Devices = append(d.Devices, jsonDevice{n.Name, "net", n.PCI, n.Node, n.LocalCPUs})
 	}
+	if g := t.CGroup; g != nil {
+		d.CGroup = &jsonCGroup{Version: g.Version, Path: g.Path, CPUs: g.CPUs, Mems: g.Mems, CPUQuota: g.CPUQuota, MemoryMax: g.MemoryMax}
+		for _, h := range g.HugeTLB {
+			if d.CGroup.HugeTLB == nil {
+				d.CGroup.HugeTLB = map[string]int64{}
+			}
+			d.CGroup.HugeTLB[strconv.FormatUint(h.SizeKB, 10)+"kB"] = h.Max
+		}
+	}
+	a := t.Alignment()
+	d.Alignment = jsonAlignment{nonNil(a.CPUNodes), nonNil(a.MemoryNodes), a.SingleNode}
 	if p != nil {
 		jp := &jsonPlan{NUMA: p.NUMA.String(), Workers: p.Workers, Nodes: nonNil(p.Nodes), Reason: p.Reason, Loops: []jsonLoop{}}
 		for i, l := range p.Loops {

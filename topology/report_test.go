@@ -110,3 +110,56 @@ func TestWriteText(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCGroup: a pod's cgroup and its NUMA alignment show in both
+// reports, which is how docs/KUBERNETES.md checks a running pod.
+func TestReportCGroup(t *testing.T) {
+	topo := fakeMachine(t, "two-node")
+	topo.Allowed = []int{6, 7}
+	topo.CGroup = &CGroup{Version: 2, Path: "/", CPUs: []int{6, 7}, Mems: []int{1}, CPUQuota: 2,
+		MemoryMax: 512 << 20, HugeTLB: []HugeTLBLimit{{SizeKB: 2048, Max: 128 << 20}}}
+	p, err := topo.Plan(Auto, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := WriteText(&text, topo, p); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"cgroup v2 /: cpus 6-7, memory nodes 1, cpu quota 2.00 cpus, memory limit 512 MiB, hugetlb 2048kB limit 128 MiB\n",
+		"numa alignment: cpus on node(s) 1, memory from node(s) 1: one node\n",
+		"plan: -numa auto -workers 0: 2 loop(s) on node(s) 1",
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, topo, p); err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		CGroup struct {
+			Version   int              `json:"version"`
+			CPUs      []int            `json:"cpus"`
+			Mems      []int            `json:"mems"`
+			CPUQuota  float64          `json:"cpu_quota"`
+			MemoryMax int64            `json:"memory_max_bytes"`
+			HugeTLB   map[string]int64 `json:"hugetlb_max_bytes"`
+		} `json:"cgroup"`
+		Alignment struct {
+			CPUNodes    []int `json:"cpu_nodes"`
+			MemoryNodes []int `json:"memory_nodes"`
+			SingleNode  bool  `json:"single_node"`
+		} `json:"alignment"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &d); err != nil {
+		t.Fatal(err)
+	}
+	g, a := d.CGroup, d.Alignment
+	if g.Version != 2 || len(g.CPUs) != 2 || g.Mems[0] != 1 || g.CPUQuota != 2 || g.MemoryMax != 512<<20 ||
+		g.HugeTLB["2048kB"] != 128<<20 || !a.SingleNode || a.CPUNodes[0] != 1 || a.MemoryNodes[0] != 1 {
+		t.Errorf("json cgroup %+v alignment %+v\n%s", g, a, buf.Bytes())
+	}
+}

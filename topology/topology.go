@@ -34,6 +34,10 @@ type Topology struct {
 	// CanPin is false where threads cannot be pinned to CPUs; plans then name
 	// CPU -1 for every loop.
 	CanPin bool
+	// CGroup is what this process's control group allows (Linux): the
+	// cpuset, the CPU quota, memory and huge page limits. nil when unknown,
+	// as for a description of another machine.
+	CGroup *CGroup
 	// Notes says what discovery could not learn and what it assumed instead.
 	Notes []string
 }
@@ -127,6 +131,35 @@ func (t *Topology) UsableCPUs(node int) []int {
 		}
 	}
 	return cpus
+}
+
+// Alignment says which NUMA nodes this process's CPUs and memory are on.
+type Alignment struct {
+	// CPUNodes are the nodes that hold a usable CPU (online and allowed).
+	CPUNodes []int
+	// MemoryNodes are the nodes memory may come from: the cgroup's
+	// cpuset.mems, every node when that is not known.
+	MemoryNodes []int
+	// SingleNode reports that both are the same one node: what the
+	// Kubernetes Topology Manager's single-numa-node policy gives a
+	// Guaranteed pod (with the Memory Manager for the memory side).
+	SingleNode bool
+}
+
+// Alignment returns where the process's CPUs and memory are.
+func (t *Topology) Alignment() Alignment {
+	var a Alignment
+	for _, n := range t.Nodes {
+		if len(t.UsableCPUs(n.ID)) > 0 {
+			a.CPUNodes = append(a.CPUNodes, n.ID)
+		}
+	}
+	a.MemoryNodes = t.NodeIDs()
+	if mems := t.memoryNodes(); mems != nil {
+		a.MemoryNodes = intersect(a.MemoryNodes, mems)
+	}
+	a.SingleNode = len(a.CPUNodes) == 1 && slices.Equal(a.CPUNodes, a.MemoryNodes)
+	return a
 }
 
 func contains(sorted []int, v int) bool {

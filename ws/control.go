@@ -191,6 +191,20 @@ func (c *Control) ReloadFile(path string) error {
 	return nil
 }
 
+// CheckReloadFile reads the reload file at path and returns the error
+// ReloadFile would refuse it with on a server started with cfg, without a
+// server: for a program's check mode and for tests of deployment files.
+func CheckReloadFile(path string, cfg Config) error {
+	data, err := readLimited(path, 1<<20)
+	if err != nil {
+		return err
+	}
+	if _, _, err := parseReload(data, cfg.Limits(), slog.LevelInfo, true); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
 func readLimited(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -125,6 +125,7 @@ func TestReloadFile(t *testing.T) {
 	p := writeFile(t, dir, `{"batch_size": 5, "max_frame_size": 1000, "max_message_size": 1000,
 		"max_handshake_size": 4096, "max_write_queue": 65536, "handshake_timeout": "3s", "idle_timeout": "90s",
 		"log_level": "debug"}`)
+	require.NoError(t, CheckReloadFile(p, cfg), "CheckReloadFile accepts what ReloadFile applies")
 	require.NoError(t, ctrl.ReloadFile(p))
 	want := Limits{BatchSize: 5, MaxFrameSize: 1000, MaxMessageSize: 1000, MaxHandshakeSize: 4096,
 		MaxWriteQueue: 65536, HandshakeTimeout: 3 * time.Second, IdleTimeout: 90 * time.Second,
@@ -152,7 +153,9 @@ func TestReloadFile(t *testing.T) {
 		"out of int64 range": `{"max_frame_size": 99999999999999999999}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := ctrl.ReloadFile(writeFile(t, dir, body))
+			p := writeFile(t, dir, body)
+			require.ErrorContains(t, CheckReloadFile(p, cfg), "reload.json", "CheckReloadFile refuses it too")
+			err := ctrl.ReloadFile(p)
 			require.Error(t, err)
 			require.Contains(t, err.Error(), "reload.json")
 			require.Equal(t, want, srv.GetControl().Limits(), "limits unchanged")

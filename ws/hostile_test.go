@@ -179,7 +179,9 @@ func TestWriteStallDropsNonReader(t *testing.T) {
 		return loopSum(srv.Stats(), func(l LoopStats) uint64 { return l.Stalled }) == 1
 	}, 5*time.Second, 20*time.Millisecond, "a client that never reads must be dropped")
 	t.Logf("dropped %s after its last send (stall timeout 1 s)", time.Since(sent).Round(10*time.Millisecond))
-	require.EqualValues(t, 1, srv.Stats().CloseCodes[StatusPolicyViolation])
+	// The loop counts the stall before the close it sends: wait for both.
+	require.Eventually(t, func() bool { return srv.Stats().CloseCodes[StatusPolicyViolation] == 1 },
+		5*time.Second, 20*time.Millisecond, "the dropped client must be sent close 1008")
 	<-slowDone
 	require.EqualValues(t, 1, loopSum(srv.Stats(), func(l LoopStats) uint64 { return l.Stalled }), "the slow reader kept reading: not stalled")
 }

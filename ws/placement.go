@@ -39,6 +39,18 @@ func (s *Server) planLoops() ([]reactor.LoopSpec, error) {
 	return specs, nil
 }
 
+// PoolBytes is what one NUMA node's buffer pool maps for these PoolClasses
+// (hugepage.ArenaSize), 0 with NoPool. NewServer maps one pool per node of
+// its plan, whole, before Run: from huge pages when reserved, otherwise
+// from memory the process's memory limit counts.
+func (c *Config) PoolBytes() (int64, error) {
+	if c.NoPool {
+		return 0, nil
+	}
+	n, err := hugepage.ArenaSize(c.PoolClasses)
+	return int64(n), err
+}
+
 // newPools maps one pool per node the plan uses and hands each loop its
 // node's pool. A pool that cannot be made is logged and its loops use the
 // Go heap: the server runs, and says what memory it got.

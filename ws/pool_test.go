@@ -181,3 +181,24 @@ func TestZeroCopyEcho(t *testing.T) {
 		require.Zero(t, l.HeapFallbacks, "buffers from the Go heap")
 	}
 }
+
+// TestPoolBytes: Config.PoolBytes is what NewServer maps for each node's
+// pool, so that a program can fit the pools into a memory limit first.
+func TestPoolBytes(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	cfg.PoolClasses = []hugepage.Class{{Size: 4096, Count: 16}, {Size: 128 << 10, Count: 20}}
+	want, err := cfg.PoolBytes()
+	require.NoError(t, err)
+	require.EqualValues(t, 4<<20, want, "2.06 MiB of classes take two 2 MiB pages")
+	srv := startServer(t, cfg, echoHandler)
+	st := srv.PoolStats()
+	require.NotEmpty(t, st)
+	for _, p := range st {
+		require.EqualValues(t, want, p.Bytes, "node %d", p.Node)
+	}
+	cfg.NoPool = true
+	n, err := cfg.PoolBytes()
+	require.NoError(t, err)
+	require.Zero(t, n)
+}

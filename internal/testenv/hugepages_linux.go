@@ -2,10 +2,30 @@ package testenv
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
+
+// lockHugePages holds an exclusive lock, across processes, on the machine's
+// huge page reservation until the test's cleanup: go test runs packages in
+// parallel processes, and two tests that each raise the reservation and
+// later restore "their" old value would otherwise undo each other's pages
+// (or leave some reserved for good).
+func lockHugePages(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "hioload-ws-hugepages.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("testenv: huge page lock: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("testenv: huge page lock: %v", err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing the file drops the lock
+}
 
 // FreeHugePages is HugePages_Free from /proc/meminfo: free 2 MiB pages on
 // the whole machine.
@@ -33,7 +53,8 @@ func FreeHugePages(t testing.TB) int {
 // vm.nr_hugepages; with more nodes it writes node 0's own knob, because the
 // global one spreads pages over all nodes and leaves node 0 short. It skips
 // when not root or when the kernel could not find n free pages on node 0
-// (memory fragmented); once it returns, the pages are there, so a pool on
+// (memory fragmented). It holds a lock shared with every other test
+// process that reserves pages until its cleanup. Once it returns, the pages are there, so a pool on
 // node 0 that asks for at most n of them must get hugetlb memory: a test
 // may require it.
 func ReserveHugePages(t testing.TB, n int) {
@@ -46,6 +67,7 @@ func ReserveHugePages(t testing.TB, n int) {
 	if os.Geteuid() != 0 {
 		t.Skip("reserving huge pages needs root (writes " + knob + ")")
 	}
+	lockHugePages(t) // released after the restore below (cleanups run last first)
 	b, err := os.ReadFile(knob)
 	if err != nil {
 		t.Skipf("no %s: %v", knob, err)

@@ -203,9 +203,34 @@ func TestLoopsPinnedAsPlanned(t *testing.T) {
 	requireLoops(t, s, map[string]string{"reactor-0": "0", "reactor-1": "1"})
 }
 
+// TestEchoCompression: with -compression, echo negotiates permessage-deflate
+// with the parameters its flags ask for and echoes compressed messages
+// compressed.
+func TestEchoCompression(t *testing.T) {
+	bin := buildEcho(t)
+	s := start(t, nil, bin, "-workers", "1", "-compression", "-compression-context-takeover=false",
+		"-compression-window-bits", "12", "-compression-level", "6", "-compression-min-size", "10")
+	c := wstest.DialRaw(t, s.addr)
+	defer c.Close()
+	require.NoError(t, c.HandshakeOffer(s.addr, "permessage-deflate; client_max_window_bits"))
+	require.NotNil(t, c.Deflate)
+	require.True(t, c.Deflate.ServerNoContextTakeover)
+	require.True(t, c.Deflate.ClientNoContextTakeover)
+	require.Equal(t, 12, c.Deflate.ServerMaxWindowBits)
+	msg := bytes.Repeat([]byte("compress me "), 100)
+	c.Write(t, wstest.Compressed(gws.OpText, c.Deflate.Compress(msg), 0))
+	c.ExpectCompressed(t, gws.OpText, msg)
+	c.Write(t, wstest.Text([]byte("aaaaaaaaaaaaaaaa"))) // 16 bytes, over -compression-min-size, and they shrink
+	c.ExpectCompressed(t, gws.OpText, []byte("aaaaaaaaaaaaaaaa"))
+	c.Write(t, wstest.Text([]byte("short")))
+	f := c.Next(t)
+	require.Zero(t, f.Rsv, "a reply under -compression-min-size went out compressed")
+}
+
 func TestBadFlags(t *testing.T) {
 	bin := buildEcho(t)
-	for _, args := range [][]string{{"-numa", "7"}, {"-numa", "x"}, {"-batch", "0"}, {"-workers", "-2"}} {
+	for _, args := range [][]string{{"-numa", "7"}, {"-numa", "x"}, {"-batch", "0"}, {"-workers", "-2"},
+		{"-compression", "-compression-level", "10"}, {"-compression", "-compression-window-bits", "16"}} {
 		out, err := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...).CombinedOutput()
 		require.Error(t, err, "%v should fail", args)
 		require.Contains(t, string(out), "echo: ", "%v: a clear error: %s", args, out)

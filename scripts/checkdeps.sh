@@ -6,8 +6,9 @@
 #
 # (the reactor reads topology and pins threads through cnuma directly),
 # and that third-party modules enter only where they are meant to: x/sys in
-# the system layers, gobwas/ws in the protocol, Prometheus only in
-# ws/wsmetrics (importing ws must bring no metrics stack). Test files may
+# the system layers, gobwas/ws in the protocol, klauspost/compress only in
+# ws/internal/deflate, Prometheus only in ws/wsmetrics (importing ws must
+# bring no metrics stack). Test files may
 # import what they like, but never echo or a tool. The programs under cmd/
 # and scripts/ are tools: they may import any package of ours, and nothing
 # imports them.
@@ -30,6 +31,7 @@ declare -A allowed=(
   [reactor]="cnuma hugepage topology internal/ring internal/uring"
   [ws]="reactor hugepage topology ws/internal/"
   [ws/internal/wire]=""
+  [ws/internal/deflate]=""
   [ws/wsmetrics]="ws"
   [echo]="ws ws/wsmetrics topology"
   [internal/ring]=""
@@ -46,6 +48,7 @@ declare -A thirdparty=(
   [reactor]="golang.org/x/sys"
   [ws]="github.com/gobwas/ws golang.org/x/sys"
   [ws/internal/wire]="github.com/gobwas/ws"
+  [ws/internal/deflate]="github.com/klauspost/compress"
   [ws/wsmetrics]="github.com/prometheus/client_golang"
   [echo]=""
   [internal/ring]="golang.org/x/sys"
@@ -125,6 +128,7 @@ self_test() {
   local -a plants=(
     "hugepage/zz_planted.go|package hugepage; import _ \"$mod/topology\"|hugepage imports topology (not allowed)"
     "reactor/zz_planted.go|package reactor; import _ \"github.com/gobwas/ws\"|reactor imports github.com/gobwas/ws (third-party"
+    "ws/zz_planted_deflate.go|package ws; import _ \"github.com/klauspost/compress/flate\"|ws imports github.com/klauspost/compress/flate (third-party"
     "ws/zz_planted.go|package ws; import _ \"github.com/prometheus/client_golang/prometheus\"|ws imports github.com/prometheus/client_golang/prometheus (third-party"
     "topology/zz_planted_windows.go|package topology; import _ \"$mod/hugepage\"|windows/cgo=0: topology imports hugepage (not allowed)"
     "cnuma/zz_planted_test.go|package cnuma; import _ \"$mod/echo\"|tests of cnuma import echo (a command)"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Interop with Node.js clients: the `ws` npm package (text, binary, empty,
-# large, fragmented, ping/pong, close) and `wscat` in non-interactive mode,
-# against a freshly built echo binary on a free loopback port. Node, ws and
+# large, fragmented, ping/pong, close), once with permessage-deflate
+# (perMessageDeflate: true) and once without, and `wscat` in non-interactive
+# mode, against a freshly built echo binary (with -compression) on a free
+# loopback port. Node, ws and
 # wscat are what scripts/setup.sh installs (Node and npm from Debian, ws and
 # wscat globally with npm). Without them it prints SKIP and exits 0, except
 # under CI=true, where a missing client is a failure; non-zero on any
@@ -9,19 +11,12 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-missing() {
-	if [ "${CI:-}" = true ]; then
-		echo "FAIL interop-node: $1 (scripts/setup.sh installs it; CI must not skip)"
-		exit 1
-	fi
-	echo "SKIP interop-node: $1 (scripts/setup.sh installs it)"
-	exit 0
-}
-command -v node >/dev/null 2>&1 || missing "no node"
-command -v wscat >/dev/null 2>&1 || missing "no wscat"
-NODE_PATH=$(npm root -g 2>/dev/null) || missing "no npm"
+source scripts/lib/missing.sh
+command -v node >/dev/null 2>&1 || missing interop-node "no node"
+command -v wscat >/dev/null 2>&1 || missing interop-node "no wscat"
+NODE_PATH=$(npm root -g 2>/dev/null) || missing interop-node "no npm"
 export NODE_PATH
-node -e 'require("ws")' 2>/dev/null || missing "no ws module in $NODE_PATH"
+node -e 'require("ws")' 2>/dev/null || missing interop-node "no ws module in $NODE_PATH"
 
 source scripts/lib/echo.sh
 tmp=$(mktemp -d)
@@ -32,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "interop-node: node $(node --version), ws $(node -p 'require("ws/package.json").version'), wscat $(wscat --version)"
-echo_start interop-node "$tmp" -workers 2 -log-level warn
+echo_start interop-node "$tmp" -workers 2 -log-level warn -compression
 addr=$ECHO_ADDR
 echo "interop-node: echo listening on $addr"
 
@@ -41,11 +36,14 @@ cat >"$tmp/client.js" <<'JS'
 const WebSocket = require('ws');
 const crypto = require('crypto');
 const url = process.argv[2];
+const deflate = process.argv[3] === 'deflate';
 
 const timer = setTimeout(() => { console.error('FAIL: timeout'); process.exit(1); }, 30000);
 function fail(msg) { console.error('FAIL: ' + msg); process.exit(1); }
 
-const ws = new WebSocket(url, { maxPayload: 32 << 20 });
+// perMessageDeflate: ws offers "permessage-deflate; client_max_window_bits"
+// and compresses messages of 1 KiB and more (its default threshold).
+const ws = new WebSocket(url, { maxPayload: 32 << 20, perMessageDeflate: deflate });
 const queue = [];
 ws.on('message', (data, isBinary) => {
   const w = queue.shift();
@@ -73,6 +71,9 @@ async function echo(name, payload, binary, opts) {
 
 ws.on('error', (e) => fail('error: ' + e.message));
 ws.on('open', async () => {
+  const ext = ws.extensions;
+  console.log(`     negotiated extension: ${ext || '(none)'}`);
+  if (deflate !== ext.startsWith('permessage-deflate')) fail(`extensions ${JSON.stringify(ext)} with perMessageDeflate ${deflate}`);
   await echo('text hello', Buffer.from('hello'), false);
   await echo('text UTF-8', Buffer.from('κόσμε 𝄞 Hello-µ@ßöäüàá-UTF-8!!'), false);
   await echo('text empty', Buffer.alloc(0), false);
@@ -103,8 +104,10 @@ ws.on('open', async () => {
 });
 JS
 
-echo "interop-node: ws client"
-(cd "$tmp" && node client.js "ws://$addr/")
+echo "interop-node: ws client, perMessageDeflate: true"
+(cd "$tmp" && node client.js "ws://$addr/" deflate)
+echo "interop-node: ws client, no compression"
+(cd "$tmp" && node client.js "ws://$addr/" none)
 
 echo "interop-node: wscat"
 # wscat exits when its stdin closes, so keep stdin open (sleep) while -x

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop with Python's `websockets` client (text, binary, empty, large,
-# fragmented, ping/pong, close) against a freshly built echo binary on a
-# free loopback port. Uses whichever python3 on PATH (or /usr/bin/python3,
+# fragmented, ping/pong, close) against a freshly built echo binary (with
+# -compression) on a free loopback port: once with permessage-deflate,
+# which websockets offers by default, and once without. Uses whichever python3 on PATH (or /usr/bin/python3,
 # where Debian's python3-websockets lives) can import websockets; exits 0
 # with a SKIP line when none can, except under CI=true, where that is a
 # failure. It installs nothing (scripts/setup.sh does).
@@ -15,14 +16,8 @@ for cand in python3 /usr/bin/python3; do
 		break
 	fi
 done
-if [ -z "$py" ]; then
-	if [ "${CI:-}" = true ]; then
-		echo "FAIL interop-python: no python3 with the websockets package (scripts/setup.sh installs python3-websockets; CI must not skip)"
-		exit 1
-	fi
-	echo "SKIP interop-python: no python3 with the websockets package (Debian: python3-websockets; scripts/setup.sh installs it)"
-	exit 0
-fi
+source scripts/lib/missing.sh
+[ -n "$py" ] || missing interop-python "no python3 with the websockets package (Debian: python3-websockets)"
 
 source scripts/lib/echo.sh
 tmp=$(mktemp -d)
@@ -32,7 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo_start interop-python "$tmp" -workers 2 -log-level warn
+echo_start interop-python "$tmp" -workers 2 -log-level warn -compression
 addr=$ECHO_ADDR
 echo "interop-python: echo listening on $addr (websockets $("$py" -c 'import websockets; print(websockets.__version__)'))"
 
@@ -41,13 +36,18 @@ import asyncio, os, sys
 import websockets
 
 URL = sys.argv[1]
+COMPRESSION = None if sys.argv[2] == "none" else sys.argv[2]
 
 def fail(msg):
     print("FAIL: " + msg, file=sys.stderr)
     sys.exit(1)
 
 async def main():
-    async with websockets.connect(URL, max_size=32 << 20, compression=None) as ws:
+    async with websockets.connect(URL, max_size=32 << 20, compression=COMPRESSION) as ws:
+        ext = ws.response_headers.get("Sec-WebSocket-Extensions")
+        print(f"     negotiated extension: {ext}")
+        if (ext is not None) != (COMPRESSION is not None) or (ext and not ext.startswith("permessage-deflate")):
+            fail(f"extension {ext!r} for compression={COMPRESSION!r}")
         async def echo(name, msg):
             await ws.send(msg)
             got = await asyncio.wait_for(ws.recv(), 20)
@@ -87,8 +87,10 @@ async def main():
 asyncio.run(asyncio.wait_for(main(), 60))
 PY
 
-echo "interop-python: websockets client"
-"$py" "$tmp/client.py" "ws://$addr/"
+echo "interop-python: websockets client, permessage-deflate (its default)"
+"$py" "$tmp/client.py" "ws://$addr/" deflate
+echo "interop-python: websockets client, no compression"
+"$py" "$tmp/client.py" "ws://$addr/" none
 
 echo_stop interop-python
 echo "PASS interop-python"

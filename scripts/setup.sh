@@ -2,7 +2,8 @@
 # Installs what building and testing hioload-ws needs on a Debian/Ubuntu
 # machine that has Go: the libnuma and hwloc headers for the cgo bindings,
 # the numactl/hwloc tools the topology report compares itself with, and the
-# clients of the interop tests (Python websockets; Node with ws and wscat).
+# clients of the interop tests (Python websockets; Node with ws and wscat;
+# Chromium for the browser test).
 # Does nothing when everything is there already.
 set -euo pipefail
 
@@ -17,8 +18,10 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v jq >/dev/null || need+=(jq)
 # Interop tests with clients we did not write: Python websockets (Debian),
 # Node's ws and wscat (Node and npm from Debian, the two npm packages below:
-# wscat is also the README's client, `wscat -c ws://localhost:9001`).
+# wscat is also the README's client, `wscat -c ws://localhost:9001`), and a
+# real browser for the permessage-deflate test (scripts/browser-test.sh).
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import websockets" 2>/dev/null || need+=(python3-websockets)
+command -v chromium >/dev/null || need+=(chromium)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 npm_pkgs=(wscat@6.1.0 ws@8.18.0)

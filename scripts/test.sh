@@ -64,6 +64,7 @@ step "tests without cgo (io engine $other)" env CGO_ENABLED=0 HIOLOAD_ENGINE=$ot
 step "fuzz targets ($FUZZTIME each)" env FUZZTIME=$FUZZTIME scripts/fuzz.sh
 step "interop with Node ws and wscat" optional scripts/interop-node.sh
 step "interop with Python websockets" optional scripts/interop-python.sh
+step "browser: headless Chromium against echo -compression" optional scripts/browser-test.sh
 step "windows: test binaries and echo.exe under wine" sh -c 'scripts/wine-setup.sh && scripts/wine-test.sh'
 step "soak: good and hostile clients (${SOAK_TIME:-60s}, io engine $engine)" env SOAK_TIME="${SOAK_TIME:-60s}" HIOLOAD_ENGINE="${HIOLOAD_ENGINE:-}" scripts/soak.sh
 step "soak: good and hostile clients (${SOAK_TIME:-40s}, io engine $other)" env SOAK_TIME="${SOAK_TIME:-40s}" HIOLOAD_ENGINE=$other scripts/soak.sh

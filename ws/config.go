@@ -9,6 +9,7 @@ import (
 	"github.com/hioload-ws/hioload-ws/hugepage"
 	"github.com/hioload-ws/hioload-ws/reactor"
 	"github.com/hioload-ws/hioload-ws/topology"
+	"github.com/hioload-ws/hioload-ws/ws/internal/deflate"
 )
 
 // IOEngine names the kernel interface the event loops use
@@ -126,6 +127,57 @@ type Config struct {
 	// anyone else the connections holding the most are closed with 1013
 	// to make room (SECURITY.md: "Memory").
 	MaxHeapBytes int64
+
+	// Compression is permessage-deflate (RFC 7692); off by default.
+	Compression Compression
+}
+
+// Compression configures permessage-deflate (RFC 7692). Every browser
+// offers it on every connection; the server accepts only when Enabled. It
+// is off by default because inflating and compressing cost CPU on every
+// message, several times what an uncompressed echo costs
+// (docs/BENCHMARKS.md), on a server chosen for messages per core and
+// latency: turn it on where bandwidth is the bill (JSON feeds and chat
+// text shrink several times).
+//
+// What each choice costs per connection (README, "Compression"; measured
+// in docs/BENCHMARKS.md): a negotiated connection holds 120 bytes of
+// state, never a compressor or an inflater, which are the loop's; server
+// context takeover adds nothing, since HistorySlots writers per loop keep
+// the history of the connections that sent last; client context takeover
+// adds a window of 2^ClientWindowBits bytes of buffer memory once the
+// client has sent a compressed message.
+type Compression struct {
+	Enabled bool
+	// Level is the deflate level: 1 (fastest, the default) to 9 (smallest).
+	// Windows below 32 KiB (ServerWindowBits < 15) compress at the
+	// library's fixed level for them.
+	Level int
+	// ServerContextTakeover lets a reply refer to the earlier replies of
+	// its connection (smaller output), unless the client forbids it. The
+	// history lives in the loop's HistorySlots compressors, never in an
+	// idle connection.
+	ServerContextTakeover bool
+	// ServerWindowBits bounds the window of replies: 8 (256 bytes) to 15
+	// (32 KiB, the default).
+	ServerWindowBits int
+	// ClientContextTakeover lets the client's messages refer to its earlier
+	// ones, which costs the server a window of 2^ClientWindowBits bytes per
+	// connection; false (the default) answers every offer with
+	// client_no_context_takeover.
+	ClientContextTakeover bool
+	// ClientWindowBits bounds that window (8..15, default 15) when the
+	// client lets the server choose; a client that does not is asked for
+	// client_no_context_takeover when this is below 15.
+	ClientWindowBits int
+	// MinSize: replies shorter than this go uncompressed, as do replies that
+	// would not shrink. An echo of a message that arrived compressed is
+	// always compressed.
+	MinSize int
+	// HistorySlots is the number of compressors per loop that keep a
+	// connection's history under server context takeover (about 1 MiB of
+	// heap each, made on first use).
+	HistorySlots int
 }
 
 // DefaultConfig returns the defaults of the echo command.
@@ -144,6 +196,14 @@ func DefaultConfig() Config {
 		ShutdownTimeout:  5 * time.Second,
 		LingerTimeout:    2 * time.Second,
 		MaxHeapBytes:     1 << 30,
+		Compression: Compression{
+			Level:                 1,
+			ServerContextTakeover: true,
+			ServerWindowBits:      15,
+			ClientWindowBits:      15,
+			MinSize:               64,
+			HistorySlots:          8,
+		},
 
 		MaxHandshakes:      1024,
 		MaxHandshakesPerIP: 64,
@@ -252,5 +312,35 @@ func (c *Config) Validate() error {
 	case c.ReleaseMemoryEvery < 0:
 		return errors.New("ws: release memory interval must be 0 (off) or positive")
 	}
+	return c.Compression.validate()
+}
+
+// validate reports the first compression setting that cannot work; the
+// others are not looked at while compression is off.
+func (z *Compression) validate() error {
+	switch {
+	case !z.Enabled:
+		return nil
+	case z.Level < 1 || z.Level > 9:
+		return fmt.Errorf("ws: compression level %d: want 1..9", z.Level)
+	case z.ServerWindowBits < 8 || z.ServerWindowBits > 15:
+		return fmt.Errorf("ws: server window bits %d: want 8..15", z.ServerWindowBits)
+	case z.ClientWindowBits < 8 || z.ClientWindowBits > 15:
+		return fmt.Errorf("ws: client window bits %d: want 8..15", z.ClientWindowBits)
+	case z.MinSize < 0:
+		return fmt.Errorf("ws: compression min size %d: want 0 or more", z.MinSize)
+	case z.HistorySlots < 1:
+		return fmt.Errorf("ws: compression history slots %d: want at least 1", z.HistorySlots)
+	}
 	return nil
+}
+
+// policy is what the server accepts in a permessage-deflate negotiation.
+func (z *Compression) policy() deflate.Policy {
+	return deflate.Policy{
+		ServerContextTakeover: z.ServerContextTakeover,
+		ClientContextTakeover: z.ClientContextTakeover,
+		ServerWindowBits:      z.ServerWindowBits,
+		ClientWindowBits:      z.ClientWindowBits,
+	}
 }

@@ -163,6 +163,7 @@ func TestConformanceCount(t *testing.T) {
 	add(limitCases())
 	add(handshakeCases())
 	add(appCases())
+	add(section12and13(1))
 	var secs []string
 	for s := range counts {
 		secs = append(secs, s)

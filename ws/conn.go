@@ -32,6 +32,7 @@ type Conn struct {
 	closeCode StatusCode
 	hs        wire.HeadScanner // how far the upgrade request was scanned (2 bytes, in padding)
 	in        *msgReader       // the message being read across frames or reads; nil when none
+	z         *connDeflate     // permessage-deflate state; nil when not negotiated
 	lastRead  int64            // loop time of the last read once open (IdleTimeout); of the connect before (HandshakeTimeout)
 	user      any
 }
@@ -53,14 +54,22 @@ func (c *Conn) Loop() int { return c.rc.Loop().Index() }
 // OpPong). It must be called on the connection's loop thread. p is not
 // copied: it is written with the other replies of this loop turn in one
 // gather write, so it must stay unchanged until the handler returns (an
-// Event's Data qualifies). If the client has stopped reading and the bytes
+// Event's Data qualifies). With permessage-deflate negotiated, a text or
+// binary message is compressed into a pool buffer instead (see
+// Compression.MinSize), without allocating. If the client has stopped reading and the bytes
 // queued for it would pass Config.MaxWriteQueue, the connection is closed
 // with 1008 and ErrSlowConsumer is returned.
 func (c *Conn) WriteMessage(op OpCode, p []byte) error {
 	if c.state != stateOpen {
 		return ErrConnClosed
 	}
-	if err := c.reply(op, p); err != nil {
+	var err error
+	if c.z != nil && (op == OpText || op == OpBinary) {
+		err = c.writeCompressed(op, p)
+	} else {
+		err = c.reply(op, p)
+	}
+	if err != nil {
 		return err
 	}
 	count(&c.ls.c.MessagesOut, 1)

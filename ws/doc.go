@@ -15,6 +15,15 @@
 // paid for as its bytes arrive; its echo's unsent rest is queued from that
 // buffer.
 //
+// permessage-deflate (RFC 7692) is off unless Config.Compression.Enabled.
+// Negotiated, a compressed message is read the same way, then inflated as
+// a whole into a pool buffer (bounded by MaxMessageSize while it inflates)
+// by the loop's inflater, and the handler gets that buffer; a reply is
+// compressed by the loop's compressors, except the echo of a compressed
+// message that is already a valid reply, which leaves from the bytes it
+// arrived in. No compressor or inflater belongs to a connection (see
+// Compression for what each choice costs per connection).
+//
 // A minimal echo server:
 //
 //	cfg := ws.DefaultConfig()
@@ -43,9 +52,11 @@
 // logsink.go (LogSink: logging that never blocks a loop),
 // control.go (probes, stats, reload), stats.go (the counters, defined once),
 // handshake.go, read.go and write.go (the protocol on a connection),
-// engine.go (the reactor's callbacks), admission.go (connection caps, checked
-// at accept, and origins), placement.go (where loops run, their memory),
-// reclaim.go (free heap memory handed back after a burst). The wire codec is
-// in ws/internal/wire; Prometheus metrics and pprof are in ws/wsmetrics, so
+// compress.go (permessage-deflate on a connection), engine.go (the
+// reactor's callbacks), admission.go (connection caps, checked at accept,
+// and origins), placement.go (where loops run, their memory), reclaim.go
+// (free heap memory handed back after a burst). The wire codec is in
+// ws/internal/wire, permessage-deflate's negotiation and codecs in
+// ws/internal/deflate; Prometheus metrics and pprof are in ws/wsmetrics, so
 // that importing ws brings no metrics stack.
 package ws

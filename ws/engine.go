@@ -125,6 +125,7 @@ func (h *engineHandler) OnClose(rc *reactor.Conn, err error) {
 		c.in.buf.Free(rc)
 		c.in = nil // not to the spares: endFrame may still hold it
 	}
+	c.closeDeflate()
 	if c.opened {
 		atomic.AddInt64(&c.ls.c.Connections, -1)
 		code := c.closeCode

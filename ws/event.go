@@ -35,7 +35,8 @@ func (k EventKind) String() string {
 // Event is what a Handler receives. The Event and Data are owned by the
 // server and valid only until Handle returns: Data is a view of the loop's
 // read buffer (or of the connection's reassembly buffer for a fragmented
-// message), unmasked in place. To keep the bytes, copy them.
+// message, or of its inflate buffer for a compressed one), unmasked in
+// place. To keep the bytes, copy them or Retain them.
 type Event struct {
 	Kind EventKind
 	Conn *Conn
@@ -43,16 +44,22 @@ type Event struct {
 	Data []byte     // MessageEvent: the payload
 	Code StatusCode // CloseEvent: the close code sent or received, 1006 if none
 	Err  error      // CloseEvent: nil after a close frame (sent or received) and the peer's FIN; else why the transport closed
+	// Compressed (MessageEvent): the message arrived compressed
+	// (permessage-deflate); Data is its inflated payload.
+	Compressed bool
 
-	src   uint8  // where Data lives: srcRead or srcMsg (see Retain)
-	frame []byte // the whole client frame, when Data is in the read buffer behind its header (see Conn.writeFrame)
+	src   uint8  // where Data lives: srcRead, srcMsg or srcInflated (see Retain)
+	frame []byte // the whole client frame, when its payload is in the read buffer behind its header (see Conn.writeFrame)
+	raw   []byte // a compressed message's deflate data, as it arrived (unmasked)
+	final bool   // that data ended with a final deflate block
 }
 
 // Where a MessageEvent's Data lives.
 const (
-	srcNone uint8 = iota
-	srcRead       // the loop's read buffer
-	srcMsg        // the connection's reassembly buffer
+	srcNone     uint8 = iota
+	srcRead           // the loop's read buffer
+	srcMsg            // the connection's reassembly buffer
+	srcInflated       // the connection's inflate buffer
 )
 
 // Retain keeps the message's payload past Handle's return: the returned
@@ -77,6 +84,9 @@ func (e *Event) Retain() Buffer {
 		// The loop keeps its own reference until the replies that may point
 		// into the message are flushed; then it drops it (Conn.endFrame).
 		h, r := c.in.buf.Share()
+		return Buffer{h: h, r: r, b: e.Data}
+	case srcInflated:
+		h, r := c.z.out.Share()
 		return Buffer{h: h, r: r, b: e.Data}
 	}
 	count(&c.ls.c.RetainCopied, uint64(len(e.Data)))

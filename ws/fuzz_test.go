@@ -3,12 +3,15 @@ package ws
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	gws "github.com/gobwas/ws"
 
@@ -35,17 +38,18 @@ func FuzzUpgrade(f *testing.F) {
 	}
 	cfg := DefaultConfig()
 	cfg.MaxHandshakeSize = 1024
+	cfg.Compression.Enabled = true // the extension negotiation too
 	s := &Server{cfg: cfg}
 	lim := cfg.Limits()
 	s.limits.Store(&lim)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var hs wire.HeadScanner
-		n, resp, ok := s.upgrade(b, &hs)
+		n, resp, _, ok := s.upgrade(b, &hs)
 		if len(b) > 0 { // the same bytes in two reads
 			var hs2 wire.HeadScanner
 			cut := int(b[0]) % len(b)
-			if n1, _, _ := s.upgrade(b[:cut], &hs2); n1 == 0 {
-				n2, resp2, ok2 := s.upgrade(b, &hs2)
+			if n1, _, _, _ := s.upgrade(b[:cut], &hs2); n1 == 0 {
+				n2, resp2, _, ok2 := s.upgrade(b, &hs2)
 				if n2 != n || ok2 != ok || !bytes.Equal(resp2, resp) {
 					t.Fatalf("cut at %d: (%d, %v, %q), at once: (%d, %v, %q)", cut, n2, ok2, resp2, n, ok, resp)
 				}
@@ -141,12 +145,104 @@ func FuzzServerStream(f *testing.F) {
 			if f.Rsv != 0 {
 				t.Fatalf("server frame %v has RSV bits", f)
 			}
-			if p := f.Payload; f.Op == gws.OpClose && len(p) >= 2 {
-				code := StatusCode(uint16(p[0])<<8 | uint16(p[1]))
-				if !wire.ValidCloseCode(code) {
-					t.Fatalf("server closed with code %d", code)
-				}
-			}
+			checkClose(t, f)
 		}
 	})
+}
+
+// checkClose fails t if f is a close frame with a code the server may not
+// send.
+func checkClose(t *testing.T, f wstest.Frame) {
+	t.Helper()
+	if p := f.Payload; f.Op == gws.OpClose && len(p) >= 2 {
+		code := StatusCode(uint16(p[0])<<8 | uint16(p[1]))
+		if !wire.ValidCloseCode(code) {
+			t.Fatalf("server closed with code %d", code)
+		}
+	}
+}
+
+// FuzzServerInflate sends a compressed message with arbitrary deflate data
+// (permessage-deflate negotiated), in fragments of a fuzzed size, to a live
+// server. The server either echoes it, compressed, as what the standard
+// library inflates the data to, or closes with 1002 (data that does not
+// inflate), 1007 (text that is not UTF-8) or 1009 (over the limit); and it
+// stays up.
+func FuzzServerInflate(f *testing.F) {
+	f.Add([]byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}, true, uint8(0))                     // RFC 7692 §7.2.3.1 "Hello"
+	f.Add([]byte{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}, true, uint8(3))                     // with BFINAL
+	f.Add([]byte{0x00, 0x05, 0x00, 0xfa, 0xff, 'H', 'e', 'l', 'l', 'o', 0x00}, false, uint8(2)) // stored
+	f.Add([]byte{0x07}, false, uint8(0))
+	f.Add([]byte{0x62, 0x18, 0x05, 0xa3, 0x60, 0x14, 0x0c, 0x77, 0x00, 0x00}, false, uint8(1)) // many zeros
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	cfg.MaxMessageSize, cfg.MaxFrameSize = 1<<16, 1<<16
+	cfg.LingerTimeout = 100 * time.Millisecond
+	cfg.Compression.Enabled = true
+	srv := startServer(f, cfg, echoHandler)
+	f.Fuzz(func(t *testing.T, data []byte, text bool, frag uint8) {
+		want, werr := stdInflate(data, int(cfg.MaxMessageSize))
+		c := wstest.DialRaw(t, srv.Addr().String())
+		defer c.Close()
+		if err := c.HandshakeOffer(srv.Addr().String(), "permessage-deflate"); err != nil || c.Deflate == nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		op := gws.OpBinary
+		if text {
+			op = gws.OpText
+		}
+		c.Conn().SetDeadline(time.Now().Add(5 * time.Second))
+		c.Conn().Write(wstest.Compressed(op, data, int(frag)))
+		fr, err := c.ReadFrame()
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		if fr.Op == gws.OpClose {
+			checkClose(t, fr)
+			code := int(fr.Payload[0])<<8 | int(fr.Payload[1])
+			switch {
+			case code == 1002 && werr != nil && werr != errTooBig,
+				code == 1009 && werr == errTooBig,
+				code == 1007 && text && (werr == nil || werr == errStray) && !utf8.Valid(want):
+			default:
+				t.Fatalf("closed with %d; the standard library inflates %d bytes, %v", code, len(want), werr)
+			}
+			return
+		}
+		if werr != nil && werr != errStray || fr.Op != op || fr.Rsv != 4 {
+			t.Fatalf("echo %v of data the standard library says %v", fr, werr)
+		}
+		got, err := c.Deflate.Inflate(fr.Payload, int(cfg.MaxMessageSize))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("echo inflates to %d bytes (%v), want %d", len(got), err, len(want))
+		}
+	})
+}
+
+var (
+	errTooBig = errors.New("over the limit")
+	errStray  = errors.New("a byte or two after a final block")
+)
+
+// stdInflate inflates a message's deflate data as RFC 7692 §7.2.2 says,
+// with the standard library: the reference the server is held to. The
+// data gets the sync tail and an empty final block (as the server appends
+// them), so a well-formed message ends with io.EOF and leaves nothing
+// unread, or ends with a final block of its own and leaves the tail unread.
+// One or two stray bytes after a final block (errStray) are data the server
+// may or may not notice (package deflate explains why).
+func stdInflate(data []byte, max int) ([]byte, error) {
+	in := bytes.NewReader(append(bytes.Clone(data), 0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff))
+	out, err := io.ReadAll(io.LimitReader(flate.NewReader(in), int64(max)+1))
+	switch {
+	case len(out) > max:
+		return nil, errTooBig
+	case err != nil:
+		return nil, err
+	case in.Len() > 11:
+		return nil, errors.New("bytes after a final block")
+	case in.Len() > 9:
+		return out, errStray
+	}
+	return out, nil
 }

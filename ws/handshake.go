@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"github.com/hioload-ws/hioload-ws/ws/internal/deflate"
 	"github.com/hioload-ws/hioload-ws/ws/internal/wire"
 )
 
@@ -39,29 +40,31 @@ var (
 // upgrade handles the bytes received before the handshake completed (the
 // same start each time, more bytes each call; hs remembers how far they
 // were scanned). It returns how many bytes the request took (0 while it is
-// incomplete and may still be good), the response to send, and whether the
-// connection is now a WebSocket. A broken request is answered as soon as
+// incomplete and may still be good), the response to send, the
+// connection's permessage-deflate state when that was negotiated, and
+// whether the connection is now a WebSocket. A broken request is answered as soon as
 // its first bad line is in, not when the rest (or the handshake timeout)
 // comes.
-func (s *Server) upgrade(data []byte, hs *wire.HeadScanner) (n int, resp []byte, ok bool) {
+func (s *Server) upgrade(data []byte, hs *wire.HeadScanner) (n int, resp []byte, z *connDeflate, ok bool) {
 	limit := s.limits.Load().MaxHandshakeSize
 	n, err := hs.Scan(data)
 	switch {
 	case err != nil:
-		return len(data), refusal(err), false
+		return len(data), refusal(err), nil, false
 	case n == 0 && len(data) > limit, n > limit:
-		return max(n, len(data)), refusal(errTooLarge), false
+		return max(n, len(data)), refusal(errTooLarge), nil, false
 	case n == 0:
-		return 0, nil, false
+		return 0, nil, nil, false
 	}
 	var req wire.Request
 	if err := wire.ParseRequest(data[:n], &req); err != nil {
-		return n, refusal(err), false
+		return n, refusal(err), nil, false
 	}
 	if err := s.checkUpgrade(&req); err != nil {
-		return n, refusal(err), false
+		return n, refusal(err), nil, false
 	}
-	return n, s.accept(&req), true
+	resp, z = s.accept(&req)
+	return n, resp, z, true
 }
 
 // checkUpgrade applies RFC 6455 §4.2.1 to a well-formed GET request for
@@ -84,15 +87,45 @@ func (s *Server) checkUpgrade(r *wire.Request) error {
 	return nil
 }
 
-// accept is the 101 response to r. A negotiation that adds response
-// fields (extensions, subprotocols) reads its request fields with
-// r.Values and appends its lines before the final CRLF.
-func (s *Server) accept(r *wire.Request) []byte {
-	b := make([]byte, 0, 160)
+// accept is the 101 response to r, and the connection's permessage-deflate
+// state when that was negotiated. A negotiation that adds response fields
+// (extensions, subprotocols) reads its request fields with r.Values and
+// appends its lines before the final CRLF.
+func (s *Server) accept(r *wire.Request) ([]byte, *connDeflate) {
+	size := 160 // the fields below
+	if s.cfg.Compression.Enabled {
+		size += 160 // and the longest Sec-WebSocket-Extensions answer
+	}
+	b := make([]byte, 0, size)
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = appendAcceptKey(b, r.Key)
 	b = append(b, "\r\n"...)
-	return append(b, "\r\n"...)
+	var z *connDeflate
+	b, z = s.negotiateDeflate(b, r)
+	return append(b, "\r\n"...), z
+}
+
+// negotiateDeflate runs the permessage-deflate negotiation (RFC 7692 §5)
+// on every Sec-WebSocket-Extensions field of r, in order, when compression
+// is on. It appends the response field to b and returns the connection's
+// state, or returns b unchanged and nil when no offer was acceptable (the
+// connection then goes on uncompressed).
+//
+// The offers are parsed by package deflate rather than gobwas/ws's
+// wsflate, which fails the whole upgrade on a bad offer instead of trying
+// the next, accepts a duplicated client_max_window_bits, and answers with
+// its configured parameters rather than the agreed ones (a client asking
+// for server_max_window_bits=10 would be told 15).
+func (s *Server) negotiateDeflate(b []byte, r *wire.Request) ([]byte, *connDeflate) {
+	if !s.cfg.Compression.Enabled {
+		return b, nil
+	}
+	const field = "Sec-WebSocket-Extensions: "
+	p, nb, ok := deflate.Negotiate(append(b, field...), r.Values("Sec-WebSocket-Extensions"), s.cfg.Compression.policy())
+	if !ok {
+		return b, nil
+	}
+	return append(nb, "\r\n"...), &connDeflate{p: p}
 }
 
 // acceptGUID is RFC 6455 §1.3's GUID, hashed with the key for
@@ -149,7 +182,7 @@ func httpError(code int, reason, header string) []byte {
 // delivers OpenEvent and hands any frames pipelined behind the request to
 // readFrames.
 func (c *Conn) handshake(data []byte) int {
-	n, resp, ok := c.ls.s.upgrade(data, &c.hs)
+	n, resp, z, ok := c.ls.s.upgrade(data, &c.hs)
 	if n == 0 {
 		return 0
 	}
@@ -160,7 +193,7 @@ func (c *Conn) handshake(data []byte) int {
 		c.rc.CloseGracefully()
 		return len(data)
 	}
-	c.state = stateOpen
+	c.state, c.z = stateOpen, z
 	c.opened = true
 	c.rc.Established()
 	c.lastRead = c.rc.Loop().NowNano()

@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"strings"
@@ -145,7 +146,7 @@ func TestUpgradeStrict(t *testing.T) {
 				used = len(tc.req)
 			}
 			var hs wire.HeadScanner
-			n, resp, ok := s.upgrade([]byte(tc.req), &hs)
+			n, resp, _, ok := s.upgrade([]byte(tc.req), &hs)
 			require.Equal(t, want, string(resp))
 			require.Equal(t, strings.HasPrefix(want, "HTTP/1.1 101 "), ok)
 			if ok || len(tc.req) <= cfg.MaxHandshakeSize {
@@ -155,7 +156,7 @@ func TestUpgradeStrict(t *testing.T) {
 			// One byte at a time: no answer before the byte that decides.
 			var hs1 wire.HeadScanner
 			for i := 1; i <= len(tc.req); i++ {
-				n, resp, ok1 := s.upgrade([]byte(tc.req[:i]), &hs1)
+				n, resp, _, ok1 := s.upgrade([]byte(tc.req[:i]), &hs1)
 				if n == 0 {
 					require.Nil(t, resp)
 					continue
@@ -203,11 +204,29 @@ func TestUpgradeAllocs(t *testing.T) {
 	req := []byte(upgradeReq("", "", "User-Agent: x\r\nOrigin: http://a\r\n"))
 	allocs := testing.AllocsPerRun(100, func() {
 		var hs wire.HeadScanner
-		if _, _, ok := s.upgrade(req, &hs); !ok {
+		if _, _, _, ok := s.upgrade(req, &hs); !ok {
 			panic("refused")
 		}
 	})
 	require.LessOrEqual(t, allocs, 1.0)
+
+	// With permessage-deflate negotiated, the longest answer: the response
+	// and the connection's deflate state.
+	s.cfg.Compression.Enabled = true
+	s.cfg.Compression.ServerContextTakeover = false
+	s.cfg.Compression.ServerWindowBits = 10
+	req = []byte(upgradeReq("", "", "Sec-WebSocket-Extensions: x-foo, permessage-deflate; client_max_window_bits=15; server_max_window_bits=15\r\n"))
+	allocs = testing.AllocsPerRun(100, func() {
+		var hs wire.HeadScanner
+		_, resp, z, ok := s.upgrade(req, &hs)
+		if !ok || z == nil {
+			panic("refused")
+		}
+		if !bytes.Contains(resp, []byte("\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10\r\n\r\n")) {
+			panic(string(resp))
+		}
+	})
+	require.LessOrEqual(t, allocs, 2.0)
 }
 
 // BenchmarkUpgrade: the parse, the checks and the response of a browser's
@@ -225,7 +244,7 @@ func BenchmarkUpgrade(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var hs wire.HeadScanner
-		if _, _, ok := s.upgrade(req, &hs); !ok {
+		if _, _, _, ok := s.upgrade(req, &hs); !ok {
 			b.Fatal("refused")
 		}
 	}

@@ -3,6 +3,7 @@ package ws_test
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
@@ -11,12 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/httphead"
 	gws "github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 	"github.com/gobwas/ws/wsutil"
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hioload-ws/hioload-ws/internal/wstest"
+	"github.com/hioload-ws/hioload-ws/ws"
 )
 
 // Interop: real client libraries we did not write, against the real server.
@@ -148,6 +152,23 @@ func dialGorilla(t *testing.T, addr string, d *websocket.Dialer) *websocket.Conn
 	return conn
 }
 
+// gorillaPieces writes p as one message of type mt through gorilla's
+// NextWriter in writes of 777 bytes, and requires it back.
+func gorillaPieces(t *testing.T, conn *websocket.Conn, mt int, p []byte) {
+	t.Helper()
+	w, err := conn.NextWriter(mt)
+	require.NoError(t, err)
+	for off := 0; off < len(p); off += 777 {
+		_, err := w.Write(p[off:min(off+777, len(p))])
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Close())
+	gotType, got, err := conn.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, mt, gotType)
+	require.Equal(t, p, got)
+}
+
 func TestInteropGorilla(t *testing.T) {
 	t.Parallel()
 	addr := startEcho(t, nil)
@@ -174,18 +195,7 @@ func TestInteropGorilla(t *testing.T) {
 		// fills, so the message goes out as many fragments.
 		conn := dialGorilla(t, addr, &websocket.Dialer{HandshakeTimeout: wstest.Timeout, WriteBufferSize: 512})
 		for _, mt := range []int{websocket.BinaryMessage, websocket.TextMessage} {
-			p := wstest.TextPayload(20000)
-			w, err := conn.NextWriter(mt)
-			require.NoError(t, err)
-			for off := 0; off < len(p); off += 777 {
-				_, err := w.Write(p[off:min(off+777, len(p))])
-				require.NoError(t, err)
-			}
-			require.NoError(t, w.Close())
-			gotType, got, err := conn.ReadMessage()
-			require.NoError(t, err)
-			require.Equal(t, mt, gotType)
-			require.Equal(t, p, got)
+			gorillaPieces(t, conn, mt, wstest.TextPayload(20000))
 		}
 	})
 	t.Run("ping and pong", func(t *testing.T) {
@@ -225,4 +235,141 @@ func TestInteropGorilla(t *testing.T) {
 		require.True(t, errors.As(err, &ce), "got %v", err)
 		require.Equal(t, websocket.CloseProtocolError, ce.Code)
 	})
+}
+
+// startCompressedEcho is startEcho with permessage-deflate on; it returns
+// the server too, whose counters tell whether messages went compressed.
+func startCompressedEcho(t *testing.T) (*ws.Server, string) {
+	t.Helper()
+	cfg := ws.DefaultConfig()
+	cfg.ListenAddr, cfg.Workers = "127.0.0.1:0", 2
+	cfg.ShutdownTimeout = time.Second
+	cfg.Compression.Enabled = true
+	srv, err := ws.NewServer(cfg)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		done <- srv.Run(ws.HandlerFunc(func(e *ws.Event) error {
+			if e.Kind == ws.MessageEvent {
+				return e.Conn.WriteMessage(e.Op, e.Data)
+			}
+			return nil
+		}))
+	}()
+	t.Cleanup(func() {
+		require.NoError(t, srv.Shutdown())
+		require.NoError(t, <-done)
+	})
+	return srv, srv.Addr().String()
+}
+
+// TestInteropGorillaCompression: gorilla with EnableCompression (it offers
+// permessage-deflate without context takeover on either side) sends and
+// reads compressed messages of every size, whole and fragmented.
+func TestInteropGorillaCompression(t *testing.T) {
+	t.Parallel()
+	srv, addr := startCompressedEcho(t)
+	d := &websocket.Dialer{HandshakeTimeout: wstest.Timeout, EnableCompression: true, WriteBufferSize: 4096}
+	conn, resp, err := d.Dial("ws://"+addr+"/echo", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	require.Equal(t, "permessage-deflate; server_no_context_takeover; client_no_context_takeover", resp.Header.Get("Sec-WebSocket-Extensions"))
+	conn.SetReadLimit(32 << 20)
+	conn.EnableWriteCompression(true)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(4*wstest.Timeout)))
+	sent := 0
+	for _, mt := range []int{websocket.TextMessage, websocket.BinaryMessage} {
+		for _, n := range interopSizes {
+			p := cyclic(deflateData(0), 0, n) // JSON
+			if mt == websocket.BinaryMessage {
+				p = wstest.Payload(n, 4)
+			}
+			require.NoError(t, conn.WriteMessage(mt, p))
+			gotType, got, err := conn.ReadMessage()
+			require.NoError(t, err)
+			require.Equal(t, mt, gotType)
+			require.True(t, bytes.Equal(p, got), "echo of %d bytes differs at %d", n, wstest.FirstDiff(p, got))
+			sent++
+		}
+	}
+	// A message gorilla writes as many fragments (its writer flushes a
+	// frame whenever its buffer fills).
+	gorillaPieces(t, conn, websocket.TextMessage, cyclic(deflateData(0), 0, 100000))
+	sent++
+	st := srv.Stats()
+	require.EqualValues(t, sent, st.DeflateIn, "gorilla compressed every message")
+	require.EqualValues(t, sent, st.DeflateOut, "the server echoed every compressed message compressed")
+}
+
+// TestInteropGobwasCompression: gobwas/ws's wsflate on the client side, with
+// its default parameters (no context takeover), whole messages through its
+// frame helpers and fragmented ones through wsutil's streaming writer and
+// reader.
+func TestInteropGobwasCompression(t *testing.T) {
+	t.Parallel()
+	srv, addr := startCompressedEcho(t)
+	ctx, cancel := context.WithTimeout(context.Background(), wstest.Timeout)
+	defer cancel()
+	dialer := gws.Dialer{Extensions: []httphead.Option{wsflate.DefaultParameters.Option()}}
+	nc, br, hs, err := dialer.Dial(ctx, "ws://"+addr+"/")
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	require.Len(t, hs.Extensions, 1)
+	var accepted wsflate.Parameters
+	require.NoError(t, accepted.Parse(hs.Extensions[0]))
+	require.Equal(t, wsflate.DefaultParameters, accepted)
+	require.NoError(t, nc.SetDeadline(time.Now().Add(4*wstest.Timeout)))
+	var r io.Reader = nc
+	if br != nil {
+		r = io.MultiReader(br, nc)
+	}
+	sent := 0
+	for _, op := range []gws.OpCode{gws.OpText, gws.OpBinary} {
+		for _, n := range interopSizes {
+			p := cyclic(deflateData(0), 0, n) // JSON
+			if op == gws.OpBinary {
+				p = wstest.Payload(n, 3)
+			}
+			f, err := wsflate.CompressFrame(gws.NewFrame(op, true, p))
+			require.NoError(t, err)
+			require.NoError(t, gws.WriteFrame(nc, gws.MaskFrameInPlace(f)))
+			echo, err := gws.ReadFrame(r)
+			require.NoError(t, err)
+			compressed, err := wsflate.IsCompressed(echo.Header)
+			require.NoError(t, err)
+			require.True(t, compressed, "echo of a compressed %d-byte message went uncompressed", n)
+			echo, err = wsflate.DecompressFrame(echo)
+			require.NoError(t, err)
+			require.Equal(t, op, echo.Header.OpCode)
+			require.True(t, bytes.Equal(p, echo.Payload), "echo of %d bytes differs at %d", n, wstest.FirstDiff(p, echo.Payload))
+			sent++
+		}
+	}
+	// Streaming: a fragmented compressed message through wsutil.Writer, its
+	// echo through wsutil.Reader, both with wsflate's message state.
+	var wstate, rstate wsflate.MessageState
+	ww := wsutil.NewWriterSize(nc, gws.StateClientSide|gws.StateExtended, gws.OpText, 512)
+	ww.SetExtensions(&wstate)
+	fw := wsflate.NewWriter(ww, func(w io.Writer) wsflate.Compressor {
+		c, _ := flate.NewWriter(w, 6)
+		return c
+	})
+	wstate.SetCompressed(true)
+	p := cyclic(deflateData(0), 0, 70000)
+	_, err = fw.Write(p)
+	require.NoError(t, err)
+	require.NoError(t, fw.Close())
+	require.NoError(t, ww.Flush())
+	rd := wsutil.Reader{Source: r, State: gws.StateClientSide | gws.StateExtended, Extensions: []wsutil.RecvExtension{&rstate}}
+	h, err := rd.NextFrame()
+	require.NoError(t, err)
+	require.Equal(t, gws.OpText, h.OpCode)
+	require.True(t, rstate.IsCompressed())
+	got, err := io.ReadAll(wsflate.NewReader(&rd, func(r io.Reader) wsflate.Decompressor { return flate.NewReader(r) }))
+	require.NoError(t, err)
+	require.Equal(t, p, got)
+	sent++
+	st := srv.Stats()
+	require.EqualValues(t, sent, st.DeflateIn)
+	require.EqualValues(t, sent, st.DeflateOut)
 }

@@ -139,7 +139,7 @@ func (c *Conn) readFrames(b []byte) int {
 // is not all there yet; for a data frame whose payload is still to come, the
 // header only (stream takes the payload).
 func (c *Conn) readFrame(b []byte, lim *Limits) int {
-	h, hs, complete, err := wire.ParseHeader(b)
+	h, hs, complete, err := wire.ParseHeader(b, c.rsv())
 	switch {
 	case err != nil:
 		c.fail(err.(*CloseError))
@@ -169,15 +169,22 @@ func (c *Conn) readFrame(b []byte, lim *Limits) int {
 
 // checkData checks a data frame's header against the message in progress
 // and the size limits (RFC 6455 §5.4, before any payload byte is read).
+// The frames of a compressed message may exceed the limits by what deflate
+// adds to incompressible data (compressedLimit); its inflated size is
+// checked as it inflates.
 func (c *Conn) checkData(h *wire.Header, lim *Limits) *CloseError {
+	frameMax, msgMax := lim.MaxFrameSize, lim.MaxMessageSize
+	if h.Rsv != 0 || h.OpCode == gws.OpContinuation && c.compressedMsg() {
+		frameMax, msgMax = compressedLimit(frameMax), compressedLimit(msgMax)
+	}
 	switch {
 	case h.OpCode == gws.OpContinuation && !c.reading():
 		return wire.ErrUnexpectedCont
 	case h.OpCode != gws.OpContinuation && c.reading():
 		return wire.ErrExpectedCont
-	case h.Length > lim.MaxFrameSize:
+	case h.Length > frameMax:
 		return wire.ErrFrameTooBig
-	case c.reassembled()+h.Length > lim.MaxMessageSize:
+	case c.reassembled()+h.Length > msgMax:
 		return wire.ErrMessageTooBig
 	}
 	return nil
@@ -191,11 +198,14 @@ func (c *Conn) checkData(h *wire.Header, lim *Limits) *CloseError {
 func (c *Conn) deliverInPlace(frame []byte, hs int, h wire.Header) int {
 	p := frame[hs:]
 	wire.Unmask(p, h.Mask, 0)
-	if h.OpCode == OpText && !wire.ValidUTF8(p) {
+	switch {
+	case h.Rsv != 0:
+		c.inflate(h.OpCode, p, frame, false)
+	case h.OpCode == OpText && !wire.ValidUTF8(p):
 		c.fail(wire.ErrInvalidUTF8)
-		return len(p)
+	default:
+		c.deliver(Event{Op: h.OpCode, Data: p, src: srcRead, frame: frame})
 	}
-	c.deliver(h.OpCode, p, srcRead, frame)
 	return len(p)
 }
 
@@ -206,6 +216,7 @@ func (c *Conn) beginFrame(h *wire.Header) {
 	in := c.reader()
 	if !in.active() {
 		in.op, in.utf8 = h.OpCode, 0
+		c.beginMessage(h.Rsv)
 	}
 	in.remain, in.mask, in.maskOff, in.fin = h.Length, h.Mask, 0, h.Fin
 	if h.Length == 0 {
@@ -242,7 +253,7 @@ func (c *Conn) payload(p []byte) bool {
 	in := c.in
 	wire.Unmask(p, in.mask, int(in.maskOff))
 	in.maskOff = uint8((int(in.maskOff) + len(p)) & 3)
-	if in.op == OpText {
+	if in.op == OpText && !c.compressedMsg() { // compressed text is checked once inflated
 		s, ok := wire.ValidateUTF8(in.utf8, p)
 		if !ok {
 			c.fail(wire.ErrInvalidUTF8)
@@ -263,14 +274,19 @@ func (c *Conn) endFrame() {
 	if !in.fin {
 		return
 	}
-	if in.op == OpText && !in.utf8.Complete() {
+	compressed := c.compressedMsg()
+	if in.op == OpText && !compressed && !in.utf8.Complete() {
 		c.fail(wire.ErrInvalidUTF8)
 		return
 	}
 	op := in.op
 	in.op = gws.OpContinuation // the message is complete
 	frame := in.buf.Bytes()
-	c.deliver(op, frame[msgHead:], srcMsg, frame)
+	if compressed {
+		c.inflate(op, frame[msgHead:], frame, true)
+	} else {
+		c.deliver(Event{Op: op, Data: frame[msgHead:], src: srcMsg, frame: frame})
+	}
 	if c.in != in {
 		return // the handler's reply closed c, and OnClose took the reader
 	}
@@ -306,15 +322,17 @@ func (c *Conn) control(op OpCode, p []byte) {
 	}
 }
 
-// deliver hands a whole message to the handler. src says where its bytes
-// live (for Event.Retain); frame is the payload with at least
-// wire.MaxHeaderSize bytes in front of it that are free to overwrite (the
-// client's header in the read buffer, or msgHead), for Conn.writeFrame.
-func (c *Conn) deliver(op OpCode, p []byte, src uint8, frame []byte) {
+// deliver hands a whole message to the handler: e's Op and Data, and where
+// the bytes live (src, for Event.Retain; frame, the payload as it arrived
+// with at least wire.MaxHeaderSize bytes in front of it that are free to
+// overwrite: the client's header in the read buffer, or msgHead, for
+// Conn.writeFrame).
+func (c *Conn) deliver(e Event) {
 	ls := c.ls
 	count(&ls.c.MessagesIn, 1)
-	count(&ls.c.BytesIn, uint64(len(p)))
-	if err := c.event(Event{Kind: MessageEvent, Conn: c, Op: op, Data: p, src: src, frame: frame}); err != nil {
+	count(&ls.c.BytesIn, uint64(len(e.Data)))
+	e.Kind, e.Conn = MessageEvent, c
+	if err := c.event(e); err != nil {
 		if log := ls.s.log; log.Enabled(context.Background(), slog.LevelDebug) {
 			log.Debug("ws: handler error", "remote", c.rc.RemoteAddr(), "err", err) // getpeername only when logged
 		}

@@ -33,7 +33,16 @@ type Counters struct {
 	// came to them. Sends whose TCP connection was already gone are in
 	// LoopCounters.TasksDropped.
 	SendsDropped uint64 `metric:"sends_dropped_total" help:"Messages Send accepted that were not written: the connection was closing when the loop came to them."`
-	ClosesSent   uint64 // close frames the server initiated; by code in Stats.CloseCodes
+
+	// permessage-deflate (RFC 7692): BytesIn and BytesOut count inflated
+	// payloads; these the compressed ones.
+	DeflateIn          uint64 `metric:"deflate_messages_in_total" help:"Messages received compressed (permessage-deflate)."`
+	DeflateOut         uint64 `metric:"deflate_messages_out_total" help:"Messages sent compressed."`
+	DeflateWireIn      uint64 `metric:"deflate_wire_in_bytes_total" help:"Compressed payload bytes received."`
+	DeflateWireOut     uint64 `metric:"deflate_wire_out_bytes_total" help:"Compressed payload bytes sent."`
+	DeflatePassthrough uint64 `metric:"deflate_passthrough_total" help:"Echoes of compressed messages sent as they arrived, without compressing again."`
+	DeflateCopied      uint64 `metric:"deflate_copied_bytes_total" help:"Bytes copied for compression: inflater input and clients' history windows (growing the inflate buffer is in LoopCounters.CopiedGrow)."`
+	ClosesSent         uint64 // close frames the server initiated; by code in Stats.CloseCodes
 }
 
 // LoopCounters are one event loop's transport counts (the reactor's, field
@@ -110,6 +119,7 @@ type loopState struct {
 	s          *Server
 	ev         Event
 	readers    []*msgReader // kept for reuse (Conn.reader)
+	z          *loopDeflate // permessage-deflate machinery, made on first use
 	_          [64]byte     // keep loops' counters off each other's cache lines
 }
 

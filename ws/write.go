@@ -43,13 +43,18 @@ func (c *Conn) writeFrame(op OpCode, p []byte) {
 }
 
 // headerRoom returns the whole client frame when p is exactly the payload
-// of the message being delivered to c and the frame is in the read buffer
-// (Event.frame), and nil otherwise. It hands the frame out once: a second
-// reply of the same payload (a broadcast) must not rewrite bytes the first
-// reply's write points at.
+// of the message being delivered to c (or, for a compressed message, its
+// deflate data) and the frame is in the read buffer (Event.frame), and nil
+// otherwise. It hands the frame out once: a second reply of the same
+// payload (a broadcast) must not rewrite bytes the first reply's write
+// points at.
 func (c *Conn) headerRoom(p []byte) []byte {
 	ev := &c.ls.ev
-	if ev.Conn != c || ev.frame == nil || len(p) == 0 || len(p) != len(ev.Data) || &p[0] != &ev.Data[0] {
+	payload := ev.Data
+	if ev.Compressed {
+		payload = ev.raw
+	}
+	if ev.Conn != c || ev.frame == nil || len(p) == 0 || !sameBytes(p, payload) {
 		return nil
 	}
 	frame := ev.frame

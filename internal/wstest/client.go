@@ -22,6 +22,10 @@ import (
 type Client struct {
 	nc net.Conn
 	br *bufio.Reader
+	// Deflate is the permessage-deflate the server agreed to
+	// (HandshakeOffer), nil without: Next then accepts RSV1 on a
+	// message's frame, and ExpectMessage inflates it.
+	Deflate *Deflate
 }
 
 // NewClient wraps a connection; it reads through a 64 KiB buffer.
@@ -69,26 +73,56 @@ func (c *Client) Close() error { return c.nc.Close() }
 // to: status 101, Upgrade: websocket, Connection: Upgrade, and the
 // Sec-WebSocket-Accept for the key.
 func (c *Client) Handshake(host string, extra ...byte) error {
-	key := NewKey()
-	if _, err := c.nc.Write(append([]byte(Request(host, key)), extra...)); err != nil {
-		return fmt.Errorf("wstest: writing the handshake: %w", err)
-	}
-	resp, err := c.ReadResponse(nil)
+	_, err := c.handshake(Request(host, NewKey()), extra)
+	return err
+}
+
+// HandshakeOffer is Handshake with a Sec-WebSocket-Extensions header
+// carrying offer (RFC 7692 §5: one or more permessage-deflate offers).
+// A response that accepts one sets c.Deflate; a response the offer does not
+// allow (ParseDeflateResponse) is an error.
+func (c *Client) HandshakeOffer(host, offer string) error {
+	req := Request(host, NewKey())
+	req = req[:len(req)-2] + "Sec-WebSocket-Extensions: " + offer + "\r\n\r\n"
+	resp, err := c.handshake(req, nil)
 	if err != nil {
 		return err
 	}
+	c.Deflate = nil
+	switch v := resp.Header.Values("Sec-WebSocket-Extensions"); len(v) {
+	case 0:
+		return nil
+	case 1:
+		c.Deflate, err = ParseDeflateResponse(v[0], strings.Contains(offer, "client_max_window_bits"))
+		return err
+	default:
+		return fmt.Errorf("%w: %d Sec-WebSocket-Extensions headers", ErrDeflateResponse, len(v))
+	}
+}
+
+// handshake writes req (then extra) and checks the response to it.
+func (c *Client) handshake(req string, extra []byte) (*http.Response, error) {
+	key := req[strings.Index(req, "Sec-WebSocket-Key: ")+len("Sec-WebSocket-Key: "):]
+	key = key[:strings.IndexByte(key, '\r')]
+	if _, err := c.nc.Write(append([]byte(req), extra...)); err != nil {
+		return nil, fmt.Errorf("wstest: writing the handshake: %w", err)
+	}
+	resp, err := c.ReadResponse(nil)
+	if err != nil {
+		return nil, err
+	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return fmt.Errorf("wstest: handshake: status %q, want 101", resp.Status)
+		return nil, fmt.Errorf("wstest: handshake: status %q, want 101", resp.Status)
 	}
 	for _, h := range [...][2]string{{"Upgrade", "websocket"}, {"Connection", "upgrade"}} {
 		if v := resp.Header.Get(h[0]); !strings.EqualFold(v, h[1]) {
-			return fmt.Errorf("wstest: handshake: %s header %q, want %q", h[0], v, h[1])
+			return nil, fmt.Errorf("wstest: handshake: %s header %q, want %q", h[0], v, h[1])
 		}
 	}
 	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), AcceptKey(key); got != want {
-		return fmt.Errorf("wstest: handshake: Sec-WebSocket-Accept %q, want %q", got, want)
+		return nil, fmt.Errorf("wstest: handshake: Sec-WebSocket-Accept %q, want %q", got, want)
 	}
-	return nil
+	return resp, nil
 }
 
 // ReadResponse reads an HTTP response head, and its body unless it is a

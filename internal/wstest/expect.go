@@ -59,24 +59,48 @@ func (c *Client) WriteChopped(t testing.TB, b []byte, chunk int, pause time.Dura
 	}
 }
 
-// Next reads a frame that must be there, well formed and without RSV bits
-// (no extension is ever negotiated).
+// Next reads a frame that must be there and well formed, without RSV bits
+// except RSV1 on a text or binary frame once permessage-deflate is
+// negotiated (c.Deflate; RFC 7692 §6.1: never on a control frame or a
+// continuation).
 func (c *Client) Next(t testing.TB) Frame {
 	t.Helper()
 	require.NoError(t, c.nc.SetReadDeadline(time.Now().Add(Timeout)))
 	f, err := c.ReadFrame()
 	require.NoError(t, err, "reading a server frame")
-	require.Zero(t, f.Rsv, "server frame %v has RSV bits", f)
+	if c.Deflate == nil || f.Rsv != 4 || (f.Op != gws.OpText && f.Op != gws.OpBinary) {
+		require.Zero(t, f.Rsv, "server frame %v has RSV bits", f)
+	}
 	return f
 }
 
 // ExpectMessage reads a frame that must be a final frame of type op
-// carrying exactly want.
+// carrying exactly want, inflated first if it is compressed.
 func (c *Client) ExpectMessage(t testing.TB, op gws.OpCode, want []byte) {
+	t.Helper()
+	c.expectMessage(t, op, want, false)
+}
+
+// ExpectCompressed is ExpectMessage for a message that must arrive
+// compressed (RSV1 set).
+func (c *Client) ExpectCompressed(t testing.TB, op gws.OpCode, want []byte) {
+	t.Helper()
+	c.expectMessage(t, op, want, true)
+}
+
+func (c *Client) expectMessage(t testing.TB, op gws.OpCode, want []byte, compressed bool) {
 	t.Helper()
 	f := c.Next(t)
 	require.Equal(t, op, f.Op, "opcode of %v", f)
 	require.True(t, f.Fin, "FIN of %v", f)
+	if compressed {
+		require.Equal(t, byte(4), f.Rsv, "want a compressed message (RSV1), got %v", f)
+	}
+	if f.Rsv == 4 {
+		p, err := c.Deflate.Inflate(f.Payload, MaxFrame)
+		require.NoError(t, err, "inflating %v", f)
+		f.Payload = p
+	}
 	if !bytes.Equal(want, f.Payload) {
 		require.Failf(t, "payload mismatch", "want %d bytes %s, got %v (first difference at %d)",
 			len(want), short(want), f, FirstDiff(want, f.Payload))

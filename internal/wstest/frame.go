@@ -129,6 +129,17 @@ func Close(code int, reason string) []byte {
 	return Data(gws.OpClose, true, append(p, reason...))
 }
 
+// Compressed is a compressed message (RSV1 on its first frame, RFC 7692
+// §6) of type op whose deflate data is data (Deflate.Compress), in frames
+// of at most size bytes (0: one frame).
+func Compressed(op gws.OpCode, data []byte, size int) []byte {
+	if size <= 0 || len(data) <= size {
+		return Frame{Fin: true, Rsv: 4, Op: op, Payload: data}.Bytes()
+	}
+	out := Frame{Rsv: 4, Op: op, Payload: data[:size]}.Bytes()
+	return append(out, Fragments(gws.OpContinuation, data[size:], size)...)
+}
+
 // Fragments splits p into frames of at most size bytes: the first of type
 // op, the rest continuations, the last final. An empty p is one final frame.
 func Fragments(op gws.OpCode, p []byte, size int) []byte {

@@ -22,74 +22,96 @@ import (
 const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // dial opens a TCP connection from src to addr and performs the opening
-// handshake. The returned reader may already hold bytes after the response.
-func dial(ctx context.Context, src netip.Addr, addr, path string, bufSize int) (net.Conn, *bufio.Reader, error) {
+// handshake, offering permessage-deflate when offer is not empty (the
+// server must then accept it). The returned reader may already hold bytes
+// after the response.
+func dial(ctx context.Context, src netip.Addr, addr, path, offer string, bufSize int) (net.Conn, *bufio.Reader, *deflateParams, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	if src.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
 	}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var raw [16]byte
 	rand.Read(raw[:])
 	key := base64.StdEncoding.EncodeToString(raw[:])
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"\r\nSec-WebSocket-Version: 13\r\n"
+	if offer != "" {
+		req += "Sec-WebSocket-Extensions: " + offer + "\r\n"
+	}
+	req += "\r\n"
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		c.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	br := bufio.NewReaderSize(c, bufSize)
-	if err := readUpgrade(br, key); err != nil {
+	ext, err := readUpgrade(br, key)
+	var z *deflateParams
+	switch {
+	case err == nil && offer != "" && ext == "":
+		err = errors.New("load: the server declined permessage-deflate")
+	case err == nil && offer != "":
+		z, err = parseDeflateResponse(ext)
+	}
+	if err != nil {
 		c.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	c.SetDeadline(time.Time{})
-	return c, br, nil
+	return c, br, z, nil
 }
 
 // readUpgrade reads the server's response up to its blank line and checks the
 // status and Sec-WebSocket-Accept (RFC 6455 §4.1, client requirements 1–4).
-func readUpgrade(br *bufio.Reader, key string) error {
+// It returns the Sec-WebSocket-Extensions value ("" without one).
+func readUpgrade(br *bufio.Reader, key string) (string, error) {
 	status, err := br.ReadSlice('\n')
 	if err != nil {
-		return fmt.Errorf("load: read handshake status: %w", err)
+		return "", fmt.Errorf("load: read handshake status: %w", err)
 	}
 	if !bytes.HasPrefix(status, []byte("HTTP/1.1 101")) {
-		return fmt.Errorf("load: handshake refused: %q", bytes.TrimSpace(status))
+		return "", fmt.Errorf("load: handshake refused: %q", bytes.TrimSpace(status))
 	}
 	sum := sha1.Sum([]byte(key + wsGUID))
 	want := base64.StdEncoding.EncodeToString(sum[:])
 	accepted := false
+	ext := ""
 	for {
 		line, err := br.ReadSlice('\n')
 		if err != nil {
-			return fmt.Errorf("load: read handshake headers: %w", err)
+			return "", fmt.Errorf("load: read handshake headers: %w", err)
 		}
 		line = bytes.TrimRight(line, "\r\n")
 		if len(line) == 0 {
 			break
 		}
 		name, value, ok := bytes.Cut(line, []byte(":"))
-		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Sec-WebSocket-Accept")) {
+		switch {
+		case ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Sec-WebSocket-Accept")):
 			accepted = string(bytes.TrimSpace(value)) == want
+		case ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Sec-WebSocket-Extensions")):
+			ext = string(bytes.TrimSpace(value))
 		}
 	}
 	if !accepted {
-		return errors.New("load: handshake without a valid Sec-WebSocket-Accept")
+		return "", errors.New("load: handshake without a valid Sec-WebSocket-Accept")
 	}
-	return nil
+	return ext, nil
 }
 
 // stats are one connection's counters; the main goroutine sums them.
 type stats struct {
 	echoed     atomic.Uint64 // messages whose echo was verified
 	mismatches atomic.Uint64 // echoes that differed from what was sent
+	wireBytes  atomic.Uint64 // payload bytes of compressed echoes
 }
+
+func count(c *atomic.Uint64, n uint64) { c.Add(n) }
 
 // loadConn drives one connection: a writer goroutine sends while it holds
 // credits (at most inflight messages unanswered), a reader verifies every echo
@@ -100,6 +122,7 @@ type loadConn struct {
 	br      *bufio.Reader
 	msg     *message
 	frame   *clientFrame
+	z       *inflater      // permessage-deflate negotiated; nil otherwise
 	sent    []atomic.Int64 // send time of seq, indexed seq % inflight
 	credits atomic.Int64
 	wake    chan struct{}
@@ -161,10 +184,11 @@ func (lc *loadConn) writeLoop() error {
 				next = next.Add(lc.interval)
 			}
 			lc.sent[seq%uint64(len(lc.sent))].Store(ts)
-			if _, err := bw.Write(lc.frame.set(seq)); err != nil {
+			prefix, tail := lc.frame.set(seq)
+			if _, err := bw.Write(prefix); err != nil {
 				return err
 			}
-			if _, err := bw.Write(lc.msg.tail); err != nil {
+			if _, err := bw.Write(tail); err != nil {
 				return err
 			}
 			seq++
@@ -213,22 +237,24 @@ func (lc *loadConn) give() {
 }
 
 // readLoop verifies echoes as they arrive. A message may come in several
-// frames (continuations); each chunk is compared in place in the read buffer.
+// frames (continuations); each chunk is compared in place in the read buffer,
+// or, for a compressed echo, gathered and verified whole (inflater).
 func (lc *loadConn) readLoop() error {
 	br := lc.br
-	size := int64(len(lc.msg.base))
+	size := int64(len(lc.msg.plain))
 	var seq uint64
-	var off int64 // payload bytes of message seq verified so far
+	var off int64 // payload bytes of message seq verified (or gathered, compressed) so far
+	compressed := false
 	for {
 		b, err := br.Peek(2)
 		if err != nil {
 			return err
 		}
-		h, ok, err := parseHeader(b)
+		h, ok, err := parseHeader(b, lc.z != nil)
 		for err == nil && !ok {
 			b, err = br.Peek(len(b) + 2)
 			if err == nil {
-				h, ok, err = parseHeader(b)
+				h, ok, err = parseHeader(b, lc.z != nil)
 			}
 		}
 		if err != nil {
@@ -256,8 +282,30 @@ func (lc *loadConn) readLoop() error {
 			}
 			br.Discard(int(h.length))
 			continue
-		case (h.op == opContinuation) != (off > 0), h.op != opContinuation && h.op != lc.msg.op,
-			off+h.length > size, h.fin && off+h.length != size:
+		case h.op != opContinuation && off > 0, h.op == opContinuation && off == 0 && !compressed,
+			h.op != opContinuation && h.op != lc.msg.op:
+			lc.st.mismatches.Add(1)
+			return fmt.Errorf("%w: frame op %d fin %v at offset %d", errMismatch, h.op, h.fin, off)
+		case h.op != opContinuation:
+			compressed = h.rsv1
+		}
+		if compressed {
+			if err := lc.gather(h); err != nil {
+				return err
+			}
+			if !h.fin {
+				continue
+			}
+			if err := lc.z.verify(lc.frame, seq); err != nil {
+				lc.st.mismatches.Add(1)
+				return err
+			}
+			compressed = false
+			lc.echoed(seq)
+			seq++
+			continue
+		}
+		if off+h.length > size || h.fin && off+h.length != size {
 			lc.st.mismatches.Add(1)
 			return fmt.Errorf("%w: frame op %d fin %v length %d at offset %d of %d", errMismatch, h.op, h.fin, h.length, off, size)
 		}
@@ -274,18 +322,48 @@ func (lc *loadConn) readLoop() error {
 				return fmt.Errorf("%w: message %d bytes %d..%d", errMismatch, seq, off, off+int64(n))
 			}
 			br.Discard(n)
+			count(&lc.st.wireBytes, uint64(n))
 			off += int64(n)
 			rem -= int64(n)
 		}
 		if !h.fin {
 			continue
 		}
-		if lc.r.measuring.Load() {
-			lc.r.hist.record(lc.r.now() - lc.sent[seq%uint64(len(lc.sent))].Load())
-		}
-		lc.st.echoed.Add(1)
+		lc.echoed(seq)
 		seq++
 		off = 0
-		lc.give()
 	}
+}
+
+// echoed counts the verified echo of message seq and returns its credit.
+func (lc *loadConn) echoed(seq uint64) {
+	if lc.r.measuring.Load() {
+		lc.r.hist.record(lc.r.now() - lc.sent[seq%uint64(len(lc.sent))].Load())
+	}
+	lc.st.echoed.Add(1)
+	lc.give()
+}
+
+// gather appends a frame of a compressed echo to the inflater's message.
+func (lc *loadConn) gather(h header) error {
+	z := lc.z
+	if int64(len(z.msg))+h.length > int64(2*len(lc.msg.plain)+1024) {
+		lc.st.mismatches.Add(1)
+		return fmt.Errorf("%w: compressed echo of %d bytes and more", errMismatch, int64(len(z.msg))+h.length)
+	}
+	for rem := int(h.length); rem > 0; {
+		n := min(rem, lc.br.Buffered())
+		if n == 0 {
+			if _, err := lc.br.Peek(1); err != nil {
+				return err
+			}
+			continue
+		}
+		chunk, _ := lc.br.Peek(n)
+		z.msg = append(z.msg, chunk...)
+		lc.br.Discard(n)
+		rem -= n
+	}
+	count(&lc.st.wireBytes, uint64(h.length))
+	return nil
 }

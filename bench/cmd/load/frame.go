@@ -44,11 +44,20 @@ func putStamp(dst []byte, id, seq uint64) {
 // message is the payload all connections send, and its masked tail: every
 // connection uses the same mask key, so the bytes after the stamp are masked
 // once and shared, and a send writes a few bytes of its own plus the tail.
+//
+// A compressed message (permessage-deflate, newCompressedMessage) goes on the
+// wire as its deflate data: a stored block holding the stamp, then the rest
+// of the message compressed once at start (deflate blocks concatenate, and
+// data compressed on its own refers only to itself). Its plain form, which
+// an echo must inflate to, has the stamp first like any other message.
 type message struct {
-	op   byte
-	base []byte // the payload, stamp bytes aside
-	key  [4]byte
-	tail []byte // base[stampWidth:] masked with key
+	op       byte
+	rsv1     bool   // compressed: RSV1 set on the frame (RFC 7692 §6)
+	plain    []byte // the message, stamp bytes aside (the stamp is its first bytes)
+	base     []byte // the payload on the wire, stamp bytes aside; plain unless compressed
+	stampOff int    // where the stamp sits in base
+	key      [4]byte
+	tail     []byte // base after the stamp, masked with key
 }
 
 // newMessage returns a printable-ASCII pattern of size bytes, so that text
@@ -65,60 +74,79 @@ func newMessage(size int, text bool) *message {
 		x ^= x << 17
 		m.base[i] = 'A' + byte(x%58) // 'A'..'z', all ASCII
 	}
-	w := stampWidth(size) // 16 or the whole payload: the tail starts at a key boundary
-	m.tail = make([]byte, size-w)
-	for i := range m.tail {
-		m.tail[i] = m.base[w+i] ^ m.key[(w+i)&3]
-	}
+	m.plain = m.base
+	m.maskTail()
 	return m
 }
 
-// clientFrame is one connection's frame header and masked stamp, rewritten in
-// place for each send; message.tail follows it on the wire.
-type clientFrame struct {
-	m      *message
-	id     uint64
-	prefix []byte // header, mask key, masked stamp
-	payOff int
+// maskTail masks the bytes of base after the stamp.
+func (m *message) maskTail() {
+	from := m.stampOff + stampWidth(len(m.plain))
+	m.tail = make([]byte, len(m.base)-from)
+	for i := range m.tail {
+		m.tail[i] = m.base[from+i] ^ m.key[(from+i)&3]
+	}
 }
 
-// newClientFrame builds connection id's frame prefix for m.
-func newClientFrame(m *message, id uint64) *clientFrame {
-	n := len(m.base)
-	hdr := make([]byte, 0, 14+16)
-	hdr = append(hdr, 0x80|m.op)
-	switch {
-	case n < 126:
-		hdr = append(hdr, 0x80|byte(n))
-	case n <= 0xffff:
-		hdr = append(hdr, 0x80|126, byte(n>>8), byte(n))
-	default:
-		hdr = append(hdr, 0x80|127)
-		hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
+// clientFrame is one connection's frames: for each message it sends (one,
+// or a few variants that take turns by sequence number), the frame header
+// and masked stamp, rewritten in place for each send, which the message's
+// tail follows on the wire.
+type clientFrame struct {
+	ms     []*message
+	id     uint64
+	prefix [][]byte // per message: header, mask key, masked payload up to the stamp's end
+	payOff []int
+}
+
+// newClientFrame builds connection id's frame prefixes for ms.
+func newClientFrame(ms []*message, id uint64) *clientFrame {
+	f := &clientFrame{ms: ms, id: id}
+	for _, m := range ms {
+		n := len(m.base)
+		hdr := make([]byte, 0, 14+m.stampOff+16)
+		b0 := 0x80 | m.op
+		if m.rsv1 {
+			b0 |= 0x40
+		}
+		hdr = append(hdr, b0)
+		switch {
+		case n < 126:
+			hdr = append(hdr, 0x80|byte(n))
+		case n <= 0xffff:
+			hdr = append(hdr, 0x80|126, byte(n>>8), byte(n))
+		default:
+			hdr = append(hdr, 0x80|127)
+			hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
+		}
+		hdr = append(hdr, m.key[:]...)
+		f.payOff = append(f.payOff, len(hdr))
+		f.prefix = append(f.prefix, append(hdr, m.base[:m.stampOff+stampWidth(len(m.plain))]...))
 	}
-	hdr = append(hdr, m.key[:]...)
-	f := &clientFrame{m: m, id: id, payOff: len(hdr)}
-	f.prefix = append(hdr, make([]byte, stampWidth(n))...)
 	return f
 }
 
-// set rewrites the stamp for seq and returns the frame's prefix; the frame is
-// the prefix followed by f.m.tail.
-func (f *clientFrame) set(seq uint64) []byte {
-	var st [16]byte
-	w := len(f.prefix) - f.payOff
-	putStamp(st[:w], f.id, seq)
-	p := f.prefix[f.payOff:]
-	for i := range w {
-		p[i] = st[i] ^ f.m.key[i&3]
+// msg is the message that goes out as number seq.
+func (f *clientFrame) msg(seq uint64) *message { return f.ms[seq%uint64(len(f.ms))] }
+
+// set rewrites the stamp for seq and returns the frame: its prefix, then the
+// message's masked tail.
+func (f *clientFrame) set(seq uint64) (prefix, tail []byte) {
+	i := seq % uint64(len(f.ms))
+	m := f.ms[i]
+	p := f.prefix[i][f.payOff[i]:]
+	copy(p, m.base)
+	putStamp(p[m.stampOff:], f.id, seq)
+	for i := range p {
+		p[i] ^= m.key[i&3]
 	}
-	return f.prefix
+	return f.prefix[i], m.tail
 }
 
-// equalAt reports whether chunk equals the payload of message seq at payload
+// equalAt reports whether chunk equals the (plain) payload of message seq at
 // offset off. It lets a reader verify an echo piece by piece as bytes arrive.
 func (f *clientFrame) equalAt(seq uint64, off int, chunk []byte) bool {
-	base := f.m.base
+	base := f.msg(seq).plain
 	w := stampWidth(len(base))
 	if off < w {
 		var st [16]byte
@@ -130,12 +158,27 @@ func (f *clientFrame) equalAt(seq uint64, off int, chunk []byte) bool {
 		chunk = chunk[n:]
 		off += n
 	}
-	return bytes.Equal(chunk, base[off:off+len(chunk)])
+	return off+len(chunk) <= len(base) && bytes.Equal(chunk, base[off:off+len(chunk)])
+}
+
+// equalWire reports whether p is exactly the payload message seq was sent
+// with: an echo of a compressed message sent back as it arrived.
+func (f *clientFrame) equalWire(seq uint64, p []byte) bool {
+	m := f.msg(seq)
+	w := stampWidth(len(m.plain))
+	if len(p) != len(m.base) {
+		return false
+	}
+	var st [16]byte
+	putStamp(st[:w], f.id, seq)
+	return bytes.Equal(p[:m.stampOff], m.base[:m.stampOff]) && bytes.Equal(p[m.stampOff:m.stampOff+w], st[:w]) &&
+		bytes.Equal(p[m.stampOff+w:], m.base[m.stampOff+w:])
 }
 
 // header is a parsed server frame header.
 type header struct {
 	fin    bool
+	rsv1   bool // compressed (permessage-deflate): only on a message's first frame
 	op     byte
 	length int64
 	size   int // bytes the header occupies
@@ -143,12 +186,15 @@ type header struct {
 
 // parseHeader parses a server-to-client frame header from b. It returns ok=false
 // when b does not hold the whole header yet, and an error for a header that a
-// server must not send (masked, RSV bits, bad length).
-func parseHeader(b []byte) (h header, ok bool, err error) {
+// server must not send (masked, RSV bits, bad length). RSV1 is allowed on a
+// data frame that starts a message when deflate says permessage-deflate was
+// negotiated (RFC 7692 §6.1).
+func parseHeader(b []byte, deflate bool) (h header, ok bool, err error) {
 	if len(b) < 2 {
 		return h, false, nil
 	}
-	if b[0]&0x70 != 0 {
+	h.rsv1 = b[0]&0x40 != 0
+	if op := b[0] & 0x0f; b[0]&0x30 != 0 || h.rsv1 && (!deflate || op == opContinuation || op >= opClose) {
 		return h, false, fmt.Errorf("load: server frame has RSV bits 0x%02x", b[0])
 	}
 	if b[1]&0x80 != 0 {

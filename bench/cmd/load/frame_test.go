@@ -33,15 +33,16 @@ func unmask(t *testing.T, frame []byte) (op byte, payload []byte) {
 }
 
 func frameOf(f *clientFrame, seq uint64) []byte {
-	return append(bytes.Clone(f.set(seq)), f.m.tail...)
+	prefix, tail := f.set(seq)
+	return append(bytes.Clone(prefix), tail...)
 }
 
 func TestClientFrameCarriesStampedPayload(t *testing.T) {
 	for _, size := range []int{1, 7, 16, 17, 125, 126, 65535, 65536, 1 << 20} {
 		for _, text := range []bool{false, true} {
 			m := newMessage(size, text)
-			f := newClientFrame(m, 3)
-			other := newClientFrame(m, 4)
+			f := newClientFrame([]*message{m}, 3)
+			other := newClientFrame([]*message{m}, 4)
 			for _, seq := range []uint64{0, 1, 0xabcdef, 1<<seqBits - 1} {
 				op, p := unmask(t, frameOf(f, seq))
 				if op != m.op {
@@ -66,7 +67,7 @@ func TestClientFrameCarriesStampedPayload(t *testing.T) {
 
 func TestEqualAtInChunks(t *testing.T) {
 	m := newMessage(1000, false)
-	f := newClientFrame(m, 9)
+	f := newClientFrame([]*message{m}, 9)
 	_, p := unmask(t, frameOf(f, 42))
 	for _, chunk := range []int{1, 3, 16, 17, 999, 1000} {
 		for off := 0; off < len(p); off += chunk {
@@ -104,7 +105,7 @@ func TestParseHeader(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h, ok, err := parseHeader(tc.in)
+			h, ok, err := parseHeader(tc.in, false)
 			if (err != nil) != tc.wantErr || ok != tc.ok {
 				t.Fatalf("ok %v err %v, want ok %v err %v", ok, err, tc.ok, tc.wantErr)
 			}

@@ -12,6 +12,13 @@
 // With -idle it opens -conns upgraded connections, prints one JSON line
 // {"ready":N} when all are open and holds them until SIGTERM or SIGINT arrives
 // or -hold passes, so that a script can read the server's memory.
+//
+// With -deflate OFFER it offers permessage-deflate (RFC 7692) and sends
+// JSON-like text compressed (deflate.go); the server must accept, and each
+// echo must inflate to the message. Idle connections then each echo one
+// compressed message before they are counted ready, so that the memory read
+// is that of connections that have used compression (each echoes a 40 KiB
+// message, which fills any history window).
 package main
 
 import (
@@ -54,6 +61,7 @@ type config struct {
 	hold     time.Duration
 	dialTime time.Duration
 	profile  string
+	deflate  string
 }
 
 func parseFlags() (config, error) {
@@ -80,6 +88,7 @@ func parseFlags() (config, error) {
 	flag.DurationVar(&cfg.hold, "hold", 5*time.Minute, "in -idle mode, the longest time to hold")
 	flag.DurationVar(&cfg.dialTime, "dial-timeout", time.Minute, "the longest time to open all connections")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write the generator's CPU profile of the measurement window here")
+	flag.StringVar(&cfg.deflate, "deflate", "", `offer permessage-deflate with this Sec-WebSocket-Extensions value (e.g. "permessage-deflate; client_max_window_bits") and send compressed JSON-like text`)
 	flag.Parse()
 	var err error
 	if cfg.srcFrom, err = netip.ParseAddr(src); err != nil {
@@ -93,6 +102,11 @@ func parseFlags() (config, error) {
 		return cfg, errors.New("load: -conns, -inflight, -size, -srcs and -dialers must be positive")
 	case cfg.rate < 0:
 		return cfg, errors.New("load: -rate must not be negative")
+	case cfg.deflate != "" && cfg.size < 16:
+		return cfg, errors.New("load: -deflate needs -size of at least 16")
+	}
+	if cfg.deflate != "" {
+		cfg.text = true
 	}
 	return cfg, nil
 }
@@ -150,6 +164,8 @@ type result struct {
 	ServerCPUs     float64 `json:"server_cpu_s"`
 	ServerCPUusMsg float64 `json:"server_cpu_us_per_msg"`
 	GenCPUusMsg    float64 `json:"gen_cpu_us_per_msg"`
+	Deflate        string  `json:"deflate,omitempty"`
+	WireBytesMsg   float64 `json:"echo_wire_bytes,omitempty"` // with -deflate: echo payload bytes on the wire, per message
 	Mismatches     uint64  `json:"mismatches"`
 	ConnErrors     int64   `json:"conn_errors"`
 	DialErrors     int64   `json:"dial_errors"`
@@ -170,7 +186,7 @@ func main() {
 		os.Exit(r.holdIdle(ctx, conns, dialErrs, err))
 	}
 	res := result{Label: cfg.label, Server: cfg.server, Scenario: cfg.scenario, Addr: cfg.addr, Conns: cfg.conns, Inflight: cfg.inflight,
-		Rate: cfg.rate, Size: cfg.size, Text: cfg.text, DialErrors: dialErrs}
+		Rate: cfg.rate, Size: cfg.size, Text: cfg.text, Deflate: cfg.deflate, DialErrors: dialErrs}
 	if err == nil {
 		r.measure(ctx, conns, &res)
 	}
@@ -192,6 +208,7 @@ func main() {
 type opened struct {
 	c  net.Conn
 	br *bufio.Reader
+	z  *deflateParams // permessage-deflate agreed; nil without -deflate
 }
 
 // dialAll opens cfg.conns connections with cfg.dialers workers.
@@ -218,13 +235,16 @@ func (r *run) dialAll(ctx context.Context) ([]opened, int64, error) {
 				if i >= cfg.conns || ctx.Err() != nil {
 					return
 				}
-				c, br, err := dial(ctx, cfg.srcAddr(i), cfg.addr, cfg.path, bufSize)
+				c, br, z, err := dial(ctx, cfg.srcAddr(i), cfg.addr, cfg.path, cfg.deflate, bufSize)
+				if err == nil && cfg.idle && z != nil {
+					err = primeIdle(c, br, z, uint64(i))
+				}
 				if err != nil {
 					errs.Add(1)
 					first.CompareAndSwap(nil, &err)
 					continue
 				}
-				out[i] = opened{c, br}
+				out[i] = opened{c, br, z}
 			}
 		})
 	}
@@ -267,10 +287,16 @@ func (r *run) measure(ctx context.Context, conns []opened, res *result) {
 	cfg := &r.cfg
 	r.start = time.Now()
 	var wg sync.WaitGroup
-	msg := newMessage(cfg.size, cfg.text)
+	msgs := []*message{newMessage(cfg.size, cfg.text)}
+	if cfg.deflate != "" {
+		msgs = newCompressedMessages(cfg.size)
+	}
 	for i, o := range conns {
-		lc := &loadConn{r: r, c: o.c, br: o.br, msg: msg, frame: newClientFrame(msg, uint64(i)),
+		lc := &loadConn{r: r, c: o.c, br: o.br, msg: msgs[0], frame: newClientFrame(msgs, uint64(i)),
 			sent: make([]atomic.Int64, cfg.inflight), wake: make(chan struct{}, 1)}
+		if o.z != nil {
+			lc.z = &inflater{p: o.z}
+		}
 		lc.credits.Store(int64(cfg.inflight))
 		if cfg.rate > 0 {
 			lc.interval = time.Duration(float64(cfg.conns) / cfg.rate * float64(time.Second))
@@ -324,8 +350,14 @@ func (r *run) measure(ctx context.Context, conns []opened, res *result) {
 	if res.Msgs > 0 {
 		res.GenCPUusMsg = float64((gen1 - gen0).Nanoseconds()) / 1e3 / float64(res.Msgs)
 	}
+	var wire, echoed uint64
 	for _, lc := range r.conns {
 		res.Mismatches += lc.st.mismatches.Load()
+		wire += lc.st.wireBytes.Load()
+		echoed += lc.st.echoed.Load()
+	}
+	if cfg.deflate != "" && echoed > 0 {
+		res.WireBytesMsg = float64(wire) / float64(echoed)
 	}
 	res.ConnErrors = r.failed.Load()
 	if ctx.Err() != nil {

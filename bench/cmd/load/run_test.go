@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
@@ -18,6 +20,10 @@ import (
 
 // echoOpts shapes the test server's misbehaviour.
 type echoOpts struct {
+	// deflate accepts permessage-deflate and echoes compressed messages as
+	// they came ("passthrough") or inflated and compressed again
+	// ("recompress", keeping context); "" declines it.
+	deflate   string
 	corruptAt int           // flip one payload byte of this message (1-based; 0 = never)
 	pingEvery int           // send a ping after every this many echoes (0 = never)
 	pongs     *atomic.Int64 // counts pongs that carried the ping's payload
@@ -51,8 +57,14 @@ func serveEcho(c net.Conn, o echoOpts) {
 		return
 	}
 	sum := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + wsGUID))
+	ext := ""
+	if o.deflate != "" && strings.HasPrefix(req.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		ext = "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
+	}
 	io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+
-		base64.StdEncoding.EncodeToString(sum[:])+"\r\n\r\n")
+		base64.StdEncoding.EncodeToString(sum[:])+"\r\n"+ext+"\r\n")
+	var zw *flate.Writer // recompress: the server's compressor, keeping context
+	var zout bytes.Buffer
 	bw := bufio.NewWriter(c)
 	for n := 1; ; n++ {
 		var h [14]byte
@@ -84,12 +96,29 @@ func serveEcho(c net.Conn, o echoOpts) {
 			n--
 			continue
 		}
+		first := h[0] & 0x0f
+		if h[0]&0x40 != 0 && o.deflate == "recompress" {
+			plain, err := io.ReadAll(flate.NewReader(bytes.NewReader(append(p, 0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff))))
+			if err != nil {
+				return
+			}
+			zout.Reset()
+			if zw == nil {
+				zw, _ = flate.NewWriter(&zout, 1)
+			}
+			zw.Write(plain)
+			zw.Flush()
+			p = bytes.TrimSuffix(zout.Bytes(), []byte{0, 0, 0xff, 0xff})
+		}
+		if h[0]&0x40 != 0 {
+			first |= 0x40
+		}
 		if n == o.corruptAt {
 			p[len(p)/2] ^= 0x20
 		}
 		// Echo in two fragments to exercise continuation handling.
 		half := len(p) / 2
-		bw.Write([]byte{h[0] & 0x0f, byte(half)})
+		bw.Write([]byte{first, byte(half)})
 		bw.Write(p[:half])
 		bw.Write([]byte{0x80, byte(len(p) - half)})
 		bw.Write(p[half:])
@@ -105,9 +134,9 @@ func serveEcho(c net.Conn, o echoOpts) {
 	}
 }
 
-func testRun(t *testing.T, addr string) result {
+func testRun(t *testing.T, addr string, deflate ...string) result {
 	t.Helper()
-	cfg := config{addr: addr, path: "/", conns: 4, inflight: 4, size: 100, text: true,
+	cfg := config{addr: addr, path: "/", conns: 4, inflight: 4, size: 100, text: true, deflate: strings.Join(deflate, ""),
 		warmup: 50 * time.Millisecond, duration: 200 * time.Millisecond,
 		srcFrom: netip.MustParseAddr("127.0.0.1"), srcCount: 1, dialers: 2, bufSize: 4096}
 	r := &run{cfg: cfg, stop: make(chan struct{})}
@@ -138,6 +167,26 @@ func TestRunAnswersPings(t *testing.T) {
 	}
 	if pongs.Load() == 0 {
 		t.Fatal("no ping was answered with its payload")
+	}
+}
+
+// TestRunDeflate: compressed messages, echoed as they came or compressed
+// again with context, verify; a corrupted compressed echo does not.
+func TestRunDeflate(t *testing.T) {
+	for _, mode := range []string{"passthrough", "recompress"} {
+		res := testRun(t, echoServer(t, echoOpts{deflate: mode}), "permessage-deflate")
+		if res.Msgs == 0 || res.Mismatches != 0 || res.ConnErrors != 0 || res.Error != "" || res.WireBytesMsg == 0 {
+			t.Fatalf("%s: %+v", mode, res)
+		}
+		res = testRun(t, echoServer(t, echoOpts{deflate: mode, corruptAt: 3}), "permessage-deflate")
+		if res.Mismatches == 0 {
+			t.Fatalf("%s: corrupted compressed echo not caught: %+v", mode, res)
+		}
+	}
+	r := &run{cfg: config{addr: echoServer(t, echoOpts{}), path: "/", conns: 1, deflate: "permessage-deflate",
+		srcFrom: netip.MustParseAddr("127.0.0.1"), srcCount: 1, dialers: 1, bufSize: 4096}}
+	if _, _, err := r.dialAll(context.Background()); err == nil || !strings.Contains(err.Error(), "declined permessage-deflate") {
+		t.Fatalf("a server that declines: %v", err)
 	}
 }
 

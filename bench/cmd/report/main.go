@@ -34,6 +34,7 @@ type record struct {
 	DialErrors     int64   `json:"dial_errors"`
 	Error          string  `json:"error"`
 	BytesPerConn   float64 `json:"bytes_per_conn"`
+	WireBytesMsg   float64 `json:"echo_wire_bytes"`
 	RSSBeforeKB    float64 `json:"rss_before_kb"`
 	RSSAfterKB     float64 `json:"rss_after_kb"`
 	Failed         bool    `json:"failed"`
@@ -44,7 +45,14 @@ func (r *record) ok() bool {
 }
 
 // scenarioOrder is the column order; unknown scenarios follow in input order.
-var scenarioOrder = []string{"64B", "1KiB", "16KiB", "1MiB", "2000x1", "rate20k", "idle"}
+var scenarioOrder = []string{"64B", "1KiB", "16KiB", "1MiB", "2000x1", "rate20k", "idle",
+	"z1KiB", "z16KiB", "zc1KiB", "zc16KiB", "idle-z", "idle-zc"}
+
+// isIdle reports whether a scenario measures idle memory rather than load.
+func isIdle(s string) bool { return strings.HasPrefix(s, "idle") }
+
+// isCompressed reports whether a scenario runs permessage-deflate.
+func isCompressed(s string) bool { return strings.HasPrefix(s, "z") || strings.HasPrefix(s, "idle-z") }
 
 // ours names our server (run with the io engine auto chooses); servers
 // named ours+"-"+engine are ours with that engine forced. uws is
@@ -161,19 +169,21 @@ type metric struct {
 
 var metrics = []metric{
 	{"Server CPU time per echoed message (lower is better; ranks servers)", "µs/msg", true, fixed,
-		func(r *record) float64 { return r.ServerCPUusMsg }, func(s string) bool { return s != "idle" }},
+		func(r *record) float64 { return r.ServerCPUusMsg }, func(s string) bool { return !isIdle(s) }},
 	{"Messages echoed per second (one generator core; the best servers saturate the generator, not themselves)", "msg/s", false, si,
-		func(r *record) float64 { return r.MsgsPerSec }, func(s string) bool { return s != "idle" }},
+		func(r *record) float64 { return r.MsgsPerSec }, func(s string) bool { return !isIdle(s) }},
 	{"Latency p99 at a fixed 20,000 msg/s over 200 connections", "µs", true, fixed,
 		func(r *record) float64 { return r.P99us }, func(s string) bool { return strings.HasPrefix(s, "rate") }},
 	{"Latency p50 at a fixed 20,000 msg/s over 200 connections", "µs", true, fixed,
 		func(r *record) float64 { return r.P50us }, func(s string) bool { return strings.HasPrefix(s, "rate") }},
 	{"Resident memory per idle connection at 19,000 connections", "bytes", true, fixed,
-		func(r *record) float64 { return r.BytesPerConn }, func(s string) bool { return s == "idle" }},
+		func(r *record) float64 { return r.BytesPerConn }, isIdle},
 	{"Resident memory just after start, before the idle connections (what the per-connection figure does not count)", "kB", true, fixed,
-		func(r *record) float64 { return r.RSSBeforeKB }, func(s string) bool { return s == "idle" }},
+		func(r *record) float64 { return r.RSSBeforeKB }, isIdle},
 	{"Resident memory with 19,000 idle connections", "kB", true, fixed,
-		func(r *record) float64 { return r.RSSAfterKB }, func(s string) bool { return s == "idle" }},
+		func(r *record) float64 { return r.RSSAfterKB }, isIdle},
+	{"Compressed echo payload on the wire per message", "bytes", true, fixed,
+		func(r *record) float64 { return r.WireBytesMsg }, func(s string) bool { return isCompressed(s) && !isIdle(s) }},
 }
 
 // fixed shows three significant digits without an exponent.
@@ -263,7 +273,7 @@ func (d *data) table(w io.Writer, m metric) {
 func (d *data) spreadTable(w io.Writer) {
 	var cols []string
 	for _, s := range d.scenarios {
-		if s != "idle" {
+		if !isIdle(s) {
 			cols = append(cols, s)
 		}
 	}

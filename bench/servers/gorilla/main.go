@@ -1,7 +1,9 @@
 // Command gorilla is the benchmark's echo server on github.com/gorilla/websocket:
 // net/http, one goroutine per connection, and the streaming NextReader /
 // NextWriter echo that gorilla's own autobahn server uses (no per-message
-// allocation of the whole payload).
+// allocation of the whole payload). -compression turns on permessage-deflate
+// as gorilla's README says (EnableCompression; gorilla supports it only
+// without context takeover, both ways).
 package main
 
 import (
@@ -46,6 +48,8 @@ func echo(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	addr := flag.String("addr", ":9001", "listen address")
+	compression := flag.Bool("compression", false, "accept permessage-deflate (no context takeover) and compress replies")
 	flag.Parse()
+	upgrader.EnableCompression = *compression
 	log.Fatal(http.ListenAndServe(*addr, http.HandlerFunc(echo)))
 }

@@ -3,7 +3,8 @@
 // engine (non-blocking, epoll) with MaxLoad raised, ReleaseWebsocketPayload on
 // so payload buffers go back to nbio's pool after OnMessage, and the websocket
 // upgrader echoing from OnMessage. Read limits are raised to pass 1 MiB
-// messages.
+// messages. -compression turns on permessage-deflate (EnableCompression; nbio
+// supports it only without context takeover, both ways).
 package main
 
 import (
@@ -20,8 +21,10 @@ import (
 
 func main() {
 	addr := flag.String("addr", ":9001", "listen address")
+	compression := flag.Bool("compression", false, "accept permessage-deflate (no context takeover) and compress replies")
 	flag.Parse()
 	u := websocket.NewUpgrader()
+	u.EnableCompression(*compression)
 	u.CheckOrigin = func(*http.Request) bool { return true }
 	u.OnMessage(func(c *websocket.Conn, mt websocket.MessageType, data []byte) {
 		_ = c.WriteMessage(mt, data)

@@ -35,6 +35,14 @@ var (
 	ErrCloseLength       = &CloseError{gws.StatusProtocolError, "close frame payload of 1 byte"}
 	ErrCloseCode         = &CloseError{gws.StatusProtocolError, "invalid close code"}
 	ErrCloseReason       = &CloseError{gws.StatusInvalidFramePayloadData, "invalid UTF-8 in the close reason"}
+
+	// RFC 7692 §6.1: RSV1 marks a compressed message on its first frame
+	// only; control frames are never compressed.
+	ErrCompressedControl      = &CloseError{gws.StatusProtocolError, "RSV1 set on a control frame"}
+	ErrCompressedContinuation = &CloseError{gws.StatusProtocolError, "RSV1 set on a continuation frame"}
+	// ErrInflate: a compressed message whose data does not inflate (a
+	// protocol error, as Python's websockets closes for it).
+	ErrInflate = &CloseError{gws.StatusProtocolError, "invalid compressed data"}
 )
 
 // ValidCloseCode reports whether a peer may send code in a close frame

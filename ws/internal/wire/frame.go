@@ -14,14 +14,24 @@ type Header = gws.Header
 // length, 4 of mask.
 const MaxHeaderSize = 14
 
+// RSV1 is the reserved bit permessage-deflate gives a meaning (RFC 7692
+// §6: the message is compressed), as Header.Rsv holds it.
+const RSV1 byte = 4
+
+// OpRSV1 or-ed into the opcode given to PutHeader sets RSV1 in the header.
+const OpRSV1 gws.OpCode = 0x40
+
 // ParseHeader reads a client frame header from the start of b. It returns
 // the header, its size in bytes, and complete=false when b is too short to
 // hold it (a state, not an error: wait for more bytes). It checks what RFC
 // 6455 §5.2 and §5.5 require of every frame before its payload is read:
-// no reserved bits (no extension is negotiated), no reserved opcode,
-// control frames final and at most 125 bytes, the mask bit set (§5.1), and
-// the 64-bit length's most significant bit clear. It never allocates.
-func ParseHeader(b []byte) (h Header, size int, complete bool, err error) {
+// no reserved bits but those in rsv (the extensions negotiated: RSV1 with
+// permessage-deflate), no reserved opcode, control frames final and at
+// most 125 bytes, the mask bit set (§5.1), and the 64-bit length's most
+// significant bit clear. RSV1, where allowed, may only mark a message's
+// first frame, never a control frame or a continuation (RFC 7692 §6.1).
+// It never allocates.
+func ParseHeader(b []byte, rsv byte) (h Header, size int, complete bool, err error) {
 	if len(b) < 2 {
 		return h, 0, false, nil
 	}
@@ -31,8 +41,12 @@ func ParseHeader(b []byte) (h Header, size int, complete bool, err error) {
 	h.OpCode = gws.OpCode(b0 & 0x0f)
 	h.Masked = b1&0x80 != 0
 	switch {
-	case h.Rsv != 0:
+	case h.Rsv&^rsv != 0:
 		return h, 0, false, ErrReservedBits
+	case h.Rsv != 0 && h.OpCode.IsControl():
+		return h, 0, false, ErrCompressedControl
+	case h.Rsv != 0 && h.OpCode == gws.OpContinuation:
+		return h, 0, false, ErrCompressedContinuation
 	case h.OpCode.IsReserved():
 		return h, 0, false, ErrReservedOpcode
 	case !h.Masked:
@@ -74,7 +88,8 @@ func ParseHeader(b []byte) (h Header, size int, complete bool, err error) {
 }
 
 // PutHeader writes an unmasked server frame header for a payload of n bytes
-// into b (at least MaxHeaderSize long) and returns its size.
+// into b (at least MaxHeaderSize long) and returns its size. op may carry
+// OpRSV1 for a compressed message.
 func PutHeader(b []byte, fin bool, op gws.OpCode, n int) int {
 	b0 := byte(op)
 	if fin {

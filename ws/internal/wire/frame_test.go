@@ -29,7 +29,7 @@ func TestParseHeaderLengths(t *testing.T) {
 	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 1 << 20} {
 		payload := bytes.Repeat([]byte{'x'}, n)
 		b := clientFrame(t, true, gws.OpBinary, 0, payload)
-		h, size, complete, err := ParseHeader(b)
+		h, size, complete, err := ParseHeader(b, 0)
 		require.NoError(t, err, "len %d", n)
 		require.True(t, complete)
 		require.Equal(t, int64(n), h.Length)
@@ -40,7 +40,7 @@ func TestParseHeaderLengths(t *testing.T) {
 		require.Equal(t, payload, p)
 		// Every strict prefix of the header is incomplete, not an error.
 		for i := 0; i < size; i++ {
-			_, _, complete, err := ParseHeader(b[:i])
+			_, _, complete, err := ParseHeader(b[:i], 0)
 			require.NoError(t, err)
 			require.False(t, complete, "prefix %d of %d", i, size)
 		}
@@ -71,11 +71,54 @@ func TestParseHeaderRejects(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, _, err := ParseHeader(tc.b)
+			_, _, _, err := ParseHeader(tc.b, 0)
 			require.Equal(t, tc.want, err)
 			require.Equal(t, gws.StatusProtocolError, tc.want.Code)
 		})
 	}
+}
+
+// TestParseHeaderRSV1 checks the reserved bits with permessage-deflate
+// negotiated (RFC 7692 §6.1): RSV1 on a message's first frame only.
+func TestParseHeaderRSV1(t *testing.T) {
+	cases := []struct {
+		name string
+		b    []byte
+		want *CloseError
+	}{
+		{"compressed text", clientFrame(t, true, gws.OpText, 4, []byte("x")), nil},
+		{"compressed binary, first fragment", clientFrame(t, false, gws.OpBinary, 4, []byte("x")), nil},
+		{"continuation without RSV1", clientFrame(t, true, gws.OpContinuation, 0, []byte("x")), nil},
+		{"continuation with RSV1", clientFrame(t, true, gws.OpContinuation, 4, []byte("x")), ErrCompressedContinuation},
+		{"ping with RSV1", clientFrame(t, true, gws.OpPing, 4, nil), ErrCompressedControl},
+		{"pong with RSV1", clientFrame(t, true, gws.OpPong, 4, nil), ErrCompressedControl},
+		{"close with RSV1", clientFrame(t, true, gws.OpClose, 4, []byte{3, 0xe8}), ErrCompressedControl},
+		{"RSV2", clientFrame(t, true, gws.OpText, 2, nil), ErrReservedBits},
+		{"RSV1 and RSV3", clientFrame(t, true, gws.OpText, 5, nil), ErrReservedBits},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, complete, err := ParseHeader(tc.b, RSV1)
+			if tc.want == nil {
+				require.NoError(t, err)
+				require.True(t, complete)
+				return
+			}
+			require.Equal(t, tc.want, err)
+			require.Equal(t, gws.StatusProtocolError, tc.want.Code)
+		})
+	}
+	// Without the extension, RSV1 is a reserved bit like the others.
+	_, _, _, err := ParseHeader(clientFrame(t, true, gws.OpText, 4, nil), 0)
+	require.Equal(t, ErrReservedBits, err)
+}
+
+func TestPutHeaderRSV1(t *testing.T) {
+	b := make([]byte, MaxHeaderSize)
+	n := PutHeader(b, true, gws.OpText|OpRSV1, 300)
+	var want bytes.Buffer
+	require.NoError(t, gws.WriteHeader(&want, gws.Header{Fin: true, Rsv: RSV1, OpCode: gws.OpText, Length: 300}))
+	require.Equal(t, want.Bytes(), b[:n])
 }
 
 func TestPutHeaderMatchesGobwas(t *testing.T) {
@@ -121,7 +164,7 @@ func TestHotPathAllocs(t *testing.T) {
 	hdr := make([]byte, MaxHeaderSize)
 	allocs := testing.AllocsPerRun(1000, func() {
 		copy(work, frame)
-		h, size, complete, err := ParseHeader(work)
+		h, size, complete, err := ParseHeader(work, 0)
 		if err != nil || !complete {
 			t.Fatal("parse failed")
 		}
@@ -141,7 +184,7 @@ func BenchmarkParseHeader(b *testing.B) {
 		b.Run(wstest.SizeName(n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, ok, err := ParseHeader(frame); !ok || err != nil {
+				if _, _, ok, err := ParseHeader(frame, 0); !ok || err != nil {
 					b.Fatal("parse")
 				}
 			}
@@ -173,8 +216,13 @@ func FuzzParseHeader(f *testing.F) {
 	f.Add([]byte{0x89, 0xfe, 0x00, 0x7e, 1, 2, 3, 4})                // ping with 126 bytes
 	f.Add([]byte{0x01, 0x80, 1, 2, 3, 4})
 	f.Add([]byte{0xc1, 0x80, 1, 2, 3, 4})
+	f.Add([]byte{0xc1, 0x81, 1, 2, 3, 4, 5})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, size, complete, err := ParseHeader(b)
+		var rsv byte // the RSV bits allowed: permessage-deflate for inputs of odd length
+		if len(b)%2 == 1 {
+			rsv = RSV1
+		}
+		h, size, complete, err := ParseHeader(b, rsv)
 		if err != nil {
 			if _, ok := err.(*CloseError); !ok {
 				t.Fatalf("error %T is not a CloseError", err)
@@ -187,7 +235,7 @@ func FuzzParseHeader(f *testing.F) {
 		if size > len(b) || size < 6 || size > MaxHeaderSize {
 			t.Fatalf("size %d for %d bytes", size, len(b))
 		}
-		if _, _, c, _ := ParseHeader(b[:size-1]); c {
+		if _, _, c, _ := ParseHeader(b[:size-1], rsv); c {
 			t.Fatalf("a strict prefix parsed as complete")
 		}
 		ref, rerr := gws.ReadHeader(bytes.NewReader(b[:size]))

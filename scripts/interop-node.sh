@@ -110,10 +110,16 @@ echo "interop-node: ws client, no compression"
 (cd "$tmp" && node client.js "ws://$addr/" none)
 
 echo "interop-node: wscat"
-# wscat exits when its stdin closes, so keep stdin open (sleep) while -x
-# sends and -w waits; its output goes to a file, because Node may drop
-# piped stdout on process.exit.
-(cd "$tmp" && sleep 4 | timeout 20 wscat -c "ws://$addr/" -x 'hello from wscat' -x 'κόσμε' -w 1 >"$tmp/wscat.out" 2>&1) || true
+# wscat exits when its stdin closes, so its stdin stays open (a sleep
+# longer than the timeout, killed after) while -x sends and -w waits: a
+# Node that takes seconds to start on a busy machine still gets its
+# answers. Its output goes to a file, because Node may drop piped stdout
+# on process.exit.
+exec 3< <(sleep 60)
+stdin_pid=$!
+(cd "$tmp" && timeout 40 wscat -c "ws://$addr/" -x 'hello from wscat' -x 'κόσμε' -w 2 <&3 >"$tmp/wscat.out" 2>&1) || true
+kill "$stdin_pid" 2>/dev/null || true
+exec 3<&-
 if [ "$(cat "$tmp/wscat.out")" != "$(printf 'hello from wscat\nκόσμε')" ]; then
 	cat "$tmp/wscat.out" >&2
 	echo "FAIL interop-node: wscat did not get its echoes"

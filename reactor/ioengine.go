@@ -10,9 +10,9 @@ import (
 // IOEngine names the kernel interface a loop waits and moves bytes with.
 type IOEngine string
 
-// The engines. On Linux, auto (or "") chooses io_uring when the kernel
-// offers what the engine needs and epoll otherwise (ChooseIOEngine); on
-// Windows every engine is IOCP.
+// The engines. On Linux, auto (or "") is epoll and io_uring is taken only
+// when asked for (ChooseIOEngine: it fails when the kernel lacks what the
+// engine needs); on Windows every engine is IOCP.
 const (
 	IOAuto  IOEngine = "auto"
 	IOEpoll IOEngine = "epoll"
@@ -37,9 +37,9 @@ func ParseIOEngine(s string) (IOEngine, error) {
 }
 
 // ChooseIOEngine resolves want to the engine New would run on this
-// machine: auto (after EngineEnv) becomes the best engine the kernel
-// supports, and why says why a better one was not taken ("" when nothing
-// was given up). An explicit engine the platform or the kernel lacks is an
+// machine: auto (after EngineEnv) becomes an engine the kernel supports,
+// and why says why a better one was not taken ("" when nothing was given
+// up). An explicit engine the platform or the kernel lacks is an
 // error. It probes the kernel (on Linux one io_uring_setup and a few
 // io_uring_register calls), so call it once and pass the result on in
 // Config.IOEngine.

@@ -13,14 +13,22 @@ import (
 	"github.com/hioload-ws/hioload-ws/internal/uring"
 )
 
-// chooseIOEngine: epoll when asked; io_uring when asked or auto and the
-// kernel has what the engine needs (probeURing); epoll otherwise, saying
+// autoURing says whether auto takes io_uring where the kernel has what the
+// engine needs. It is off: the io_uring engine does not yet pass the whole
+// suite and the soak (docs/BENCHMARKS.md, "The io_uring engine's open
+// defects"), so auto means epoll and io_uring must be asked for. A
+// variable, so that the tests can still check auto's fallback.
+var autoURing = false
+
+// chooseIOEngine: epoll when asked or auto (see autoURing); io_uring when
+// asked, if the kernel has what the engine needs (probeURing); with
+// autoURing, auto takes io_uring the same way and epoll otherwise, saying
 // why.
 func chooseIOEngine(want IOEngine) (IOEngine, string, error) {
-	switch want {
-	case IOEpoll:
+	switch {
+	case want == IOEpoll, want == IOAuto && !autoURing:
 		return IOEpoll, "", nil
-	case IOIOCP:
+	case want == IOIOCP:
 		return "", "", errors.New("reactor: io engine iocp: Windows only")
 	}
 	err := probeURing()

@@ -176,9 +176,9 @@ type Config struct {
 	// from one client address, MaxPending those not yet Established, and
 	// MaxPendingPerPeer those of one address.
 	MaxConns, MaxConnsPerPeer, MaxPending, MaxPendingPerPeer int
-	// IOEngine is the kernel interface the loops use: IOAuto (or "") takes
-	// the best this machine offers (ChooseIOEngine; EngineEnv overrides
-	// it), IOEpoll and IOURing force one on Linux. Windows uses IOCP.
+	// IOEngine is the kernel interface the loops use: IOAuto (or "") is
+	// epoll for now (ChooseIOEngine; EngineEnv overrides it), IOEpoll and
+	// IOURing force one on Linux. Windows uses IOCP.
 	IOEngine IOEngine
 	// Wait says how an idle loop blocks in the kernel.
 	Wait   Wait

@@ -3,10 +3,11 @@
 #
 # Builds our echo (./echo, when the tree has it) and the peers' echo servers
 # and the load generator (bench/, a module of its own); ours runs twice, as
-# hioload-ws (the io engine auto chooses: io_uring where the kernel has it)
-# and hioload-ws-epoll (-engine epoll). When UWS_BIN names uWebSockets'
-# EchoServer (see ../shared/bench/README.md: it takes the port as its first
-# argument), it runs too, as the C++ reference "uws". Then for each repeat,
+# hioload-ws (the io engine auto chooses: epoll) and hioload-ws-uring
+# (-engine uring, where the kernel has io_uring). When UWS_BIN names a
+# uWebSockets EchoServer binary (its examples/EchoServer, built for
+# measuring; it takes the port as its first argument), it runs too, as the
+# C++ reference "uws". Then for each repeat,
 # for each scenario, runs every server in turn (order rotated each repeat):
 # the server pinned to CPU 0, the generator to CPU 1, a fresh server process
 # and port per run. Prints a progress line per step, then the tables (medians
@@ -32,7 +33,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-all_servers="hioload-ws,hioload-ws-epoll,uws,gnet,gobwas,nbio,gws,gorilla"
+all_servers="hioload-ws,hioload-ws-uring,uws,gnet,gobwas,nbio,gws,gorilla"
 servers=""
 scenarios="64B,1KiB,16KiB,1MiB,2000x1,rate20k,idle,z1KiB,z16KiB,zc1KiB,zc16KiB,idle-z,idle-zc"
 repeats=3
@@ -135,10 +136,15 @@ if [ -n "${UWS_BIN:-}" ]; then
 	fi
 fi
 if [ -d "$root/echo" ]; then
-	log "build: our echo (go build ./echo, run as hioload-ws -workers 1, and as hioload-ws-epoll -workers 1 -engine epoll)"
+	log "build: our echo (go build ./echo, run as hioload-ws -workers 1, and as hioload-ws-uring -workers 1 -engine uring)"
 	if (cd "$root" && go build -o "$bin/hioload-ws" ./echo); then
-		ln -s hioload-ws "$bin/hioload-ws-epoll"
-		built=("hioload-ws" "hioload-ws-epoll" "${built[@]}")
+		if why=$("$bin/hioload-ws" -engine uring -topology 2>&1 >/dev/null); then
+			ln -s hioload-ws "$bin/hioload-ws-uring"
+			built=("hioload-ws" "hioload-ws-uring" "${built[@]}")
+		else
+			log "build: no hioload-ws-uring here: $why"
+			built=("hioload-ws" "${built[@]}")
+		fi
 	else
 		log "build: our echo FAILED"
 		[ -n "$servers" ] || exit 1
@@ -170,7 +176,7 @@ server_args() {
 	local name=$1 scenario=$2
 	case "$name" in
 	hioload-ws) echo -workers 1 "${HIOLOAD_ARGS:-}" ;;
-	hioload-ws-epoll) echo -workers 1 -engine epoll "${HIOLOAD_ARGS:-}" ;;
+	hioload-ws-uring) echo -workers 1 -engine uring "${HIOLOAD_ARGS:-}" ;;
 	esac
 	case "$scenario" in
 	zc* | idle-zc)
@@ -188,7 +194,7 @@ server_args() {
 # supports NAME SCENARIO: can the server run the scenario?
 supports() {
 	compressed "$2" || return 0
-	case $1 in hioload-ws | hioload-ws-epoll | gorilla | gws | nbio) return 0 ;; esac
+	case $1 in hioload-ws | hioload-ws-uring | gorilla | gws | nbio) return 0 ;; esac
 	return 1
 }
 

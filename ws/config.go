@@ -50,11 +50,11 @@ type Config struct {
 	// ErrAddrInUse. Not supported on Windows.
 	ReusePort bool
 
-	// IOEngine is the kernel interface the loops use: IOAuto ("" too)
-	// takes io_uring where the kernel has what the engine needs and epoll
-	// otherwise (the environment variable HIOLOAD_ENGINE=epoll|uring
+	// IOEngine is the kernel interface the loops use: IOAuto ("" too) is
+	// epoll for now (the environment variable HIOLOAD_ENGINE=epoll|uring
 	// overrides auto); IOEpoll or IOURing forces one (NewServer fails if
-	// the kernel lacks io_uring). Windows uses IOCP.
+	// the kernel lacks io_uring, whose engine still has open defects:
+	// docs/BENCHMARKS.md). Windows uses IOCP.
 	IOEngine IOEngine
 
 	ReadBufferSize   int           // most bytes one read takes, 4 KiB..64 MiB (each loop's buffer has 4 KiB more in front, for partial frames)

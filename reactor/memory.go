@@ -31,7 +31,9 @@ import (
 //   - a greedy connection's request is refused (Stats.MemRefused; the
 //     protocol layer closes it with 1013);
 //   - anyone else's is granted from an overdraft of an eighth of the
-//     budget, and the engine evicts the greediest connections of the
+//     budget (or of the request, when one request is more: a region is
+//     backed a 2 MiB huge page at a time, more than an eighth of a small
+//     budget), and the engine evicts the greediest connections of the
 //     address holding the most (Handler.OnEvict with ErrNoMemory), so that
 //     the overdraft is paid back within a loop turn.
 //
@@ -413,13 +415,20 @@ func (l *Loop) admitMemory(c *Conn, need int) bool {
 	if e.mem.Load()+int64(need) <= max {
 		return true
 	}
-	if e.greedy(c) || e.mem.Load()+int64(need) > max+max/8 {
+	if e.greedy(c) || e.mem.Load()+int64(need) > max+overdraft(max, need) {
 		count(&l.stats.MemRefused, 1)
 		return false
 	}
 	e.evictGreedy(l.now, c)
 	return true
 }
+
+// overdraft is how far past the budget a request of need bytes from a
+// connection that is not greedy may go while the greedy are evicted: an
+// eighth of the budget, or the request itself when it is larger (one
+// huge page of a region, against a budget of a few MiB), so that the
+// newcomer is never the one refused for the size of its step.
+func overdraft(budget int64, need int) int64 { return max(budget/8, int64(need)) }
 
 // greedy reports whether c holds more than its share (see above).
 func (e *Engine) greedy(c *Conn) bool {

@@ -62,14 +62,7 @@ const ioSpares = 256
 // ioState returns c's connIO, taking one when c has none.
 func (c *Conn) ioState() *connIO {
 	if c.io == nil {
-		l := c.loop
-		if n := len(l.ioSpare); n > 0 {
-			c.io = l.ioSpare[n-1]
-			l.ioSpare[n-1] = nil
-			l.ioSpare = l.ioSpare[:n-1]
-		} else {
-			c.io = new(connIO)
-		}
+		c.io = c.loop.ioSpare.Get()
 	}
 	return c.io
 }
@@ -81,11 +74,7 @@ func (c *Conn) ioRelease() {
 		return
 	}
 	c.io = nil
-	l := c.loop
-	*io = connIO{}
-	if len(l.ioSpare) < ioSpares {
-		l.ioSpare = append(l.ioSpare, io)
-	}
+	c.loop.ioSpare.Put(io)
 }
 
 // queuedOut is the part of the write queue still in c.io.out.

@@ -12,6 +12,7 @@ import (
 	"github.com/hioload-ws/hioload-ws/cnuma"
 	"github.com/hioload-ws/hioload-ws/hugepage"
 	"github.com/hioload-ws/hioload-ws/internal/ring"
+	"github.com/hioload-ws/hioload-ws/internal/stack"
 )
 
 // The platform contract. A poller is epoll or io_uring on Linux (chosen
@@ -133,23 +134,23 @@ type Loop struct {
 	rawWait     bool // block without the scheduler (Config.Wait), set by Start
 
 	// Loop-thread state.
-	conns       []*Conn         // the connection table, by slot (table.go)
-	freeSlots   []uint32        // free slots of conns
-	ioSpare     []*connIO       // connIOs kept for reuse (conn.go)
-	cache       *hugepage.Cache // the loop's front of its node's pool; nil: Go heap
-	poolMax     int             // the pool's largest class
-	classCount  [32]int32       // the pool's buffers per class, by log2 of the size
-	classOf     [32]uint8       // log2 of the class serving a size of 2^k
-	rbuf        []byte          // read buffer: headroom, then room for a read (at least Config.ReadBufferSize)
-	rbufH       hugepage.Buffer // rbuf's pool buffer; zero for heap memory
-	rbufShared  bool            // a handler retained rbuf: read into a new one
-	regions     []*region       // freed regions kept for reuse (memory.go)
-	heapSpare   [17][][]byte    // freed heap buffers kept for reuse, by log2 of the size (up to 64 KiB)
-	spareBytes  int             // the memory both hold
-	spareSince  int64           // when a heap buffer was last kept
-	regionLog   int64           // when a region failure was last logged
-	pending     *Conn           // connection whose writes sit in iov
-	iov         [maxIov][]byte  // the pending writes, sent with one gather write
+	conns       []*Conn              // the connection table, by slot (table.go)
+	freeSlots   []uint32             // free slots of conns
+	ioSpare     stack.Spares[connIO] // connIOs kept for reuse (conn.go)
+	cache       *hugepage.Cache      // the loop's front of its node's pool; nil: Go heap
+	poolMax     int                  // the pool's largest class
+	classCount  [32]int32            // the pool's buffers per class, by log2 of the size
+	classOf     [32]uint8            // log2 of the class serving a size of 2^k
+	rbuf        []byte               // read buffer: headroom, then room for a read (at least Config.ReadBufferSize)
+	rbufH       hugepage.Buffer      // rbuf's pool buffer; zero for heap memory
+	rbufShared  bool                 // a handler retained rbuf: read into a new one
+	regions     []*region            // freed regions kept for reuse (memory.go)
+	heapSpare   [17][][]byte         // freed heap buffers kept for reuse, by log2 of the size (up to 64 KiB)
+	spareBytes  int                  // the memory both hold
+	spareSince  int64                // when a heap buffer was last kept
+	regionLog   int64                // when a region failure was last logged
+	pending     *Conn                // connection whose writes sit in iov
+	iov         [maxIov][]byte       // the pending writes, sent with one gather write
 	niov        int
 	iovBytes    int
 	scratch     []byte        // frame headers for pending writes
@@ -170,6 +171,7 @@ func newLoop(e *Engine, idx int, spec LoopSpec) (*Loop, error) {
 		e: e, h: e.h, log: e.log, idx: idx, spec: spec,
 		inbox:   ring.NewMPMC[Task](e.cfg.Ring),
 		scratch: make([]byte, 16<<10),
+		ioSpare: stack.Spares[connIO]{Max: ioSpares},
 	}
 	l.dr, _ = e.h.(DirectReader)
 	l.batch.Store(int32(e.cfg.Batch))

@@ -69,14 +69,7 @@ const readerSpares = 64
 // reader returns c's msgReader, taking one when c has none.
 func (c *Conn) reader() *msgReader {
 	if c.in == nil {
-		ls := c.ls
-		if n := len(ls.readers); n > 0 {
-			c.in = ls.readers[n-1]
-			ls.readers[n-1] = nil
-			ls.readers = ls.readers[:n-1]
-		} else {
-			c.in = new(msgReader)
-		}
+		c.in = c.ls.readers.Get()
 	}
 	return c.in
 }
@@ -89,10 +82,7 @@ func (c *Conn) readerDone() {
 		return
 	}
 	c.in = nil
-	*in = msgReader{}
-	if ls := c.ls; len(ls.readers) < readerSpares {
-		ls.readers = append(ls.readers, in)
-	}
+	c.ls.readers.Put(in)
 }
 
 // reading reports whether a message is being reassembled.

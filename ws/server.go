@@ -88,6 +88,7 @@ func NewServer(cfg Config, opts ...Option) (*Server, error) {
 	s.loops = make([]loopState, len(specs))
 	for i := range s.loops {
 		s.loops[i].s = s
+		s.loops[i].readers.Max = readerSpares
 	}
 	rcfg := reactor.Config{
 		Addr:              cfg.ListenAddr,

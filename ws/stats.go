@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync/atomic"
 
+	"github.com/hioload-ws/hioload-ws/internal/stack"
 	"github.com/hioload-ws/hioload-ws/reactor"
 )
 
@@ -118,9 +119,9 @@ type loopState struct {
 	sendCopied atomic.Uint64 // Counters.SendCopied: Send runs on any goroutine
 	s          *Server
 	ev         Event
-	readers    []*msgReader // kept for reuse (Conn.reader)
-	z          *loopDeflate // permessage-deflate machinery, made on first use
-	_          [64]byte     // keep loops' counters off each other's cache lines
+	readers    stack.Spares[msgReader] // kept for reuse (Conn.reader)
+	z          *loopDeflate            // permessage-deflate machinery, made on first use
+	_          [64]byte                // keep loops' counters off each other's cache lines
 }
 
 // count adds n to one of the loop's counters; loop thread only.

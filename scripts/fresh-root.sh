@@ -19,9 +19,10 @@
 # apt sources name, with git, make and ca-certificates; copies in this
 # machine's apt sources and apt proxy settings, its CA certificates, its
 # /etc/resolv.conf, the Go toolchain at /usr/local/go and the go command's
-# env file; clones this checkout's committed HEAD into /src/hioload-ws; mounts
-# /proc, /sys and /dev (unmounted on exit, however it exits); and runs, with
-# chroot and CI=true (so a missing tool fails instead of skipping):
+# env file; clones this checkout's committed HEAD into /src/hioload-ws; in a
+# mount namespace of its own, bind-mounts the root onto itself (so that / is
+# a mount point, as buildah needs) and mounts /proc, /sys and /dev there; and
+# runs, with chroot and CI=true (so a missing tool fails instead of skipping):
 #
 #   make run ARGS="-addr 127.0.0.1:0"   until echo says it listens, then SIGTERM: exit 0 wanted
 #   make test
@@ -34,6 +35,11 @@ repo=$PWD
 if [ "$(id -u)" -ne 0 ]; then
   echo "fresh-root: needs root (debootstrap, chroot, mounts)" >&2
   exit 1
+fi
+# Everything below runs in a mount namespace of its own: the root's mounts
+# are private to it and vanish with it, however it exits.
+if [ -z "${FRESH_NS:-}" ]; then
+  FRESH_NS=1 exec unshare --mount --propagation private "$0" "$@"
 fi
 root=${FRESH_ROOT:-/var/tmp/hioload-fresh-root}
 steps=${FRESH_STEPS:-run,test}
@@ -53,7 +59,7 @@ mounts=()
 cleanup() {
   local i
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
-    umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}" 2>/dev/null || true
+    umount -R "${mounts[i]}" 2>/dev/null || umount -R -l "${mounts[i]}" 2>/dev/null || true
   done
   if [ -z "${KEEP:-}" ] && [ -d "$root" ]; then
     rm -rf --one-file-system "$root"
@@ -109,6 +115,9 @@ copy_host() {
 }
 
 mount_fs() {
+  # The root a mount point of its own, as / is on a booted machine: buildah
+  # (the container-image step) remounts / and fails in a plain directory.
+  mount --bind "$root" "$root" && mounts+=("$root")
   mount -t proc proc "$root/proc" && mounts+=("$root/proc")
   mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys" && mounts+=("$root/sys")
   mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev" && mounts+=("$root/dev")

@@ -64,8 +64,8 @@ const (
 	maxRegions = 8192
 	// spareBytes bounds the memory a loop keeps backed in cached regions.
 	spareBytes = 32 << 20
-	// evictEvery spaces evictions out, so that one shortage picks its
-	// victims once rather than once per request.
+	// evictEvery spaces out a connection's scans for victims that found
+	// none (peerTable.greediest).
 	evictEvery = int64(20 * time.Millisecond)
 )
 
@@ -404,7 +404,10 @@ func (l *Loop) poolShareLeft(c *Conn, size int) bool {
 }
 
 // admitMemory decides whether c may take need more bytes of budgeted
-// memory (see the rule above). It does not charge them.
+// memory (see the rule above). It does not charge them. Memory held by
+// connections already picked for eviction counts as free: it comes back
+// within a loop turn, and a request made in the meantime must not be
+// refused for it.
 func (l *Loop) admitMemory(c *Conn, need int) bool {
 	e := l.e
 	max := e.cfg.MaxHeapBytes
@@ -415,11 +418,11 @@ func (l *Loop) admitMemory(c *Conn, need int) bool {
 	if e.mem.Load()+int64(need) <= max {
 		return true
 	}
-	if e.greedy(c) || e.mem.Load()+int64(need) > max+overdraft(max, need) {
+	if e.greedy(c) || e.mem.Load()-e.peers.coming.Load()+int64(need) > max+overdraft(max, need) {
 		count(&l.stats.MemRefused, 1)
 		return false
 	}
-	e.evictGreedy(l.now, c)
+	e.evictGreedy(l.now, c, need)
 	return true
 }
 
@@ -445,23 +448,27 @@ func (e *Engine) greedy(c *Conn) bool {
 }
 
 // evictGreedy picks connections to evict until what they hold covers what
-// the engine is over its budget: the greediest connection of the address
-// holding the most, then again. spare (the connection asking) is not
-// picked. Each victim's loop evicts it (Handler.OnEvict, then close).
-func (e *Engine) evictGreedy(now int64, spare *Conn) {
-	last := e.lastEvict.Load()
-	if now-last < evictEvery || !e.lastEvict.CompareAndSwap(last, now) {
+// the engine would be over its budget after granting need bytes (less the
+// memory of those already picked, and with a sixteenth of the budget to
+// spare): the greediest connection of the address holding the most, then
+// again. spare (the connection asking) is not picked. Each victim's loop
+// evicts it (Handler.OnEvict, then close).
+func (e *Engine) evictGreedy(now int64, spare *Conn, need int) {
+	t := &e.peers
+	over := e.mem.Load() + int64(need) - t.coming.Load() - e.cfg.MaxHeapBytes + e.cfg.MaxHeapBytes/16
+	if over <= 0 {
 		return
 	}
-	over := e.mem.Load() - e.cfg.MaxHeapBytes + e.cfg.MaxHeapBytes/16
-	for _, v := range e.peers.greediest(over, spare) {
+	for _, v := range t.greediest(over, spare, now) {
 		gen := v.gen
 		if v.loop.Post(Task{Fn: func() {
 			if v.gen == gen && v.flags&fClosed == 0 {
 				v.evict(ErrNoMemory)
 			}
 		}}) != nil {
-			v.evicting.Store(false) // the loop is full or gone: another shortage may pick it
+			t.mu.Lock()
+			t.unpick(v) // the loop is full or gone: another shortage may pick it
+			t.mu.Unlock()
 		}
 	}
 }

@@ -37,6 +37,16 @@ type peerTable struct {
 	mu      sync.Mutex
 	m       map[netip.Addr]*peer
 	holding atomic.Int32 // peers holding memory
+	// picked holds the connections picked for eviction and not yet gone,
+	// with what each held when picked; coming is their sum: memory on its
+	// way back, which the memory rule counts as free (under mu; coming is
+	// read without it).
+	picked map[*Conn]int64
+	coming atomic.Int64
+	// A scan that found nobody to pick for a connection is not repeated
+	// for it within evictEvery (under mu).
+	emptyAt  int64
+	emptyFor *Conn
 }
 
 // peerKey is the address's share key: the IPv4 address, or the /64 of an
@@ -142,6 +152,9 @@ func (l *Loop) leave(c *Conn) {
 	}
 	t := &e.peers
 	t.mu.Lock()
+	if c.evicting.Load() {
+		t.unpick(c)
+	}
 	last := len(p.list) - 1
 	moved := p.list[last]
 	p.list[c.pidx], moved.pidx = moved, c.pidx
@@ -169,11 +182,16 @@ func (c *Conn) Established() {
 // greediest picks connections to evict, the greediest first (the
 // connection holding the most, of the address holding the most), until
 // they hold over bytes or 16 are picked; spare is never picked. Picked
-// connections are marked evicting so that another shortage passes them
-// over.
-func (t *peerTable) greediest(over int64, spare *Conn) []*Conn {
+// connections are marked evicting, so that another shortage passes them
+// over, and what they hold counts as coming back (coming) until they
+// leave or unpick gives them up. A scan that picks nobody is not
+// repeated for the same spare within evictEvery (now is loop time).
+func (t *peerTable) greediest(over int64, spare *Conn, now int64) []*Conn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.emptyFor == spare && now-t.emptyAt < evictEvery {
+		return nil
+	}
 	var picked []*Conn
 	taken := map[*peer]int64{}
 	for over > 0 && len(picked) < 16 {
@@ -199,9 +217,29 @@ func (t *peerTable) greediest(over int64, spare *Conn) []*Conn {
 			continue
 		}
 		v.evicting.Store(true)
+		if t.picked == nil {
+			t.picked = map[*Conn]int64{}
+		}
+		t.picked[v] = vm
+		t.coming.Add(vm)
 		picked = append(picked, v)
 		taken[top] += vm
 		over -= vm
 	}
+	if len(picked) == 0 {
+		t.emptyAt, t.emptyFor = now, spare
+	} else {
+		t.emptyFor = nil
+	}
 	return picked
+}
+
+// unpick forgets c's pick: it left, or its eviction could not be posted
+// (then another shortage may pick it again). Under mu.
+func (t *peerTable) unpick(c *Conn) {
+	if m, ok := t.picked[c]; ok {
+		delete(t.picked, c)
+		t.coming.Add(-m)
+	}
+	c.evicting.Store(false)
 }

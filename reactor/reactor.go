@@ -248,7 +248,6 @@ type Engine struct {
 	addr       net.Addr
 	mem        atomic.Int64 // buffer bytes held beyond the pools (heap, regions)
 	regions    atomic.Int64 // regions mapped
-	lastEvict  atomic.Int64 // loop time of the last eviction round
 	stall      atomic.Int64 // Config.WriteStallTimeout, as changed since
 	queueLimit atomic.Int64 // Config.QueueLimit, as changed since
 	open       atomic.Int64 // connections admitted and not yet closed

@@ -418,7 +418,8 @@ const kernWatchMin = 64 << 10
 // reply may be taken whole into the socket's send buffer (which grows to
 // several MiB), and the small replies behind it keep fitting into its last
 // segment, so nothing ever queues here and a peer that never reads would
-// never be timed. After a write of kernWatchMin bytes or more, the sweep
+// never be timed. After a write of kernWatchMin bytes or more, and when a
+// write queue has drained into the kernel (outputDone), the sweep
 // asks the kernel whether the peer acknowledged anything (kernelMoved)
 // until it holds nothing more of c's.
 func (c *Conn) watchKernel() {
@@ -482,7 +483,9 @@ func (c *Conn) wrote(n int) {
 // outputDone runs when the write queue is empty again: its memory goes
 // back, and a close that waited for it goes on.
 func (c *Conn) outputDone() {
+	queued := false
 	if io := c.io; io != nil {
+		queued = io.wstall != 0
 		io.out.Free(c)
 		io.outHead = 0
 		if !io.kern { // else the kernel still holds output of a large write
@@ -494,6 +497,12 @@ func (c *Conn) outputDone() {
 	}
 	if c.flags&(fClosing|fPeerEOF) != 0 {
 		c.shutdownWrite()
+		return
+	}
+	if queued {
+		// The queue's tail is in the kernel now, as much as a large
+		// write leaves there: time it until the peer takes it.
+		c.watchKernel()
 	}
 }
 

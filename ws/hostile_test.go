@@ -149,15 +149,21 @@ func TestPoolShare(t *testing.T) {
 	require.NotZero(t, loopSum(srv.Stats(), func(l LoopStats) uint64 { return l.HeapFallbacks }))
 }
 
+// startStallServer is an echo server on one loop with a write stall
+// timeout of a second.
+func startStallServer(t *testing.T) *Server {
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	cfg.WriteStallTimeout = time.Second
+	return startServer(t, cfg, echoHandler)
+}
+
 // TestWriteStallDropsNonReader is point 4: a client that sends 4 MiB and
 // never reads is dropped once none of its replies has moved for
 // WriteStallTimeout, though its queue is far below MaxWriteQueue. (Before,
 // it stayed open.) A client that reads slowly is not dropped.
 func TestWriteStallDropsNonReader(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Workers = 1
-	cfg.WriteStallTimeout = time.Second
-	srv := startServer(t, cfg, echoHandler)
+	srv := startStallServer(t)
 	addr := srv.Addr().String()
 
 	slow := wstest.Dial(t, addr)
@@ -203,10 +209,7 @@ func TestWriteStallDropsNonReader(t *testing.T) {
 // large one kept fitting into the kernel, the soak's pushers with
 // io_uring.) A client that reads the same reply slowly is not dropped.
 func TestWriteStallKernelHeld(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Workers = 1
-	cfg.WriteStallTimeout = time.Second
-	srv := startServer(t, cfg, echoHandler)
+	srv := startStallServer(t)
 	addr := srv.Addr().String()
 	stalled := func() uint64 { return loopSum(srv.Stats(), func(l LoopStats) uint64 { return l.Stalled }) }
 	msg := wstest.Binary(wstest.Payload(1<<20, 3))

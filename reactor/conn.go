@@ -50,9 +50,15 @@ type connIO struct {
 	out     Buf // unsent output (copied or adopted, counted); out[outHead:] is pending
 	outHead int
 	sent    int // bytes the peer had not taken at the last check (see progressed)
-	// wstall is the loop time output last moved while some was queued (0:
-	// none queued); Config.WriteStallTimeout after it, c is evicted.
+	// wstall is the loop time output last moved while some was queued, or
+	// held by the kernel after a large write (0: neither); Config.WriteStallTimeout
+	// after it, c is evicted.
 	wstall int64
+	// kern: a large write left output in the kernel and the sweep asks it
+	// whether the peer takes any (watchKernel); acked is the peer's
+	// acknowledged bytes at the last check.
+	kern   bool
+	acked  uint64
 	flight sendQueue // the front of the write queue, being sent (sendq.go)
 }
 
@@ -70,7 +76,7 @@ func (c *Conn) ioState() *connIO {
 // ioRelease gives c's connIO back once it holds nothing.
 func (c *Conn) ioRelease() {
 	io := c.io
-	if io == nil || cap(io.in.b) > 0 || cap(io.out.b) > 0 || len(io.flight.b) > 0 || cap(io.flight.q.b) > 0 {
+	if io == nil || cap(io.in.b) > 0 || cap(io.out.b) > 0 || len(io.flight.b) > 0 || cap(io.flight.q.b) > 0 || io.kern {
 		return
 	}
 	c.io = nil
@@ -293,6 +299,7 @@ func (c *Conn) flush() {
 			count(&l.stats.BytesOut, uint64(n))
 		}
 	}
+	sent := n
 	for i, b := range bufs { // queue the unsent tail, in order
 		if n >= len(b) {
 			n -= len(b)
@@ -308,6 +315,9 @@ func (c *Conn) flush() {
 	}
 	if c.flags&fClosed == 0 && c.queuedOut() > 0 {
 		c.startOutput()
+	}
+	if sent >= kernWatchMin {
+		c.watchKernel()
 	}
 }
 
@@ -400,6 +410,61 @@ func (c *Conn) startStallClock() {
 	}
 }
 
+// kernWatchMin is the write from which the kernel's hold on c's output is
+// timed too (watchKernel).
+const kernWatchMin = 64 << 10
+
+// watchKernel times a write stall for output the kernel holds. A large
+// reply may be taken whole into the socket's send buffer (which grows to
+// several MiB), and the small replies behind it keep fitting into its last
+// segment, so nothing ever queues here and a peer that never reads would
+// never be timed. After a write of kernWatchMin bytes or more, and when a
+// write queue has drained into the kernel (outputDone), the sweep
+// asks the kernel whether the peer acknowledged anything (kernelMoved)
+// until it holds nothing more of c's.
+func (c *Conn) watchKernel() {
+	if c.flags&fClosed != 0 || c.loop.e.stall.Load() <= 0 {
+		return
+	}
+	io := c.ioState()
+	if io.kern {
+		return
+	}
+	a, ok := c.acked()
+	if !ok {
+		c.ioRelease()
+		return
+	}
+	io.kern, io.acked = true, a
+	if io.wstall == 0 {
+		io.wstall = c.loop.now
+		c.loop.track(c)
+	}
+}
+
+// kernelMoved updates the stall clock of a connection watchKernel watches:
+// the clock starts again when the peer acknowledged bytes since the last
+// check, and the watch ends when the kernel holds none of c's output.
+func (c *Conn) kernelMoved() {
+	io := c.io
+	if io == nil || !io.kern {
+		return
+	}
+	a, ok := c.acked()
+	k, ok2 := c.unsent()
+	switch {
+	case !ok || !ok2 || k == 0:
+		io.kern = false
+		if c.Queued() == 0 && !c.sending() {
+			io.wstall = 0
+			c.ioRelease()
+		}
+	case a != io.acked:
+		io.acked = a
+		io.wstall = c.loop.now
+	}
+}
+
 // outputMoved notes that the kernel took queued bytes: the stall clock
 // starts again.
 func (c *Conn) outputMoved() {
@@ -418,15 +483,26 @@ func (c *Conn) wrote(n int) {
 // outputDone runs when the write queue is empty again: its memory goes
 // back, and a close that waited for it goes on.
 func (c *Conn) outputDone() {
+	queued := false
 	if io := c.io; io != nil {
+		queued = io.wstall != 0
 		io.out.Free(c)
-		io.outHead, io.wstall = 0, 0
+		io.outHead = 0
+		if !io.kern { // else the kernel still holds output of a large write
+			io.wstall = 0
+		}
 		if c.flags&fClosing == 0 {
 			c.ioRelease() // a close keeps its progress baseline (sent)
 		}
 	}
 	if c.flags&(fClosing|fPeerEOF) != 0 {
 		c.shutdownWrite()
+		return
+	}
+	if queued {
+		// The queue's tail is in the kernel now, as much as a large
+		// write leaves there: time it until the peer takes it.
+		c.watchKernel()
 	}
 }
 
@@ -513,7 +589,7 @@ func (c *Conn) closeNow(err error) {
 	if io := c.io; io != nil {
 		io.in.Free(c)
 		io.out.Free(c)
-		io.outHead, io.sent, io.wstall = 0, 0, 0
+		io.outHead, io.sent, io.wstall, io.kern = 0, 0, 0, false
 		c.ioRelease() // unless a send the kernel holds still points into it
 	}
 	atomic.AddInt64(&l.stats.Conns, -1)

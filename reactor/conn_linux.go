@@ -95,3 +95,13 @@ func (c *Conn) remoteAddr() net.Addr {
 	}
 	return sockaddrToTCP(sa)
 }
+
+// acked asks the kernel how many bytes the peer has acknowledged since the
+// connection opened (TCP_INFO's tcpi_bytes_acked).
+func (c *Conn) acked() (uint64, bool) {
+	ti, err := unix.GetsockoptTCPInfo(c.fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return 0, false
+	}
+	return ti.Bytes_acked, true
+}

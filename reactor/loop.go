@@ -61,6 +61,8 @@ import (
 //	                             Conn.wrote for every write that moved bytes
 //	(c *Conn) inFlight() int     queue bytes an asynchronous send holds
 //	(c *Conn) unsent() (int, bool)  bytes handed to the kernel, not yet acked
+//	(c *Conn) acked() (uint64, bool)  bytes the peer acknowledged so far;
+//	                             false where the platform cannot tell
 //	(c *Conn) stopInput()        the peer sent EOF: stop watching input
 //	(c *Conn) shutWrite() error  send FIN
 //	(c *Conn) closeSocket()      unregister and close the socket; retire
@@ -508,6 +510,7 @@ func (l *Loop) sweep() {
 		if c.flags&fClosed != 0 {
 			continue
 		}
+		c.kernelMoved()
 		if c.stalled(l.now) {
 			c.evict(ErrStalled)
 			continue

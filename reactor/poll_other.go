@@ -44,6 +44,7 @@ func (c *Conn) send([][]byte) (int, error)      { return 0, ErrUnsupported }
 func (c *Conn) startOutput()                    {}
 func (c *Conn) sending() bool                   { return false }
 func (c *Conn) unsent() (int, bool)             { return 0, false }
+func (c *Conn) acked() (uint64, bool)           { return 0, false }
 func (c *Conn) stopInput()                      {}
 func (c *Conn) shutWrite() error                { return ErrUnsupported }
 func (c *Conn) closeSocket()                    {}

@@ -159,8 +159,10 @@ type Config struct {
 	// peer to close after a graceful close.
 	LingerTimeout time.Duration
 	// WriteStallTimeout evicts a connection (Handler.OnEvict, ErrStalled)
-	// whose queued output the peer has not taken any of for this long (0:
-	// never). SetWriteStallTimeout changes it.
+	// whose queued output the peer has not taken any of for this long, or,
+	// after a write of 64 KiB or more, whose output in the kernel's send
+	// buffer it has not acknowledged any of (0: never).
+	// SetWriteStallTimeout changes it.
 	WriteStallTimeout time.Duration
 	// QueueLimit is the most a connection's write queue may hold, as the
 	// upper layer enforces it (0: unknown): a queue that outgrows the pools

@@ -88,7 +88,8 @@ type Config struct {
 	// does, with 15 s). 0 turns it off.
 	TCPKeepAlive time.Duration
 	// WriteStallTimeout closes a connection whose client took none of its
-	// queued replies for this long: close 1008 queued and the connection
+	// queued replies (or of a large reply the kernel's send buffer holds)
+	// for this long: close 1008 queued and the connection
 	// dropped (the client is not reading, so it will rarely see the
 	// frame). 0 disables it. Reloadable.
 	WriteStallTimeout time.Duration

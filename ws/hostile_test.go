@@ -2,6 +2,7 @@ package ws
 
 import (
 	"encoding/binary"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -148,15 +149,21 @@ func TestPoolShare(t *testing.T) {
 	require.NotZero(t, loopSum(srv.Stats(), func(l LoopStats) uint64 { return l.HeapFallbacks }))
 }
 
+// startStallServer is an echo server on one loop with a write stall
+// timeout of a second.
+func startStallServer(t *testing.T) *Server {
+	cfg := DefaultConfig()
+	cfg.Workers = 1
+	cfg.WriteStallTimeout = time.Second
+	return startServer(t, cfg, echoHandler)
+}
+
 // TestWriteStallDropsNonReader is point 4: a client that sends 4 MiB and
 // never reads is dropped once none of its replies has moved for
 // WriteStallTimeout, though its queue is far below MaxWriteQueue. (Before,
 // it stayed open.) A client that reads slowly is not dropped.
 func TestWriteStallDropsNonReader(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Workers = 1
-	cfg.WriteStallTimeout = time.Second
-	srv := startServer(t, cfg, echoHandler)
+	srv := startStallServer(t)
 	addr := srv.Addr().String()
 
 	slow := wstest.Dial(t, addr)
@@ -192,6 +199,48 @@ func TestWriteStallDropsNonReader(t *testing.T) {
 		5*time.Second, 20*time.Millisecond, "the dropped client must be sent close 1008")
 	<-slowDone
 	require.EqualValues(t, 1, loopSum(srv.Stats(), func(l LoopStats) uint64 { return l.Stalled }), "the slow reader kept reading: not stalled")
+}
+
+// TestWriteStallKernelHeld: a reply the kernel takes whole (a socket's
+// send buffer on loopback holds a few MiB) leaves nothing queued in the
+// server, yet a client that never reads it must be dropped after
+// WriteStallTimeout too. (Before, only output queued in the server was
+// timed: such a client stayed open, and the small replies behind the
+// large one kept fitting into the kernel, the soak's pushers with
+// io_uring.) A client that reads the same reply slowly is not dropped.
+func TestWriteStallKernelHeld(t *testing.T) {
+	srv := startStallServer(t)
+	addr := srv.Addr().String()
+	stalled := func() uint64 { return loopSum(srv.Stats(), func(l LoopStats) uint64 { return l.Stalled }) }
+	msg := wstest.Binary(wstest.Payload(1<<20, 3))
+
+	slow := wstest.Dial(t, addr)
+	slow.Conn().(*net.TCPConn).SetReadBuffer(16 << 10)
+	slow.Write(t, msg)
+	stuck := wstest.Dial(t, addr)
+	stuck.Conn().(*net.TCPConn).SetReadBuffer(16 << 10)
+	stuck.Write(t, msg)
+	sent := time.Now()
+	// The slow reader takes 64 KiB every 300 ms: the kernel's count of
+	// acknowledged bytes moves at every sweep.
+	slowDone := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for time.Since(sent) < 3*time.Second {
+			slow.Conn().SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := io.ReadFull(slow.Reader(), buf); err != nil {
+				slowDone <- err
+				return
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		slowDone <- nil
+	}()
+	require.Eventually(t, func() bool { return stalled() == 1 }, 5*time.Second, 20*time.Millisecond,
+		"a client that never reads a reply the kernel holds must be dropped")
+	t.Logf("dropped %s after its send (stall timeout 1 s)", time.Since(sent).Round(10*time.Millisecond))
+	require.NoError(t, <-slowDone, "the slow reader must keep its connection")
+	require.EqualValues(t, 1, stalled(), "the slow reader kept reading: not stalled")
 }
 
 // TestReloadReachesOpenConnections is point 4's "reloadable settings

@@ -14,8 +14,17 @@ import (
 // newRing makes a ring for a test, or skips when the kernel refuses
 // io_uring (io_uring_disabled, a seccomp profile, an old kernel): the
 // reactor's tests check that its engine falls back in that case.
+//
+// A single-issuer ring that is not created disabled belongs to the thread
+// that made it: io_uring_enter from any other fails with EEXIST. The test
+// goroutine is locked to its thread for the test's life, as the reactor's
+// loops are, or the Go scheduler may move it between two calls.
 func newRing(t *testing.T, entries uint32, p *Params) *Ring {
 	t.Helper()
+	if p != nil && p.Flags&SetupSingleIssuer != 0 && p.Flags&SetupRDisabled == 0 {
+		runtime.LockOSThread()
+		t.Cleanup(runtime.UnlockOSThread)
+	}
 	r, err := New(entries, p)
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSYS) {
 		t.Skipf("io_uring unavailable here: %v", err)

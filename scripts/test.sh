@@ -49,9 +49,8 @@ step "no poller: New fails with ErrUnsupported (-tags noreactor)" no_poller
 # is not auto's choice yet because of its open defects (docs/BENCHMARKS.md,
 # "The io_uring engine's open defects": the soak's pushers window, 16 MiB
 # messages slow enough to time out the [long] conformance cases on a busy
-# machine, the greedy rule): where the kernel has io_uring its own tests
-# (the binding, and the reactor's engine tests, but the one that shows a
-# defect, named in the step's title) run in a step of their own;
+# machine): where the kernel has io_uring its own tests (the binding, and
+# the reactor's engine tests) run in a step of their own;
 # `HIOLOAD_ENGINE=uring make test` runs everything on it.
 engine=${HIOLOAD_ENGINE:-auto}
 $GO build -o /tmp/engine-probe.$$ ./echo
@@ -61,8 +60,7 @@ echo "==> io engine: $engine (io_uring here: $uring_here)"
 step "tests (race detector, shuffled; io engine $engine)" env HIOLOAD_ENGINE="${HIOLOAD_ENGINE:-}" $GO test -race -shuffle=on -timeout 25m ./...
 step "tests without cgo (io engine $engine)" env CGO_ENABLED=0 HIOLOAD_ENGINE="${HIOLOAD_ENGINE:-}" $GO test -timeout 25m ./...
 if [ "$uring_here" = uring ] && [ "$engine" != uring ]; then
-  uring_known='^TestEchoAcrossLoops$'
-  step "io_uring engine: the binding and the reactor under the race detector (known failure left out: $uring_known)" env HIOLOAD_ENGINE=uring $GO test -race -count=1 -timeout 10m -skip "$uring_known" ./internal/uring/ ./reactor/
+  step "io_uring engine: the binding and the reactor under the race detector" env HIOLOAD_ENGINE=uring $GO test -race -count=1 -timeout 10m ./internal/uring/ ./reactor/
 fi
 step "fuzz targets ($FUZZTIME each)" env FUZZTIME=$FUZZTIME scripts/fuzz.sh
 step "interop with Node ws and wscat" optional scripts/interop-node.sh

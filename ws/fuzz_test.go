@@ -44,12 +44,12 @@ func FuzzUpgrade(f *testing.F) {
 	s.limits.Store(&lim)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var hs wire.HeadScanner
-		n, resp, _, ok := s.upgrade(b, &hs)
+		n, resp, _, ok := s.upgrade(b, &hs, nil)
 		if len(b) > 0 { // the same bytes in two reads
 			var hs2 wire.HeadScanner
 			cut := int(b[0]) % len(b)
-			if n1, _, _, _ := s.upgrade(b[:cut], &hs2); n1 == 0 {
-				n2, resp2, _, ok2 := s.upgrade(b, &hs2)
+			if n1, _, _, _ := s.upgrade(b[:cut], &hs2, nil); n1 == 0 {
+				n2, resp2, _, ok2 := s.upgrade(b, &hs2, nil)
 				if n2 != n || ok2 != ok || !bytes.Equal(resp2, resp) {
 					t.Fatalf("cut at %d: (%d, %v, %q), at once: (%d, %v, %q)", cut, n2, ok2, resp2, n, ok, resp)
 				}

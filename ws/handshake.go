@@ -45,7 +45,11 @@ var (
 // whether the connection is now a WebSocket. A broken request is answered as soon as
 // its first bad line is in, not when the rest (or the handshake timeout)
 // comes.
-func (s *Server) upgrade(data []byte, hs *wire.HeadScanner) (n int, resp []byte, z *connDeflate, ok bool) {
+//
+// The 101 response is written into out's scratch memory when out is not
+// nil (the connection's, Conn.handshake), so that an upgrade allocates
+// nothing; a refusal, rare, is allocated.
+func (s *Server) upgrade(data []byte, hs *wire.HeadScanner, out scratcher) (n int, resp []byte, z *connDeflate, ok bool) {
 	limit := s.limits.Load().MaxHandshakeSize
 	n, err := hs.Scan(data)
 	switch {
@@ -63,7 +67,7 @@ func (s *Server) upgrade(data []byte, hs *wire.HeadScanner) (n int, resp []byte,
 	if err := s.checkUpgrade(&req); err != nil {
 		return n, refusal(err), nil, false
 	}
-	resp, z = s.accept(&req)
+	resp, z = s.accept(&req, out)
 	return n, resp, z, true
 }
 
@@ -91,12 +95,17 @@ func (s *Server) checkUpgrade(r *wire.Request) error {
 // state when that was negotiated. A negotiation that adds response fields
 // (extensions, subprotocols) reads its request fields with r.Values and
 // appends its lines before the final CRLF.
-func (s *Server) accept(r *wire.Request) ([]byte, *connDeflate) {
+func (s *Server) accept(r *wire.Request, out scratcher) ([]byte, *connDeflate) {
 	size := 160 // the fields below
 	if s.cfg.Compression.Enabled {
 		size += 160 // and the longest Sec-WebSocket-Extensions answer
 	}
-	b := make([]byte, 0, size)
+	var b []byte
+	if out != nil {
+		b = out.Scratch(size)[:0]
+	} else {
+		b = make([]byte, 0, size)
+	}
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = appendAcceptKey(b, r.Key)
 	b = append(b, "\r\n"...)
@@ -127,6 +136,10 @@ func (s *Server) negotiateDeflate(b []byte, r *wire.Request) ([]byte, *connDefla
 	}
 	return append(nb, "\r\n"...), &connDeflate{p: p}
 }
+
+// scratcher gives memory that stays valid until the connection's pending
+// writes are flushed (reactor.Conn.Scratch).
+type scratcher interface{ Scratch(n int) []byte }
 
 // acceptGUID is RFC 6455 §1.3's GUID, hashed with the key for
 // Sec-WebSocket-Accept.
@@ -182,7 +195,7 @@ func httpError(code int, reason, header string) []byte {
 // delivers OpenEvent and hands any frames pipelined behind the request to
 // readFrames.
 func (c *Conn) handshake(data []byte) int {
-	n, resp, z, ok := c.ls.s.upgrade(data, &c.hs)
+	n, resp, z, ok := c.ls.s.upgrade(data, &c.hs, c.rc)
 	if n == 0 {
 		return 0
 	}

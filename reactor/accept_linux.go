@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -170,22 +171,73 @@ func (l *Loop) acceptError(err error) bool {
 	return false
 }
 
-// accepted admits fd, just accepted from sa (nil: the engine did not
-// get the address, as io_uring's multishot accept does not, and it is
-// asked for), and opens it, or refuses it with a reset (peer.go).
-func (l *Loop) accepted(fd int, sa unix.Sockaddr) {
-	if sa == nil {
-		sa, _ = unix.Getpeername(fd)
-	}
-	var ap netip.AddrPort
-	if a := sockaddrToTCP(sa); a != nil {
-		ap = a.AddrPort()
-	}
+// accepted admits fd, just accepted from ap (the zero AddrPort when the
+// address is unknown), and opens it, or refuses it with a reset (peer.go).
+func (l *Loop) accepted(fd int, ap netip.AddrPort) {
 	if p := l.admit(ap); p != nil {
 		l.open(fd, p)
 	} else {
 		refuse(fd)
 	}
+}
+
+// rawAddr is a socket address as the kernel writes it: accept4 and
+// getpeername write into the loop's one (poller.sa), so that accepting
+// a connection allocates nothing but the connection (unix.Accept4 and
+// unix.Getpeername make three heap objects per call, garbage that an
+// accept burst leaves among the connections it creates).
+type rawAddr struct {
+	any unix.RawSockaddrAny
+	len uint32
+}
+
+// accept4 accepts a connection on lfd (non-blocking, close-on-exec) and
+// returns it with its peer's address.
+func (r *rawAddr) accept4(lfd int) (int, netip.AddrPort, error) {
+	r.len = unix.SizeofSockaddrAny
+	fd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&r.any)), uintptr(unsafe.Pointer(&r.len)),
+		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, netip.AddrPort{}, e
+	}
+	return int(fd), r.addrPort(), nil
+}
+
+// peer returns fd's peer address (getpeername), or the zero AddrPort.
+func (r *rawAddr) peer(fd int) netip.AddrPort {
+	r.len = unix.SizeofSockaddrAny
+	_, _, e := unix.RawSyscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&r.any)), uintptr(unsafe.Pointer(&r.len)))
+	if e != 0 {
+		return netip.AddrPort{}
+	}
+	return r.addrPort()
+}
+
+// addrPort decodes the address last written (IPv4 or IPv6; the IPv6 zone
+// is left out: a peer's share is keyed by its /64, peer.go).
+func (r *rawAddr) addrPort() netip.AddrPort {
+	switch r.any.Addr.Family {
+	case unix.AF_INET:
+		if r.len < unix.SizeofSockaddrInet4 {
+			break
+		}
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.any))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), netPort(sa.Port))
+	case unix.AF_INET6:
+		if r.len < unix.SizeofSockaddrInet6 {
+			break
+		}
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.any))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), netPort(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// netPort is a port as the kernel stores it (network byte order) in host
+// order.
+func netPort(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
 }
 
 // open makes fd, just accepted and admitted for peer p, a connection of
@@ -204,7 +256,7 @@ func (l *Loop) open(fd int, p *peer) {
 		return
 	}
 	l.p.gen++
-	c := &Conn{loop: l, fd: fd, gen: l.p.gen, slot: slot, peer: p}
+	c := &Conn{loop: l, fd: sockFD(fd), gen: l.p.gen, slot: slot, peer: p}
 	l.conns[slot] = c
 	if err := l.p.eng.register(c); err != nil {
 		l.log.Error("reactor: register connection", "loop", l.idx, "err", err)

@@ -22,10 +22,11 @@ const (
 // called on that loop's thread (from Handler callbacks or Fn tasks); to act
 // on it from elsewhere, Post a Task to c.Loop().
 //
-// An idle connection costs 88 bytes here (on Linux, 96 with the Go
-// allocator's rounding; memory per idle connection is one of the figures
-// the benchmarks rank): what only a connection holding bytes needs lives
-// in a connIO, taken when needed and given back when empty.
+// An idle connection costs 80 bytes here on Linux, a size class of the Go
+// allocator (memory per idle connection is one of the figures the
+// benchmarks rank; TestConnSize holds it): what only a connection holding
+// bytes needs lives in a connIO, taken when needed and given back when
+// empty; whether it is picked for eviction, in the peer table (peer.go).
 type Conn struct {
 	loop     *Loop
 	io       *connIO // nil while c holds no bytes
@@ -33,12 +34,11 @@ type Conn struct {
 	ctx      any
 	deadline int64        // unix nanoseconds; 0 = none
 	mem      atomic.Int64 // buffer bytes charged to c (read by other loops choosing whom to evict)
-	fd       int
+	fd       sockFD
 	p        connPlat // not last: a trailing zero-size field would be padded
 	gen      uint32
-	slot     uint32      // in Loop.conns (table.go)
-	pidx     int32       // place in peer.list
-	evicting atomic.Bool // picked for eviction (other loops read it)
+	slot     uint32 // in Loop.conns (table.go)
+	pidx     int32  // place in peer.list
 	flags    uint8
 }
 

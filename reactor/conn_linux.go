@@ -10,6 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// sockFD is a socket descriptor as a Conn keeps it: 32 bits, as the
+// kernel's are.
+type sockFD = int32
+
 // connPlat is what the io_uring engine keeps per connection (epoll needs
 // only the fd and the flags): 4 bytes.
 type connPlat struct {
@@ -35,7 +39,7 @@ func (c *Conn) sending() bool { return c.p.state&uringSending != 0 }
 // recv is one read(2); the io_uring engine uses it too, for the reads it
 // makes itself (Loop.read: a shutdown's last reads, a DirectReader's).
 func (c *Conn) recv(p []byte) (int, error) {
-	n, e := rawIO(unix.SYS_READ, c.fd, unsafe.Pointer(unsafe.SliceData(p)), len(p))
+	n, e := rawIO(unix.SYS_READ, int(c.fd), unsafe.Pointer(unsafe.SliceData(p)), len(p))
 	switch e {
 	case 0:
 		return n, nil
@@ -53,7 +57,7 @@ func (c *Conn) writev(bufs [][]byte) (int, error) {
 		iov[i].Base = &b[0]
 		iov[i].SetLen(len(b))
 	}
-	n, e := rawIO(unix.SYS_WRITEV, c.fd, unsafe.Pointer(&iov[0]), len(iov))
+	n, e := rawIO(unix.SYS_WRITEV, int(c.fd), unsafe.Pointer(&iov[0]), len(iov))
 	clear(iov)
 	switch e {
 	case 0:
@@ -77,19 +81,19 @@ func rawIO(trap uintptr, fd int, p unsafe.Pointer, n int) (int, unix.Errno) {
 }
 
 func (c *Conn) shutWrite() error {
-	return os.NewSyscallError("shutdown", unix.Shutdown(c.fd, unix.SHUT_WR))
+	return os.NewSyscallError("shutdown", unix.Shutdown(int(c.fd), unix.SHUT_WR))
 }
 
 // unsent asks the kernel how many bytes of its send queue the peer has not
 // acknowledged (SIOCOUTQ); what an io_uring send still holds is in
 // inFlight (counted in Queued).
 func (c *Conn) unsent() (int, bool) {
-	n, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	n, err := unix.IoctlGetInt(int(c.fd), unix.SIOCOUTQ)
 	return n, err == nil
 }
 
 func (c *Conn) remoteAddr() net.Addr {
-	sa, err := unix.Getpeername(c.fd)
+	sa, err := unix.Getpeername(int(c.fd))
 	if err != nil {
 		return nil
 	}
@@ -99,7 +103,7 @@ func (c *Conn) remoteAddr() net.Addr {
 // acked asks the kernel how many bytes the peer has acknowledged since the
 // connection opened (TCP_INFO's tcpi_bytes_acked).
 func (c *Conn) acked() (uint64, bool) {
-	ti, err := unix.GetsockoptTCPInfo(c.fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	ti, err := unix.GetsockoptTCPInfo(int(c.fd), unix.IPPROTO_TCP, unix.TCP_INFO)
 	if err != nil {
 		return 0, false
 	}

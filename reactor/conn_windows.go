@@ -17,6 +17,9 @@ const (
 	opSend
 )
 
+// sockFD is a socket handle as a Conn keeps it.
+type sockFD = int
+
 // connPlat is what a connection's overlapped operations need. The kernel
 // writes into rov and sov (and reads c.io.flight.b) until their completions are
 // dequeued, so a connection stays in the loop's slot table, closed or not,
@@ -68,7 +71,7 @@ func (l *Loop) open(s windows.Handle) {
 		return
 	}
 	l.p.gen++
-	c := &Conn{loop: l, fd: int(s), gen: l.p.gen, slot: slot, peer: p}
+	c := &Conn{loop: l, fd: sockFD(s), gen: l.p.gen, slot: slot, peer: p}
 	l.conns[slot] = c
 	key := keyConn | uintptr(c.gen&genMask)<<slotBits | uintptr(slot)
 	if _, err := windows.CreateIoCompletionPort(s, l.p.port, key, 0); err != nil {

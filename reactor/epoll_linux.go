@@ -130,9 +130,9 @@ func (e *epollEngine) connEvent(l *Loop, slot, gen uint32, events uint32) {
 // accept takes up to a batch of pending connections.
 func (e *epollEngine) accept(l *Loop) {
 	for range len(e.events) {
-		fd, sa, err := unix.Accept4(l.p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, ap, err := l.p.sa.accept4(l.p.lfd)
 		if err == nil {
-			l.accepted(fd, sa)
+			l.accepted(fd, ap)
 			continue
 		}
 		if errors.Is(err, unix.EAGAIN) || !l.acceptError(err) {
@@ -143,7 +143,7 @@ func (e *epollEngine) accept(l *Loop) {
 
 // register watches a new connection's input.
 func (e *epollEngine) register(c *Conn) error {
-	return e.ctl(unix.EPOLL_CTL_ADD, c.fd, unix.EPOLLIN|unix.EPOLLRDHUP, int32(c.slot), c.gen)
+	return e.ctl(unix.EPOLL_CTL_ADD, int(c.fd), unix.EPOLLIN|unix.EPOLLRDHUP, int32(c.slot), c.gen)
 }
 
 // pauseAccepting stops polling the listener (level-triggered, it would
@@ -209,7 +209,7 @@ func (e *epollEngine) drainOut(c *Conn) {
 	budget := writeSlice
 	for budget > 0 && e.takeOut(c) {
 		f := &c.io.flight
-		n, err := unix.Write(c.fd, f.b[:min(len(f.b), budget)])
+		n, err := unix.Write(int(c.fd), f.b[:min(len(f.b), budget)])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -249,7 +249,7 @@ func (e *epollEngine) pollOut(c *Conn, on bool) {
 	} else {
 		c.flags &^= fPollOut
 	}
-	if err := e.ctl(unix.EPOLL_CTL_MOD, c.fd, ev, int32(c.slot), c.gen); err != nil {
+	if err := e.ctl(unix.EPOLL_CTL_MOD, int(c.fd), ev, int32(c.slot), c.gen); err != nil {
 		c.closeNow(err)
 	}
 }
@@ -264,7 +264,7 @@ func (e *epollEngine) closeSocket(c *Conn) {
 	if c.io != nil {
 		c.io.flight.free(c)
 	}
-	unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
-	unix.Close(c.fd)
+	unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+	unix.Close(int(c.fd))
 	c.retire()
 }

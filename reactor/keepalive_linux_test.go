@@ -23,7 +23,7 @@ func TestKeepAliveOnAccepted(t *testing.T) {
 	} {
 		h := newEchoHandler()
 		fds := make(chan int, 1)
-		h.onOpen = func(c *Conn) { fds <- c.fd }
+		h.onOpen = func(c *Conn) { fds <- int(c.fd) }
 		e := startEngine(t, h, 1, func(c *Config) { c.KeepAlive = tc.keepAlive })
 		dialEngine(t, e)
 		fd := <-fds

@@ -36,6 +36,13 @@ func memConn(l *Loop, addr string) *Conn {
 	return c
 }
 
+// picked reports whether c is picked for eviction.
+func picked(e *Engine, c *Conn) bool {
+	e.peers.mu.Lock()
+	defer e.peers.mu.Unlock()
+	return e.peers.isPicked(c)
+}
+
 // take grants c need bytes of heap memory if the rule admits them, and
 // charges them as heapBuf would.
 func take(l *Loop, c *Conn, need int) bool {
@@ -62,11 +69,11 @@ func TestNewcomerNotRefusedWhileGreedyIsEvicted(t *testing.T) {
 	greedy := memConn(l, "127.0.0.2")
 	require.True(t, take(l, greedy, 6<<20+512<<10))
 	require.True(t, take(l, greedy, 2<<20), "alone, an address may use the overdraft")
-	require.False(t, greedy.evicting.Load(), "nobody else to evict")
+	require.False(t, picked(e, greedy), "nobody else to evict")
 
 	good := memConn(l, "127.0.0.1")
 	require.True(t, take(l, good, 64<<10), "the newcomer is not greedy")
-	require.True(t, greedy.evicting.Load(), "the greedy connection is picked")
+	require.True(t, picked(e, greedy), "the greedy connection is picked")
 	require.EqualValues(t, 8<<20+512<<10, e.peers.coming.Load())
 	for range 2 { // the newcomer's next steps, the eviction not yet run
 		require.True(t, take(l, good, 2<<20))
@@ -80,7 +87,7 @@ func TestNewcomerNotRefusedWhileGreedyIsEvicted(t *testing.T) {
 	e.mem.Add(-(8<<20 + 512<<10))
 	l.leave(greedy)
 	require.Zero(t, e.peers.coming.Load())
-	require.False(t, greedy.evicting.Load())
+	require.False(t, picked(e, greedy))
 	l.leave(good)
 }
 

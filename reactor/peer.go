@@ -152,7 +152,7 @@ func (l *Loop) leave(c *Conn) {
 	}
 	t := &e.peers
 	t.mu.Lock()
-	if c.evicting.Load() {
+	if len(t.picked) > 0 {
 		t.unpick(c)
 	}
 	last := len(p.list) - 1
@@ -182,7 +182,7 @@ func (c *Conn) Established() {
 // greediest picks connections to evict, the greediest first (the
 // connection holding the most, of the address holding the most), until
 // they hold over bytes or 16 are picked; spare is never picked. Picked
-// connections are marked evicting, so that another shortage passes them
+// connections are kept in picked, so that another shortage passes them
 // over, and what they hold counts as coming back (coming) until they
 // leave or unpick gives them up. A scan that picks nobody is not
 // repeated for the same spare within evictEvery (now is loop time).
@@ -208,7 +208,7 @@ func (t *peerTable) greediest(over int64, spare *Conn, now int64) []*Conn {
 		var v *Conn
 		var vm int64
 		for _, c := range top.list {
-			if m := c.mem.Load(); m > vm && c != spare && !c.evicting.Load() {
+			if m := c.mem.Load(); m > vm && c != spare && !t.isPicked(c) {
 				v, vm = c, m
 			}
 		}
@@ -216,7 +216,6 @@ func (t *peerTable) greediest(over int64, spare *Conn, now int64) []*Conn {
 			taken[top] = top.mem.Load() // nothing left to take there
 			continue
 		}
-		v.evicting.Store(true)
 		if t.picked == nil {
 			t.picked = map[*Conn]int64{}
 		}
@@ -234,12 +233,17 @@ func (t *peerTable) greediest(over int64, spare *Conn, now int64) []*Conn {
 	return picked
 }
 
-// unpick forgets c's pick: it left, or its eviction could not be posted
-// (then another shortage may pick it again). Under mu.
+// unpick forgets c's pick, if it was picked: it left, or its eviction
+// could not be posted (then another shortage may pick it again). Under mu.
 func (t *peerTable) unpick(c *Conn) {
 	if m, ok := t.picked[c]; ok {
 		delete(t.picked, c)
 		t.coming.Add(-m)
 	}
-	c.evicting.Store(false)
+}
+
+// isPicked reports whether c is picked for eviction. Under mu.
+func (t *peerTable) isPicked(c *Conn) bool {
+	_, ok := t.picked[c]
+	return ok
 }

@@ -29,6 +29,7 @@ type poller struct {
 	efd int // eventfd for wakeups
 	gen uint32
 	iov [maxIov]unix.Iovec // a synchronous gather write's vector
+	sa  rawAddr            // the address accept4 or getpeername just wrote
 }
 
 // linuxEngine is what each Linux engine implements: the hooks of the

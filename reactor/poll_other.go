@@ -22,6 +22,8 @@ type poller struct{}
 
 type connPlat struct{}
 
+type sockFD = int
+
 func (l *Loop) openPoller() error {
 	return fmt.Errorf("%w (%s/%s: the reactor runs on Linux (epoll) and Windows (IOCP))", ErrUnsupported, runtime.GOOS, runtime.GOARCH)
 }

@@ -224,7 +224,7 @@ func (w *fakeWorld) open() {
 	w.l.open(fds[0], w.l.admit(netip.AddrPort{}))
 	var c *Conn
 	for _, x := range w.l.conns {
-		if x != nil && x.fd == fds[0] && x.flags&fClosed == 0 {
+		if x != nil && int(x.fd) == fds[0] && x.flags&fClosed == 0 {
 			c = x
 		}
 	}

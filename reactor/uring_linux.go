@@ -394,7 +394,7 @@ func (u *uringEngine) acceptDone(l *Loop, cqe *uring.CQE) {
 			// A multishot accept gives no address (the one it would
 			// write is overwritten by the next accept, io_uring_prep_multishot_accept(3)):
 			// accepted asks getpeername for admission.
-			l.accepted(int(cqe.Res), nil)
+			l.accepted(int(cqe.Res), l.p.sa.peer(int(cqe.Res))) // multishot accept gives no address
 		}
 	case cqe.Res == -int32(unix.ECANCELED):
 	default:
@@ -453,7 +453,7 @@ func (u *uringEngine) stopAccepting(l *Loop) {
 // its slot until the completions of all its operations are in.
 func (u *uringEngine) closeSocket(c *Conn) {
 	if !u.started {
-		unix.Close(c.fd)
+		unix.Close(int(c.fd))
 		c.retire()
 		return
 	}
@@ -478,9 +478,9 @@ func (u *uringEngine) cancelAndClose(c *Conn) {
 		u.later(c)
 		return
 	}
-	cancel.PrepCancelFD(c.fd, uring.CancelAll, uringOp(udCancel, c))
+	cancel.PrepCancelFD(int(c.fd), uring.CancelAll, uringOp(udCancel, c))
 	cancel.Flags |= uring.SQEIOHardlink
-	cl.PrepClose(c.fd, uringOp(udClose, c))
+	cl.PrepClose(int(c.fd), uringOp(udClose, c))
 	c.p.ops += 2
 }
 

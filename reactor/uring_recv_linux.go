@@ -153,7 +153,7 @@ func (u *uringEngine) armRecv(c *Conn) bool {
 	if s == nil {
 		return false
 	}
-	s.PrepRecvMultishot(c.fd, u.br.Group(), 0, uringOp(udRecv, c))
+	s.PrepRecvMultishot(int(c.fd), u.br.Group(), 0, uringOp(udRecv, c))
 	c.p.ops++
 	c.p.state |= uringArmed
 	return true

@@ -213,9 +213,9 @@ func (u *uringEngine) flushSends(l *Loop) {
 		ud := udSend<<56 | uint64(e.seq)<<32 | uint64(i)
 		const flags = unix.MSG_WAITALL | unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
 		if r.n == 1 {
-			s.PrepSend(c.fd, e.out[r.first], flags, ud)
+			s.PrepSend(int(c.fd), e.out[r.first], flags, ud)
 		} else {
-			s.PrepSendmsg(c.fd, u.msghdr(e, i), flags, ud)
+			s.PrepSendmsg(int(c.fd), u.msghdr(e, i), flags, ud)
 		}
 		if c.queuedOut() == 0 && c.flags&(fClosing|fPeerEOF) == 0 {
 			// Nothing waits for this send's answer: skip its CQE if
@@ -423,7 +423,7 @@ func (u *uringEngine) postDrain(c *Conn) {
 	// At most writeSlice bytes per send, as epoll writes per writability
 	// event: with deferred task work the kernel copies them on the loop's
 	// thread, and the loop's other connections take their turns between.
-	s.PrepSend(c.fd, b[:min(len(b), writeSlice)], unix.MSG_NOSIGNAL, uringOp(udDrain, c))
+	s.PrepSend(int(c.fd), b[:min(len(b), writeSlice)], unix.MSG_NOSIGNAL, uringOp(udDrain, c))
 	c.p.ops++
 }
 

@@ -296,7 +296,7 @@ func (u *uringEngine) directWait(c *Conn) {
 		u.directEnd(c) // the multishot receive takes over
 		return
 	}
-	s.PrepPoll(c.fd, unix.POLLIN|unix.POLLRDHUP, uringOp(udPoll, c))
+	s.PrepPoll(int(c.fd), unix.POLLIN|unix.POLLRDHUP, uringOp(udPoll, c))
 	c.p.ops++
 	c.p.state |= uringPolling
 }

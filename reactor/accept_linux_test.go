@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/require"
@@ -74,4 +75,33 @@ func TestConnSize(t *testing.T) {
 		t.Skip("64-bit platforms only")
 	}
 	require.EqualValues(t, 80, unsafe.Sizeof(Conn{}))
+}
+
+// TestAckedAllocatesNothing: the write stall clock's question to the
+// kernel (TCP_INFO's bytes acked) allocates nothing (x/sys's
+// GetsockoptTCPInfo allocated 288 bytes per call, per watched connection
+// per tick), and its answer grows as the peer acknowledges bytes.
+func TestAckedAllocatesNothing(t *testing.T) {
+	_, l := memEngine(t, 0)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := net.Dial("tcp4", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	defer server.Close()
+	f, err := server.(*net.TCPConn).File()
+	require.NoError(t, err)
+	defer f.Close()
+	c := &Conn{loop: l, fd: sockFD(f.Fd())}
+
+	a0, ok := c.acked()
+	require.True(t, ok)
+	require.Zero(t, testing.AllocsPerRun(100, func() { c.acked() }))
+	_, err = f.Write(make([]byte, 100<<10))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { a, _ := c.acked(); return a >= a0+100<<10 }, 5*time.Second, 10*time.Millisecond,
+		"the peer's kernel acknowledges what it receives")
 }

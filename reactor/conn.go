@@ -40,6 +40,7 @@ type Conn struct {
 	slot     uint32 // in Loop.conns (table.go)
 	pidx     int32  // place in peer.list
 	flags    uint8
+	kout     uint16 // bytes handed to the kernel since its hold was last timed, up to kernWatchMin (watchKernel)
 }
 
 // connIO is the part of a connection that only holds bytes: input kept
@@ -316,8 +317,11 @@ func (c *Conn) flush() {
 	if c.flags&fClosed == 0 && c.queuedOut() > 0 {
 		c.startOutput()
 	}
-	if sent >= kernWatchMin {
-		c.watchKernel()
+	if sent > 0 {
+		c.kout = uint16(min(int(c.kout)+sent, kernWatchMin-1))
+		if c.kout == kernWatchMin-1 {
+			c.watchKernel()
+		}
 	}
 }
 
@@ -410,19 +414,23 @@ func (c *Conn) startStallClock() {
 	}
 }
 
-// kernWatchMin is the write from which the kernel's hold on c's output is
-// timed too (watchKernel).
+// kernWatchMin is the output from which the kernel's hold on c's output
+// is timed too (watchKernel): one write of that much, or as much in
+// smaller writes since the last watch.
 const kernWatchMin = 64 << 10
 
 // watchKernel times a write stall for output the kernel holds. A large
 // reply may be taken whole into the socket's send buffer (which grows to
 // several MiB), and the small replies behind it keep fitting into its last
 // segment, so nothing ever queues here and a peer that never reads would
-// never be timed. After a write of kernWatchMin bytes or more, and when a
-// write queue has drained into the kernel (outputDone), the sweep
-// asks the kernel whether the peer acknowledged anything (kernelMoved)
-// until it holds nothing more of c's.
+// never be timed; so may many small replies. After kernWatchMin bytes
+// handed to the kernel (in one write or in several: c.kout), and when a
+// write queue has drained into the kernel (outputDone), the sweep asks
+// the kernel whether the peer acknowledged anything (kernelMoved) until it
+// holds nothing more of c's. That costs a few system calls per
+// kernWatchMin of output.
 func (c *Conn) watchKernel() {
+	c.kout = 0
 	if c.flags&fClosed != 0 || c.loop.e.stall.Load() <= 0 {
 		return
 	}
@@ -444,7 +452,8 @@ func (c *Conn) watchKernel() {
 
 // kernelMoved updates the stall clock of a connection watchKernel watches:
 // the clock starts again when the peer acknowledged bytes since the last
-// check, and the watch ends when the kernel holds none of c's output.
+// check, and the watch ends when the kernel holds none of c's output (or
+// the stall timeout was set to 0 since).
 func (c *Conn) kernelMoved() {
 	io := c.io
 	if io == nil || !io.kern {
@@ -453,7 +462,7 @@ func (c *Conn) kernelMoved() {
 	a, ok := c.acked()
 	k, ok2 := c.unsent()
 	switch {
-	case !ok || !ok2 || k == 0:
+	case !ok || !ok2 || k == 0 || c.loop.e.stall.Load() <= 0:
 		io.kern = false
 		if c.Queued() == 0 && !c.sending() {
 			io.wstall = 0

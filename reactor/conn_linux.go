@@ -101,10 +101,15 @@ func (c *Conn) remoteAddr() net.Addr {
 }
 
 // acked asks the kernel how many bytes the peer has acknowledged since the
-// connection opened (TCP_INFO's tcpi_bytes_acked).
+// connection opened (TCP_INFO's tcpi_bytes_acked, Linux 4.1), into the
+// loop's buffer (x/sys's GetsockoptTCPInfo allocates one per call); false
+// when the kernel's answer is too short to hold it.
 func (c *Conn) acked() (uint64, bool) {
-	ti, err := unix.GetsockoptTCPInfo(int(c.fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	if err != nil {
+	ti := &c.loop.p.ti
+	n := uint32(unsafe.Sizeof(*ti))
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(c.fd), unix.IPPROTO_TCP, unix.TCP_INFO,
+		uintptr(unsafe.Pointer(ti)), uintptr(unsafe.Pointer(&n)), 0)
+	if e != 0 || uintptr(n) < unsafe.Offsetof(ti.Bytes_acked)+unsafe.Sizeof(ti.Bytes_acked) {
 		return 0, false
 	}
 	return ti.Bytes_acked, true

@@ -35,7 +35,9 @@ import (
 //     backed a 2 MiB huge page at a time, more than an eighth of a small
 //     budget), and the engine evicts the greediest connections of the
 //     address holding the most (Handler.OnEvict with ErrNoMemory), so that
-//     the overdraft is paid back within a loop turn.
+//     the overdraft is paid back once their loops have run the evictions
+//     (their memory counts as free meanwhile, up to half the budget: see
+//     admitMemory).
 //
 // Freed regions and heap buffers are kept per loop for reuse (a reused
 // region's pages stay backed, so it costs no page faults; a reused heap
@@ -405,9 +407,11 @@ func (l *Loop) poolShareLeft(c *Conn, size int) bool {
 
 // admitMemory decides whether c may take need more bytes of budgeted
 // memory (see the rule above). It does not charge them. Memory held by
-// connections already picked for eviction counts as free: it comes back
-// within a loop turn, and a request made in the meantime must not be
-// refused for it.
+// connections already picked for eviction counts as free, up to half the
+// budget: it comes back once their loops have run the evictions, and a
+// request made in the meantime must not be refused for it; the cap keeps
+// a hard ceiling (budget + overdraft + half the budget) however many
+// evictions are on their way.
 func (l *Loop) admitMemory(c *Conn, need int) bool {
 	e := l.e
 	max := e.cfg.MaxHeapBytes
@@ -418,7 +422,8 @@ func (l *Loop) admitMemory(c *Conn, need int) bool {
 	if e.mem.Load()+int64(need) <= max {
 		return true
 	}
-	if e.greedy(c) || e.mem.Load()-e.peers.coming.Load()+int64(need) > max+overdraft(max, need) {
+	coming := min(e.peers.coming.Load(), max/2)
+	if e.greedy(c) || e.mem.Load()-coming+int64(need) > max+overdraft(max, need) {
 		count(&l.stats.MemRefused, 1)
 		return false
 	}
@@ -465,6 +470,11 @@ func (e *Engine) evictGreedy(now int64, spare *Conn, need int) {
 			if v.gen == gen && v.flags&fClosed == 0 {
 				v.evict(ErrNoMemory)
 			}
+			// What it held is back (or it lingers, closing, with what its
+			// close left queued): no longer counted as coming.
+			t.mu.Lock()
+			t.settle(v)
+			t.mu.Unlock()
 		}}) != nil {
 			t.mu.Lock()
 			t.unpick(v) // the loop is full or gone: another shortage may pick it

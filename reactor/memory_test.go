@@ -111,3 +111,80 @@ func TestEmptyScanNotRepeated(t *testing.T) {
 	require.Zero(t, e.peers.coming.Load())
 	runtime.KeepAlive(e)
 }
+
+// TestEvictionSettles: once a victim's eviction task has run, its memory
+// no longer counts as coming back, though the connection may linger (a
+// graceful close waiting for its peer) and stays picked until it leaves.
+// (Before, it counted until the connection left: up to LingerTimeout of
+// memory counted twice.)
+func TestEvictionSettles(t *testing.T) {
+	e, l := memEngine(t, 8<<20)
+	greedy := memConn(l, "127.0.0.2")
+	require.True(t, take(l, greedy, 8<<20))
+	good := memConn(l, "127.0.0.1")
+	require.True(t, take(l, good, 64<<10))
+	require.True(t, picked(e, greedy))
+	require.EqualValues(t, 8<<20, e.peers.coming.Load())
+
+	// The eviction task runs on the greedy connection's loop; this
+	// connection is not a real socket, so it is marked closed (as the
+	// eviction would leave it, lingering) and the task settles it.
+	greedy.flags |= fClosed
+	l.charge(greedy, -8<<20)
+	e.mem.Add(-8 << 20)
+	require.True(t, l.drainInbox(16))
+	require.Zero(t, e.peers.coming.Load(), "its memory is back: no longer coming")
+	require.True(t, picked(e, greedy), "picked until it leaves")
+	l.leave(greedy)
+	require.False(t, picked(e, greedy))
+	l.leave(good)
+}
+
+// TestEvictionCeiling: however many evictions are on their way, granted
+// memory stays under budget + overdraft + half the budget. Newcomers from
+// distinct addresses each take a 2 MiB step of an 8 MiB budget while no
+// eviction runs. (Before the cap, each grant's victims raised the next
+// request's allowance: 58 steps, 116 MiB, were granted.)
+func TestEvictionCeiling(t *testing.T) {
+	const budget = 8 << 20
+	e, l := memEngine(t, budget)
+	var conns []*Conn
+	granted := 0
+	for i := range 100 {
+		c := memConn(l, netip.AddrFrom4([4]byte{127, 1, byte(i / 250), byte(1 + i%250)}).String())
+		conns = append(conns, c)
+		l.now += int64(evictEvery) // no scan throttled
+		if take(l, c, 2<<20) {
+			granted++
+		}
+		require.LessOrEqual(t, e.mem.Load(), int64(budget+overdraft(budget, 2<<20)+budget/2))
+	}
+	require.Less(t, granted, 10)
+	require.NotZero(t, l.stats.MemRefused)
+	for _, c := range conns {
+		l.charge(c, -c.mem.Load())
+		l.leave(c)
+	}
+	require.Zero(t, e.peers.coming.Load())
+}
+
+// TestEmptyScansBounded: at most emptyScans scans that find nobody to
+// pick run within evictEvery, whoever asks.
+func TestEmptyScansBounded(t *testing.T) {
+	e, l := memEngine(t, 8<<20)
+	var conns []*Conn
+	for i := range emptyScans + 1 {
+		conns = append(conns, memConn(l, netip.AddrFrom4([4]byte{127, 2, 0, byte(1 + i)}).String()))
+	}
+	for _, c := range conns[:emptyScans] {
+		require.Nil(t, e.peers.greediest(1, c, l.now), "nobody holds anything")
+	}
+	last := conns[emptyScans]
+	l.charge(conns[0], 1<<20)
+	require.Nil(t, e.peers.greediest(1, last, l.now+1), "the bound is reached")
+	require.Equal(t, []*Conn{conns[0]}, e.peers.greediest(1, last, l.now+evictEvery))
+	l.charge(conns[0], -1<<20)
+	for _, c := range conns {
+		l.leave(c)
+	}
+}

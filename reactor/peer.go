@@ -43,10 +43,13 @@ type peerTable struct {
 	// read without it).
 	picked map[*Conn]int64
 	coming atomic.Int64
-	// A scan that found nobody to pick for a connection is not repeated
-	// for it within evictEvery (under mu).
+	// Scans that find nobody to pick are not repeated within evictEvery
+	// of the first (emptyAt) by the same connection (emptyFor, the last),
+	// and at most emptyScans of them run in that time (empty counts them;
+	// under mu).
 	emptyAt  int64
 	emptyFor *Conn
+	empty    int
 }
 
 // peerKey is the address's share key: the IPv4 address, or the /64 of an
@@ -184,12 +187,21 @@ func (c *Conn) Established() {
 // they hold over bytes or 16 are picked; spare is never picked. Picked
 // connections are kept in picked, so that another shortage passes them
 // over, and what they hold counts as coming back (coming) until they
-// leave or unpick gives them up. A scan that picks nobody is not
-// repeated for the same spare within evictEvery (now is loop time).
+// leave, unpick gives them up or settle says their eviction ran.
+//
+// A scan that picks nobody is not repeated by the same connection within
+// evictEvery (now is loop time), and at most emptyScans such scans run in
+// that time: a scan walks every address under the table's lock, and many
+// connections asking while nobody can be picked (the memory held outside
+// connections) must not make one each. Another connection's scan still
+// runs: the one that found nobody may have been the connection alone over
+// the budget, which only the others may pick.
 func (t *peerTable) greediest(over int64, spare *Conn, now int64) []*Conn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.emptyFor == spare && now-t.emptyAt < evictEvery {
+	if now-t.emptyAt >= evictEvery {
+		t.emptyFor, t.empty = nil, 0
+	} else if t.emptyFor == spare || t.empty >= emptyScans {
 		return nil
 	}
 	var picked []*Conn
@@ -226,18 +238,32 @@ func (t *peerTable) greediest(over int64, spare *Conn, now int64) []*Conn {
 		over -= vm
 	}
 	if len(picked) == 0 {
-		t.emptyAt, t.emptyFor = now, spare
-	} else {
-		t.emptyFor = nil
+		if t.empty == 0 {
+			t.emptyAt = now
+		}
+		t.emptyFor = spare
+		t.empty++
 	}
 	return picked
 }
+
+// emptyScans bounds the scans that find nobody to pick within evictEvery.
+const emptyScans = 8
 
 // unpick forgets c's pick, if it was picked: it left, or its eviction
 // could not be posted (then another shortage may pick it again). Under mu.
 func (t *peerTable) unpick(c *Conn) {
 	if m, ok := t.picked[c]; ok {
 		delete(t.picked, c)
+		t.coming.Add(-m)
+	}
+}
+
+// settle stops counting c's memory as coming back: its eviction ran. It
+// stays picked (not to be picked again) until it leaves. Under mu.
+func (t *peerTable) settle(c *Conn) {
+	if m, ok := t.picked[c]; ok && m != 0 {
+		t.picked[c] = 0
 		t.coming.Add(-m)
 	}
 }

@@ -30,6 +30,7 @@ type poller struct {
 	gen uint32
 	iov [maxIov]unix.Iovec // a synchronous gather write's vector
 	sa  rawAddr            // the address accept4 or getpeername just wrote
+	ti  unix.TCPInfo       // the last TCP_INFO asked (Conn.acked)
 }
 
 // linuxEngine is what each Linux engine implements: the hooks of the

@@ -160,7 +160,7 @@ type Config struct {
 	LingerTimeout time.Duration
 	// WriteStallTimeout evicts a connection (Handler.OnEvict, ErrStalled)
 	// whose queued output the peer has not taken any of for this long, or,
-	// after a write of 64 KiB or more, whose output in the kernel's send
+	// once 64 KiB or more went to the kernel, whose output in its send
 	// buffer it has not acknowledged any of (0: never).
 	// SetWriteStallTimeout changes it.
 	WriteStallTimeout time.Duration

@@ -412,8 +412,8 @@ func (u *uringEngine) acceptDone(l *Loop, cqe *uring.CQE) {
 		} else {
 			// A multishot accept gives no address (the one it would
 			// write is overwritten by the next accept, io_uring_prep_multishot_accept(3)):
-			// accepted asks getpeername for admission.
-			l.accepted(int(cqe.Res), l.p.sa.peer(int(cqe.Res))) // multishot accept gives no address
+			// getpeername gives it, for admission.
+			l.accepted(int(cqe.Res), l.p.sa.peer(int(cqe.Res)))
 		}
 	case cqe.Res == -int32(unix.ECANCELED):
 	default:

@@ -243,6 +243,46 @@ func TestWriteStallKernelHeld(t *testing.T) {
 	require.EqualValues(t, 1, stalled(), "the slow reader kept reading: not stalled")
 }
 
+// TestWriteStallSmallReplies: replies that each stay under 64 KiB, all
+// taken by the kernel, are timed too once 64 KiB of them are there: a
+// client that sends 24 messages of 60 KiB, 20 ms apart, and then a small
+// one every 200 ms, never reading, is dropped after WriteStallTimeout. (Before, only a
+// single write of 64 KiB started the kernel's clock: such a client stayed
+// open, holding 1.4 MiB of kernel memory.)
+func TestWriteStallSmallReplies(t *testing.T) {
+	srv := startStallServer(t)
+	stalled := func() uint64 { return loopSum(srv.Stats(), func(l LoopStats) uint64 { return l.Stalled }) }
+	c := wstest.Dial(t, srv.Addr().String())
+	c.Conn().(*net.TCPConn).SetReadBuffer(16 << 10)
+	msg := wstest.Binary(wstest.Payload(60<<10, 5))
+	for range 24 { // one at a time: each reply is one write of its own
+		c.Write(t, msg)
+		time.Sleep(20 * time.Millisecond)
+	}
+	sent := time.Now()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := wstest.Binary([]byte("hi!"))
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			c.Conn().SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := c.Conn().Write(tick); err != nil {
+				return // dropped
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	require.Eventually(t, func() bool { return stalled() == 1 }, 5*time.Second, 20*time.Millisecond,
+		"a client that never reads small replies the kernel holds must be dropped")
+	t.Logf("dropped %s after its last large send (stall timeout 1 s)", time.Since(sent).Round(10*time.Millisecond))
+}
+
 // TestReloadReachesOpenConnections is point 4's "reloadable settings
 // apply to existing connections too": a connection opened with no idle
 // timeout and no stall timeout is pinged and closed by an idle timeout

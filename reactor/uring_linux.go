@@ -92,6 +92,8 @@ const (
 	udWake
 	udListener // the listener's cancel or close
 	udNop
+	udDirectCancel // the cancel of a receive for direct reads
+	udPoll         // the poll a direct reader waits for its next bytes with
 )
 
 func uringOp(op uint64, c *Conn) uint64 {
@@ -113,6 +115,8 @@ const (
 	uringQueued                     // in a retry list
 	uringCloseDue                   // closed; its cancel and close wait for room in the SQ
 	uringDraining                   // a send drains c.io.flight
+	uringDirect                     // a DirectReader reads into its memory: its receive is cancelled meanwhile
+	uringPolling                    // direct, and a poll waits for its next bytes (else it is on u.direct)
 )
 
 func (u *uringEngine) open(l *Loop) error {
@@ -258,7 +262,9 @@ func (u *uringEngine) complete(l *Loop, cqe *uring.CQE) {
 	case 0: // a send's, handled by sendCQEs
 	case udDrain:
 		u.drainDone(l, u.conn(l, slot, gen), cqe.Res)
-	case udCancel, udClose, udNop:
+	case udPoll:
+		u.directPolled(u.conn(l, slot, gen))
+	case udCancel, udClose, udNop, udDirectCancel:
 		if c := u.conn(l, slot, gen); c != nil {
 			u.opDone(c)
 		}
@@ -308,11 +314,24 @@ func (u *uringEngine) afterBatch(l *Loop) {
 	// One read per connection per turn, as epoll makes (a read buffer's
 	// worth: ReadTarget's slice), so that a large message is read turn by
 	// turn between the loop's other connections; one that wants more
-	// stays on the list, and the next enter does not wait.
+	// stays on the list, and the next enter does not wait. Its multishot
+	// receive is cancelled meanwhile (directStart), so that the payload
+	// goes straight where it ends up rather than through the provided
+	// buffers and a copy; once the message is whole, or the socket is
+	// empty, the receive is armed again.
 	kept := u.direct[:0]
 	for _, r := range u.direct {
-		if r.live() && l.read(r.c) && r.live() && r.c.inLen() == 0 && len(l.dr.ReadTarget(r.c)) > 0 {
+		if r.c.gen != r.gen {
+			continue
+		}
+		read := r.live() && l.read(r.c)
+		switch c := r.c; {
+		case !r.live() || c.flags&fPeerEOF != 0 || c.inLen() > 0 || len(l.dr.ReadTarget(c)) == 0:
+			u.directEnd(c) // whole, or closed
+		case read:
 			kept = append(kept, r)
+		default:
+			u.directWait(c) // the socket is empty: wait for more
 		}
 	}
 	clear(u.direct[len(kept):])

@@ -177,7 +177,7 @@ func (u *uringEngine) armReceives(l *Loop) {
 	}
 	for i, r := range u.rearm {
 		u.rearm[i] = connRef{}
-		if r.live() && r.c.p.state&uringArmed == 0 && r.c.flags&fPeerEOF == 0 {
+		if r.live() && r.c.p.state&(uringArmed|uringDirect) == 0 && r.c.flags&fPeerEOF == 0 {
 			if !u.armRecv(r.c) {
 				u.rearm = append(u.rearm[:0], u.rearm[i:]...)
 				return
@@ -224,11 +224,13 @@ func (u *uringEngine) recvDone(l *Loop, c *Conn, cqe *uring.CQE) {
 		return
 	case res == -int32(unix.ENOBUFS):
 		count(&l.stats.NoBuffers, 1)
+	case res == -int32(unix.ECANCELED):
+		// directStart cancelled it: armed again when the direct reads end.
 	case res < 0:
 		c.closeNow(os.NewSyscallError("recv", unix.Errno(-res)))
 		return
 	}
-	if !more && c.flags&(fClosed|fPeerEOF) == 0 {
+	if !more && c.flags&(fClosed|fPeerEOF) == 0 && c.p.state&uringDirect == 0 {
 		u.rearm = append(u.rearm, connRef{c, c.gen})
 	}
 }
@@ -262,6 +264,62 @@ func (u *uringEngine) deliver(l *Loop, c *Conn, bid int, data []byte) {
 	l.rbuf, l.rbufH, l.rbufShared = rbuf, rbufH, false
 	u.cur, u.curBI = nil, -1
 	if l.dr != nil && c.flags&(fClosed|fWriteShut) == 0 && c.inLen() == 0 && len(l.dr.ReadTarget(c)) > 0 {
+		u.directStart(c)
+	}
+}
+
+// directStart puts c on the list of connections read straight into a
+// DirectReader's memory (afterBatch) and cancels its multishot receive, so
+// that the kernel stops filling provided buffers with the payload that
+// ws would then copy. Bytes the receive still delivers before the cancel
+// lands come in order through deliver, as before.
+func (u *uringEngine) directStart(c *Conn) {
+	if c.p.state&uringDirect != 0 {
+		return // on the list already
+	}
+	c.p.state |= uringDirect
+	u.direct = append(u.direct, connRef{c, c.gen})
+	if c.p.state&uringArmed == 0 {
+		return // ended already (ENOBUFS): armReceives leaves it alone meanwhile
+	}
+	if s := u.sqe(); s != nil {
+		s.PrepCancel(uringOp(udRecv, c), 0, uringOp(udDirectCancel, c))
+		c.p.ops++
+	}
+}
+
+// directWait waits for c's next bytes with a one-shot poll, which fills no
+// buffer: its completion puts c back on the direct reads.
+func (u *uringEngine) directWait(c *Conn) {
+	s := u.sqe()
+	if s == nil {
+		u.directEnd(c) // the multishot receive takes over
+		return
+	}
+	s.PrepPoll(int(c.fd), unix.POLLIN|unix.POLLRDHUP, uringOp(udPoll, c))
+	c.p.ops++
+	c.p.state |= uringPolling
+}
+
+// directPolled handles the completion of directWait's poll: c has bytes
+// (or an error or EOF, which the next read tells), or it was closed (the
+// close cancels the poll).
+func (u *uringEngine) directPolled(c *Conn) {
+	if c == nil {
+		return
+	}
+	defer u.opDone(c)
+	c.p.state &^= uringPolling
+	if c.flags&fClosed == 0 && c.p.state&uringDirect != 0 {
 		u.direct = append(u.direct, connRef{c, c.gen})
+	}
+}
+
+// directEnd takes c off the direct reads: its receive is armed again (or
+// will be, when the cancelled one has ended).
+func (u *uringEngine) directEnd(c *Conn) {
+	c.p.state &^= uringDirect
+	if c.p.state&uringArmed == 0 && c.flags&(fClosed|fPeerEOF) == 0 {
+		u.rearm = append(u.rearm, connRef{c, c.gen})
 	}
 }

@@ -84,6 +84,12 @@ func (s *SQE) PrepRead(fd int, p []byte, userData uint64) {
 	s.Addr, s.Len, s.Off = addr(unsafe.Pointer(unsafe.SliceData(p))), uint32(len(p)), ^uint64(0)
 }
 
+// PrepPoll reports events (poll(2) bits) on fd once, with one CQE, when
+// one of them is true (io_uring_prep_poll_add(3)).
+func (s *SQE) PrepPoll(fd int, events uint32, userData uint64) {
+	s.Opcode, s.Fd, s.OpFlags, s.UserData = OpPollAdd, int32(fd), events, userData
+}
+
 // PrepPollMultishot reports events (poll(2) bits) on fd, one CQE each time
 // they become true, until cancelled (5.13).
 func (s *SQE) PrepPollMultishot(fd int, events uint32, userData uint64) {

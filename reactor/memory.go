@@ -410,7 +410,8 @@ func (l *Loop) poolShareLeft(c *Conn, size int) bool {
 // connections already picked for eviction counts as free, up to half the
 // budget: it comes back once their loops have run the evictions, and a
 // request made in the meantime must not be refused for it; the cap keeps
-// a hard ceiling (budget + overdraft + half the budget) however many
+// a ceiling (budget + overdraft + half the budget, passed by at most one
+// step per loop: loops check at once and charge later) however many
 // evictions are on their way.
 func (l *Loop) admitMemory(c *Conn, need int) bool {
 	e := l.e
@@ -422,12 +423,18 @@ func (l *Loop) admitMemory(c *Conn, need int) bool {
 	if e.mem.Load()+int64(need) <= max {
 		return true
 	}
-	coming := min(e.peers.coming.Load(), max/2)
-	if e.greedy(c) || e.mem.Load()-coming+int64(need) > max+overdraft(max, need) {
+	if e.greedy(c) {
 		count(&l.stats.MemRefused, 1)
 		return false
 	}
+	// Pick the greedy first, then judge: a request past the overdraft is
+	// granted when the memory on its way back covers it (the one holder
+	// of the budget, over it alone, is picked by the next to ask).
 	e.evictGreedy(l.now, c, need)
+	if coming := min(e.peers.coming.Load(), max/2); e.mem.Load()-coming+int64(need) > max+overdraft(max, need) {
+		count(&l.stats.MemRefused, 1)
+		return false
+	}
 	return true
 }
 

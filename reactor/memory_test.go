@@ -112,6 +112,26 @@ func TestEmptyScanNotRepeated(t *testing.T) {
 	runtime.KeepAlive(e)
 }
 
+// TestNewcomerPicksTheOneHolder: the one address holding the budget took
+// its overdraft alone (nobody else to evict); a newcomer's request that
+// would pass the overdraft picks it, and is granted on the memory coming
+// back. (Before, the newcomer was refused before any eviction was looked
+// for, and the holder kept its memory.)
+func TestNewcomerPicksTheOneHolder(t *testing.T) {
+	e, l := memEngine(t, 8<<20)
+	greedy := memConn(l, "127.0.0.2")
+	require.True(t, take(l, greedy, 7<<20+512<<10))
+	require.True(t, take(l, greedy, 2<<20), "alone, an address may use the overdraft")
+	good := memConn(l, "127.0.0.1")
+	require.True(t, take(l, good, 64<<10), "the newcomer is granted")
+	require.True(t, picked(e, greedy), "and the holder picked")
+	require.True(t, take(l, good, 2<<20))
+	require.Zero(t, l.stats.MemRefused)
+	l.charge(greedy, -greedy.mem.Load())
+	l.leave(greedy)
+	l.leave(good)
+}
+
 // TestEvictionSettles: once a victim's eviction task has run, its memory
 // no longer counts as coming back, though the connection may linger (a
 // graceful close waiting for its peer) and stays picked until it leaves.

@@ -195,6 +195,12 @@ func (u *uringEngine) poll(l *Loop, timeout time.Duration) (int, error) {
 	if l.rawWait {
 		how = uring.RawWait
 	}
+	if len(u.rearm) > 0 && (timeout < 0 || timeout > time.Millisecond) {
+		// Receives wait for buffers, which come back as sends end; a send
+		// that goes out whole posts nothing to wake the loop: look again
+		// soon rather than sleep on them.
+		timeout = time.Millisecond
+	}
 	var err error
 	switch bw := l.e.cfg.BatchWait; {
 	case bw > 0 && len(u.direct) == 0:
@@ -217,6 +223,7 @@ func (u *uringEngine) prepare(l *Loop) {
 	u.runRetries(l)
 	u.flushSends(l)
 	u.releaseEpochs(l)
+	u.armReceives(l) // buffers the epochs gave back may be what a receive waits for
 }
 
 // reap handles every completion the enter left in the CQ, the sends'
@@ -322,6 +329,14 @@ func (u *uringEngine) afterBatch(l *Loop) {
 	kept := u.direct[:0]
 	for _, r := range u.direct {
 		if r.c.gen != r.gen {
+			continue
+		}
+		if r.live() && r.c.p.state&uringArmed != 0 {
+			// Its receive's cancel has not landed: bytes that receive
+			// took may still wait in the kernel (a CQ overflowing), and a
+			// read now would overtake them. Nothing reads beside a kernel
+			// reader; the cancel's completion comes with the next enter.
+			kept = append(kept, r)
 			continue
 		}
 		read := r.live() && l.read(r.c)

@@ -277,15 +277,16 @@ func (u *uringEngine) directStart(c *Conn) {
 	if c.p.state&uringDirect != 0 {
 		return // on the list already
 	}
-	c.p.state |= uringDirect
-	u.direct = append(u.direct, connRef{c, c.gen})
-	if c.p.state&uringArmed == 0 {
-		return // ended already (ENOBUFS): armReceives leaves it alone meanwhile
-	}
-	if s := u.sqe(); s != nil {
+	if c.p.state&uringArmed != 0 {
+		s := u.sqe()
+		if s == nil {
+			return // no room for the cancel: the receive goes on, and nothing reads beside it
+		}
 		s.PrepCancel(uringOp(udRecv, c), 0, uringOp(udDirectCancel, c))
 		c.p.ops++
-	}
+	} // else it ended already (ENOBUFS): armReceives leaves it alone meanwhile
+	c.p.state |= uringDirect
+	u.direct = append(u.direct, connRef{c, c.gen})
 }
 
 // directWait waits for c's next bytes with a one-shot poll, which fills no

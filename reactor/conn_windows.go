@@ -178,8 +178,9 @@ func (c *Conn) send(bufs [][]byte) (int, error) {
 // unacknowledged bytes; wine 8 does not implement it.)
 func (c *Conn) unsent() (int, bool) { return 0, true }
 
-// acked cannot tell (see unsent): a send the peer does not take stays in
-// flight, queued, and the write stall clock runs.
+// acked cannot tell (see unsent): a send the kernel does not take stays
+// in flight, queued, and the write stall clock runs; output the kernel's
+// send buffer took whole is not timed here.
 func (c *Conn) acked() (uint64, bool) { return 0, false }
 
 // sending is false: the first WSASend of a flush is synchronous.

@@ -42,12 +42,13 @@ func listen(e *Engine, idx int) (int, error) {
 		return -1, fmt.Errorf("reactor: listen %s: %w", tcp, err)
 	}
 	if idx == 0 {
-		sa, err := unix.Getsockname(fd)
+		var r rawAddr
+		ap, err := r.name(unix.SYS_GETSOCKNAME, fd)
 		if err != nil {
 			unix.Close(fd)
 			return -1, os.NewSyscallError("getsockname", err)
 		}
-		e.addr = sockaddrToTCP(sa)
+		e.addr = net.TCPAddrFromAddrPort(ap)
 	}
 	return fd, nil
 }
@@ -143,16 +144,6 @@ func refuse(fd int) {
 	unix.Close(fd)
 }
 
-func sockaddrToTCP(sa unix.Sockaddr) *net.TCPAddr {
-	switch s := sa.(type) {
-	case *unix.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(s.Addr[:]).To16(), Port: s.Port}
-	case *unix.SockaddrInet6:
-		return &net.TCPAddr{IP: net.IP(s.Addr[:]), Port: s.Port}
-	}
-	return nil
-}
-
 // acceptError acts on an accept failure (from accept4 or a multishot
 // accept's completion) and reports whether accepting may go on now:
 // aborted handshakes and interrupts are skipped, running out of
@@ -185,7 +176,9 @@ func (l *Loop) accepted(fd int, ap netip.AddrPort) {
 // getpeername write into the loop's one (poller.sa), so that accepting
 // a connection allocates nothing but the connection (unix.Accept4 and
 // unix.Getpeername make three heap objects per call, garbage that an
-// accept burst leaves among the connections it creates).
+// accept burst leaves among the connections it creates). It is the one
+// decoder of the kernel's socket addresses on Linux (RemoteAddr and the
+// listener's address use it too).
 type rawAddr struct {
 	any unix.RawSockaddrAny
 	len uint32
@@ -205,12 +198,19 @@ func (r *rawAddr) accept4(lfd int) (int, netip.AddrPort, error) {
 
 // peer returns fd's peer address (getpeername), or the zero AddrPort.
 func (r *rawAddr) peer(fd int) netip.AddrPort {
+	ap, _ := r.name(unix.SYS_GETPEERNAME, fd)
+	return ap
+}
+
+// name asks the kernel for one of fd's addresses: trap is getpeername or
+// getsockname.
+func (r *rawAddr) name(trap uintptr, fd int) (netip.AddrPort, error) {
 	r.len = unix.SizeofSockaddrAny
-	_, _, e := unix.RawSyscall(unix.SYS_GETPEERNAME, uintptr(fd), uintptr(unsafe.Pointer(&r.any)), uintptr(unsafe.Pointer(&r.len)))
+	_, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&r.any)), uintptr(unsafe.Pointer(&r.len)))
 	if e != 0 {
-		return netip.AddrPort{}
+		return netip.AddrPort{}, e
 	}
-	return r.addrPort()
+	return r.addrPort(), nil
 }
 
 // addrPort decodes the address last written (IPv4 or IPv6; the IPv6 zone

@@ -93,11 +93,11 @@ func (c *Conn) unsent() (int, bool) {
 }
 
 func (c *Conn) remoteAddr() net.Addr {
-	sa, err := unix.Getpeername(int(c.fd))
-	if err != nil {
-		return nil
+	var r rawAddr // not the loop's: RemoteAddr may be called from elsewhere
+	if ap := r.peer(int(c.fd)); ap.IsValid() {
+		return net.TCPAddrFromAddrPort(ap)
 	}
-	return sockaddrToTCP(sa)
+	return nil
 }
 
 // acked asks the kernel how many bytes the peer has acknowledged since the

@@ -155,9 +155,7 @@ func (l *Loop) leave(c *Conn) {
 	}
 	t := &e.peers
 	t.mu.Lock()
-	if len(t.picked) > 0 {
-		t.unpick(c)
-	}
+	t.unpick(c)
 	last := len(p.list) - 1
 	moved := p.list[last]
 	p.list[c.pidx], moved.pidx = moved, c.pidx

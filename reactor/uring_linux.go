@@ -311,7 +311,7 @@ func (u *uringEngine) opDone(c *Conn) {
 // afterBatch does what must wait until every completion of the batch is
 // handled: the wakeup's control words and tasks (a shutdown reads what
 // each connection sent, which must come after the bytes already in the
-// CQ), the reads a DirectReader asked for, re-arming receives.
+// CQ), the reads a DirectReader asked for.
 func (u *uringEngine) afterBatch(l *Loop) {
 	if u.woken {
 		u.woken = false
@@ -351,8 +351,7 @@ func (u *uringEngine) afterBatch(l *Loop) {
 	}
 	clear(u.direct[len(kept):])
 	u.direct = kept
-	u.releaseEpochs(l)
-	u.armReceives(l)
+	u.releaseEpochs(l) // receives to arm again are armed by prepare, before the next enter
 }
 
 // runRetries prepares the drains and closes that found the SQ full.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -171,4 +172,32 @@ func seccompChild() {
 	}
 	e.closeLoops()
 	fmt.Printf("ENGINE: %s (engine %s): %s\n", got, e.IOEngine(), why)
+}
+
+// TestShutdownLogsQuietly: serving a connection and shutting down is no
+// news, so neither engine logs a warning or an error for it (io_uring
+// once logged "completion for an unknown connection" for the cancel of
+// its wakeup read, on every shutdown).
+func TestShutdownLogsQuietly(t *testing.T) {
+	for _, io := range []IOEngine{IOEpoll, IOURing} {
+		t.Run(string(io), func(t *testing.T) {
+			if io == IOURing && probeURing() != nil {
+				t.Skipf("no io_uring here: %v", probeURing())
+			}
+			var log syncBuffer
+			h := newEchoHandler()
+			e := startEngine(t, h, 1, func(c *Config) {
+				c.IOEngine = io
+				c.Logger = slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			})
+			c := dialEngine(t, e)
+			roundTrip(t, c, []byte("one echo before the shutdown"))
+			c.Close()
+			h.waitCloses(t, 1)
+			awaitShutdown(t, shutdownAsync(e, 5*time.Second), "after one connection")
+			if log.String() != "" {
+				t.Fatalf("a plain shutdown logged:\n%s", log.String())
+			}
+		})
+	}
 }

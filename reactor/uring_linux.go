@@ -94,6 +94,7 @@ const (
 	udNop
 	udDirectCancel // the cancel of a receive for direct reads
 	udPoll         // the poll a direct reader waits for its next bytes with
+	udWakeCancel   // settle's cancel of the wakeup's read: no connection's
 )
 
 func uringOp(op uint64, c *Conn) uint64 {
@@ -284,6 +285,7 @@ func (u *uringEngine) complete(l *Loop, cqe *uring.CQE) {
 		}
 	case udListener:
 		u.lnOps--
+	case udWakeCancel: // the wakeup's own completion says it ended
 	}
 }
 
@@ -534,7 +536,7 @@ func (u *uringEngine) settle(l *Loop) {
 	}
 	if u.wakeArmed {
 		if s := u.sqe(); s != nil {
-			s.PrepCancel(udWake<<56, 0, udNop<<56)
+			s.PrepCancel(udWake<<56, 0, udWakeCancel<<56)
 		}
 	}
 	deadline := time.Now().Add(settleTimeout)

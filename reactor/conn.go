@@ -74,10 +74,16 @@ func (c *Conn) ioState() *connIO {
 	return c.io
 }
 
-// ioRelease gives c's connIO back once it holds nothing.
+// ioRelease gives c's connIO back once it holds nothing: no bytes, and
+// no write stall clock (wstall, stopped by outputDone, kernelMoved or
+// closeNow, which release it then). A clock dropped with it would leave
+// output the kernel still holds untimed: an asynchronous send's queue that
+// drained into the kernel's buffer frees its flight first (flightDone),
+// and outputDone must still see that the queue was there to hand the
+// timing to the kernel's watch.
 func (c *Conn) ioRelease() {
 	io := c.io
-	if io == nil || cap(io.in.b) > 0 || cap(io.out.b) > 0 || len(io.flight.b) > 0 || cap(io.flight.q.b) > 0 || io.kern {
+	if io == nil || cap(io.in.b) > 0 || cap(io.out.b) > 0 || len(io.flight.b) > 0 || cap(io.flight.q.b) > 0 || io.kern || io.wstall != 0 {
 		return
 	}
 	c.io = nil

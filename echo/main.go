@@ -129,7 +129,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (*options, error) {
 	fs.IntVar(&c.ReactorRing, "ring", c.ReactorRing, "capacity of each loop's inbox ring")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "event loops (0 = one per CPU of the chosen NUMA node(s))")
 	fs.StringVar(&o.numa, "numa", o.numa, `NUMA node for loops and memory: "auto" (or -1) or a node number`)
-	fs.StringVar(&o.engine, "engine", "auto", "I/O engine of the loops: auto (epoll; HIOLOAD_ENGINE overrides it), epoll or uring (io_uring, where the kernel has it; not yet auto's choice, see docs/BENCHMARKS.md)")
+	fs.StringVar(&o.engine, "engine", "auto", "I/O engine of the loops: auto (io_uring where the kernel has it, else epoll, saying why; HIOLOAD_ENGINE overrides it), epoll or uring")
 	fs.Int64Var(&o.maxMsg, "max-message", c.MaxMessageSize, "largest message accepted, in bytes (larger: close 1009)")
 	fs.IntVar(&c.MaxWriteQueue, "max-write-queue", c.MaxWriteQueue, "bytes queued for a client that is not reading before it gets close 1008")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "most open TCP connections; past it new ones are reset at accept (0 = the open-file limit less 64)")

@@ -10,9 +10,10 @@ import (
 // IOEngine names the kernel interface a loop waits and moves bytes with.
 type IOEngine string
 
-// The engines. On Linux, auto (or "") is epoll and io_uring is taken only
-// when asked for (ChooseIOEngine: it fails when the kernel lacks what the
-// engine needs); on Windows every engine is IOCP.
+// The engines. On Linux, auto (or "") is io_uring where the kernel has
+// what the engine needs and epoll elsewhere (ChooseIOEngine says why); an
+// explicit uring fails where the kernel lacks it. On Windows every engine
+// is IOCP.
 const (
 	IOAuto  IOEngine = "auto"
 	IOEpoll IOEngine = "epoll"

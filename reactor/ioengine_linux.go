@@ -13,20 +13,12 @@ import (
 	"github.com/hioload-ws/hioload-ws/internal/uring"
 )
 
-// autoURing says whether auto takes io_uring where the kernel has what the
-// engine needs. It is off: the io_uring engine does not yet pass the whole
-// suite and the soak (docs/BENCHMARKS.md, "The io_uring engine's open
-// defects"), so auto means epoll and io_uring must be asked for. A
-// variable, so that the tests can still check auto's fallback.
-var autoURing = false
-
-// chooseIOEngine: epoll when asked or auto (see autoURing); io_uring when
-// asked, if the kernel has what the engine needs (probeURing); with
-// autoURing, auto takes io_uring the same way and epoll otherwise, saying
-// why.
+// chooseIOEngine: epoll when asked; io_uring when asked or auto, if the
+// kernel has what the engine needs (probeURing); else an error when asked,
+// and epoll for auto, saying why.
 func chooseIOEngine(want IOEngine) (IOEngine, string, error) {
 	switch {
-	case want == IOEpoll, want == IOAuto && !autoURing:
+	case want == IOEpoll:
 		return IOEpoll, "", nil
 	case want == IOIOCP:
 		return "", "", errors.New("reactor: io engine iocp: Windows only")

@@ -37,20 +37,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// preferURing makes auto take io_uring where the kernel has it, as it
-// will once the engine's open defects are fixed (autoURing), for the test.
-func preferURing(t *testing.T) {
-	old := autoURing
-	autoURing = true
-	t.Cleanup(func() { autoURing = old })
-}
-
-// TestAutoFallsBackToEpoll forces the io_uring probe to fail with auto
-// preferring io_uring: auto then runs epoll and logs one line saying why,
-// an explicit uring is an error, and the server still serves.
+// TestAutoFallsBackToEpoll forces the io_uring probe to fail: auto then
+// runs epoll and logs one line saying why, an explicit uring is an error,
+// and the server still serves.
 func TestAutoFallsBackToEpoll(t *testing.T) {
 	t.Setenv(EngineEnv, "")
-	preferURing(t)
 	old := probeURing
 	probeURing = func() error { return errors.New("io_uring: test: probe forced to fail") }
 	t.Cleanup(func() { probeURing = old })
@@ -106,27 +97,29 @@ func TestEngineEnv(t *testing.T) {
 	}
 }
 
-// TestAutoIsEpoll: auto is epoll without probing the kernel, whatever it
-// offers (autoURing is off); with autoURing on, a kernel with what the
-// engine needs (the machines we run on: Linux 6.12 or later,
-// io_uring_disabled=0) gives io_uring, and where the kernel lacks it the
-// reason is shown and that half skips (TestAutoFallsBackToEpoll covers it).
-func TestAutoIsEpoll(t *testing.T) {
+// TestAutoIsURing: auto probes the kernel and takes io_uring where it has
+// what the engine needs (the machines we run on: Linux 6.12 or later,
+// io_uring_disabled=0); where it lacks it, auto is epoll with the reason
+// (TestAutoFallsBackToEpoll forces that half everywhere), and the test
+// says so and skips.
+func TestAutoIsURing(t *testing.T) {
 	t.Setenv(EngineEnv, "")
 	probed := false
 	old := probeURing
 	probeURing = func() error { probed = true; return old() }
 	t.Cleanup(func() { probeURing = old })
-	if got, why, err := ChooseIOEngine(IOAuto); got != IOEpoll || why != "" || err != nil || probed {
-		t.Fatalf("ChooseIOEngine(auto) = %s, %q, %v (probed %v); want epoll without a probe", got, why, err, probed)
-	}
-	preferURing(t)
 	got, why, err := ChooseIOEngine(IOAuto)
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || !probed {
+		t.Fatalf("ChooseIOEngine(auto) = %s, %q, %v (probed %v); want a probe and no error", got, why, err, probed)
 	}
 	if got != IOURing {
-		t.Skipf("auto preferring io_uring chose %s here: %s", got, why)
+		if got != IOEpoll || why == "" {
+			t.Fatalf("ChooseIOEngine(auto) = %s, %q: a fallback must be epoll and say why", got, why)
+		}
+		t.Skipf("auto chose epoll here: %s", why)
+	}
+	if why != "" {
+		t.Fatalf("ChooseIOEngine(auto) = io_uring with a reason %q: nothing was given up", why)
 	}
 }
 
@@ -159,7 +152,6 @@ func seccompChild() {
 		fmt.Println("SKIP-SECCOMP:", err)
 		return
 	}
-	autoURing = true // auto as it will be: it must fall back, saying why
 	got, why, err := ChooseIOEngine(IOAuto)
 	if err != nil {
 		fmt.Println("ChooseIOEngine:", err)

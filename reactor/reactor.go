@@ -179,8 +179,9 @@ type Config struct {
 	// MaxPendingPerPeer those of one address.
 	MaxConns, MaxConnsPerPeer, MaxPending, MaxPendingPerPeer int
 	// IOEngine is the kernel interface the loops use: IOAuto (or "") is
-	// epoll for now (ChooseIOEngine; EngineEnv overrides it), IOEpoll and
-	// IOURing force one on Linux. Windows uses IOCP.
+	// io_uring where the kernel has it, else epoll (ChooseIOEngine;
+	// EngineEnv overrides it), IOEpoll and IOURing force one on Linux.
+	// Windows uses IOCP.
 	IOEngine IOEngine
 	// Wait says how an idle loop blocks in the kernel.
 	Wait   Wait

@@ -3,8 +3,9 @@
 #
 # Builds our echo (./echo, when the tree has it) and the peers' echo servers
 # and the load generator (bench/, a module of its own); ours runs twice, as
-# hioload-ws (the io engine auto chooses: epoll) and hioload-ws-uring
-# (-engine uring, where the kernel has io_uring). When UWS_BIN names a
+# hioload-ws (the io engine auto chooses: io_uring where the kernel has it)
+# and hioload-ws-epoll (-engine epoll; only where auto chose io_uring).
+# hioload-ws-uring (-engine uring) may be named in --servers too. When UWS_BIN names a
 # uWebSockets EchoServer binary (its examples/EchoServer, built for
 # measuring; it takes the port as its first argument), it runs too, as the
 # C++ reference "uws". Then for each repeat,
@@ -33,7 +34,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-all_servers="hioload-ws,hioload-ws-uring,uws,gnet,gobwas,nbio,gws,gorilla"
+all_servers="hioload-ws,hioload-ws-epoll,hioload-ws-uring,uws,gnet,gobwas,nbio,gws,gorilla"
 servers=""
 scenarios="64B,1KiB,16KiB,1MiB,2000x1,rate20k,idle,z1KiB,z16KiB,zc1KiB,zc16KiB,idle-z,idle-zc"
 repeats=3
@@ -136,13 +137,14 @@ if [ -n "${UWS_BIN:-}" ]; then
 	fi
 fi
 if [ -d "$root/echo" ]; then
-	log "build: our echo (go build ./echo, run as hioload-ws -workers 1, and as hioload-ws-uring -workers 1 -engine uring)"
+	log "build: our echo (go build ./echo, run as hioload-ws -workers 1, and as hioload-ws-epoll -workers 1 -engine epoll)"
 	if (cd "$root" && go build -o "$bin/hioload-ws" ./echo); then
+		ln -s hioload-ws "$bin/hioload-ws-epoll"
 		if why=$("$bin/hioload-ws" -engine uring -topology 2>&1 >/dev/null); then
 			ln -s hioload-ws "$bin/hioload-ws-uring"
-			built=("hioload-ws" "hioload-ws-uring" "${built[@]}")
+			built=("hioload-ws" "hioload-ws-epoll" "${built[@]}")
 		else
-			log "build: no hioload-ws-uring here: $why"
+			log "build: auto is epoll here (no io_uring: $why); hioload-ws-epoll would repeat it"
 			built=("hioload-ws" "${built[@]}")
 		fi
 	else
@@ -176,6 +178,7 @@ server_args() {
 	local name=$1 scenario=$2
 	case "$name" in
 	hioload-ws) echo -workers 1 "${HIOLOAD_ARGS:-}" ;;
+	hioload-ws-epoll) echo -workers 1 -engine epoll "${HIOLOAD_ARGS:-}" ;;
 	hioload-ws-uring) echo -workers 1 -engine uring "${HIOLOAD_ARGS:-}" ;;
 	esac
 	case "$scenario" in
@@ -194,7 +197,7 @@ server_args() {
 # supports NAME SCENARIO: can the server run the scenario?
 supports() {
 	compressed "$2" || return 0
-	case $1 in hioload-ws | hioload-ws-uring | gorilla | gws | nbio) return 0 ;; esac
+	case $1 in hioload-ws* | gorilla | gws | nbio) return 0 ;; esac
 	return 1
 }
 

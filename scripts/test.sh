@@ -44,30 +44,40 @@ step "vet for windows" env GOOS=windows $GO vet ./...
 step "build for other platforms (darwin: the reactor says it is unsupported)" env GOOS=darwin $GO build ./...
 step "no poller: New fails with ErrUnsupported (-tags noreactor)" no_poller
 # The Go tests run twice: under the race detector, and without cgo (which
-# changes how cnuma and topology read the machine), both on the io engine
-# HIOLOAD_ENGINE names (unset: auto, which is epoll). The io_uring engine
-# is not auto's choice yet because of its open defects (docs/BENCHMARKS.md,
-# "The io_uring engine's open defects": the soak's pushers window, 16 MiB
-# messages slow enough to time out the [long] conformance cases on a busy
-# machine): where the kernel has io_uring its own tests (the binding, and
-# the reactor's engine tests) run in a step of their own;
-# `HIOLOAD_ENGINE=uring make test` runs everything on it.
+# changes how cnuma and topology read the machine). The first pass runs on
+# the io engine HIOLOAD_ENGINE names (unset: auto, which is io_uring where
+# the kernel has it), the second on the other engine where the kernel has
+# both, so that every test, the conformance suite among them, runs on
+# each; the reactor's tests also run under the race detector on that other
+# engine. The soak runs on both too.
 engine=${HIOLOAD_ENGINE:-auto}
 $GO build -o /tmp/engine-probe.$$ ./echo
 uring_here=$(/tmp/engine-probe.$$ -engine uring -topology 2>&1 | sed -n 's/^note: io engine: //p;s/^echo: //p' | head -n1)
 rm -f /tmp/engine-probe.$$
-echo "==> io engine: $engine (io_uring here: $uring_here)"
-step "tests (race detector, shuffled; io engine $engine)" env HIOLOAD_ENGINE="${HIOLOAD_ENGINE:-}" $GO test -race -shuffle=on -timeout 25m ./...
-step "tests without cgo (io engine $engine)" env CGO_ENABLED=0 HIOLOAD_ENGINE="${HIOLOAD_ENGINE:-}" $GO test -timeout 25m ./...
-if [ "$uring_here" = uring ] && [ "$engine" != uring ]; then
-  step "io_uring engine: the binding and the reactor under the race detector" env HIOLOAD_ENGINE=uring $GO test -race -count=1 -timeout 10m ./internal/uring/ ./reactor/
+first=$engine other=epoll
+if [ "$uring_here" = uring ]; then
+  case $engine in
+  epoll) other=uring ;;
+  *) first=uring ;; # auto takes it
+  esac
+else
+  first=epoll
+fi
+echo "==> io engines: $first, then $other (io_uring here: $uring_here)"
+step "tests (race detector, shuffled; io engine $first)" env HIOLOAD_ENGINE="$first" $GO test -race -shuffle=on -timeout 25m ./...
+step "tests without cgo (io engine $other)" env CGO_ENABLED=0 HIOLOAD_ENGINE="$other" $GO test -timeout 25m ./...
+if [ "$first" != "$other" ]; then
+  step "the reactor under the race detector (io engine $other)" env HIOLOAD_ENGINE="$other" $GO test -race -count=1 -timeout 10m ./reactor/
 fi
 step "fuzz targets ($FUZZTIME each)" env FUZZTIME=$FUZZTIME scripts/fuzz.sh
 step "interop with Node ws and wscat" optional scripts/interop-node.sh
 step "interop with Python websockets" optional scripts/interop-python.sh
 step "browser: headless Chromium against echo -compression" optional scripts/browser-test.sh
 step "windows: test binaries and echo.exe under wine" sh -c 'scripts/wine-setup.sh && scripts/wine-test.sh'
-step "soak: good and hostile clients (${SOAK_TIME:-60s}, io engine $engine)" env SOAK_TIME="${SOAK_TIME:-60s}" HIOLOAD_ENGINE="${HIOLOAD_ENGINE:-}" scripts/soak.sh
+step "soak: good and hostile clients (${SOAK_TIME:-60s}, io engine $first)" env SOAK_TIME="${SOAK_TIME:-60s}" HIOLOAD_ENGINE="$first" scripts/soak.sh
+if [ "$first" != "$other" ]; then
+  step "soak on the other engine (${SOAK_TIME_OTHER:-40s}, io engine $other)" env SOAK_TIME="${SOAK_TIME_OTHER:-40s}" HIOLOAD_ENGINE="$other" scripts/soak.sh
+fi
 step "topology report (cgo: hwloc + libnuma)" optional scripts/topology-report.sh
 step "topology report (CGO_ENABLED=0: sysfs)" env CGO_ENABLED=0 scripts/topology-report.sh
 step "kubernetes manifests (kustomize, API types, echo's flags and probes)" sh -c 'cd deploy/kubernetes && '"$GO"' vet ./... && '"$GO"' test -count=1 ./...'

@@ -51,10 +51,11 @@ type Config struct {
 	ReusePort bool
 
 	// IOEngine is the kernel interface the loops use: IOAuto ("" too) is
-	// epoll for now (the environment variable HIOLOAD_ENGINE=epoll|uring
-	// overrides auto); IOEpoll or IOURing forces one (NewServer fails if
-	// the kernel lacks io_uring, whose engine still has open defects:
-	// docs/BENCHMARKS.md). Windows uses IOCP.
+	// io_uring where the kernel has what the engine needs and epoll
+	// elsewhere, logging why (the environment variable
+	// HIOLOAD_ENGINE=epoll|uring overrides auto); IOEpoll or IOURing
+	// forces one (NewServer fails if the kernel lacks io_uring). Windows
+	// uses IOCP.
 	IOEngine IOEngine
 
 	ReadBufferSize   int           // most bytes one read takes, 4 KiB..64 MiB (each loop's buffer has 4 KiB more in front, for partial frames)

@@ -173,8 +173,8 @@ func seccompChild() {
 func TestShutdownLogsQuietly(t *testing.T) {
 	for _, io := range []IOEngine{IOEpoll, IOURing} {
 		t.Run(string(io), func(t *testing.T) {
-			if io == IOURing && probeURing() != nil {
-				t.Skipf("no io_uring here: %v", probeURing())
+			if err := probeURing(); io == IOURing && err != nil {
+				t.Skipf("no io_uring here: %v", err)
 			}
 			var log syncBuffer
 			h := newEchoHandler()

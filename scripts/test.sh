@@ -54,14 +54,9 @@ engine=${HIOLOAD_ENGINE:-auto}
 $GO build -o /tmp/engine-probe.$$ ./echo
 uring_here=$(/tmp/engine-probe.$$ -engine uring -topology 2>&1 | sed -n 's/^note: io engine: //p;s/^echo: //p' | head -n1)
 rm -f /tmp/engine-probe.$$
-first=$engine other=epoll
+first=epoll other=epoll # both engines only where the kernel has io_uring
 if [ "$uring_here" = uring ]; then
-  case $engine in
-  epoll) other=uring ;;
-  *) first=uring ;; # auto takes it
-  esac
-else
-  first=epoll
+  if [ "$engine" = epoll ]; then other=uring; else first=uring; fi # auto takes io_uring
 fi
 echo "==> io engines: $first, then $other (io_uring here: $uring_here)"
 step "tests (race detector, shuffled; io engine $first)" env HIOLOAD_ENGINE="$first" $GO test -race -shuffle=on -timeout 25m ./...

@@ -64,6 +64,14 @@ func ChooseIOEngine(want IOEngine) (got IOEngine, why string, err error) {
 const (
 	uringBufs    = 64       // buffers per loop (IDs 0..63)
 	uringBufSize = 64 << 10 // bytes each: 4 MiB per loop
+	// uringRecvLimit is what a connection's multishot receive takes
+	// before it ends and is armed again, the next turn: a turn's share, a
+	// read buffer's worth as an epoll loop reads. Without it one enter
+	// fills every provided buffer from a few flooding clients (the
+	// kernel receives up to 32 times per wakeup), the receives of the
+	// others end with ENOBUFS, and a turn lasts as long as handling 4 MiB
+	// takes.
+	uringRecvLimit = uringBufSize
 )
 
 // LoopBuffers is the pool memory each loop of engine io keeps for its

@@ -45,6 +45,16 @@ func FuzzURingCompletions(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		w := newFakeWorld(t)
 		defer w.close()
+		// The input's length picks the receives' limit: a small one, one
+		// the kernel refuses (EINVAL: the engine arms without), or none.
+		switch len(ops) % 3 {
+		case 0:
+			w.u.recvLimit = 700
+		case 1:
+			w.u.recvLimit, w.refuseLimit = 700, true
+		case 2:
+			w.u.recvLimit = 0
+		}
 		for i := 0; i+1 < len(ops) && i < 400; i += 2 {
 			w.step(ops[i], ops[i+1])
 		}
@@ -63,6 +73,7 @@ type fakeWorld struct {
 	drains      []fakeDrain // drains the kernel holds
 	sendOutcome byte        // how the kernel treats the next sends
 	seq         byte
+	refuseLimit bool // the kernel fails a receive with a limit (before 6.17)
 }
 
 type fakeConn struct {
@@ -73,6 +84,8 @@ type fakeConn struct {
 	in     []byte // what the peer sent
 	fed    int    // bytes of in received into buffers
 	armed  bool   // a multishot receive is in the kernel
+	limit  int    // the receive's limit (0: none)
+	took   int    // bytes the receive took
 	closed bool   // the kernel closed the descriptor
 	gone   bool   // the peer hung up or failed
 	got    []byte // what the handler was given
@@ -256,8 +269,10 @@ func (w *fakeWorld) kernel(sqes []uring.SQE) {
 		switch {
 		case s.Opcode == uring.OpNop:
 			w.post(s.UserData, 0, 0)
+		case s.Opcode == uring.OpRecv && w.refuseLimit && s.FileIndex != 0:
+			w.post(s.UserData, -int32(unix.EINVAL), 0)
 		case s.Opcode == uring.OpRecv:
-			fc.armed = true
+			fc.armed, fc.limit, fc.took = true, int(s.FileIndex), 0
 		case op == udSend:
 			w.sendSQE(fc, s)
 		case op == udDrain:
@@ -403,6 +418,11 @@ func (w *fakeWorld) receive(fc *fakeConn) {
 			return
 		}
 		fc.fed += n
+		if fc.took += n; fc.limit > 0 && fc.took >= fc.limit {
+			fc.armed = false // the limit ends it: its last CQE has bytes
+			w.post(uringOp(udRecv, fc.c), int32(n), flags)
+			return
+		}
 		w.post(uringOp(udRecv, fc.c), int32(n), flags|uring.CQEFMore)
 	}
 	if fc.armed && fc.gone && fc.fed == len(fc.in) {
@@ -462,4 +482,61 @@ func (w *fakeWorld) close() {
 			unix.Close(fc.fd)
 		}
 	}
+}
+
+// TestURingLimitRefused: on a kernel that refuses a receive's limit
+// (before 6.17), every receive armed with it fails with EINVAL, and each
+// connection is armed again without it, none closed and no byte lost.
+func TestURingLimitRefused(t *testing.T) {
+	w := newFakeWorld(t)
+	defer w.close()
+	w.refuseLimit = true
+	for range 3 {
+		w.open()
+	}
+	for i := range 3 {
+		w.step(1, byte(i)) // each peer sends
+	}
+	for range 4 {
+		w.turn()
+	}
+	if w.u.recvLimit != 0 {
+		t.Fatalf("the engine still arms receives with a limit of %d", w.u.recvLimit)
+	}
+	for _, fc := range w.conns {
+		if fc.c.Closed() || !fc.armed || !bytes.Equal(fc.got, fc.in) {
+			t.Fatalf("conn %d: closed %v, armed %v, got %d of %d bytes; want open, armed and all", fc.fd, fc.c.Closed(), fc.armed, len(fc.got), len(fc.in))
+		}
+	}
+	w.finish()
+}
+
+// TestURingLimitEndsReceive: a receive that took its limit ends and is
+// armed again at the next turn, so a peer that sends more than a turn's
+// share gets it all through, in order, one share a turn.
+func TestURingLimitEndsReceive(t *testing.T) {
+	w := newFakeWorld(t)
+	defer w.close()
+	w.u.recvLimit = 700
+	w.open()
+	fc := w.conns[0]
+	for range 3 {
+		w.step(1, 255) // 1,786 bytes each
+	}
+	for turns := 0; len(fc.got) < len(fc.in); turns++ {
+		if turns == 20 {
+			t.Fatalf("after %d turns the handler got %d of %d bytes", turns, len(fc.got), len(fc.in))
+		}
+		before := len(fc.got)
+		w.turn()
+		// A share is 700 bytes, and the receive that reaches it takes
+		// what its buffer gives (a fake chunk: at most 766 bytes).
+		if n := len(fc.got) - before; n == 0 || n > 700+766 {
+			t.Fatalf("turn %d delivered %d bytes; want a share: more than none, about 700", turns, n)
+		}
+	}
+	if !bytes.Equal(fc.got, fc.in) {
+		t.Fatalf("got %d bytes, not the %d sent in order", len(fc.got), len(fc.in))
+	}
+	w.finish()
 }

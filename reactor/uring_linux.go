@@ -54,6 +54,8 @@ type uringEngine struct {
 	cur     []byte // the buffer being delivered (stable until its epoch ends)
 	curBI   int    // its ID, -1 when none
 
+	recvLimit uint32 // bytes a receive takes before it ends (uringRecvLimit; 0: the kernel refuses a limit)
+
 	acceptArmed bool // a multishot accept is in flight
 	acceptOff   bool // accepting paused or stopped: do not re-arm
 	lnOps       int  // the listener's cancel and close in flight
@@ -118,6 +120,7 @@ const (
 	uringDraining                   // a send drains c.io.flight
 	uringDirect                     // a DirectReader reads into its memory: its receive is cancelled meanwhile
 	uringPolling                    // direct, and a poll waits for its next bytes (else it is on u.direct)
+	uringLimited                    // the receive in flight was armed with a limit (uringRecvLimit)
 )
 
 func (u *uringEngine) open(l *Loop) error {
@@ -135,6 +138,7 @@ func (u *uringEngine) open(l *Loop) error {
 // openRing takes r (a real ring, or a fake one in tests) as the loop's.
 func (u *uringEngine) openRing(l *Loop, r *uring.Ring) (err error) {
 	u.loop, u.curBI, u.ring = l, -1, r
+	u.recvLimit = uringRecvLimit
 	u.acct.loop = l
 	if u.br, err = r.RegisterBufRing(uringBufs, 0, uring.PbufRingInc); err != nil {
 		return fmt.Errorf("reactor: io_uring: %w", err)
@@ -233,7 +237,8 @@ func (u *uringEngine) prepare(l *Loop) {
 // completions of a submission forced by a full SQ, which this loop takes
 // too), so the reads afterBatch makes on the loop's thread cannot overtake
 // a receive the kernel made. That is also why a turn is not cut at
-// Config.Batch completions, as an epoll turn is cut at Batch events.
+// Config.Batch completions, as an epoll turn is cut at Batch events; what
+// bounds a turn is what each receive may take (uringRecvLimit).
 func (u *uringEngine) reap(l *Loop) int {
 	u.submitted()
 	u.sendCQEs(l)

@@ -34,6 +34,11 @@ import (
 // again: the handler's reference returns it to the pool, and the ring gets
 // a fresh slot in its place.
 //
+// A receive ends once it has taken uringRecvLimit bytes, and is armed
+// again the next turn (armReceives), so that one turn takes at most that
+// from each connection, as an epoll turn reads a buffer's worth: a flooding
+// client cannot take every buffer in one enter.
+//
 // When the ring is empty, a multishot receive ends with ENOBUFS and its
 // bytes stay in the socket: the connection is armed again once buffers are
 // back (armReceives), so no data is dropped, only delayed.
@@ -153,9 +158,12 @@ func (u *uringEngine) armRecv(c *Conn) bool {
 	if s == nil {
 		return false
 	}
-	s.PrepRecvMultishot(int(c.fd), u.br.Group(), 0, uringOp(udRecv, c))
+	s.PrepRecvMultishot(int(c.fd), u.br.Group(), 0, u.recvLimit, uringOp(udRecv, c))
 	c.p.ops++
 	c.p.state |= uringArmed
+	if c.p.state &^= uringLimited; u.recvLimit != 0 {
+		c.p.state |= uringLimited
+	}
 	return true
 }
 
@@ -226,6 +234,14 @@ func (u *uringEngine) recvDone(l *Loop, c *Conn, cqe *uring.CQE) {
 		count(&l.stats.NoBuffers, 1)
 	case res == -int32(unix.ECANCELED):
 		// directStart cancelled it: armed again when the direct reads end.
+	case res == -int32(unix.EINVAL) && c.p.state&uringLimited != 0:
+		// A kernel before 6.17 refuses the limit: arm without it (the
+		// receives armed with it in the same turn fail too).
+		if u.recvLimit != 0 {
+			l.log.Info("reactor: io_uring receives without a limit per turn", "loop", l.idx,
+				"why", "the kernel refuses IORING_RECV_MSHOT_LIM (Linux 6.17)")
+			u.recvLimit = 0
+		}
 	case res < 0:
 		c.closeNow(os.NewSyscallError("recv", unix.Errno(-res)))
 		return

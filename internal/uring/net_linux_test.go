@@ -105,7 +105,7 @@ func TestRecvMultishotIncremental(t *testing.T) {
 	}
 	br.Publish()
 	fd, peer := tcpPair(t)
-	r.GetSQE().PrepRecvMultishot(fd, br.Group(), 0, 5)
+	r.GetSQE().PrepRecvMultishot(fd, br.Group(), 0, 0, 5)
 	if _, err := r.Submit(); err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +137,59 @@ func TestRecvMultishotIncremental(t *testing.T) {
 	}
 }
 
+// TestRecvLimit: a multishot receive with a byte limit ends, its last
+// completion carrying bytes and no CQEFMore, once it has taken the limit
+// (at most a buffer more); the rest stays in the socket, in order, for the
+// next receive. The reactor gives each connection a turn's share so.
+func TestRecvLimit(t *testing.T) {
+	r := newRing(t, 8, nil)
+	br, err := r.RegisterBufRing(4, 9, PbufRingInc)
+	if err != nil {
+		t.Skipf("incremental buffer rings unavailable (6.12): %v", err)
+	}
+	defer br.Unregister()
+	s := &recvState{off: make([]int, 4)}
+	for i := range 4 {
+		s.bufs = append(s.bufs, make([]byte, 1000))
+		br.Add(s.bufs[i], uint16(i))
+	}
+	br.Publish()
+	fd, peer := tcpPair(t)
+	want := make([]byte, 2500)
+	for i := range want {
+		want[i] = byte(i * 13)
+	}
+	peer.Write(want)
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	unix.Poll(pfd, 5000)
+	time.Sleep(10 * time.Millisecond) // let it all arrive
+	r.GetSQE().PrepRecvMultishot(fd, br.Group(), 0, 600, 1)
+	for len(s.ends) == 0 {
+		for _, c := range reap(t, r, 1) {
+			if c.Res == -int32(unix.EINVAL) {
+				t.Skip("kernel lacks IORING_RECV_MSHOT_LIM (6.17)")
+			}
+			s.take(t, c)
+		}
+	}
+	if e := s.ends[0]; e.Res <= 0 || len(s.got) < 600 || len(s.got) > 1000 {
+		t.Fatalf("limited receive ended with %+v after %d bytes; want an end with bytes after 600 to 1000 of the 2500 sent", e, len(s.got))
+	}
+	s.ends = nil
+	r.GetSQE().PrepRecvMultishot(fd, br.Group(), 0, 0, 2)
+	for len(s.got) < len(want) {
+		for _, c := range reap(t, r, 1) {
+			s.take(t, c)
+		}
+	}
+	if !bytes.Equal(s.got, want) {
+		t.Fatalf("after the limit and a new receive: %d bytes, not the 2500 sent in order", len(s.got))
+	}
+	if len(s.ends) != 0 {
+		t.Fatalf("the receive without a limit ended: %+v", s.ends)
+	}
+}
+
 // TestRecvENOBUFS runs a multishot receive dry: it ends with -ENOBUFS, the
 // data stays in the socket, and after new buffers and a new request every
 // byte arrives in order. Short reads (a bound per completion) split the
@@ -162,7 +215,7 @@ func TestRecvENOBUFS(t *testing.T) {
 	}
 	peer.Write(want)
 	time.Sleep(10 * time.Millisecond) // let it all arrive
-	r.GetSQE().PrepRecvMultishot(fd, br.Group(), 200, 1)
+	r.GetSQE().PrepRecvMultishot(fd, br.Group(), 200, 0, 1)
 	for len(s.ends) == 0 {
 		for _, c := range reap(t, r, 1) {
 			s.take(t, c)
@@ -183,7 +236,7 @@ func TestRecvENOBUFS(t *testing.T) {
 	br.Add(s.bufs[0], 0)
 	br.Add(s.bufs[1], 1)
 	br.Publish()
-	r.GetSQE().PrepRecvMultishot(fd, br.Group(), 200, 2)
+	r.GetSQE().PrepRecvMultishot(fd, br.Group(), 200, 0, 2)
 	for len(s.got) < len(want) {
 		for _, c := range reap(t, r, 1) {
 			s.take(t, c)
@@ -215,7 +268,7 @@ func TestCancelFD(t *testing.T) {
 	fd, _ := tcpPair(t)
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
 	big := make([]byte, 16<<20)
-	r.GetSQE().PrepRecvMultishot(fd, br.Group(), 0, 1)
+	r.GetSQE().PrepRecvMultishot(fd, br.Group(), 0, 0, 1)
 	r.GetSQE().PrepSend(fd, big, unix.MSG_WAITALL, 2) // waits for room the peer never makes
 	if _, err := r.Submit(); err != nil {
 		t.Fatal(err)

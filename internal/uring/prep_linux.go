@@ -30,12 +30,16 @@ func (s *SQE) PrepAcceptMultishot(fd int, flags uint32, userData uint64) {
 // one CQE per receive (Res: bytes, 0 at EOF, or -errno), until EOF, an
 // error, ENOBUFS (the group ran dry) or cancellation; CQEFMore is set
 // while it stays armed. max bounds the bytes of one CQE (0: no bound).
+// limit ends the receive once it has taken that many bytes (0: never), its
+// last CQE carrying bytes and no CQEFMore (IORING_RECV_MSHOT_LIM, Linux
+// 6.17; an older kernel fails the receive with EINVAL, as it fails a max).
 // io_uring_prep_recv_multishot(3), 6.0.
-func (s *SQE) PrepRecvMultishot(fd int, group uint16, max uint32, userData uint64) {
+func (s *SQE) PrepRecvMultishot(fd int, group uint16, max, limit uint32, userData uint64) {
 	s.Opcode, s.Fd, s.Len, s.UserData = OpRecv, int32(fd), max, userData
 	s.IOPrio = recvMultishot
 	s.Flags |= SQEBufferSelect
 	s.BufGroup = group
+	s.FileIndex = limit // optlen
 }
 
 // PrepRecv is one receive of up to len(p) bytes into p (p must stay valid

@@ -540,3 +540,50 @@ func TestURingLimitEndsReceive(t *testing.T) {
 	}
 	w.finish()
 }
+
+// TestURingRearmWithoutSQE: receives to arm again that find no SQE (the
+// kernel took none: a full SQ it would not accept) stay on the list, all
+// of them, and are armed once it takes SQEs again. (The first of them used
+// to be blanked before its arm failed: that connection was never armed
+// again, and the next attempt dereferenced the blank.)
+func TestURingRearmWithoutSQE(t *testing.T) {
+	w := newFakeWorld(t)
+	defer w.close()
+	w.u.recvLimit = 700
+	for range 3 {
+		w.open()
+	}
+	for i := range 3 {
+		w.step(1, byte(200+i)) // each sends more than its share (1,401 bytes and up)
+	}
+	w.turn()
+	u, l := w.u, w.l
+	if len(u.rearm) != 3 {
+		t.Fatalf("%d receives to arm again after the limit ended them, want 3", len(u.rearm))
+	}
+	u.ring.FakeStall(true)
+	for u.ring.GetSQE() != nil { // the SQ is full and the kernel takes none
+	}
+	u.armReceives(l)
+	if len(u.rearm) != 3 {
+		t.Fatalf("after arms that found no SQE: %d on the list, want 3", len(u.rearm))
+	}
+	for _, r := range u.rearm {
+		if r.c == nil {
+			t.Fatal("a blank entry on the list")
+		}
+	}
+	u.armReceives(l) // must not fault on the list
+	u.ring.FakeStall(false)
+	u.ring.SubmitAndWait(0, 0, uring.RawWait)
+	u.ring.TakeSubmitted() // the filler, never prepared: zero SQEs
+	for range 20 {
+		w.turn()
+	}
+	for _, fc := range w.conns {
+		if !bytes.Equal(fc.got, fc.in) {
+			t.Fatalf("conn %d: got %d of %d bytes", fc.fd, len(fc.got), len(fc.in))
+		}
+	}
+	w.finish()
+}

@@ -184,13 +184,16 @@ func (u *uringEngine) armReceives(l *Loop) {
 		return // still dry: the next batch's recycling brings some back
 	}
 	for i, r := range u.rearm {
-		u.rearm[i] = connRef{}
 		if r.live() && r.c.p.state&(uringArmed|uringDirect) == 0 && r.c.flags&fPeerEOF == 0 {
 			if !u.armRecv(r.c) {
-				u.rearm = append(u.rearm[:0], u.rearm[i:]...)
+				// No SQE: keep this one and the rest for the next turn.
+				n := copy(u.rearm, u.rearm[i:])
+				clear(u.rearm[n:])
+				u.rearm = u.rearm[:n]
 				return
 			}
 		}
+		u.rearm[i] = connRef{}
 	}
 	u.rearm = u.rearm[:0]
 }

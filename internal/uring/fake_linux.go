@@ -9,6 +9,7 @@ type fakeKernel struct {
 	sqHead, sqTail, sqFlags    uint32
 	cqHead, cqTail, cqOverflow uint32
 	submitted                  []SQE
+	stalled                    bool // takes no SQEs (FakeStall)
 	sqes                       []SQE
 	cqes                       []CQE
 }
@@ -27,6 +28,9 @@ func NewFake(sq, cq int) *Ring {
 
 // enter takes every published SQE, as a kernel would at submission.
 func (k *fakeKernel) enter() int {
+	if k.stalled {
+		return 0
+	}
 	n := 0
 	for ; k.sqHead != k.sqTail; k.sqHead++ {
 		k.submitted = append(k.submitted, k.sqes[k.sqHead&uint32(len(k.sqes)-1)])
@@ -34,6 +38,10 @@ func (k *fakeKernel) enter() int {
 	}
 	return n
 }
+
+// FakeStall makes a fake ring's Enters take no SQEs (as a kernel that
+// fails a submission with EBUSY or EAGAIN), until called with false.
+func (r *Ring) FakeStall(stall bool) { r.fake.stalled = stall }
 
 // TakeSubmitted returns the SQEs a fake ring's Enters took since the last
 // call, in order.

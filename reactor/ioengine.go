@@ -66,7 +66,8 @@ const (
 	uringBufSize = 64 << 10 // bytes each: 4 MiB per loop
 	// uringRecvLimit is what a connection's multishot receive takes
 	// before it ends and is armed again, the next turn: a turn's share, a
-	// read buffer's worth as an epoll loop reads. Without it one enter
+	// read buffer's worth as an epoll loop reads (the receive that reaches
+	// it may take the rest of its buffer too: up to twice this). Without it one enter
 	// fills every provided buffer from a few flooding clients (the
 	// kernel receives up to 32 times per wakeup), the receives of the
 	// others end with ENOBUFS, and a turn lasts as long as handling 4 MiB

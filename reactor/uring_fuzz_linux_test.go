@@ -587,3 +587,26 @@ func TestURingRearmWithoutSQE(t *testing.T) {
 	}
 	w.finish()
 }
+
+// TestURingLimitTrustedOnceItWorks: once a receive armed with the limit
+// has brought bytes, the kernel takes the limit, and a later EINVAL is an
+// error of that connection (closed), not a reason to drop the limit.
+func TestURingLimitTrustedOnceItWorks(t *testing.T) {
+	w := newFakeWorld(t)
+	defer w.close()
+	w.u.recvLimit = 700
+	w.open()
+	w.step(1, 200) // 1,401 bytes: the limit ends the receive
+	w.turn()
+	fc := w.conns[0]
+	if len(fc.got) == 0 || !w.u.limitWorks {
+		t.Fatalf("a limited receive brought %d bytes, limitWorks %v", len(fc.got), w.u.limitWorks)
+	}
+	w.refuseLimit = true // the re-arm fails with EINVAL
+	w.turn()
+	w.turn()
+	if w.u.recvLimit != 700 || !fc.c.Closed() {
+		t.Fatalf("after an EINVAL: limit %d, connection closed %v; want 700 and closed", w.u.recvLimit, fc.c.Closed())
+	}
+	w.finish()
+}

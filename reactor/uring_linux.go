@@ -54,7 +54,8 @@ type uringEngine struct {
 	cur     []byte // the buffer being delivered (stable until its epoch ends)
 	curBI   int    // its ID, -1 when none
 
-	recvLimit uint32 // bytes a receive takes before it ends (uringRecvLimit; 0: the kernel refuses a limit)
+	recvLimit  uint32 // bytes a receive takes before it ends (uringRecvLimit; 0: the kernel refuses a limit)
+	limitWorks bool   // a receive armed with the limit brought bytes: the kernel takes it
 
 	acceptArmed bool // a multishot accept is in flight
 	acceptOff   bool // accepting paused or stopped: do not re-arm

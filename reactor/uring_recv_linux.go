@@ -35,9 +35,11 @@ import (
 // a fresh slot in its place.
 //
 // A receive ends once it has taken uringRecvLimit bytes, and is armed
-// again the next turn (armReceives), so that one turn takes at most that
-// from each connection, as an epoll turn reads a buffer's worth: a flooding
-// client cannot take every buffer in one enter.
+// again the next turn (armReceives), so that one turn takes about that
+// from each connection (at most the rest of the buffer the last receive
+// took from as well: without bundles a receive is not cut at the limit),
+// as an epoll turn reads a buffer's worth: a flooding client cannot take
+// every buffer in one enter.
 //
 // When the ring is empty, a multishot receive ends with ENOBUFS and its
 // bytes stay in the socket: the connection is armed again once buffers are
@@ -229,6 +231,9 @@ func (u *uringEngine) recvDone(l *Loop, c *Conn, cqe *uring.CQE) {
 	}
 	switch res := cqe.Res; {
 	case res > 0 && bid >= 0:
+		if c.p.state&uringLimited != 0 {
+			u.limitWorks = true
+		}
 		u.deliver(l, c, bid, data)
 	case res == 0:
 		c.peerEOF()
@@ -237,9 +242,11 @@ func (u *uringEngine) recvDone(l *Loop, c *Conn, cqe *uring.CQE) {
 		count(&l.stats.NoBuffers, 1)
 	case res == -int32(unix.ECANCELED):
 		// directStart cancelled it: armed again when the direct reads end.
-	case res == -int32(unix.EINVAL) && c.p.state&uringLimited != 0:
+	case res == -int32(unix.EINVAL) && c.p.state&uringLimited != 0 && !u.limitWorks:
 		// A kernel before 6.17 refuses the limit: arm without it (the
-		// receives armed with it in the same turn fail too).
+		// receives armed with it in the same turn fail too). Once a
+		// limited receive has brought bytes, the kernel takes the limit
+		// and an EINVAL is an error like any other.
 		if u.recvLimit != 0 {
 			l.log.Info("reactor: io_uring receives without a limit per turn", "loop", l.idx,
 				"why", "the kernel refuses IORING_RECV_MSHOT_LIM (Linux 6.17)")
@@ -303,7 +310,7 @@ func (u *uringEngine) directStart(c *Conn) {
 		}
 		s.PrepCancel(uringOp(udRecv, c), 0, uringOp(udDirectCancel, c))
 		c.p.ops++
-	} // else it ended already (ENOBUFS): armReceives leaves it alone meanwhile
+	} // else it ended already (ENOBUFS, its limit): armReceives leaves it alone meanwhile
 	c.p.state |= uringDirect
 	u.direct = append(u.direct, connRef{c, c.gen})
 }

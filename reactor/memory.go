@@ -260,9 +260,11 @@ func (l *Loop) leaveRegion(r *region) {
 }
 
 // keepRegion caches a region nobody holds any more, or frees it when the
-// cache is full.
+// cache is full, or when the engine's regions are half of maxRegions (the
+// caches of many loops must not leave live large buffers to the heap).
 func (l *Loop) keepRegion(r *region) {
-	if len(l.regions) >= regionCache || l.spareBytes+r.hw > l.spareLimit() || l.closed.Load() || l.short() {
+	if len(l.regions) >= regionCache || l.spareBytes+r.hw > l.spareLimit() || l.closed.Load() || l.short() ||
+		l.e.regions.Load() > maxRegions/2 {
 		l.dropRegion(r)
 		return
 	}

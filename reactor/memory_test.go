@@ -208,3 +208,36 @@ func TestEmptyScansBounded(t *testing.T) {
 		l.leave(c)
 	}
 }
+
+// TestRegionCache: a loop keeps up to regionCache freed regions for reuse
+// (it frees the rest), and none once the engine's regions are half of
+// maxRegions, so that the caches of many loops never leave live large
+// buffers without a region.
+func TestRegionCache(t *testing.T) {
+	e, l := memEngine(t, 0)
+	defer l.trimSpare(true)
+	var live []*region
+	for range regionCache + 6 {
+		r := l.takeRegion(256 << 10)
+		require.NotNil(t, r)
+		live = append(live, r)
+	}
+	for _, r := range live {
+		l.keepRegion(r)
+	}
+	require.Len(t, l.regions, regionCache, "regions kept of %d freed", len(live))
+	require.EqualValues(t, regionCache, e.regions.Load(), "regions mapped: the cache's, the rest unmapped")
+
+	// Reused, not mapped anew.
+	r := l.takeRegion(256 << 10)
+	require.Len(t, l.regions, regionCache-1)
+	require.EqualValues(t, regionCache, e.regions.Load())
+
+	// Past half of maxRegions over the engine, a freed region is unmapped.
+	l.trimSpare(true)
+	e.regions.Add(maxRegions / 2)
+	l.keepRegion(r)
+	e.regions.Add(-maxRegions / 2)
+	require.Empty(t, l.regions)
+	require.Zero(t, e.regions.Load())
+}

@@ -28,7 +28,9 @@ import (
 //     slots of the loop's node-bound huge-page pool, consumed incrementally
 //     (IOU_PBUF_RING_INC), so the kernel writes straight into pool memory,
 //     small receives of many connections share a buffer, and a connection
-//     costs no receive buffer while it is idle (uring_recv_linux.go);
+//     costs no receive buffer while it is idle; it ends after a turn's
+//     share (uringRecvLimit) and is armed again for the next turn, so
+//     that a flooding client cannot take every buffer (uring_recv_linux.go);
 //   - per connection with replies, one send per turn of the turn's
 //     gathered buffers, with MSG_DONTWAIT so that it completes inside the
 //     submitting io_uring_enter, short or not (uring_send_linux.go);

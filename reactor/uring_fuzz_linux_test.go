@@ -484,16 +484,24 @@ func (w *fakeWorld) close() {
 	}
 }
 
+// limitedWorld is a fake world with n connections open whose receives
+// end after limit bytes.
+func limitedWorld(t *testing.T, n int, limit uint32) *fakeWorld {
+	w := newFakeWorld(t)
+	t.Cleanup(w.close)
+	w.u.recvLimit = limit
+	for range n {
+		w.open()
+	}
+	return w
+}
+
 // TestURingLimitRefused: on a kernel that refuses a receive's limit
 // (before 6.17), every receive armed with it fails with EINVAL, and each
 // connection is armed again without it, none closed and no byte lost.
 func TestURingLimitRefused(t *testing.T) {
-	w := newFakeWorld(t)
-	defer w.close()
+	w := limitedWorld(t, 3, uringRecvLimit)
 	w.refuseLimit = true
-	for range 3 {
-		w.open()
-	}
 	for i := range 3 {
 		w.step(1, byte(i)) // each peer sends
 	}
@@ -515,10 +523,7 @@ func TestURingLimitRefused(t *testing.T) {
 // armed again at the next turn, so a peer that sends more than a turn's
 // share gets it all through, in order, one share a turn.
 func TestURingLimitEndsReceive(t *testing.T) {
-	w := newFakeWorld(t)
-	defer w.close()
-	w.u.recvLimit = 700
-	w.open()
+	w := limitedWorld(t, 1, 700)
 	fc := w.conns[0]
 	for range 3 {
 		w.step(1, 255) // 1,786 bytes each
@@ -547,12 +552,7 @@ func TestURingLimitEndsReceive(t *testing.T) {
 // to be blanked before its arm failed: that connection was never armed
 // again, and the next attempt dereferenced the blank.)
 func TestURingRearmWithoutSQE(t *testing.T) {
-	w := newFakeWorld(t)
-	defer w.close()
-	w.u.recvLimit = 700
-	for range 3 {
-		w.open()
-	}
+	w := limitedWorld(t, 3, 700)
 	for i := range 3 {
 		w.step(1, byte(200+i)) // each sends more than its share (1,401 bytes and up)
 	}
@@ -592,10 +592,7 @@ func TestURingRearmWithoutSQE(t *testing.T) {
 // has brought bytes, the kernel takes the limit, and a later EINVAL is an
 // error of that connection (closed), not a reason to drop the limit.
 func TestURingLimitTrustedOnceItWorks(t *testing.T) {
-	w := newFakeWorld(t)
-	defer w.close()
-	w.u.recvLimit = 700
-	w.open()
+	w := limitedWorld(t, 1, 700)
 	w.step(1, 200) // 1,401 bytes: the limit ends the receive
 	w.turn()
 	fc := w.conns[0]

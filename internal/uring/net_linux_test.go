@@ -91,19 +91,27 @@ func (s *recvState) take(t *testing.T, c CQE) {
 	}
 }
 
-func TestRecvMultishotIncremental(t *testing.T) {
-	r := newRing(t, 8, nil)
-	br, err := r.RegisterBufRing(4, 7, PbufRingInc)
+// incRing registers an incremental buffer ring of group on r with four
+// buffers of 1,000 bytes, and the state that follows its receives.
+func incRing(t *testing.T, r *Ring, group uint16) (*BufRing, *recvState) {
+	t.Helper()
+	br, err := r.RegisterBufRing(4, group, PbufRingInc)
 	if err != nil {
 		t.Skipf("incremental buffer rings unavailable (6.12): %v", err)
 	}
-	defer br.Unregister()
+	t.Cleanup(func() { br.Unregister() })
 	s := &recvState{off: make([]int, 4)}
 	for i := range 4 {
 		s.bufs = append(s.bufs, make([]byte, 1000))
 		br.Add(s.bufs[i], uint16(i))
 	}
 	br.Publish()
+	return br, s
+}
+
+func TestRecvMultishotIncremental(t *testing.T) {
+	r := newRing(t, 8, nil)
+	br, s := incRing(t, r, 7)
 	fd, peer := tcpPair(t)
 	r.GetSQE().PrepRecvMultishot(fd, br.Group(), 0, 0, 5)
 	if _, err := r.Submit(); err != nil {
@@ -143,17 +151,7 @@ func TestRecvMultishotIncremental(t *testing.T) {
 // next receive. The reactor gives each connection a turn's share so.
 func TestRecvLimit(t *testing.T) {
 	r := newRing(t, 8, nil)
-	br, err := r.RegisterBufRing(4, 9, PbufRingInc)
-	if err != nil {
-		t.Skipf("incremental buffer rings unavailable (6.12): %v", err)
-	}
-	defer br.Unregister()
-	s := &recvState{off: make([]int, 4)}
-	for i := range 4 {
-		s.bufs = append(s.bufs, make([]byte, 1000))
-		br.Add(s.bufs[i], uint16(i))
-	}
-	br.Publish()
+	br, s := incRing(t, r, 9)
 	fd, peer := tcpPair(t)
 	want := make([]byte, 2500)
 	for i := range want {

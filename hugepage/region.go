@@ -32,9 +32,10 @@ import (
 // docs/MEMORY.md) at the price of backing memory in 2 MiB steps. Backed says
 // how much memory a given length holds, for budgets.
 //
-// Platforms: Linux maps anonymous memory with MAP_NORESERVE, which the
-// kernel backs page by page on first touch (placed on the node of the CPU
-// that touches it, the loop's); Windows reserves with VirtualAlloc
+// Platforms: Linux maps anonymous memory with MAP_NORESERVE, and Commit
+// backs the pages a write is about to fill in one MADV_POPULATE_WRITE
+// (placed on the node of the CPU that commits, the loop's; page by page on
+// first touch where the kernel lacks it); Windows reserves with VirtualAlloc
 // (MEM_RESERVE) and Commit commits in RegionCommitStep steps (MEM_COMMIT),
 // preferring the region's node; elsewhere a region is a Go heap slice.
 //
@@ -46,7 +47,7 @@ type Region struct {
 	mem       []byte // the reservation; len == cap
 	node      int    // preferred node (Windows); -1 none
 	huge      bool   // past RegionPlainBytes the kernel was asked for huge pages
-	committed int    // Windows: bytes committed from the start
+	committed int    // bytes committed from the start (Linux: populated)
 	refs      atomic.Int32
 	freed     bool
 }
@@ -85,10 +86,12 @@ func (r *Region) Cap() int { return len(r.mem) }
 func (r *Region) Bytes() []byte { return r.mem }
 
 // Commit makes the first n bytes writable; it must be called before
-// writing past what was committed before. On Linux it does nothing (the
-// kernel backs pages on first touch); on Windows it commits in
-// RegionCommitStep steps and fails when the system's commit limit is
-// reached.
+// writing past what was committed before. On Linux it backs their pages
+// in one system call (MADV_POPULATE_WRITE) rather than a fault per page
+// on first touch, and fails when the kernel has no memory for them; on
+// Windows it commits in RegionCommitStep steps and fails when the
+// system's commit limit is reached. Either way the memory is held from
+// then on, and Backed(n) counts it.
 func (r *Region) Commit(n int) error {
 	if n > len(r.mem) {
 		return fmt.Errorf("hugepage: commit %d bytes of a %d-byte region", n, len(r.mem))

@@ -2,6 +2,7 @@ package hugepage
 
 import (
 	"os"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -34,8 +35,35 @@ func (r *Region) reserve(size int) error {
 	return nil
 }
 
-// commit has nothing to do: pages are backed as they are written.
-func (r *Region) commit(int) error { return nil }
+// commit backs the pages the first n bytes will use (as Backed counts
+// them) before anything writes there, with one MADV_POPULATE_WRITE (Linux
+// 5.14) for the pages not backed yet: a page the kernel backs on first
+// touch costs a fault each, and a fault costs far more than populating
+// the page in a batch (on the paravirtualized machines of our benchmarks
+// 10-12 µs against 0.6 µs a page; on bare metal the ratio is smaller but
+// the same way). ENOMEM refuses the commit, which the caller turns into a
+// refusal of the bytes rather than a process the kernel kills on touch. A
+// kernel without MADV_POPULATE_WRITE (EINVAL) leaves every region to
+// faults, as before.
+func (r *Region) commit(n int) error {
+	to := r.Backed(n)
+	if to <= r.committed || populateRefused.Load() {
+		return nil
+	}
+	switch err := unix.Madvise(r.mem[r.committed:to], madvPopulateWrite); err {
+	case nil:
+		r.committed = to
+	case unix.ENOMEM:
+		return os.NewSyscallError("madvise MADV_POPULATE_WRITE", err)
+	case unix.EINVAL, unix.ENOSYS, unix.EPERM:
+		populateRefused.Store(true)
+	} // else (EINTR, EFAULT, EHWPOISON): the pages are faulted in as written
+	return nil
+}
+
+// populateRefused is set once the kernel refused MADV_POPULATE_WRITE:
+// regions are then backed page by page as written.
+var populateRefused atomic.Bool
 
 func (r *Region) backed(n int) int {
 	if !r.huge || n <= RegionPlainBytes {
@@ -47,6 +75,7 @@ func (r *Region) backed(n int) int {
 // decommit drops the pages with MADV_DONTNEED: the memory goes back to the
 // system at once (RSS falls) and the range reads as zeros afterwards.
 func (r *Region) decommit(from int) error {
+	r.committed = min(r.committed, from)
 	return os.NewSyscallError("madvise MADV_DONTNEED", unix.Madvise(r.mem[from:], unix.MADV_DONTNEED))
 }
 

@@ -1,6 +1,7 @@
 package hugepage
 
 import (
+	"os"
 	"testing"
 	"unsafe"
 )
@@ -52,5 +53,95 @@ func TestRegionPaysForWhatIsWritten(t *testing.T) {
 	}
 	if b[5] != 0 {
 		t.Fatal("decommitted bytes do not read as zero")
+	}
+}
+
+// TestRegionCommitBacksPages: Commit backs the pages it is asked for at
+// once (MADV_POPULATE_WRITE) and no more than Backed counts, again after a
+// Decommit; with the kernel refusing it, the pages are left to faults.
+func TestRegionCommitBacksPages(t *testing.T) {
+	r, err := Reserve(4<<20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Free()
+	plain := unsafe.Pointer(&r.Bytes()[0])
+	const n = 100 << 10
+	if err := r.Commit(n); err != nil {
+		t.Fatal(err)
+	}
+	if populateRefused.Load() {
+		t.Skip("skipped: this kernel refuses MADV_POPULATE_WRITE (Linux 5.14); regions are backed as written")
+	}
+	if got := rss(t, plain); got < n || got > r.Backed(n) {
+		t.Fatalf("Commit(%d) backs %d bytes, want %d to %d", n, got, n, r.Backed(n))
+	}
+	if err := r.Commit(n / 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := rss(t, plain); got > r.Backed(n) {
+		t.Fatalf("a smaller Commit backs more: %d bytes", got)
+	}
+	if err := r.Decommit(0); err != nil {
+		t.Fatal(err)
+	}
+	if got := rss(t, plain); got != 0 {
+		t.Fatalf("after Decommit the region holds %d bytes", got)
+	}
+	if err := r.Commit(n); err != nil {
+		t.Fatal(err)
+	}
+	if got := rss(t, plain); got < n {
+		t.Fatalf("Commit after Decommit backs %d bytes, want %d", got, n)
+	}
+
+	populateRefused.Store(true)
+	defer populateRefused.Store(false)
+	r2, err := Reserve(4<<20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Free()
+	if err := r2.Commit(n); err != nil {
+		t.Fatal(err)
+	}
+	if got := rss(t, unsafe.Pointer(&r2.Bytes()[0])); got != 0 {
+		t.Fatalf("without MADV_POPULATE_WRITE Commit backs %d bytes, want none (faults)", got)
+	}
+}
+
+// BenchmarkRegionFirstWrite is the cost of writing 1 MiB of a region whose
+// pages are not backed yet: faulted in page by page as written, or backed
+// by Commit first. ns/page is the number to compare.
+func BenchmarkRegionFirstWrite(b *testing.B) {
+	for _, populate := range []bool{false, true} {
+		name := "fault"
+		if populate {
+			name = "commit"
+		}
+		b.Run(name, func(b *testing.B) {
+			const size = 1 << 20
+			r, err := Reserve(size, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Free()
+			mem := r.Bytes()[:size]
+			page := os.Getpagesize()
+			for b.Loop() {
+				if err := r.Decommit(0); err != nil {
+					b.Fatal(err)
+				}
+				if populate {
+					if err := r.Commit(size); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for i := 0; i < size; i += page {
+					mem[i] = 1
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size/page), "ns/page")
+		})
 	}
 }

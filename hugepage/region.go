@@ -32,10 +32,9 @@ import (
 // docs/MEMORY.md) at the price of backing memory in 2 MiB steps. Backed says
 // how much memory a given length holds, for budgets.
 //
-// Platforms: Linux maps anonymous memory with MAP_NORESERVE, and Commit
-// backs the pages a write is about to fill in one MADV_POPULATE_WRITE
-// (placed on the node of the CPU that commits, the loop's; page by page on
-// first touch where the kernel lacks it); Windows reserves with VirtualAlloc
+// Platforms: Linux maps anonymous memory with MAP_NORESERVE, which the
+// kernel backs page by page on first touch (placed on the node of the CPU
+// that touches it, the loop's); Windows reserves with VirtualAlloc
 // (MEM_RESERVE) and Commit commits in RegionCommitStep steps (MEM_COMMIT),
 // preferring the region's node; elsewhere a region is a Go heap slice.
 //
@@ -47,7 +46,7 @@ type Region struct {
 	mem       []byte // the reservation; len == cap
 	node      int    // preferred node (Windows); -1 none
 	huge      bool   // past RegionPlainBytes the kernel was asked for huge pages
-	committed int    // bytes committed from the start (Linux: populated)
+	committed int    // bytes committed from the start (Windows), backed by Prefault (Linux)
 	refs      atomic.Int32
 	freed     bool
 }
@@ -86,17 +85,31 @@ func (r *Region) Cap() int { return len(r.mem) }
 func (r *Region) Bytes() []byte { return r.mem }
 
 // Commit makes the first n bytes writable; it must be called before
-// writing past what was committed before. On Linux it backs their pages
-// in one system call (MADV_POPULATE_WRITE) rather than a fault per page
-// on first touch, and fails when the kernel has no memory for them; on
-// Windows it commits in RegionCommitStep steps and fails when the
-// system's commit limit is reached. Either way the memory is held from
-// then on, and Backed(n) counts it.
+// writing past what was committed before. On Linux it does nothing (the
+// kernel backs pages on first touch); on Windows it commits in
+// RegionCommitStep steps and fails when the system's commit limit is
+// reached.
 func (r *Region) Commit(n int) error {
 	if n > len(r.mem) {
 		return fmt.Errorf("hugepage: commit %d bytes of a %d-byte region", n, len(r.mem))
 	}
 	return r.commit(n)
+}
+
+// Prefault backs the pages of the first n bytes (committed) that are not
+// backed yet, before something writes there: on Linux with one
+// MADV_POPULATE_WRITE, where the kernel would otherwise fault each page in
+// as it is first written, and a fault costs many times more than
+// populating the page in a batch (docs/MEMORY.md has the figures). A hint:
+// the pages are backed as written where the platform lacks it, or when it
+// fails (the error says why); nothing past roundUp(n, page size) is
+// backed, so in the huge-page part a write backs no more than it would
+// have.
+func (r *Region) Prefault(n int) error {
+	if n > len(r.mem) {
+		return fmt.Errorf("hugepage: prefault %d bytes of a %d-byte region", n, len(r.mem))
+	}
+	return r.prefault(n)
 }
 
 // Backed is how many bytes of memory the region holds once its first n

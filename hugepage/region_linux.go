@@ -35,35 +35,8 @@ func (r *Region) reserve(size int) error {
 	return nil
 }
 
-// commit backs the pages the first n bytes will use (as Backed counts
-// them) before anything writes there, with one MADV_POPULATE_WRITE (Linux
-// 5.14) for the pages not backed yet: a page the kernel backs on first
-// touch costs a fault each, and a fault costs far more than populating
-// the page in a batch (on the paravirtualized machines of our benchmarks
-// 10-12 µs against 0.6 µs a page; on bare metal the ratio is smaller but
-// the same way). ENOMEM refuses the commit, which the caller turns into a
-// refusal of the bytes rather than a process the kernel kills on touch. A
-// kernel without MADV_POPULATE_WRITE (EINVAL) leaves every region to
-// faults, as before.
-func (r *Region) commit(n int) error {
-	to := r.Backed(n)
-	if to <= r.committed || populateRefused.Load() {
-		return nil
-	}
-	switch err := unix.Madvise(r.mem[r.committed:to], madvPopulateWrite); err {
-	case nil:
-		r.committed = to
-	case unix.ENOMEM:
-		return os.NewSyscallError("madvise MADV_POPULATE_WRITE", err)
-	case unix.EINVAL, unix.ENOSYS, unix.EPERM:
-		populateRefused.Store(true)
-	} // else (EINTR, EFAULT, EHWPOISON): the pages are faulted in as written
-	return nil
-}
-
-// populateRefused is set once the kernel refused MADV_POPULATE_WRITE:
-// regions are then backed page by page as written.
-var populateRefused atomic.Bool
+// commit has nothing to do: pages are backed as they are written.
+func (r *Region) commit(int) error { return nil }
 
 func (r *Region) backed(n int) int {
 	if !r.huge || n <= RegionPlainBytes {
@@ -71,6 +44,28 @@ func (r *Region) backed(n int) int {
 	}
 	return RegionPlainBytes + roundUp(n-RegionPlainBytes, hugeSize)
 }
+
+// prefault backs the pages of the first n bytes that are not backed yet
+// with one MADV_POPULATE_WRITE (Linux 5.14); r.committed marks how far.
+// A kernel without it (EINVAL) leaves every region to page faults.
+func (r *Region) prefault(n int) error {
+	to := min(roundUp(n, os.Getpagesize()), len(r.mem))
+	if to <= r.committed || populateRefused.Load() {
+		return nil
+	}
+	err := unix.Madvise(r.mem[r.committed:to], madvPopulateWrite)
+	switch err {
+	case nil:
+		r.committed = to
+		return nil
+	case unix.EINVAL:
+		populateRefused.Store(true)
+	}
+	return os.NewSyscallError("madvise MADV_POPULATE_WRITE", err)
+}
+
+// populateRefused is set once the kernel refused MADV_POPULATE_WRITE.
+var populateRefused atomic.Bool
 
 // decommit drops the pages with MADV_DONTNEED: the memory goes back to the
 // system at once (RSS falls) and the range reads as zeros afterwards.

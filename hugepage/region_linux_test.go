@@ -1,9 +1,12 @@
 package hugepage
 
 import (
+	"fmt"
 	"os"
 	"testing"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // rss is the resident memory of the mapping holding addr, from smaps.
@@ -56,31 +59,33 @@ func TestRegionPaysForWhatIsWritten(t *testing.T) {
 	}
 }
 
-// TestRegionCommitBacksPages: Commit backs the pages it is asked for at
-// once (MADV_POPULATE_WRITE) and no more than Backed counts, again after a
-// Decommit; with the kernel refusing it, the pages are left to faults.
-func TestRegionCommitBacksPages(t *testing.T) {
+// TestRegionPrefault: Prefault backs the pages it is asked for at once
+// (MADV_POPULATE_WRITE) and no more than the page-rounded length, again
+// after a Decommit; with the kernel refusing it, the pages are left to
+// faults.
+func TestRegionPrefault(t *testing.T) {
 	r, err := Reserve(4<<20, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Free()
 	plain := unsafe.Pointer(&r.Bytes()[0])
-	const n = 100 << 10
-	if err := r.Commit(n); err != nil {
+	const n = 100<<10 + 1
+	if err := r.Prefault(n); err != nil {
+		if kernelAtLeast(5, 14) {
+			t.Fatalf("Prefault on a kernel with MADV_POPULATE_WRITE: %v", err)
+		}
+		t.Skipf("skipped: this kernel (before 5.14) refuses MADV_POPULATE_WRITE (%v); regions are backed as written", err)
+	}
+	want := roundUp(n, os.Getpagesize())
+	if got := rss(t, plain); got != want {
+		t.Fatalf("Prefault(%d) backs %d bytes, want %d", n, got, want)
+	}
+	if err := r.Prefault(n / 2); err != nil {
 		t.Fatal(err)
 	}
-	if populateRefused.Load() {
-		t.Skip("skipped: this kernel refuses MADV_POPULATE_WRITE (Linux 5.14); regions are backed as written")
-	}
-	if got := rss(t, plain); got < n || got > r.Backed(n) {
-		t.Fatalf("Commit(%d) backs %d bytes, want %d to %d", n, got, n, r.Backed(n))
-	}
-	if err := r.Commit(n / 2); err != nil {
-		t.Fatal(err)
-	}
-	if got := rss(t, plain); got > r.Backed(n) {
-		t.Fatalf("a smaller Commit backs more: %d bytes", got)
+	if got := rss(t, plain); got != want {
+		t.Fatalf("a smaller Prefault changed what is backed: %d bytes", got)
 	}
 	if err := r.Decommit(0); err != nil {
 		t.Fatal(err)
@@ -88,11 +93,14 @@ func TestRegionCommitBacksPages(t *testing.T) {
 	if got := rss(t, plain); got != 0 {
 		t.Fatalf("after Decommit the region holds %d bytes", got)
 	}
-	if err := r.Commit(n); err != nil {
+	if err := r.Prefault(n); err != nil {
 		t.Fatal(err)
 	}
-	if got := rss(t, plain); got < n {
-		t.Fatalf("Commit after Decommit backs %d bytes, want %d", got, n)
+	if got := rss(t, plain); got != want {
+		t.Fatalf("Prefault after Decommit backs %d bytes, want %d", got, want)
+	}
+	if err := r.Prefault(r.Cap() + 1); err == nil {
+		t.Fatal("Prefault past the region's end: no error")
 	}
 
 	populateRefused.Store(true)
@@ -102,22 +110,36 @@ func TestRegionCommitBacksPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r2.Free()
-	if err := r2.Commit(n); err != nil {
+	if err := r2.Prefault(n); err != nil {
 		t.Fatal(err)
 	}
 	if got := rss(t, unsafe.Pointer(&r2.Bytes()[0])); got != 0 {
-		t.Fatalf("without MADV_POPULATE_WRITE Commit backs %d bytes, want none (faults)", got)
+		t.Fatalf("without MADV_POPULATE_WRITE Prefault backs %d bytes, want none (faults)", got)
 	}
+}
+
+// kernelAtLeast reports whether the running kernel's release is at least
+// major.minor.
+func kernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 // BenchmarkRegionFirstWrite is the cost of writing 1 MiB of a region whose
 // pages are not backed yet: faulted in page by page as written, or backed
-// by Commit first. ns/page is the number to compare.
+// by Prefault first. ns/page is the number to compare.
 func BenchmarkRegionFirstWrite(b *testing.B) {
-	for _, populate := range []bool{false, true} {
+	for _, prefault := range []bool{false, true} {
 		name := "fault"
-		if populate {
-			name = "commit"
+		if prefault {
+			name = "prefault"
 		}
 		b.Run(name, func(b *testing.B) {
 			const size = 1 << 20
@@ -126,14 +148,19 @@ func BenchmarkRegionFirstWrite(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer r.Free()
+			if prefault {
+				if err := r.Prefault(size); err != nil {
+					b.Skipf("skipped: Prefault: %v", err)
+				}
+			}
 			mem := r.Bytes()[:size]
 			page := os.Getpagesize()
 			for b.Loop() {
 				if err := r.Decommit(0); err != nil {
 					b.Fatal(err)
 				}
-				if populate {
-					if err := r.Commit(size); err != nil {
+				if prefault {
+					if err := r.Prefault(size); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -7,6 +7,7 @@ package hugepage
 
 func (r *Region) reserve(size int) error { r.mem = make([]byte, size); return nil }
 func (r *Region) commit(int) error       { return nil }
+func (r *Region) prefault(int) error     { return nil }
 func (r *Region) backed(int) int         { return len(r.mem) }
 func (r *Region) decommit(int) error     { return nil }
 func (r *Region) free([]byte) error      { return nil }

@@ -38,6 +38,10 @@ func (r *Region) commit(n int) error {
 	return nil
 }
 
+// prefault has nothing to do: committed pages are backed on first touch,
+// and Windows has no call that backs them in advance.
+func (r *Region) prefault(int) error { return nil }
+
 // backed counts committed memory: what Commit took for n bytes.
 func (r *Region) backed(n int) int { return roundUp(n, RegionCommitStep) }
 

@@ -17,7 +17,9 @@ import (
 //
 // Growing never runs ahead of the bytes: Grow makes room for bytes that
 // are about to be written, and a large buffer is a region (address space
-// for the whole message) that is charged only as Extend or Append fill it.
+// for the whole message) that is charged only as Extend or Append fill it
+// (Prefault backs a read's target just before the read: the engine counts
+// those pages at once, the connection as its bytes come).
 type Buf struct {
 	b []byte          // len = bytes held
 	h hugepage.Buffer // the pool buffer behind b, if any
@@ -71,6 +73,21 @@ func (b *Buf) Grow(c *Conn, n, limit int) bool {
 // Spare returns the n bytes after the ones held, for a read to fill; Grow
 // must have made room for them. Extend then takes them in.
 func (b *Buf) Spare(n int) []byte { return b.b[len(b.b) : len(b.b)+n] }
+
+// Prefault backs the memory of the n bytes after the ones held before a
+// read fills them, where b is a region: in one system call instead of a
+// page fault per page (hugepage.Region.Prefault). Grow must have made room
+// for them. The engine counts those pages from here, whether or not the
+// bytes come; c is charged as they do (Extend). A direct read calls it for
+// its target, which is bounded by the read buffer and by what the message
+// has brought so far: a sender that stops holds at most twice what it sent,
+// the bound Backed's huge pages already allow.
+func (b *Buf) Prefault(c *Conn, n int) {
+	if b.r == nil || b.r.r.Prefault(len(b.b)+n) != nil {
+		return // nothing to do, or a hint the kernel did not take: the read faults them in
+	}
+	c.loop.heldRegion(b.r, len(b.b)+n)
+}
 
 // Extend takes in n bytes written into Spare.
 func (b *Buf) Extend(c *Conn, n int) {

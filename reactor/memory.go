@@ -190,21 +190,15 @@ func (l *Loop) takeRegion(size int) *region {
 }
 
 // commitRegion makes r writable up to need bytes, if the memory that
-// writing them would back is admitted. Commit backs it at once, so the
-// engine counts it from here; c is charged for it as it is written
-// (paidRegion).
+// writing them would back is admitted (it is charged as it is written:
+// paidRegion).
 func (l *Loop) commitRegion(c *Conn, r *region, need int) bool {
-	b := r.r.Backed(need)
-	if b > r.hw && !l.admitMemory(c, b-r.hw) {
+	if more := r.r.Backed(need) - r.hw; more > 0 && !l.admitMemory(c, more) {
 		return false
 	}
 	if err := r.r.Commit(need); err != nil {
 		count(&l.stats.MemRefused, 1)
 		return false
-	}
-	if b > r.hw {
-		l.e.mem.Add(int64(b - r.hw))
-		r.hw = b
 	}
 	return true
 }
@@ -217,7 +211,13 @@ func (l *Loop) paidRegion(c *Conn, r *region, n int) {
 		l.charge(c, int64(b-r.paid))
 		r.paid = b
 	}
-	if b > r.hw {
+	l.heldRegion(r, n)
+}
+
+// heldRegion counts in the engine the memory r's first n bytes hold, once
+// backed (written, or prefaulted ahead of a read).
+func (l *Loop) heldRegion(r *region, n int) {
+	if b := r.r.Backed(n); b > r.hw {
 		l.e.mem.Add(int64(b - r.hw))
 		r.hw = b
 	}

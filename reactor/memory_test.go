@@ -241,3 +241,36 @@ func TestRegionCache(t *testing.T) {
 	require.Empty(t, l.regions)
 	require.Zero(t, e.regions.Load())
 }
+
+// TestBufPrefault: a direct read's target, prefaulted, counts in the
+// engine's memory at once and is charged to the connection only as the
+// bytes come; freeing the buffer takes both back.
+func TestBufPrefault(t *testing.T) {
+	e, l := memEngine(t, 0)
+	defer l.trimSpare(true)
+	c := memConn(l, "192.0.2.7")
+	const frame = 1 << 20
+	var b Buf
+	require.True(t, b.Grow(c, regionStart, frame), "first slice")
+	require.NotNil(t, b.r, "a buffer that may grow to %d bytes is a region", frame)
+	b.Extend(c, regionStart)
+	engine0, conn0 := e.mem.Load(), c.mem.Load()
+	b0 := b.r.r.Backed(regionStart) // the first slice's, counted in engine0
+
+	const slice = 64 << 10
+	require.True(t, b.Grow(c, slice, frame))
+	b.Prefault(c, slice)
+	held := int64(b.r.r.Backed(regionStart+slice) - b.r.r.Backed(regionStart))
+	require.Positive(t, held)
+	require.Equal(t, engine0+held, e.mem.Load(), "the engine counts the prefaulted target")
+	require.Equal(t, conn0, c.mem.Load(), "the connection pays nothing before the bytes come")
+
+	b.Extend(c, slice/2)
+	require.EqualValues(t, b.r.r.Backed(regionStart+slice/2), c.mem.Load(), "charged as the bytes come")
+	require.Equal(t, engine0+held, e.mem.Load(), "counted once")
+
+	b.Free(c)
+	require.Zero(t, c.mem.Load())
+	l.trimSpare(true)
+	require.Equal(t, engine0-int64(b0), e.mem.Load(), "the region unmapped, nothing of it counted")
+}

@@ -88,6 +88,10 @@ func (h *engineHandler) ReadTarget(rc *reactor.Conn) []byte {
 	if !c.grow(n, c.ls.s.limits.Load()) {
 		return nil // no memory: the usual path refuses the message
 	}
+	// Back the target's pages in one go (a page fault each costs far more);
+	// no more than the message has brought, so a sender that stops holds
+	// at most twice what it sent.
+	in.buf.Prefault(rc, int(min(int64(n), in.size())))
 	return in.buf.Spare(n)
 }
 

@@ -39,7 +39,8 @@
 //	...                      // the queue's Release gives it back
 //
 // A Region (Reserve) is the other kind of memory here: address space
-// reserved for one large buffer and backed only where it is written, so
+// reserved for one large buffer and backed only where it is written (or
+// about to be: Prefault backs a read's target in one call), so
 // that a buffer can be sized for a whole 16 MiB frame from its header and
 // still cost only the bytes that arrived. Base pages back its first 2 MiB
 // and transparent huge pages the rest; Decommit gives the memory back and

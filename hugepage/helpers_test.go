@@ -45,3 +45,15 @@ func mustPanic(t *testing.T, f func()) (msg string) {
 	f()
 	return ""
 }
+
+// newRegion reserves a region of size bytes on node 0 for the test, freed
+// at cleanup.
+func newRegion(t testing.TB, size int) *Region {
+	t.Helper()
+	r, err := Reserve(size, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Free() })
+	return r
+}

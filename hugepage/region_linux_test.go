@@ -24,11 +24,7 @@ func rss(t *testing.T, addr unsafe.Pointer) int {
 // writing into the huge part takes whole huge pages (at most Backed), and
 // Decommit gives all of it back.
 func TestRegionPaysForWhatIsWritten(t *testing.T) {
-	r, err := Reserve(64<<20, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Free()
+	r := newRegion(t, 64<<20)
 	plain := unsafe.Pointer(&r.Bytes()[0])
 	huge := unsafe.Pointer(&r.Bytes()[RegionPlainBytes])
 	if n := rss(t, plain) + rss(t, huge); n != 0 {
@@ -64,11 +60,7 @@ func TestRegionPaysForWhatIsWritten(t *testing.T) {
 // after a Decommit; with the kernel refusing it, the pages are left to
 // faults.
 func TestRegionPrefault(t *testing.T) {
-	r, err := Reserve(4<<20, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Free()
+	r := newRegion(t, 4<<20)
 	plain := unsafe.Pointer(&r.Bytes()[0])
 	const n = 100<<10 + 1
 	if err := r.Prefault(n); err != nil {
@@ -105,11 +97,7 @@ func TestRegionPrefault(t *testing.T) {
 
 	populateRefused.Store(true)
 	defer populateRefused.Store(false)
-	r2, err := Reserve(4<<20, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r2.Free()
+	r2 := newRegion(t, 4<<20)
 	if err := r2.Prefault(n); err != nil {
 		t.Fatal(err)
 	}
@@ -143,11 +131,7 @@ func BenchmarkRegionFirstWrite(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			const size = 1 << 20
-			r, err := Reserve(size, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer r.Free()
+			r := newRegion(b, size)
 			if prefault {
 				if err := r.Prefault(size); err != nil {
 					b.Skipf("skipped: Prefault: %v", err)

@@ -22,11 +22,7 @@ func state(t *testing.T, p *byte) uint32 {
 // in RegionCommitStep steps from the start and Decommit gives the tail
 // back.
 func TestRegionCommitsInSteps(t *testing.T) {
-	r, err := Reserve(8<<20, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Free()
+	r := newRegion(t, 8<<20)
 	b := r.Bytes()
 	if s := state(t, &b[0]); s != windows.MEM_RESERVE {
 		t.Fatalf("fresh region: state %#x, want MEM_RESERVE", s)
